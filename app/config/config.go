@@ -1,0 +1,185 @@
+// Package config is Porthole's settings file: JSON in the user's config
+// directory, written atomically with mode 0600 (it may hold a password or a
+// token), validated on load with errors that name the field. A file that
+// cannot be read as a config is reported and set aside, never silently
+// overwritten.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"porthole/core"
+	"porthole/core/outbound"
+)
+
+// ErrInvalid wraps every validation error.
+var ErrInvalid = errors.New("invalid config")
+
+// Config is the user's settings. The JSON names are the file format.
+type Config struct {
+	Listen     string   `json:"listen"`
+	Mode       string   `json:"mode"`
+	Exit       string   `json:"exit,omitempty"`
+	TokenFile  string   `json:"token_file,omitempty"`
+	Bypass     []string `json:"bypass"`
+	Username   string   `json:"username,omitempty"`
+	Password   string   `json:"password,omitempty"`
+	LogLevel   string   `json:"log_level"`
+	History    int      `json:"history"`
+	StartProxy bool     `json:"start_proxy"`
+	// SystemProxy and StartAtLogin are read by the desktop app.
+	SystemProxy  bool `json:"system_proxy"`
+	StartAtLogin bool `json:"start_at_login"`
+}
+
+// Default is the configuration of a first start.
+func Default() Config {
+	return Config{
+		Listen:     core.DefaultListen,
+		Mode:       string(outbound.ModeDirect),
+		Bypass:     append([]string(nil), outbound.DefaultBypass...),
+		LogLevel:   "info",
+		History:    1000,
+		StartProxy: true,
+	}
+}
+
+// DefaultPath is config.json in the user's config directory.
+func DefaultPath() (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("finding the config directory: %w", err)
+	}
+	return filepath.Join(dir, "porthole", "config.json"), nil
+}
+
+// Validate checks every field and names the first wrong one.
+func (c Config) Validate() error {
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil || port == "" {
+		return fmt.Errorf("%w: listen: %q is not host:port", ErrInvalid, c.Listen)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("%w: listen: port %q: %w", ErrInvalid, port, err)
+	}
+	if host == "" {
+		return fmt.Errorf("%w: listen: %q has no host (use 127.0.0.1:PORT for this machine only)", ErrInvalid, c.Listen)
+	}
+	mode, err := outbound.ParseMode(c.Mode)
+	if err != nil {
+		return fmt.Errorf("%w: mode: %w", ErrInvalid, err)
+	}
+	if mode == outbound.ModeTunnel && c.Exit == "" {
+		return fmt.Errorf("%w: exit: tunnel mode needs an exit server URL", ErrInvalid)
+	}
+	if _, err := outbound.ParseBypass(c.Bypass); err != nil {
+		return fmt.Errorf("%w: bypass: %w", ErrInvalid, err)
+	}
+	if (c.Username == "") != (c.Password == "") {
+		return fmt.Errorf("%w: username and password: give both or neither", ErrInvalid)
+	}
+	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+		return fmt.Errorf("%w: log_level: %w", ErrInvalid, err)
+	}
+	if c.History < 0 || c.History > 100000 {
+		return fmt.Errorf("%w: history: %d is not between 0 and 100000", ErrInvalid, c.History)
+	}
+	return nil
+}
+
+// ParseLogLevel reads debug, info, warn or error.
+func ParseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log level %q is not debug, info, warn or error", s)
+}
+
+// Load reads path. A missing file gives the defaults. A file that is not
+// valid JSON or does not validate is renamed to path.broken-TIMESTAMP and
+// reported in the returned error together with the defaults, so the caller
+// can run and tell the user; the file is never overwritten in place.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Default(), nil
+	}
+	if err != nil {
+		return Default(), fmt.Errorf("reading config %s: %w", path, err)
+	}
+	cfg := Default()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err = dec.Decode(&cfg)
+	if err == nil {
+		err = cfg.Validate()
+	} else {
+		err = fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if err == nil {
+		return cfg, nil
+	}
+	aside := fmt.Sprintf("%s.broken-%s", path, time.Now().Format("20060102-150405"))
+	if rerr := os.Rename(path, aside); rerr != nil {
+		return Default(), fmt.Errorf("config %s: %w (and it could not be set aside: %w)", path, err, rerr)
+	}
+	return Default(), fmt.Errorf("config %s: %w; it was moved to %s and the defaults are used", path, err, aside)
+}
+
+// Save writes cfg to path atomically (temporary file, fsync, rename) with
+// mode 0600, creating the directory (0700) if needed.
+func Save(path string, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding config: %w", err)
+	}
+	data = append(data, '\n')
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating config directory: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".config-*.json")
+	if err != nil {
+		return fmt.Errorf("writing config: %w", err)
+	}
+	defer func() { _ = os.Remove(tmp.Name()) }() // fails harmlessly once renamed
+	if err := writeSynced(tmp, data); err != nil {
+		return fmt.Errorf("writing config: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing config: %w", err)
+	}
+	return nil
+}
+
+// writeSynced writes data with mode 0600, syncs and closes f.
+func writeSynced(f *os.File, data []byte) error {
+	err := f.Chmod(0o600)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
+}

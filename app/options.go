@@ -1,0 +1,119 @@
+// Package app is the desktop application without pixels: command line and
+// config, and the headless run (later: lifecycle, system proxy, autostart).
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"porthole/app/config"
+)
+
+// ErrHelp is returned by ParseArgs for -h/--help after printing the usage.
+var ErrHelp = flag.ErrHelp
+
+// Options is what the command line asks for, on top of the config file.
+type Options struct {
+	Headless   bool
+	Version    bool
+	ConfigPath string
+	Config     config.Config // the file's settings with the flags applied
+	// ConfigProblem is a config file that could not be used (it was set
+	// aside and the defaults apply); the caller tells the user.
+	ConfigProblem error
+}
+
+// ParseArgs reads the command line and the config file it names (or the
+// default one). Flags given explicitly override the file.
+func ParseArgs(args []string, stderr io.Writer) (Options, error) {
+	var o Options
+	fs := flag.NewFlagSet("porthole", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&o.Headless, "headless", false, "run the proxy core only, without the tray; logs go to stderr")
+	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
+	fs.StringVar(&o.ConfigPath, "config", "", "config file (default: the user config dir's porthole/config.json)")
+	listen := fs.String("listen", "", "address of the mixed HTTP/SOCKS5 port (default 127.0.0.1:8088)")
+	mode := fs.String("mode", "", "direct or tunnel")
+	exit := fs.String("exit", "", "exit server URL for tunnel mode, wss://host/porthole")
+	tokenFile := fs.String("token-file", "", "file holding the exit server's token (or set PORTHOLE_TOKEN)")
+	username := fs.String("username", "", "require this username from clients (SOCKS5 and HTTP Basic)")
+	passwordFile := fs.String("password-file", "", "file holding the password for --username")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: porthole [flags]\n\nPorthole is a tray proxy: an HTTP and SOCKS5 proxy on one local port.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+	}
+	if o.Version {
+		return o, nil
+	}
+	if o.ConfigPath == "" {
+		p, err := config.DefaultPath()
+		if err != nil {
+			return o, err
+		}
+		o.ConfigPath = p
+	}
+	cfg, err := config.Load(o.ConfigPath)
+	if err != nil {
+		if !errors.Is(err, config.ErrInvalid) {
+			return o, err
+		}
+		o.ConfigProblem = err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["listen"] {
+		cfg.Listen = *listen
+	}
+	if set["mode"] {
+		cfg.Mode = *mode
+	}
+	if set["exit"] {
+		cfg.Exit = *exit
+	}
+	if set["token-file"] {
+		cfg.TokenFile = *tokenFile
+	}
+	if set["log-level"] {
+		cfg.LogLevel = *logLevel
+	}
+	if set["username"] {
+		cfg.Username = *username
+	}
+	if set["password-file"] {
+		pw, err := readSecretFile(*passwordFile)
+		if err != nil {
+			return o, fmt.Errorf("--password-file: %w", err)
+		}
+		cfg.Password = pw
+	}
+	if err := cfg.Validate(); err != nil {
+		return o, err
+	}
+	o.Config = cfg
+	return o, nil
+}
+
+// readSecretFile reads a password or token: the first line, trimmed.
+func readSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimSpace(line)
+	if line == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return line, nil
+}

@@ -1,0 +1,197 @@
+package inbound
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/rs/xid"
+
+	"porthole/core/outbound"
+	"porthole/core/registry"
+	"porthole/core/relay"
+)
+
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+// clientConn is one accepted client connection and everything it owns. Its
+// handler goroutine is the owner: it alone reads, writes and finishes;
+// other goroutines end it only by cancelling ctx, which closes the sockets.
+type clientConn struct {
+	s        *Server
+	raw      net.Conn
+	id       xid.ID // the first proxied connection's id; logs carry it
+	log      *slog.Logger
+	limiter  *headerLimiter
+	br       *bufio.Reader
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	socks    sockets
+	rejected bool // over the connection limit: answer with an error, proxy nothing
+
+	// HTTP forwarding state (absolute-URI requests).
+	up     *httpUpstream
+	bw     *bufio.Writer
+	idUsed bool // id went to a record already; the next one gets its own
+}
+
+func (s *Server) handle(raw net.Conn, overloaded bool) {
+	if overloaded && s.active.Load() > 2*int64(s.cfg.MaxConns) {
+		// Far past the limit even the error reply would cost too much.
+		_ = raw.Close() // nothing to tell a client we cannot afford to read
+		return
+	}
+	id := xid.New()
+	c := &clientConn{
+		s:        s,
+		raw:      raw,
+		id:       id,
+		log:      s.log.With("conn", id.String()),
+		limiter:  &headerLimiter{r: raw},
+		rejected: overloaded,
+	}
+	c.ctx, c.cancel = context.WithCancelCause(s.ctx)
+	defer c.cancel(nil)
+	c.socks.add(raw)
+	stop := context.AfterFunc(c.ctx, c.socks.close)
+	defer stop()
+	defer c.socks.close()
+
+	c.br = readerPool.Get().(*bufio.Reader)
+	c.br.Reset(c.limiter)
+	defer func() {
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+	}()
+
+	if err := c.serve(); err != nil {
+		c.logEnd(err)
+	}
+	if c.up != nil {
+		c.closeUpstream(c.up.upstream, nil)
+	}
+}
+
+func (c *clientConn) serve() error {
+	c.limiter.limit(c.s.cfg.MaxHeaderBytes)
+	if err := c.raw.SetReadDeadline(time.Now().Add(c.s.cfg.HeaderTimeout)); err != nil {
+		return err
+	}
+	first, err := c.br.Peek(1)
+	if err != nil {
+		return err
+	}
+	switch first[0] {
+	case socks5Version:
+		return c.serveSOCKS5()
+	case socks4Version:
+		return c.serveSOCKS4()
+	default:
+		return c.serveHTTP()
+	}
+}
+
+// logEnd logs how a client connection that was not proxied ended: bad
+// input at INFO, once; expected endings (client went away, we stopped) at
+// DEBUG.
+func (c *clientConn) logEnd(err error) {
+	err = c.reason(err)
+	switch {
+	case errors.Is(err, ErrStopped), relay.Expected(err):
+		c.log.Debug("client connection ended", "client", c.raw.RemoteAddr(), "err", err)
+	default:
+		c.log.Info("client connection refused", "client", c.raw.RemoteAddr(), "err", err)
+	}
+}
+
+// reason prefers the cause of an abort (closed by user, proxy stopped, idle)
+// over the I/O error it provoked.
+func (c *clientConn) reason(err error) error {
+	if cause := context.Cause(c.ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
+}
+
+// upstream is one proxied connection: the registry record and the socket to
+// the target.
+type upstream struct {
+	rec    *registry.Conn
+	finish func(error)
+	conn   net.Conn
+	target string
+	log    *slog.Logger
+}
+
+// dial registers a connection to target and dials it on the route the
+// router picks. On failure the record is already finished with the error.
+func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) (*upstream, error) {
+	route := c.s.cfg.Router.Route(host)
+	rec, finish := c.s.cfg.Registry.Register(registry.Meta{
+		ID: id, Proto: proto, Client: c.raw.RemoteAddr().String(), Target: target, Route: route,
+	}, c.cancel)
+	u := &upstream{rec: rec, finish: finish, target: target, log: c.log}
+	if id != c.id {
+		u.log = c.s.log.With("conn", rec.ID().String())
+	}
+	u.log.Debug("dialing", "proto", proto, "target", target, "route", route)
+	conn, err := c.s.cfg.Router.Dialer(route).DialContext(c.ctx, "tcp", target)
+	if err == nil && !c.socks.add(conn) {
+		err = net.ErrClosed
+	}
+	if err != nil {
+		err = c.reason(err)
+		finish(err)
+		if outbound.Classify(err) == outbound.FailCanceled || errors.Is(err, ErrStopped) || errors.Is(err, registry.ErrClosedByUser) {
+			u.log.Debug("dial aborted", "target", target, "err", err)
+		} else {
+			u.log.Info("dial failed", "target", target, "route", route, "err", err)
+		}
+		return nil, err
+	}
+	u.conn = conn
+	rec.Established(conn.RemoteAddr().String())
+	return u, nil
+}
+
+// close releases the upstream socket, then finishes its record, so the
+// Closed event carries the final counts.
+func (c *clientConn) closeUpstream(u *upstream, err error) {
+	c.socks.remove(u.conn)
+	err = c.reason(err)
+	u.finish(err)
+	switch {
+	case err == nil, relay.Expected(err), errors.Is(err, ErrStopped), errors.Is(err, registry.ErrClosedByUser), errors.Is(err, registry.ErrIdle):
+		u.log.Debug("closed", "target", u.target, "up", u.rec.Up(), "down", u.rec.Down(), "err", err)
+	default:
+		u.log.Info("closed with error", "target", u.target, "up", u.rec.Up(), "down", u.rec.Down(), "err", err)
+	}
+}
+
+// relay hands bytes the client sent early (already buffered) to the target,
+// then copies both ways until both directions end.
+func (c *clientConn) relay(u *upstream) error {
+	if err := c.raw.SetReadDeadline(time.Time{}); err != nil {
+		return err
+	}
+	c.limiter.lift()
+	if n := c.br.Buffered(); n > 0 {
+		early, err := c.br.Peek(n)
+		if err != nil {
+			return err
+		}
+		w, err := u.conn.Write(early)
+		u.rec.AddUp(int64(w))
+		if err != nil {
+			return err
+		}
+		if _, err := c.br.Discard(n); err != nil {
+			return err
+		}
+	}
+	return relay.Relay(c.raw, u.conn, u.rec)
+}

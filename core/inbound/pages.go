@@ -1,0 +1,72 @@
+package inbound
+
+import (
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"strconv"
+)
+
+// maxPageBody is how much of a request body to a local page we read before
+// giving up on keeping the connection.
+const maxPageBody = 64 << 10
+
+// servePage answers requests addressed to the proxy itself (origin-form):
+// a small status page at / and a PAC file at /proxy.pac.
+func (c *clientConn) servePage(req *http.Request) (keep bool, err error) {
+	n, err := io.Copy(io.Discard, io.LimitReader(req.Body, maxPageBody+1))
+	if err != nil {
+		return false, err
+	}
+	keep = n <= maxPageBody && !req.Close && req.ProtoAtLeast(1, 1)
+	code, ctype, body := http.StatusOK, "text/html; charset=utf-8", ""
+	switch req.URL.Path {
+	case "/":
+		body = c.statusPage()
+	case "/proxy.pac":
+		ctype = "application/x-ns-proxy-autoconfig"
+		body = c.s.cfg.Router.Bypass().PAC(proxyHost(req, c))
+	default:
+		code, ctype, body = http.StatusNotFound, "text/plain; charset=utf-8", "porthole: no such page; this is a proxy, try / or /proxy.pac\n"
+	}
+	h := http.Header{
+		"Content-Type":   {ctype},
+		"Content-Length": {strconv.Itoa(len(body))},
+		"Cache-Control":  {"no-store"},
+	}
+	if !keep {
+		h.Set("Connection", "close")
+	}
+	bw, err := c.writeHead(&http.Response{StatusCode: code}, h)
+	if err != nil {
+		return false, err
+	}
+	if req.Method != http.MethodHead {
+		if _, err := bw.WriteString(body); err != nil {
+			return false, err
+		}
+	}
+	return keep, bw.Flush()
+}
+
+// proxyHost is the address clients reach us at: the Host they used, else
+// our local address.
+func proxyHost(req *http.Request, c *clientConn) string {
+	if req.Host != "" {
+		return req.Host
+	}
+	return c.raw.LocalAddr().String()
+}
+
+func (c *clientConn) statusPage() string {
+	t := c.s.cfg.Registry.Totals()
+	return fmt.Sprintf(`<!doctype html>
+<html><head><title>Porthole</title></head>
+<body style="font-family: sans-serif">
+<h1>Porthole is running</h1>
+<p>Mode: %s &middot; %d active connections &middot; %d since start &middot; &uarr; %d bytes &darr; %d bytes</p>
+<p>Point a browser or a terminal at this address as an HTTP or SOCKS5 proxy, or use the <a href="/proxy.pac">PAC file</a>.</p>
+</body></html>
+`, html.EscapeString(string(c.s.cfg.Router.Mode())), t.Active, t.Opened, t.Up, t.Down)
+}

@@ -1,0 +1,156 @@
+// Package inbound is the local proxy front: one listener that speaks HTTP
+// (CONNECT and absolute-URI forwarding), SOCKS5 and SOCKS4/4a, told apart by
+// the first byte. Every proxied connection is registered in the registry and
+// routed by the outbound router.
+package inbound
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"porthole/core/outbound"
+	"porthole/core/registry"
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultHeaderTimeout  = 10 * time.Second
+	DefaultKeepAliveIdle  = 2 * time.Minute
+	DefaultMaxHeaderBytes = 64 << 10
+	DefaultMaxConns       = 8192
+)
+
+// Config is what a Server needs.
+type Config struct {
+	Registry *registry.Registry // required
+	Router   *outbound.Router   // required
+	Logger   *slog.Logger       // nil: slog.Default()
+	Auth     *Auth              // nil: no authentication
+
+	HeaderTimeout  time.Duration // to read a request header (and a SOCKS handshake)
+	KeepAliveIdle  time.Duration // to wait for the next request on an HTTP keep-alive connection
+	MaxHeaderBytes int           // request header size limit
+	MaxConns       int           // concurrent client connections; past it clients get an error
+}
+
+// Server accepts client connections and proxies them.
+//
+// Concurrency: Serve may be called for several listeners; Close may be
+// called from any goroutine, is idempotent, and returns when every goroutine
+// the server started (accept loops and connection handlers) has ended.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	ctx    context.Context // cancelled with ErrStopped by Close
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+	active atomic.Int64 // client connections being handled
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	closed    bool
+}
+
+// New returns a server; it does nothing until Serve.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = DefaultHeaderTimeout
+	}
+	if cfg.KeepAliveIdle <= 0 {
+		cfg.KeepAliveIdle = DefaultKeepAliveIdle
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		ctx:       ctx,
+		cancel:    cancel,
+		listeners: make(map[net.Listener]struct{}),
+	}
+}
+
+// Serve accepts connections on ln until Close; it then returns
+// ErrServerClosed. The server owns ln from here on and closes it.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	var backoff time.Duration
+	for {
+		raw, err := ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Out of file descriptors and the like: wait a little and go
+			// on, as net/http does, instead of spinning or giving up.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+				return ErrServerClosed
+			}
+			continue
+		}
+		backoff = 0
+		n := s.active.Add(1)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.active.Add(-1)
+			s.handle(raw, n > int64(s.cfg.MaxConns))
+		}()
+	}
+}
+
+// Active is the number of client connections being handled.
+func (s *Server) Active() int { return int(s.active.Load()) }
+
+// Close stops accepting, closes every client connection with ErrStopped as
+// the reason, and waits for all handlers to finish.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		s.cancel(ErrStopped)
+		for ln := range s.listeners {
+			if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				s.log.Warn("closing listener", "addr", ln.Addr(), "err", err)
+			}
+		}
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}

@@ -1,0 +1,54 @@
+package inbound
+
+import (
+	"net"
+	"sync"
+)
+
+// sockets is the set of sockets one client connection owns: the client's and
+// its current upstream. close closes all of them, now and any added later;
+// it is idempotent and is what the connection's context triggers on abort or
+// stop, so a blocked read or a dial in progress ends at once.
+type sockets struct {
+	mu     sync.Mutex
+	closed bool
+	conns  []net.Conn
+}
+
+// add tracks c; if the set is already closed it closes c and reports false.
+func (s *sockets) add(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		_ = c.Close() // aborted while dialling: nobody will use c
+		return false
+	}
+	s.conns = append(s.conns, c)
+	return true
+}
+
+// remove closes c and forgets it (an upstream replaced by another).
+func (s *sockets) remove(c net.Conn) {
+	s.mu.Lock()
+	for i, x := range s.conns {
+		if x == c {
+			s.conns = append(s.conns[:i], s.conns[i+1:]...)
+			break
+		}
+	}
+	s.mu.Unlock()
+	_ = c.Close() // its errors say nothing once we are done with it
+}
+
+func (s *sockets) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	for _, c := range s.conns {
+		_ = c.Close() // closing to unblock; the error is of no use
+	}
+	s.conns = nil
+}

@@ -1,0 +1,214 @@
+package registry
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/xid"
+)
+
+// Proto is the inbound protocol a client used to ask for a connection.
+type Proto uint8
+
+const (
+	ProtoHTTP    Proto = iota + 1 // absolute-URI request forwarded by the HTTP front
+	ProtoConnect                  // HTTP CONNECT tunnel
+	ProtoSOCKS5
+	ProtoSOCKS4
+)
+
+func (p Proto) String() string {
+	switch p {
+	case ProtoHTTP:
+		return "http"
+	case ProtoConnect:
+		return "connect"
+	case ProtoSOCKS5:
+		return "socks5"
+	case ProtoSOCKS4:
+		return "socks4"
+	}
+	return fmt.Sprintf("proto(%d)", uint8(p))
+}
+
+// Route is where the outbound side sends a connection.
+type Route uint8
+
+const (
+	RouteDirect Route = iota + 1 // direct mode
+	RouteTunnel                  // through the exit server
+	RouteBypass                  // tunnel mode, but the bypass list sent it direct
+)
+
+func (r Route) String() string {
+	switch r {
+	case RouteDirect:
+		return "direct"
+	case RouteTunnel:
+		return "tunnel"
+	case RouteBypass:
+		return "bypass"
+	}
+	return fmt.Sprintf("route(%d)", uint8(r))
+}
+
+// State is where a connection is in its life.
+type State uint8
+
+const (
+	StateConnecting State = iota + 1 // registered, dialling the target
+	StateOpen                        // target connected, bytes flow
+	StateClosed                      // finished; the record only lives in history
+)
+
+func (s State) String() string {
+	switch s {
+	case StateConnecting:
+		return "connecting"
+	case StateOpen:
+		return "open"
+	case StateClosed:
+		return "closed"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// Meta is what the owner knows about a connection when it registers it.
+type Meta struct {
+	ID     xid.ID // zero: the registry assigns one
+	Proto  Proto
+	Client string // client address, host:port
+	Target string // host:port as the client asked for it
+	Route  Route
+}
+
+// Info is an immutable copy of a connection record, safe to keep and to hand
+// to other goroutines (events, snapshots).
+type Info struct {
+	Meta
+	State       State
+	Remote      string // address actually connected to, once open
+	Start       time.Time
+	Established time.Time // zero until open
+	End         time.Time // zero until closed
+	Up, Down    int64     // bytes client→target and target→client
+	Err         error     // close reason; nil for a clean close
+}
+
+// Conn is the live record of one proxied connection.
+//
+// Concurrency: AddUp and AddDown are lock-free and meant for the relay's hot
+// path. Established, Abort and the finish func returned by Register are safe
+// from any goroutine and idempotent. Everything else about the record is
+// guarded by the registry's lock.
+type Conn struct {
+	reg   *Registry
+	meta  Meta
+	start time.Time
+	abort func(error) // owner's hook: must not block, must not call the registry
+
+	up, down atomic.Int64
+
+	establishOnce sync.Once
+	finishOnce    sync.Once
+	abortOnce     sync.Once
+	abortReason   atomic.Pointer[error]
+
+	// Guarded by reg.mu.
+	state       State
+	remote      string
+	established time.Time
+	end         time.Time
+	err         error
+
+	// Only touched by the stats ticker, under reg.mu.
+	seenUp, seenDown int64
+	lastActive       time.Time
+}
+
+// ID is the connection's id, the same one logs and the tunnel use.
+func (c *Conn) ID() xid.ID { return c.meta.ID }
+
+// Meta returns what the connection was registered with.
+func (c *Conn) Meta() Meta { return c.meta }
+
+// AddUp counts n bytes delivered from the client to the target.
+func (c *Conn) AddUp(n int64) { c.up.Add(n) }
+
+// AddDown counts n bytes delivered from the target to the client.
+func (c *Conn) AddDown(n int64) { c.down.Add(n) }
+
+// Up and Down are the byte counts so far.
+func (c *Conn) Up() int64   { return c.up.Load() }
+func (c *Conn) Down() int64 { return c.down.Load() }
+
+// Established marks the target as connected (remote is the address actually
+// dialled) and emits an Established event. Only the first call counts; a call
+// after the connection finished is ignored.
+func (c *Conn) Established(remote string) {
+	c.establishOnce.Do(func() {
+		r := c.reg
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if c.state != StateConnecting {
+			return
+		}
+		c.state = StateOpen
+		c.remote = remote
+		c.established = r.now()
+		c.lastActive = c.established
+		r.publish(Event{Kind: KindEstablished, Conn: c.infoLocked()})
+	})
+}
+
+// Abort asks the owner to end the connection: it records reason as the close
+// reason (the first reason wins) and calls the owner's abort hook, which
+// closes the sockets. The Closed event follows when the owner has finished,
+// so it carries the final byte counts.
+func (c *Conn) Abort(reason error) {
+	c.abortOnce.Do(func() {
+		c.abortReason.Store(&reason)
+		if c.abort != nil {
+			c.abort(reason)
+		}
+	})
+}
+
+// finish moves the record to closed: out of the live map and into history in
+// one critical section, with exactly one Closed event.
+func (c *Conn) finish(err error) {
+	c.finishOnce.Do(func() {
+		if p := c.abortReason.Load(); p != nil {
+			err = *p
+		}
+		r := c.reg
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		delete(r.live, c.meta.ID)
+		c.state = StateClosed
+		c.end = r.now()
+		c.err = err
+		info := c.infoLocked()
+		r.closedUp += info.Up
+		r.closedDown += info.Down
+		r.history.push(info)
+		r.publish(Event{Kind: KindClosed, Conn: info})
+	})
+}
+
+// infoLocked copies the record; the caller holds reg.mu.
+func (c *Conn) infoLocked() Info {
+	return Info{
+		Meta:        c.meta,
+		State:       c.state,
+		Remote:      c.remote,
+		Start:       c.start,
+		Established: c.established,
+		End:         c.end,
+		Up:          c.up.Load(),
+		Down:        c.down.Load(),
+		Err:         c.err,
+	}
+}

@@ -1,0 +1,114 @@
+// Package relay copies bytes between a client and a target connection in
+// both directions, with half-close and live byte counting.
+package relay
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+)
+
+// BufferSize is the size of one direction's copy buffer.
+const BufferSize = 32 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, BufferSize); return &b }}
+
+// GetBuffer borrows a copy buffer; PutBuffer gives it back.
+func GetBuffer() *[]byte  { return bufPool.Get().(*[]byte) }
+func PutBuffer(b *[]byte) { bufPool.Put(b) }
+
+// Counter receives byte counts as they are delivered. *registry.Conn is one.
+type Counter interface {
+	AddUp(n int64)
+	AddDown(n int64)
+}
+
+// closeWriter is a connection that can half-close (TCP, tunnel streams).
+type closeWriter interface {
+	CloseWrite() error
+}
+
+// Relay copies client→target (counted as up) and target→client (down) until
+// both directions have ended, then returns. A clean end of one direction (EOF)
+// becomes CloseWrite on the other side, so the other direction goes on
+// (half-close); a failure in either direction closes both connections, which
+// ends the other one too. Bytes are passed on as they arrive.
+//
+// Relay does not close the connections when both ended cleanly: they belong
+// to the caller. The returned error is the first failure, nil if both
+// directions ended with EOF; recognise expected endings with Expected.
+func Relay(client, target net.Conn, c Counter) error {
+	var (
+		wg     sync.WaitGroup
+		upErr  error
+		closer sync.Once
+	)
+	abort := func() {
+		closer.Do(func() {
+			// Close errors are irrelevant here: the point is to unblock the
+			// other direction, and the caller closes again anyway.
+			_ = client.Close()
+			_ = target.Close()
+		})
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		upErr = copyHalf(target, client, c.AddUp)
+		if upErr != nil {
+			abort()
+		}
+	}()
+	downErr := copyHalf(client, target, c.AddDown)
+	if downErr != nil {
+		abort()
+	}
+	wg.Wait()
+	if downErr != nil {
+		return downErr
+	}
+	return upErr
+}
+
+// copyHalf copies src to dst until src ends, then half-closes dst.
+func copyHalf(dst, src net.Conn, count func(int64)) error {
+	bp := GetBuffer()
+	defer PutBuffer(bp)
+	buf := *bp
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			w, werr := dst.Write(buf[:n])
+			if w > 0 {
+				count(int64(w))
+			}
+			if werr != nil {
+				return werr
+			}
+		}
+		if rerr == io.EOF {
+			if cw, ok := dst.(closeWriter); ok {
+				return cw.CloseWrite()
+			}
+			return dst.Close()
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// Expected reports whether err is an ordinary way for a connection to end:
+// the peer went away or reset, or we closed it ourselves. Such endings are
+// logged at DEBUG, never as errors.
+func Expected(err error) bool {
+	return err == nil ||
+		errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.ErrClosedPipe) ||
+		errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, os.ErrDeadlineExceeded) ||
+		peerGone(err)
+}
