@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// origin is the loopback TCP server the benchmark talks to, directly or
+// through the proxy. Each connection sends one command line:
+//
+//	DOWN <n>  server sends n bytes, then closes its write side
+//	UP <n>    server reads n bytes, then replies "OK\n"
+//	ECHO      server echoes everything until EOF
+//	IDLE      server holds the connection open until the client closes it
+//
+// Close closes the listener and every open connection and waits for all
+// handler goroutines.
+type origin struct {
+	ln    net.Listener
+	wg    sync.WaitGroup
+	idle  atomic.Int64 // connections currently in IDLE
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	done  bool
+}
+
+// chunk is the payload source for DOWN and the client's UP writes.
+var chunk = make([]byte, 256<<10)
+
+// commandTimeout bounds how long a new connection may take to send its line.
+const commandTimeout = 30 * time.Second
+
+func startOrigin() (*origin, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("origin: listen: %w", err)
+	}
+	o := &origin{ln: ln, conns: map[net.Conn]struct{}{}}
+	o.wg.Add(1)
+	go o.accept()
+	return o, nil
+}
+
+func (o *origin) addr() string { return o.ln.Addr().String() }
+
+func (o *origin) accept() {
+	defer o.wg.Done()
+	for {
+		c, err := o.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Temporary (e.g. EMFILE): back off briefly, stay up.
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if !o.track(c) {
+			c.Close()
+			return
+		}
+		o.wg.Add(1)
+		go func() {
+			defer o.wg.Done()
+			defer o.untrack(c)
+			o.serve(c)
+		}()
+	}
+}
+
+func (o *origin) track(c net.Conn) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.done {
+		return false
+	}
+	o.conns[c] = struct{}{}
+	return true
+}
+
+func (o *origin) untrack(c net.Conn) {
+	o.mu.Lock()
+	delete(o.conns, c)
+	o.mu.Unlock()
+	c.Close()
+}
+
+func (o *origin) serve(c net.Conn) {
+	r := bufio.NewReaderSize(c, 64<<10)
+	c.SetReadDeadline(time.Now().Add(commandTimeout))
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	cmd, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
+	switch cmd {
+	case "DOWN":
+		n, err := strconv.ParseInt(arg, 10, 64)
+		if err != nil || n < 0 {
+			return
+		}
+		if writeN(c, n) != nil {
+			return
+		}
+		closeWrite(c)
+		io.Copy(io.Discard, r) // until the client closes
+	case "UP":
+		n, err := strconv.ParseInt(arg, 10, 64)
+		if err != nil || n < 0 {
+			return
+		}
+		if _, err := io.CopyN(io.Discard, r, n); err != nil {
+			return
+		}
+		if _, err := io.WriteString(c, "OK\n"); err != nil {
+			return
+		}
+		closeWrite(c)
+		io.Copy(io.Discard, r)
+	case "ECHO":
+		io.Copy(c, r)
+		closeWrite(c)
+	case "IDLE":
+		o.idle.Add(1)
+		io.Copy(io.Discard, r)
+		o.idle.Add(-1)
+	}
+}
+
+// writeN writes n bytes of chunk to w.
+func writeN(w io.Writer, n int64) error {
+	for n > 0 {
+		b := chunk
+		if int64(len(b)) > n {
+			b = b[:n]
+		}
+		m, err := w.Write(b)
+		n -= int64(m)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+}
+
+// waitIdle waits until exactly n connections are in IDLE, up to d.
+func (o *origin) waitIdle(n int64, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for o.idle.Load() != n {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("origin: %d connections idle after %v, want %d", o.idle.Load(), d, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+func (o *origin) Close() error {
+	err := o.ln.Close()
+	o.mu.Lock()
+	o.done = true
+	for c := range o.conns {
+		c.Close()
+	}
+	o.mu.Unlock()
+	o.wg.Wait()
+	return err
+}

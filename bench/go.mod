@@ -1,0 +1,3 @@
+module porthole/bench
+
+go 1.26.0

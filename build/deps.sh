@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages that building and testing Porthole need.
+# Idempotent: does nothing (not even apt-get update) when all are present.
+set -euo pipefail
+
+# ---- Packages needed by the build and the tests (add GUI packages here) ----
+PACKAGES=(
+	ca-certificates
+	curl # tests drive the proxy with real curl
+	gcc
+	git
+	libc6-dev
+	make
+)
+# ---------------------------------------------------------------------------
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+	echo "deps.sh: dpkg-query not found; not a Debian-based system." >&2
+	echo "deps.sh: install the equivalents of: ${PACKAGES[*]}" >&2
+	exit 0
+fi
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+	if [[ "$status" != "install ok installed" ]]; then
+		missing+=("$pkg")
+	fi
+done
+
+if ((${#missing[@]} == 0)); then
+	exit 0
+fi
+
+echo "deps.sh: missing packages: ${missing[*]}" >&2
+
+if [[ "$(id -u)" == 0 ]]; then
+	sudo=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+	sudo=(sudo -n)
+else
+	echo "deps.sh: not root and no passwordless sudo; please run:" >&2
+	echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+	apt-get install -y --no-install-recommends "${missing[@]}"

@@ -1,0 +1,195 @@
+package relay_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"porthole/core/relay"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type counter struct{ up, down atomic.Int64 }
+
+func (c *counter) AddUp(n int64)   { c.up.Add(n) }
+func (c *counter) AddDown(n int64) { c.down.Add(n) }
+
+// tcpPair returns both ends of a real loopback TCP connection.
+func tcpPair(t testing.TB) (a, b *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		c, err := ln.Accept()
+		ch <- res{c, err}
+	}()
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-ch
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Cleanup(func() { d.Close(); r.c.Close() })
+	return d.(*net.TCPConn), r.c.(*net.TCPConn)
+}
+
+// setup: client ⇄ [cRelay | relay | tRelay] ⇄ target, with Relay running
+// between the two relay-side ends.
+func setup(t *testing.T) (client, target *net.TCPConn, cnt *counter, done <-chan error) {
+	client, cRelay := tcpPair(t)
+	tRelay, target := tcpPair(t)
+	cnt = &counter{}
+	ch := make(chan error, 1)
+	go func() { ch <- relay.Relay(cRelay, tRelay, cnt) }()
+	return client, target, cnt, ch
+}
+
+func waitDone(t *testing.T, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay did not end")
+		return nil
+	}
+}
+
+func TestRelayHalfCloseAndCounts(t *testing.T) {
+	client, target, cnt, done := setup(t)
+	req := bytes.Repeat([]byte("q"), 100_000)
+	resp := bytes.Repeat([]byte("r"), 3_000_000)
+
+	go func() {
+		if _, err := client.Write(req); err != nil {
+			t.Error(err)
+		}
+		// Half-close: the client has said everything but still listens.
+		if err := client.CloseWrite(); err != nil {
+			t.Error(err)
+		}
+	}()
+	got, err := io.ReadAll(target) // ends only because the FIN was passed on
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, req) {
+		t.Fatalf("target got %d bytes, want %d", len(got), len(req))
+	}
+	go func() {
+		if _, err := target.Write(resp); err != nil {
+			t.Error(err)
+		}
+		if err := target.CloseWrite(); err != nil {
+			t.Error(err)
+		}
+	}()
+	back, err := io.ReadAll(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sha256.Sum256(back) != sha256.Sum256(resp) {
+		t.Fatalf("client got %d bytes, want %d", len(back), len(resp))
+	}
+	if err := waitDone(t, done); err != nil {
+		t.Fatalf("clean relay returned %v", err)
+	}
+	if cnt.up.Load() != int64(len(req)) || cnt.down.Load() != int64(len(resp)) {
+		t.Fatalf("counted up %d down %d, want %d %d", cnt.up.Load(), cnt.down.Load(), len(req), len(resp))
+	}
+}
+
+func TestRelayTricklePassesBytesAsTheyArrive(t *testing.T) {
+	client, target, _, done := setup(t)
+	buf := make([]byte, 16)
+	for i := range 5 {
+		msg := []byte{byte('a' + i)}
+		if _, err := target.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		// The target sends nothing more until the client has this byte:
+		// a relay that held bytes back would deadlock here.
+		if err := client.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := client.Read(buf)
+		if err != nil || n != 1 || buf[0] != msg[0] {
+			t.Fatalf("read %q, %v; want %q", buf[:n], err, msg)
+		}
+	}
+	client.Close()
+	target.Close()
+	waitDone(t, done)
+}
+
+func TestRelayResetEndsBothSides(t *testing.T) {
+	client, target, _, done := setup(t)
+	if err := target.SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	target.Close() // RST towards the relay
+	err := waitDone(t, done)
+	if !relay.Expected(err) {
+		t.Fatalf("a peer reset should be an expected ending, got %v", err)
+	}
+	if err := client.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Read(make([]byte, 1)); err == nil {
+		t.Fatal("client still open after the target reset")
+	}
+}
+
+func TestExpected(t *testing.T) {
+	for _, err := range []error{nil, io.EOF, net.ErrClosed, io.ErrClosedPipe} {
+		if !relay.Expected(err) {
+			t.Errorf("Expected(%v) = false", err)
+		}
+	}
+	if relay.Expected(errors.New("disk on fire")) {
+		t.Error("an unknown error is not an expected ending")
+	}
+}
+
+// BenchmarkRelayThroughput pushes 64 KiB writes through a relay between
+// real sockets. Run with -benchmem: the copy path must not allocate per
+// read or write (the buffers come from a pool), so allocs/op stays 0.
+func BenchmarkRelayThroughput(b *testing.B) {
+	client, cRelay := tcpPair(b)
+	tRelay, target := tcpPair(b)
+	cnt := &counter{}
+	done := make(chan error, 1)
+	go func() { done <- relay.Relay(cRelay, tRelay, cnt) }()
+	go func() { _, _ = io.Copy(io.Discard, target) }()
+	chunk := make([]byte, 64<<10)
+	b.SetBytes(int64(len(chunk)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := client.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	client.Close()
+	target.Close()
+	<-done
+}
