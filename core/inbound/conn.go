@@ -63,10 +63,7 @@ func (s *Server) handle(raw net.Conn, overloaded bool) {
 
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(c.limiter)
-	defer func() {
-		c.br.Reset(nil)
-		readerPool.Put(c.br)
-	}()
+	defer c.releaseReader()
 
 	if err := c.serve(); err != nil {
 		c.logEnd(err)
@@ -92,6 +89,16 @@ func (c *clientConn) serve() error {
 		return c.serveSOCKS4()
 	default:
 		return c.serveHTTP()
+	}
+}
+
+// releaseReader gives the request reader back to the pool once no more
+// requests will be read (a relay holds no buffer while idle).
+func (c *clientConn) releaseReader() {
+	if c.br != nil {
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+		c.br = nil
 	}
 }
 
@@ -193,5 +200,6 @@ func (c *clientConn) relay(u *upstream) error {
 			return err
 		}
 	}
+	c.releaseReader()
 	return relay.Relay(c.raw, u.conn, u.rec)
 }

@@ -72,12 +72,25 @@ func Relay(client, target net.Conn, c Counter) error {
 	return upErr
 }
 
-// copyHalf copies src to dst until src ends, then half-closes dst.
+// copyHalf copies src to dst until src ends, then half-closes dst. It
+// holds a pooled buffer only while bytes flow: once a read comes back short
+// (the socket is drained) the buffer goes back to the pool and the next wait
+// happens without one.
 func copyHalf(dst, src net.Conn, count func(int64)) error {
-	bp := GetBuffer()
-	defer PutBuffer(bp)
-	buf := *bp
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			PutBuffer(bp)
+		}
+	}()
 	for {
+		if bp == nil {
+			if err := waitReadable(src); err != nil {
+				return err
+			}
+			bp = GetBuffer()
+		}
+		buf := *bp
 		n, rerr := src.Read(buf)
 		if n > 0 {
 			w, werr := dst.Write(buf[:n])
@@ -96,6 +109,10 @@ func copyHalf(dst, src net.Conn, count func(int64)) error {
 		}
 		if rerr != nil {
 			return rerr
+		}
+		if n < len(buf) {
+			PutBuffer(bp)
+			bp = nil
 		}
 	}
 }
