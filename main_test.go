@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The test binary doubles as porthole: with PORTHOLE_AS_MAIN set it runs
+// main's run() on its arguments, so these tests drive the real program as
+// a separate process, signals and exit codes included.
+func TestMain(m *testing.M) {
+	if os.Getenv("PORTHOLE_AS_MAIN") == "1" {
+		os.Exit(run(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+type proc struct {
+	cmd    *exec.Cmd
+	lines  chan string // stderr, line by line
+	exited chan error
+}
+
+func startPorthole(t *testing.T, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "PORTHOLE_AS_MAIN=1", "XDG_CONFIG_HOME="+t.TempDir(), "HOME="+t.TempDir())
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, lines: make(chan string, 1000), exited: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			select {
+			case p.lines <- sc.Text():
+			default: // nobody is looking at more lines
+			}
+		}
+		close(p.lines)
+		p.exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill() // a failed test's leftover; the error says nothing more
+			<-p.exited
+		}
+	})
+	return p
+}
+
+var listenRE = regexp.MustCompile(`msg="proxy listening" addr=(\S+)`)
+
+// waitFor returns the first stderr line matching re, failing after 30 s.
+func (p *proc) waitFor(t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	var seen []string
+	for {
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("porthole exited before printing %v; stderr:\n%s", re, strings.Join(seen, "\n"))
+			}
+			seen = append(seen, line)
+			if m := re.FindStringSubmatch(line); m != nil {
+				return m
+			}
+		case <-deadline:
+			t.Fatalf("no %v within 30 s; stderr:\n%s", re, strings.Join(seen, "\n"))
+		}
+	}
+}
+
+// wait returns the exit code and the rest of stderr, failing after 30 s.
+func (p *proc) wait(t *testing.T) (int, string) {
+	t.Helper()
+	var rest []string
+	timeout := time.After(30 * time.Second)
+	for line := range p.lines {
+		rest = append(rest, line)
+	}
+	select {
+	case err := <-p.exited:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), strings.Join(rest, "\n")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0, strings.Join(rest, "\n")
+	case <-timeout:
+		t.Fatal("porthole did not exit within 30 s")
+		return -1, ""
+	}
+}
+
+func TestHeadlessServesAndStopsCleanlyOnCtrlC(t *testing.T) {
+	origin := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "hello from origin")
+	})}
+	oln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = origin.Serve(oln) }()
+	t.Cleanup(func() { origin.Close() })
+
+	p := startPorthole(t, "--headless", "--listen", "127.0.0.1:0", "--log-level", "debug")
+	addr := p.waitFor(t, listenRE)[1]
+
+	proxyURL := &url.URL{Scheme: "http", Host: addr}
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: 10 * time.Second}
+	resp, err := client.Get("http://" + oln.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(body) != "hello from origin" {
+		t.Fatalf("through the proxy: %q, %v", body, err)
+	}
+	client.CloseIdleConnections()
+
+	// A live tunnel that must be closed by the shutdown.
+	live, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	fmt.Fprintf(live, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", oln.Addr(), oln.Addr())
+	br := bufio.NewReader(live)
+	if err := live.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	status, err := br.ReadString('\n')
+	if err != nil || !strings.Contains(status, " 200 ") {
+		t.Fatalf("CONNECT: %q, %v", status, err)
+	}
+	if blank, err := br.ReadString('\n'); err != nil || blank != "\r\n" {
+		t.Fatalf("CONNECT response head: %q, %v", blank, err)
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	code, rest := p.wait(t)
+	if code != 0 {
+		t.Fatalf("exit code %d after Ctrl-C, want 0; stderr:\n%s", code, rest)
+	}
+	if strings.Contains(rest, "level=ERROR") {
+		t.Errorf("ERROR logged during a clean stop:\n%s", rest)
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Error("the live tunnel was not closed by the shutdown")
+	}
+}
+
+func TestSecondInstanceOnAPortInUseFailsNamingThePort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, err := net.SplitHostPort(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startPorthole(t, "--headless", "--listen", ln.Addr().String())
+	code, stderr := p.wait(t)
+	if code != 1 {
+		t.Fatalf("exit code %d, want 1; stderr:\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, port) || !strings.Contains(stderr, "in use") {
+		t.Errorf("the message should name port %s and say it is in use:\n%s", port, stderr)
+	}
+}
+
+func TestVersionAndBadFlags(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "--version")
+	cmd.Env = append(os.Environ(), "PORTHOLE_AS_MAIN=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "porthole ") {
+		t.Fatalf("--version: %q, %v", out, err)
+	}
+	for _, args := range [][]string{{"--no-such-flag"}, {"--mode", "sideways"}, {"--listen", "nope"}, {"stray"}} {
+		cmd := exec.CommandContext(ctx, os.Args[0], args...)
+		cmd.Env = append(os.Environ(), "PORTHOLE_AS_MAIN=1", "XDG_CONFIG_HOME="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("%v: exit %v, want 2; output %q", args, err, out)
+		}
+	}
+}
