@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -157,9 +158,9 @@ func (c *clientConn) exchange(req *http.Request, mayRetry bool) (keep, retry boo
 
 	resp, err := c.readFinalResponse(up, req)
 	if err != nil {
-		c.socks.remove(up.conn) // unblocks the writer
-		werr := <-written
-		if mayRetry && req.Body == http.NoBody && relay.Expected(err) && (werr == nil || relay.Expected(werr)) {
+		c.socks.remove(up.conn) // unblocks a writer stuck on the upstream
+		werr := c.joinWriter(written)
+		if mayRetry && req.Body == http.NoBody && relay.Expected(err) && relay.Expected(werr) {
 			return false, true, nil
 		}
 		writeHTTPError(c.raw, http.StatusBadGateway, fmt.Sprintf("porthole: %s did not answer: %v", up.target, err), nil)
@@ -168,31 +169,38 @@ func (c *clientConn) exchange(req *http.Request, mayRetry bool) (keep, retry boo
 	keep, err = c.writeResponse(req, resp)
 	if err != nil {
 		c.socks.remove(up.conn)
-		<-written
+		_ = c.joinWriter(written) // the response error is the one to report
 		return false, false, err
 	}
+	if werr := c.joinWriter(written); werr != nil {
+		return false, false, werr
+	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		if werr := <-written; werr != nil {
-			return false, false, werr
-		}
 		return false, false, c.relayUpgraded(up)
 	}
-	// The response is complete; the request should be too. If the server
-	// answered without reading the whole body, give the client a moment to
-	// finish sending, then give up on both connections.
+	return keep && !resp.Close, false, nil
+}
+
+// joinWriter waits for the goroutine sending the request. Normally it has
+// finished by the time the response has; if it is still reading a body
+// from the client (the server answered without wanting it, or failed), the
+// client gets HeaderTimeout to finish, then the connection is closed.
+func (c *clientConn) joinWriter(written <-chan error) error {
+	select {
+	case err := <-written:
+		return err
+	default:
+	}
 	t := time.NewTimer(c.s.cfg.HeaderTimeout)
 	defer t.Stop()
 	select {
-	case werr := <-written:
-		if werr != nil {
-			return false, false, werr
-		}
+	case err := <-written:
+		return err
 	case <-t.C:
 		c.socks.close()
 		<-written
-		return false, false, fmt.Errorf("request body not consumed: %w", net.ErrClosed)
+		return fmt.Errorf("request body still arriving after the response: %w", os.ErrDeadlineExceeded)
 	}
-	return keep && !resp.Close, false, nil
 }
 
 // readFinalResponse reads responses until a final one, passing 1xx
