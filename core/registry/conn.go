@@ -113,10 +113,10 @@ type Conn struct {
 
 	establishOnce sync.Once
 	finishOnce    sync.Once
-	abortOnce     sync.Once
-	abortReason   atomic.Pointer[error]
 
 	// Guarded by reg.mu.
+	aborted     bool
+	abortReason error
 	state       State
 	remote      string
 	established time.Time
@@ -166,27 +166,44 @@ func (c *Conn) Established(remote string) {
 // Abort asks the owner to end the connection: it records reason as the close
 // reason (the first reason wins) and calls the owner's abort hook, which
 // closes the sockets. The Closed event follows when the owner has finished,
-// so it carries the final byte counts.
+// so it carries the final byte counts. Abort after finish does nothing.
 func (c *Conn) Abort(reason error) {
-	c.abortOnce.Do(func() {
-		c.abortReason.Store(&reason)
-		if c.abort != nil {
-			c.abort(reason)
-		}
-	})
+	c.reg.mu.Lock()
+	defer c.reg.mu.Unlock()
+	c.abortLocked(reason)
+}
+
+// abortLocked is Abort with reg.mu held. Checking "not finished", recording
+// the reason and calling the hook happen in one critical section: a hook
+// called after finish would hit what the owner reuses (the inbound hook
+// cancels the whole client connection, shared by keep-alive requests), and a
+// reason recorded after finish read it would be lost. This is why the hook
+// must not block and must not call the registry.
+func (c *Conn) abortLocked(reason error) {
+	if c.aborted || c.state == StateClosed {
+		return
+	}
+	c.aborted, c.abortReason = true, reason
+	if c.abort != nil {
+		c.abort(reason)
+	}
 }
 
 // finish moves the record to closed: out of the live map and into history in
 // one critical section, with exactly one Closed event.
 func (c *Conn) finish(err error) {
 	c.finishOnce.Do(func() {
-		if p := c.abortReason.Load(); p != nil {
-			err = *p
-		}
 		r := c.reg
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		delete(r.live, c.meta.ID)
+		if c.aborted {
+			err = c.abortReason
+		}
+		// Check-and-delete: a record registered later with the same
+		// caller-given ID must stay live.
+		if r.live[c.meta.ID] == c {
+			delete(r.live, c.meta.ID)
+		}
 		c.state = StateClosed
 		c.end = r.now()
 		c.err = err

@@ -1,5 +1,7 @@
 package registry
 
+import "github.com/rs/xid"
+
 // history is a fixed-size ring of closed connections, oldest first.
 // Guarded by the registry's lock.
 type history struct {
@@ -22,6 +24,21 @@ func (h *history) push(info Info) {
 		h.next = 0
 		h.full = true
 	}
+}
+
+// find returns the most recent closed record with id.
+func (h *history) find(id xid.ID) (Info, bool) {
+	for i := range h.buf {
+		// Walk backwards from the newest entry.
+		j := (h.next - 1 - i + 2*len(h.buf)) % len(h.buf)
+		if !h.full && j >= h.next {
+			break
+		}
+		if h.buf[j].ID == id {
+			return h.buf[j], true
+		}
+	}
+	return Info{}, false
 }
 
 // list returns a copy, oldest first.

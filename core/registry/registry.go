@@ -88,9 +88,11 @@ func New(opts Options) *Registry {
 func (r *Registry) now() time.Time { return r.opts.Now() }
 
 // Register records a new connection in state connecting and emits Opened.
+// It uses m.ID unless that is zero or already live, then a new xid.
 // abort is the owner's hook for CloseConn, CloseAll and the idle timeout: it
 // must close the connection's sockets (or cancel its context) without
-// blocking and without calling back into the registry.
+// blocking and without calling back into the registry (the finish func
+// included): it runs with the registry's lock held, and never after finish.
 //
 // The returned finish func ends the record: it is idempotent and safe from
 // any goroutine; the first call wins, moves the record to history and emits
@@ -103,6 +105,12 @@ func (r *Registry) Register(m Meta, abort func(error)) (*Conn, func(err error)) 
 	}
 	c := &Conn{reg: r, meta: m, abort: abort, state: StateConnecting}
 	r.mu.Lock()
+	if _, dup := r.live[m.ID]; dup {
+		// Ids are unique among live connections; a caller that must keep
+		// its own id (the tunnel's stream ids) checks its own map first.
+		m.ID = xid.New()
+		c.meta.ID = m.ID
+	}
 	c.start = r.now()
 	r.live[m.ID] = c
 	r.opened++
@@ -115,10 +123,10 @@ func (r *Registry) Register(m Meta, abort func(error)) (*Conn, func(err error)) 
 // whether the connection was live.
 func (r *Registry) CloseConn(id xid.ID) bool {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	c, ok := r.live[id]
-	r.mu.Unlock()
 	if ok {
-		c.Abort(ErrClosedByUser)
+		c.abortLocked(ErrClosedByUser)
 	}
 	return ok
 }
@@ -126,21 +134,12 @@ func (r *Registry) CloseConn(id xid.ID) bool {
 // CloseAll aborts every live connection with ErrClosedByUser and returns how
 // many it asked to close.
 func (r *Registry) CloseAll() int {
-	conns := r.liveConns()
-	for _, c := range conns {
-		c.Abort(ErrClosedByUser)
-	}
-	return len(conns)
-}
-
-func (r *Registry) liveConns() []*Conn {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	conns := make([]*Conn, 0, len(r.live))
 	for _, c := range r.live {
-		conns = append(conns, c)
+		c.abortLocked(ErrClosedByUser)
 	}
-	return conns
+	return len(r.live)
 }
 
 // Get returns a copy of a live or recently closed connection.
@@ -150,12 +149,7 @@ func (r *Registry) Get(id xid.ID) (Info, bool) {
 	if c, ok := r.live[id]; ok {
 		return c.infoLocked(), true
 	}
-	for _, info := range r.history.list() {
-		if info.ID == id {
-			return info, true
-		}
-	}
-	return Info{}, false
+	return r.history.find(id)
 }
 
 // Snapshot is the state a subscription starts from.

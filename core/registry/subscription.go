@@ -123,7 +123,8 @@ func (s *Subscription) Err() error {
 }
 
 // Close ends the subscription. It is idempotent and returns when the pump
-// has stopped; a batch not yet received is discarded.
+// has stopped. A batch the pump was already handing over may still arrive
+// on C before it closes; it is in order, like every other.
 func (s *Subscription) Close() {
 	s.reg.mu.Lock()
 	delete(s.reg.subs, s)
