@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -84,12 +85,24 @@ func (c *clientConn) serve() error {
 	}
 	switch first[0] {
 	case socks5Version:
-		return c.serveSOCKS5()
+		return c.handshakeTimeout(c.serveSOCKS5())
 	case socks4Version:
-		return c.serveSOCKS4()
+		return c.handshakeTimeout(c.serveSOCKS4())
 	default:
 		return c.serveHTTP()
 	}
+}
+
+// handshakeTimeout turns a SOCKS handshake cut off by the header timeout
+// into bad input (logged at INFO, like HTTP's 408), not an expected ending.
+// After the handshake the SOCKS handlers return nil, so only it gets here.
+func (c *clientConn) handshakeTimeout(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		// Not wrapping err: a deadline error counts as an expected ending.
+		return fmt.Errorf("%w: SOCKS handshake not complete in %v", ErrBadRequest, c.s.cfg.HeaderTimeout)
+	}
+	return err
 }
 
 // releaseReader gives the request reader back to the pool once no more

@@ -75,6 +75,12 @@ func errKeepAliveEnd(err error) error {
 // is still someone to answer.
 func (c *clientConn) badRequest(err error) error {
 	var ne net.Error
+	if errors.As(c.limiter.err, &ne) && ne.Timeout() {
+		// A request cut off mid-line by the deadline: bufio hands the
+		// partial line to the parser as if complete, which then calls it
+		// malformed. The timeout is the real story.
+		err = c.limiter.err
+	}
 	switch {
 	case errors.Is(err, ErrHeaderTooLarge):
 		return c.httpError(nil, http.StatusRequestHeaderFieldsTooLarge, "porthole: request header too large", err)

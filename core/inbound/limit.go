@@ -11,6 +11,7 @@ import (
 type headerLimiter struct {
 	r    io.Reader
 	left int64
+	err  error // the last read error: a timeout that bufio hid behind a partial line
 }
 
 func (l *headerLimiter) limit(n int) { l.left = int64(n) }
@@ -25,5 +26,8 @@ func (l *headerLimiter) Read(p []byte) (int, error) {
 	}
 	n, err := l.r.Read(p)
 	l.left -= int64(n)
+	if err != nil {
+		l.err = err
+	}
 	return n, err
 }

@@ -1,0 +1,13 @@
+package inbound_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// Every test here starts engines, origins and clients; when they are all
+// done not one goroutine may be left.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
