@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // The test binary doubles as porthole: with PORTHOLE_AS_MAIN set it runs
@@ -25,7 +27,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("PORTHOLE_AS_MAIN") == "1" {
 		os.Exit(run(os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 type proc struct {
