@@ -47,9 +47,14 @@ func run(args []string) int {
 	if !opts.Headless {
 		log.Info("the tray GUI is not part of this version yet; running headless (Ctrl-C stops)")
 	}
+	eng, err := app.NewEngine(opts.Config, log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "porthole:", err)
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := app.RunHeadless(ctx, opts.Config, log); err != nil {
+	if err := app.RunHeadless(ctx, eng, log, stop); err != nil {
 		log.Error("porthole failed", "err", err)
 		return 1
 	}

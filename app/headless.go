@@ -25,10 +25,11 @@ func EngineConfig(cfg config.Config, log *slog.Logger) (core.Config, error) {
 		return core.Config{}, ErrTunnelUnavailable
 	}
 	ec := core.Config{
-		Listen: cfg.Listen,
-		Mode:   mode,
-		Bypass: cfg.Bypass,
-		Logger: log,
+		Listen:  cfg.Listen,
+		Mode:    mode,
+		Bypass:  cfg.Bypass,
+		History: cfg.History,
+		Logger:  log,
 	}
 	if ec.Bypass == nil {
 		ec.Bypass = []string{}
@@ -39,22 +40,27 @@ func EngineConfig(cfg config.Config, log *slog.Logger) (core.Config, error) {
 	return ec, nil
 }
 
-// RunHeadless runs the proxy until ctx is done, then stops it and waits for
-// every connection to end. A failure to start (port in use) is returned at
-// once with nothing left running.
-func RunHeadless(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+// NewEngine builds the engine the settings describe. Its errors are
+// errors in the settings.
+func NewEngine(cfg config.Config, log *slog.Logger) (*core.Engine, error) {
 	ec, err := EngineConfig(cfg, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	eng, err := core.New(ec)
-	if err != nil {
-		return err
-	}
+	return core.New(ec)
+}
+
+// RunHeadless starts eng and runs it until ctx is done; it then calls
+// release (main's signal.NotifyContext stop, so that a second Ctrl-C ends
+// the process at once), stops the proxy, waits for every connection to
+// end and closes the engine. A failure to start (port in use) is returned
+// at once with nothing left running.
+func RunHeadless(ctx context.Context, eng *core.Engine, log *slog.Logger, release func()) error {
 	if err := eng.Start(); err != nil {
 		return errors.Join(err, eng.Close())
 	}
 	<-ctx.Done()
+	release()
 	log.Info("stopping", "reason", context.Cause(ctx))
 	return eng.Close()
 }

@@ -23,6 +23,8 @@ var (
 	ErrPortInUse = errors.New("address already in use")
 	// ErrRunning is returned by Start on a running engine.
 	ErrRunning = errors.New("engine already running")
+	// ErrClosed is returned by Start after Close.
+	ErrClosed = errors.New("engine closed")
 	// ErrAuthRequired refuses to listen beyond loopback without a password.
 	ErrAuthRequired = errors.New("listening beyond loopback requires a username and password")
 )
@@ -37,9 +39,11 @@ type Config struct {
 	DialTimeout time.Duration
 
 	HeaderTimeout  time.Duration
+	KeepAliveIdle  time.Duration // HTTP keep-alive wait for the next request
 	IdleTimeout    time.Duration // abort connections idle this long; 0: DefaultIdleTimeout, <0: never
 	MaxConns       int
 	MaxHeaderBytes int
+	History        int // closed connections the registry keeps; 0: registry.DefaultHistory
 
 	Logger *slog.Logger
 }
@@ -51,18 +55,22 @@ const DefaultIdleTimeout = 15 * time.Minute
 // Start/Stop cycles, so the inspector keeps its history when the user stops
 // and starts the proxy.
 //
-// Concurrency: Start and Stop are safe from any goroutine; Stop is
-// idempotent and returns when every goroutine the engine started has ended.
+// Concurrency: Start, Stop and Close are safe from any goroutine and
+// serialised; Stop and Close are idempotent and return when every goroutine
+// the engine started has ended, even when another call is stopping it.
 type Engine struct {
 	cfg      Config
 	log      *slog.Logger
 	registry *registry.Registry
 	router   *outbound.Router
 
-	mu     sync.Mutex
+	life   sync.Mutex // held through Start, Stop and Close
 	server *inbound.Server
-	addr   net.Addr
 	served chan struct{} // closed when the accept loop has returned
+	closed bool
+
+	mu   sync.Mutex // guards addr, for readers that must not wait on life
+	addr net.Addr
 }
 
 // New validates cfg and returns a stopped engine with its registry.
@@ -101,7 +109,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		router:   router,
-		registry: registry.New(registry.Options{IdleTimeout: max(cfg.IdleTimeout, 0)}),
+		registry: registry.New(registry.Options{IdleTimeout: max(cfg.IdleTimeout, 0), History: cfg.History}),
 	}, nil
 }
 
@@ -129,9 +137,12 @@ func (e *Engine) Addr() net.Addr {
 // Start listens and serves in the background. A taken port is an error
 // wrapping ErrPortInUse and naming the address; nothing is left running.
 func (e *Engine) Start() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.server != nil {
+	e.life.Lock()
+	defer e.life.Unlock()
+	switch {
+	case e.closed:
+		return ErrClosed
+	case e.server != nil:
 		return ErrRunning
 	}
 	ln, err := net.Listen("tcp", e.cfg.Listen)
@@ -147,6 +158,7 @@ func (e *Engine) Start() error {
 		Logger:         e.log,
 		Auth:           e.cfg.Auth,
 		HeaderTimeout:  e.cfg.HeaderTimeout,
+		KeepAliveIdle:  e.cfg.KeepAliveIdle,
 		MaxConns:       e.cfg.MaxConns,
 		MaxHeaderBytes: e.cfg.MaxHeaderBytes,
 	})
@@ -157,7 +169,10 @@ func (e *Engine) Start() error {
 			e.log.Error("proxy stopped accepting connections", "addr", ln.Addr(), "err", err)
 		}
 	}()
-	e.server, e.addr, e.served = srv, ln.Addr(), served
+	e.server, e.served = srv, served
+	e.mu.Lock()
+	e.addr = ln.Addr()
+	e.mu.Unlock()
 	e.log.Info("proxy listening", "addr", ln.Addr().String(), "mode", e.router.Mode())
 	return nil
 }
@@ -165,21 +180,31 @@ func (e *Engine) Start() error {
 // Stop closes the listener and every connection, and waits for them. It is
 // idempotent; the engine can be started again.
 func (e *Engine) Stop() error {
-	e.mu.Lock()
-	srv, served := e.server, e.served
-	e.server, e.addr, e.served = nil, nil, nil
-	e.mu.Unlock()
-	if srv == nil {
+	e.life.Lock()
+	defer e.life.Unlock()
+	return e.stopLocked()
+}
+
+func (e *Engine) stopLocked() error {
+	if e.server == nil {
 		return nil
 	}
-	err := srv.Close()
-	<-served
+	e.mu.Lock()
+	e.addr = nil
+	e.mu.Unlock()
+	err := e.server.Close()
+	<-e.served
+	e.server, e.served = nil, nil
 	e.log.Info("proxy stopped")
 	return err
 }
 
-// Close stops the engine and closes its registry. It is idempotent.
+// Close stops the engine and closes its registry; the engine cannot be
+// started again. It is idempotent.
 func (e *Engine) Close() error {
-	err := e.Stop()
+	e.life.Lock()
+	defer e.life.Unlock()
+	err := e.stopLocked()
+	e.closed = true
 	return errors.Join(err, e.registry.Close())
 }

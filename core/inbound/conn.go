@@ -35,9 +35,12 @@ type clientConn struct {
 	rejected bool // over the connection limit: answer with an error, proxy nothing
 
 	// HTTP forwarding state (absolute-URI requests).
-	up     *httpUpstream
-	bw     *bufio.Writer
-	idUsed bool // id went to a record already; the next one gets its own
+	up        *httpUpstream
+	bw        *bufio.Writer
+	idUsed    bool // id went to a record already; the next one gets its own
+	chunkSize [18]byte
+	chunk     [3][]byte
+	vec       net.Buffers
 }
 
 func (s *Server) handle(raw net.Conn, overloaded bool) {
@@ -58,8 +61,16 @@ func (s *Server) handle(raw net.Conn, overloaded bool) {
 	c.ctx, c.cancel = context.WithCancelCause(s.ctx)
 	defer c.cancel(nil)
 	c.socks.add(raw)
-	stop := context.AfterFunc(c.ctx, c.socks.close)
-	defer stop()
+	closed := make(chan struct{})
+	stop := context.AfterFunc(c.ctx, func() {
+		c.socks.close()
+		close(closed)
+	})
+	defer func() {
+		if !stop() {
+			<-closed // the abort is closing the sockets: wait for it
+		}
+	}()
 	defer c.socks.close()
 
 	c.br = readerPool.Get().(*bufio.Reader)
@@ -121,7 +132,7 @@ func (c *clientConn) releaseReader() {
 func (c *clientConn) logEnd(err error) {
 	err = c.reason(err)
 	switch {
-	case errors.Is(err, ErrStopped), relay.Expected(err):
+	case errors.Is(err, ErrStopped), errors.Is(err, registry.ErrClosedByUser), errors.Is(err, registry.ErrIdle), relay.Expected(err):
 		c.log.Debug("client connection ended", "client", c.raw.RemoteAddr(), "err", err)
 	default:
 		c.log.Info("client connection refused", "client", c.raw.RemoteAddr(), "err", err)
@@ -155,7 +166,7 @@ func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) 
 		ID: id, Proto: proto, Client: c.raw.RemoteAddr().String(), Target: target, Route: route,
 	}, c.cancel)
 	u := &upstream{rec: rec, finish: finish, target: target, log: c.log}
-	if id != c.id {
+	if rec.ID() != c.id {
 		u.log = c.s.log.With("conn", rec.ID().String())
 	}
 	u.log.Debug("dialing", "proto", proto, "target", target, "route", route)

@@ -6,6 +6,7 @@ import "errors"
 // was ended by us. Recognise them with errors.Is.
 var (
 	ErrBadRequest         = errors.New("malformed request")
+	ErrBadResponse        = errors.New("malformed response from the target")
 	ErrHeaderTooLarge     = errors.New("request header too large")
 	ErrAuthFailed         = errors.New("proxy authentication failed")
 	ErrUnsupportedCommand = errors.New("unsupported SOCKS command")

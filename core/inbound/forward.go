@@ -21,12 +21,20 @@ import (
 	"porthole/core/relay"
 )
 
+// Bounds on what a target may send before its response body.
+const (
+	maxResponseHeaderBytes = 1 << 20
+	maxInformational       = 8 // 1xx responses before the final one
+)
+
 // httpUpstream is the connection an HTTP client's absolute-URI requests are
-// forwarded on; it is kept while the client asks for the same target.
+// forwarded on; it is kept while the client asks for the same target and
+// the target keeps it alive.
 type httpUpstream struct {
 	*upstream
-	br *bufio.Reader // reads responses through the counting wrapper
-	cw countingConn
+	limiter *headerLimiter // caps response headers
+	br      *bufio.Reader  // reads responses through the counting wrapper
+	cw      countingConn
 }
 
 // countingConn counts what crosses the upstream socket: writes are up,
@@ -45,6 +53,22 @@ func (c countingConn) Read(p []byte) (int, error) {
 func (c countingConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.rec.AddUp(int64(n))
+	return n, err
+}
+
+// bodyWatch passes a request body to the upstream writer; if the client
+// fails in the middle of it, the upstream is closed at once instead of
+// leaving the target waiting for the rest.
+type bodyWatch struct {
+	io.ReadCloser
+	onErr func()
+}
+
+func (b *bodyWatch) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		b.onErr()
+	}
 	return n, err
 }
 
@@ -80,12 +104,33 @@ func removeHopByHop(h http.Header) (upgrade string) {
 	return upgrade
 }
 
+// idempotent methods may be sent again on a fresh connection when a kept
+// upstream turns out to be closed (RFC 9110 §9.2.2).
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// nextID is the id of the next record this client connection opens: the
+// connection's own id the first time (so its log lines match), a new one
+// after.
+func (c *clientConn) nextID() xid.ID {
+	if !c.idUsed {
+		c.idUsed = true
+		return c.id
+	}
+	return xid.New()
+}
+
 // forward sends one absolute-URI request to its target and the response
 // back. It reports whether the client connection may carry another request.
 func (c *clientConn) forward(req *http.Request) (keep bool, err error) {
 	if req.URL.Scheme != "http" {
-		return false, c.httpError(req, http.StatusBadRequest,
-			"porthole: only http:// URLs can be forwarded; https goes through CONNECT",
+		return false, c.httpError(http.StatusBadRequest,
+			"porthole: only http:// URLs can be forwarded; https goes through CONNECT", nil,
 			fmt.Errorf("forward %s: %w", req.URL.Scheme, ErrBadRequest))
 	}
 	target := req.URL.Host
@@ -94,7 +139,7 @@ func (c *clientConn) forward(req *http.Request) (keep bool, err error) {
 	}
 	host, _, err := outbound.SplitTarget(target)
 	if err != nil {
-		return false, c.httpError(req, http.StatusBadRequest, "porthole: "+err.Error(), fmt.Errorf("forward: %w: %w", ErrBadRequest, err))
+		return false, c.httpError(http.StatusBadRequest, "porthole: "+err.Error(), nil, fmt.Errorf("forward: %w: %w", ErrBadRequest, err))
 	}
 	clientClose := req.Close || !req.ProtoAtLeast(1, 1)
 	req.Close = false // the upstream connection is ours to keep or not
@@ -102,6 +147,7 @@ func (c *clientConn) forward(req *http.Request) (keep bool, err error) {
 		req.Header["User-Agent"] = []string{""} // else net/http adds its own
 	}
 	removeHopByHop(req.Header)
+	req.Header.Add("Via", "1.1 porthole")
 
 	if c.up != nil && c.up.target != target {
 		c.closeUpstream(c.up.upstream, nil)
@@ -111,48 +157,54 @@ func (c *clientConn) forward(req *http.Request) (keep bool, err error) {
 		reused := c.up != nil
 		if c.up == nil {
 			if err := c.openHTTPUpstream(target, host); err != nil {
-				_ = req.Body.Close() // dropped with the connection
-				writeHTTPError(c.raw, dialFailureStatus(err), dialFailureMessage(target, err), nil)
-				return false, nil // dial logged it
+				_ = c.httpError(dialFailureStatus(err), dialFailureMessage(target, err), nil, nil) // dial logged it
+				return false, nil
 			}
 		}
-		keep, retry, err := c.exchange(req, reused && attempt == 0)
-		if retry {
-			// A kept-alive upstream the server had closed meanwhile: the
-			// request was idempotent and nothing reached the client yet.
+		res := c.exchange(req, clientClose, reused && attempt == 0)
+		if res.retry {
+			// A kept upstream the target had closed meanwhile: nothing
+			// reached the client and the request can be sent again.
 			c.closeUpstream(c.up.upstream, nil)
 			c.up = nil
 			continue
 		}
-		if err != nil || !keep {
-			c.closeUpstream(c.up.upstream, err)
+		if res.err != nil || !res.upstreamKeep {
+			c.closeUpstream(c.up.upstream, res.err)
 			c.up = nil
-			return false, nil
 		}
-		return !clientClose, nil
+		return res.clientKeep && res.err == nil, nil
 	}
 }
 
 func (c *clientConn) openHTTPUpstream(target, host string) error {
-	id := xid.New()
-	if !c.idUsed {
-		id, c.idUsed = c.id, true
-	}
-	u, err := c.dial(id, registry.ProtoHTTP, target, host)
+	u, err := c.dial(c.nextID(), registry.ProtoHTTP, target, host)
 	if err != nil {
 		return err
 	}
 	cw := countingConn{Conn: u.conn, rec: u.rec}
-	c.up = &httpUpstream{upstream: u, cw: cw, br: bufio.NewReader(cw)}
+	lim := &headerLimiter{r: cw}
+	lim.lift()
+	c.up = &httpUpstream{upstream: u, cw: cw, limiter: lim, br: bufio.NewReader(lim)}
 	return nil
+}
+
+// exchangeResult says what one request/response exchange left behind.
+type exchangeResult struct {
+	clientKeep   bool  // the client connection may carry another request
+	upstreamKeep bool  // the upstream may carry another request
+	retry        bool  // send the request again on a new upstream
+	err          error // why the upstream must be closed
 }
 
 // exchange writes req upstream while reading the response (a server may
 // answer before the body is sent: 100-continue, early errors), and streams
-// the response to the client. keep says the upstream may serve another
-// request; retry that the request can be sent again on a new connection.
-func (c *clientConn) exchange(req *http.Request, mayRetry bool) (keep, retry bool, err error) {
+// the response to the client.
+func (c *clientConn) exchange(req *http.Request, clientClose, mayRetry bool) exchangeResult {
 	up := c.up
+	if req.Body != http.NoBody {
+		req.Body = &bodyWatch{ReadCloser: req.Body, onErr: func() { c.socks.remove(up.conn) }}
+	}
 	written := make(chan error, 1)
 	go func() { written <- req.Write(up.cw) }()
 
@@ -160,25 +212,34 @@ func (c *clientConn) exchange(req *http.Request, mayRetry bool) (keep, retry boo
 	if err != nil {
 		c.socks.remove(up.conn) // unblocks a writer stuck on the upstream
 		werr := c.joinWriter(written)
-		if mayRetry && req.Body == http.NoBody && relay.Expected(err) && relay.Expected(werr) {
-			return false, true, nil
+		if mayRetry && c.ctx.Err() == nil && req.Body == http.NoBody && idempotent(req.Method) &&
+			relay.Expected(err) && relay.Expected(werr) {
+			return exchangeResult{retry: true}
 		}
-		writeHTTPError(c.raw, http.StatusBadGateway, fmt.Sprintf("porthole: %s did not answer: %v", up.target, err), nil)
-		return false, false, err
+		if c.ctx.Err() == nil {
+			_ = c.httpError(http.StatusBadGateway, fmt.Sprintf("porthole: no valid response from %s: %v", up.target, err), nil, nil)
+		}
+		return exchangeResult{err: err}
 	}
-	keep, err = c.writeResponse(req, resp)
+	clientKeep, err := c.writeResponse(req, resp, clientClose)
 	if err != nil {
-		c.socks.remove(up.conn)
-		_ = c.joinWriter(written) // the response error is the one to report
-		return false, false, err
+		c.socks.remove(up.conn) // first: closing the body must not drain it
+		_ = resp.Body.Close()   // its error is that of the closed socket
+		_ = c.joinWriter(written)
+		return exchangeResult{err: err}
+	}
+	// The body is at EOF (or there is none): closing it reads nothing.
+	if err := resp.Body.Close(); err != nil {
+		_ = c.joinWriter(written)
+		return exchangeResult{err: err}
 	}
 	if werr := c.joinWriter(written); werr != nil {
-		return false, false, werr
+		return exchangeResult{err: werr}
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		return false, false, c.relayUpgraded(up)
+		return exchangeResult{err: c.relayUpgraded(up)}
 	}
-	return keep && !resp.Close, false, nil
+	return exchangeResult{clientKeep: clientKeep, upstreamKeep: !resp.Close}
 }
 
 // joinWriter waits for the goroutine sending the request. Normally it has
@@ -204,33 +265,47 @@ func (c *clientConn) joinWriter(written <-chan error) error {
 }
 
 // readFinalResponse reads responses until a final one, passing 1xx
-// informational responses (100 Continue, 103 Early Hints) to the client.
+// informational responses (100 Continue, 103 Early Hints) to HTTP/1.1
+// clients (RFC 9110 §15.2: never to HTTP/1.0 ones). Headers are bounded in
+// size and 1xx responses in number.
 func (c *clientConn) readFinalResponse(up *httpUpstream, req *http.Request) (*http.Response, error) {
-	for {
+	for i := 0; ; i++ {
+		up.limiter.limit(maxResponseHeaderBytes)
 		resp, err := http.ReadResponse(up.br, req)
+		up.limiter.lift()
+		if errors.Is(err, ErrHeaderTooLarge) {
+			return nil, fmt.Errorf("%w: response header over %d bytes", ErrBadResponse, maxResponseHeaderBytes)
+		}
 		if err != nil {
 			return nil, err
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			return resp, nil
 		}
-		if _, err := c.writeHead(resp, resp.Header); err != nil {
-			return nil, err
+		if i == maxInformational {
+			return nil, fmt.Errorf("%w: more than %d informational responses", ErrBadResponse, maxInformational)
+		}
+		if req.ProtoAtLeast(1, 1) {
+			removeHopByHop(resp.Header)
+			if _, err := c.writeHead(resp, resp.Header); err != nil {
+				return nil, err
+			}
 		}
 	}
 }
 
 // writeResponse streams resp to the client, re-framing the body for this
-// hop, and flushing as bytes arrive (no holding a trickling response). It
-// reports whether the client connection can carry another request.
-func (c *clientConn) writeResponse(req *http.Request, resp *http.Response) (keep bool, err error) {
-	defer resp.Body.Close()
+// hop and passing bytes on as they arrive (no holding a trickling
+// response). It reports whether the client connection can carry another
+// request; when it cannot, the response says Connection: close.
+func (c *clientConn) writeResponse(req *http.Request, resp *http.Response, clientClose bool) (keep bool, err error) {
 	h := resp.Header
 	upgrade := removeHopByHop(h) != "" && resp.StatusCode == http.StatusSwitchingProtocols
+	h.Add("Via", "1.1 porthole")
 	noBody := req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent ||
 		resp.StatusCode == http.StatusNotModified || upgrade
 	chunked := false
-	keep = !upgrade
+	keep = !upgrade && !clientClose
 	if !noBody {
 		h.Del("Content-Length")
 		switch {
@@ -253,7 +328,7 @@ func (c *clientConn) writeResponse(req *http.Request, resp *http.Response) (keep
 	if err != nil || noBody {
 		return keep, err
 	}
-	if err := copyBody(bw, resp.Body, chunked); err != nil {
+	if err := c.copyBody(resp.Body, chunked); err != nil {
 		return false, err
 	}
 	if chunked {
@@ -292,28 +367,27 @@ func (c *clientConn) writeHead(resp *http.Response, h http.Header) (*bufio.Write
 	return bw, bw.Flush()
 }
 
-// copyBody copies a response body, flushing after every read.
-func copyBody(bw *bufio.Writer, body io.Reader, chunked bool) error {
+// copyBody copies a response body straight to the client socket, each read
+// as it arrives; chunked, each read is one chunk written with one writev.
+func (c *clientConn) copyBody(body io.Reader, chunked bool) error {
 	bp := relay.GetBuffer()
 	defer relay.PutBuffer(bp)
 	buf := *bp
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
+			var err error
 			if chunked {
-				if _, err := fmt.Fprintf(bw, "%x\r\n", n); err != nil {
-					return err
-				}
+				// The parts live in the connection, so the writev costs no
+				// allocation per chunk.
+				size := append(strconv.AppendUint(c.chunkSize[:0], uint64(n), 16), '\r', '\n')
+				c.chunk = [3][]byte{size, buf[:n], crlf}
+				c.vec = c.chunk[:]
+				_, err = c.vec.WriteTo(c.raw)
+			} else {
+				_, err = c.raw.Write(buf[:n])
 			}
-			if _, err := bw.Write(buf[:n]); err != nil {
-				return err
-			}
-			if chunked {
-				if _, err := bw.WriteString("\r\n"); err != nil {
-					return err
-				}
-			}
-			if err := bw.Flush(); err != nil {
+			if err != nil {
 				return err
 			}
 		}
@@ -326,8 +400,10 @@ func copyBody(bw *bufio.Writer, body io.Reader, chunked bool) error {
 	}
 }
 
+var crlf = []byte("\r\n")
+
 // relayUpgraded turns the connection into a raw relay after 101 Switching
-// Protocols, first passing on what each side's reader already buffered.
+// Protocols, first passing on what the upstream reader already buffered.
 func (c *clientConn) relayUpgraded(up *httpUpstream) error {
 	if n := up.br.Buffered(); n > 0 {
 		b, err := up.br.Peek(n)

@@ -41,9 +41,11 @@ func (c *clientConn) serveHTTP() error {
 			return err
 		}
 		if c.rejected {
-			return c.httpError(req, http.StatusServiceUnavailable, "porthole: too many connections; try again later", ErrTooManyConns)
+			return c.httpError(http.StatusServiceUnavailable, "porthole: too many connections; try again later", nil, ErrTooManyConns)
 		}
-		if c.s.cfg.Auth != nil && !c.s.cfg.Auth.checkProxyAuthorization(req.Header.Get("Proxy-Authorization")) {
+		// Browsers fetch the PAC file directly, without proxy credentials.
+		isPAC := !req.URL.IsAbs() && req.Method != http.MethodConnect && req.URL.Path == pacPath
+		if c.s.cfg.Auth != nil && !isPAC && !c.s.cfg.Auth.checkProxyAuthorization(req.Header.Get("Proxy-Authorization")) {
 			return c.proxyAuthRequired(req)
 		}
 		var keep bool
@@ -83,24 +85,49 @@ func (c *clientConn) badRequest(err error) error {
 	}
 	switch {
 	case errors.Is(err, ErrHeaderTooLarge):
-		return c.httpError(nil, http.StatusRequestHeaderFieldsTooLarge, "porthole: request header too large", err)
+		return c.httpError(http.StatusRequestHeaderFieldsTooLarge, "porthole: request header too large", nil, err)
 	case errors.As(err, &ne) && ne.Timeout():
-		return c.httpError(nil, http.StatusRequestTimeout, "porthole: timed out reading the request header", fmt.Errorf("%w: header not complete in %v", ErrBadRequest, c.s.cfg.HeaderTimeout))
+		return c.httpError(http.StatusRequestTimeout, "porthole: timed out reading the request header", nil,
+			fmt.Errorf("%w: header not complete in %v", ErrBadRequest, c.s.cfg.HeaderTimeout))
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 		return err // the client left; nobody to answer
 	}
-	return c.httpError(nil, http.StatusBadRequest, "porthole: malformed HTTP request", fmt.Errorf("%w: %w", ErrBadRequest, err))
+	return c.httpError(http.StatusBadRequest, "porthole: malformed HTTP request", nil, fmt.Errorf("%w: %w", ErrBadRequest, err))
 }
 
-// httpError writes a one-line plain-text error response, closes the
-// connection, and returns err for the caller to log once.
-func (c *clientConn) httpError(req *http.Request, code int, msg string, err error) error {
-	if req != nil && req.Body != nil {
-		// Unread body bytes are dropped with the connection.
-		_ = req.Body.Close()
-	}
-	writeHTTPError(c.raw, code, msg, nil)
+// httpError answers with a one-line plain-text error, ends the connection
+// gracefully (see lingerClose) and returns err for the caller to log once.
+// An unread request body is never drained: the client may be sending forever.
+func (c *clientConn) httpError(code int, msg string, extra http.Header, err error) error {
+	writeHTTPError(c.raw, code, msg, extra)
+	c.lingerClose()
 	return err
+}
+
+// Lingering close bounds: how long and how much to read and discard after
+// an error response before closing.
+const (
+	maxLinger      = 2 * time.Second
+	maxLingerBytes = 256 << 10
+)
+
+// lingerClose ends a connection whose request may still be arriving (an
+// unread body, a pipelined request): it half-closes our side so the
+// response is delivered, then discards what the client still sends for a
+// bounded time and amount, so that closing with unread bytes does not reset
+// the connection under the response before the client has read it.
+func (c *clientConn) lingerClose() {
+	if cw, ok := c.raw.(interface{ CloseWrite() error }); ok {
+		if err := cw.CloseWrite(); err != nil {
+			return // the client is gone: nothing to protect
+		}
+	}
+	if err := c.raw.SetReadDeadline(time.Now().Add(min(c.s.cfg.HeaderTimeout, maxLinger))); err != nil {
+		return
+	}
+	// Whatever this returns (EOF, deadline, reset), the connection is
+	// closed next; the bytes are of no use.
+	_, _ = io.CopyN(io.Discard, c.raw, maxLingerBytes)
 }
 
 // writeHTTPError writes a small error response with Connection: close. The
@@ -123,15 +150,12 @@ func writeHTTPError(w io.Writer, code int, msg string, extra http.Header) {
 }
 
 func (c *clientConn) proxyAuthRequired(req *http.Request) error {
-	if req.Body != nil {
-		_ = req.Body.Close() // dropped with the connection
-	}
-	writeHTTPError(c.raw, http.StatusProxyAuthRequired, "porthole: proxy authentication required",
-		http.Header{"Proxy-Authenticate": {`Basic realm="Porthole"`}})
-	return fmt.Errorf("http: %s %s: %w", req.Method, req.Host, ErrAuthFailed)
+	return c.httpError(http.StatusProxyAuthRequired, "porthole: proxy authentication required",
+		http.Header{"Proxy-Authenticate": {`Basic realm="Porthole"`}},
+		fmt.Errorf("http: %s %s: %w", req.Method, req.Host, ErrAuthFailed))
 }
 
-// dialFailure answers a failed dial: 504 for a timeout, 403 for a target
+// dialFailureStatus answers a failed dial: 504 for a timeout, 403 for a target
 // that policy refuses, 502 for the rest, with the reason on one line.
 func dialFailureStatus(err error) int {
 	switch outbound.Classify(err) {
@@ -152,12 +176,18 @@ func (c *clientConn) serveConnect(req *http.Request) error {
 	target := req.RequestURI
 	host, _, err := outbound.SplitTarget(target)
 	if err != nil {
-		return c.httpError(req, http.StatusBadRequest, "porthole: "+err.Error(), fmt.Errorf("connect: %w: %w", ErrBadRequest, err))
+		return c.httpError(http.StatusBadRequest, "porthole: "+err.Error(), nil, fmt.Errorf("connect: %w: %w", ErrBadRequest, err))
 	}
-	u, err := c.dial(c.id, registry.ProtoConnect, target, host)
+	if c.up != nil {
+		// The connection forwarded plain requests before: that upstream is
+		// done, and the tunnel is a connection of its own.
+		c.closeUpstream(c.up.upstream, nil)
+		c.up = nil
+	}
+	u, err := c.dial(c.nextID(), registry.ProtoConnect, target, host)
 	if err != nil {
-		writeHTTPError(c.raw, dialFailureStatus(err), dialFailureMessage(target, err), nil)
-		return nil // dial logged it
+		_ = c.httpError(dialFailureStatus(err), dialFailureMessage(target, err), nil, nil) // dial logged it
+		return nil
 	}
 	if _, err := io.WriteString(c.raw, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		c.closeUpstream(u, err)

@@ -6,15 +6,25 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
+
+	"porthole/core/outbound"
 )
 
 // maxPageBody is how much of a request body to a local page we read before
 // giving up on keeping the connection.
 const maxPageBody = 64 << 10
 
+// pacPath is where the proxy auto-config file is served.
+const pacPath = "/proxy.pac"
+
 // servePage answers requests addressed to the proxy itself (origin-form):
 // a small status page at / and a PAC file at /proxy.pac.
 func (c *clientConn) servePage(req *http.Request) (keep bool, err error) {
+	// Nobody else will read this body: bound it in size and in time.
+	if err := c.raw.SetReadDeadline(time.Now().Add(c.s.cfg.HeaderTimeout)); err != nil {
+		return false, err
+	}
 	n, err := io.Copy(io.Discard, io.LimitReader(req.Body, maxPageBody+1))
 	if err != nil {
 		return false, err
@@ -24,7 +34,7 @@ func (c *clientConn) servePage(req *http.Request) (keep bool, err error) {
 	switch req.URL.Path {
 	case "/":
 		body = c.statusPage()
-	case "/proxy.pac":
+	case pacPath:
 		ctype = "application/x-ns-proxy-autoconfig"
 		body = c.s.cfg.Router.Bypass().PAC(proxyHost(req, c))
 	default:
@@ -50,10 +60,10 @@ func (c *clientConn) servePage(req *http.Request) (keep bool, err error) {
 	return keep, bw.Flush()
 }
 
-// proxyHost is the address clients reach us at: the Host they used, else
-// our local address.
+// proxyHost is the address clients reach us at: the Host they used if it
+// is a well-formed host:port (it goes into a script), else our local address.
 func proxyHost(req *http.Request, c *clientConn) string {
-	if req.Host != "" {
+	if _, _, err := outbound.SplitTarget(req.Host); err == nil {
 		return req.Host
 	}
 	return c.raw.LocalAddr().String()

@@ -125,7 +125,7 @@ func readSOCKS5Request(br *bufio.Reader, w io.Writer) (socksRequest, error) {
 		if _, err := io.ReadFull(br, ip); err != nil {
 			return socksRequest{}, err
 		}
-		a, _ := netip.AddrFromSlice(ip)
+		a, _ := netip.AddrFromSlice(ip) // ok is always true: ip is 4 or 16 bytes
 		host = a.String()
 	case socks5AtypDomain:
 		name, err := readLenPrefixed(br)

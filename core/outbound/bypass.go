@@ -50,7 +50,7 @@ func ParseBypass(entries []string) (*Bypass, error) {
 			}
 			b.prefixes = append(b.prefixes, p.Masked())
 		case isIPLiteral(e):
-			a, _ := netip.ParseAddr(strings.Trim(e, "[]"))
+			a, _ := netip.ParseAddr(strings.Trim(e, "[]")) // isIPLiteral just parsed it
 			b.prefixes = append(b.prefixes, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 		default:
 			name, suffix := strings.CutPrefix(e, "*.")

@@ -66,8 +66,8 @@ func (s *Subscription) offer(ev Event) bool {
 		return false
 	}
 	if len(s.pending) >= s.max {
+		s.endLocked(ErrFellBehind)
 		s.mu.Unlock()
-		s.end(ErrFellBehind)
 		return false
 	}
 	s.pending = append(s.pending, ev)
@@ -83,6 +83,10 @@ func (s *Subscription) offer(ev Event) bool {
 func (s *Subscription) end(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.endLocked(err)
+}
+
+func (s *Subscription) endLocked(err error) {
 	if s.ended {
 		return
 	}

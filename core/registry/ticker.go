@@ -13,15 +13,15 @@ func (r *Registry) tickLoop() {
 		case <-r.stop:
 			return
 		case <-t.C:
-			for _, c := range r.tick() {
-				c.Abort(ErrIdle)
-			}
+			r.tick()
 		}
 	}
 }
 
-// tick publishes one Stats event and returns the connections to abort as
-// idle (aborted by the caller, outside the lock).
+// tick publishes one Stats event and aborts, with ErrIdle, the open
+// connections idle past the timeout; it returns those. Judging and aborting
+// happen in one critical section, so a connection that moved bytes in
+// between is never aborted as idle.
 func (r *Registry) tick() (idle []*Conn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -43,6 +43,7 @@ func (r *Registry) tick() (idle []*Conn) {
 		}
 		if r.opts.IdleTimeout > 0 && c.state == StateOpen && now.Sub(c.lastActive) >= r.opts.IdleTimeout {
 			idle = append(idle, c)
+			c.abortLocked(ErrIdle)
 		}
 	}
 	totalUp, totalDown := r.closedUp+liveUp, r.closedDown+liveDown

@@ -77,6 +77,7 @@ func Relay(client, target net.Conn, c Counter) error {
 // (the socket is drained) the buffer goes back to the pool and the next wait
 // happens without one.
 func copyHalf(dst, src net.Conn, count func(int64)) error {
+	readable := newPeeker(src)
 	var bp *[]byte
 	defer func() {
 		if bp != nil {
@@ -85,7 +86,7 @@ func copyHalf(dst, src net.Conn, count func(int64)) error {
 	}()
 	for {
 		if bp == nil {
-			if err := waitReadable(src); err != nil {
+			if err := readable.wait(); err != nil {
 				return err
 			}
 			bp = GetBuffer()
@@ -101,7 +102,7 @@ func copyHalf(dst, src net.Conn, count func(int64)) error {
 				return werr
 			}
 		}
-		if rerr == io.EOF {
+		if errors.Is(rerr, io.EOF) {
 			if cw, ok := dst.(closeWriter); ok {
 				return cw.CloseWrite()
 			}

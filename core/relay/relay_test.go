@@ -193,3 +193,45 @@ func BenchmarkRelayThroughput(b *testing.B) {
 	target.Close()
 	<-done
 }
+
+// BenchmarkRelayPingPong sends 512-byte messages there and back: every read
+// is short, so each one goes through the wait for readability. With
+// -benchmem, allocs/op must stay 0.
+func BenchmarkRelayPingPong(b *testing.B) {
+	client, cRelay := tcpPair(b)
+	tRelay, target := tcpPair(b)
+	done := make(chan error, 1)
+	go func() { done <- relay.Relay(cRelay, tRelay, &counter{}) }()
+	echoed := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			if _, err := io.ReadFull(target, buf); err != nil {
+				echoed <- nil
+				return
+			}
+			if _, err := target.Write(buf); err != nil {
+				echoed <- err
+				return
+			}
+		}
+	}()
+	msg, back := make([]byte, 512), make([]byte, 512)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := client.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(client, back); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	client.Close()
+	target.Close()
+	<-done
+	if err := <-echoed; err != nil {
+		b.Fatal(err)
+	}
+}

@@ -4,6 +4,10 @@ package relay
 
 import "net"
 
-// waitReadable is a no-op where we cannot peek at a socket: Read waits,
-// holding its buffer.
-func waitReadable(net.Conn) error { return nil }
+// peeker is a no-op where we cannot peek at a socket: Read waits, holding
+// its buffer.
+type peeker struct{}
+
+func newPeeker(net.Conn) *peeker { return nil }
+
+func (p *peeker) wait() error { return nil }
