@@ -1,0 +1,152 @@
+package outbound
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Guarded dials targets on behalf of someone else (the exit server, for its
+// clients) and refuses those that would reach into the machine's own
+// networks: loopback, private (RFC 1918, RFC 4193), shared (RFC 6598),
+// link-local, multicast, unspecified, and the machine's own addresses. It
+// resolves names itself and dials the very addresses it checked, so a name
+// that resolves to a private address — at once or on a second lookup (DNS
+// rebinding) — never gets through. Refusals wrap ErrDenied.
+type Guarded struct {
+	// AllowPrivate turns the guard off (porthole-exit --allow-private).
+	AllowPrivate bool
+	// Resolver looks names up; nil means net.DefaultResolver.
+	Resolver *net.Resolver
+	// Timeout bounds the whole dial, lookup included; <= 0 means
+	// DefaultDialTimeout.
+	Timeout time.Duration
+	// Own lists the machine's own addresses; nil means the addresses of
+	// its interfaces, read at each dial.
+	Own func() ([]netip.Addr, error)
+}
+
+// shared is RFC 6598's carrier-grade NAT range, which netip does not call
+// private.
+var shared = netip.MustParsePrefix("100.64.0.0/10")
+
+// Blocked reports why an address may not be dialled, or "" if it may.
+func Blocked(a netip.Addr) string {
+	a = a.Unmap()
+	switch {
+	case !a.IsValid():
+		return "invalid"
+	case a.IsUnspecified():
+		return "unspecified"
+	case a.IsLoopback():
+		return "loopback"
+	case a.IsPrivate(), shared.Contains(a):
+		return "private"
+	case a.IsLinkLocalUnicast():
+		return "link-local"
+	case a.IsMulticast(), a.IsLinkLocalMulticast(), a.IsInterfaceLocalMulticast():
+		return "multicast"
+	case a.Is4() && a.As4()[0] == 0:
+		return "this-network" // 0.0.0.0/8
+	}
+	return ""
+}
+
+func (g *Guarded) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	timeout := g.Timeout
+	if timeout <= 0 {
+		timeout = DefaultDialTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	d := net.Dialer{KeepAlive: 30 * time.Second}
+	if g.AllowPrivate {
+		d.Resolver = g.Resolver
+		return d.DialContext(ctx, network, addr)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	addrs, err := g.lookup(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	own, err := g.own()
+	if err != nil {
+		return nil, fmt.Errorf("listing this machine's addresses: %w", err)
+	}
+	var refused []error
+	var lastErr error
+	for _, a := range addrs {
+		a = a.Unmap()
+		if why := refusal(a, own); why != "" {
+			refused = append(refused, fmt.Errorf("%s is a %s address", a, why))
+			continue
+		}
+		c, err := d.DialContext(ctx, network, net.JoinHostPort(a.String(), port))
+		if err == nil {
+			return c, nil
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if lastErr != nil {
+		return nil, lastErr
+	}
+	return nil, fmt.Errorf("%s: %w: %w", host, ErrDenied, errors.Join(refused...))
+}
+
+func (g *Guarded) lookup(ctx context.Context, host string) ([]netip.Addr, error) {
+	if a, err := netip.ParseAddr(host); err == nil {
+		return []netip.Addr{a}, nil
+	}
+	r := g.Resolver
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	return r.LookupNetIP(ctx, "ip", host)
+}
+
+func (g *Guarded) own() ([]netip.Addr, error) {
+	if g.Own != nil {
+		return g.Own()
+	}
+	ifaddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.Addr, 0, len(ifaddrs))
+	for _, ia := range ifaddrs {
+		if p, err := netip.ParsePrefix(ia.String()); err == nil {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out, nil
+}
+
+// refusal is why a may not be dialled from a machine whose own addresses
+// are own, or "".
+func refusal(a netip.Addr, own []netip.Addr) string {
+	if why := Blocked(a); why != "" {
+		return why
+	}
+	if contains(own, a.Unmap()) {
+		return "this server's own"
+	}
+	return ""
+}
+
+func contains(list []netip.Addr, a netip.Addr) bool {
+	for _, x := range list {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}

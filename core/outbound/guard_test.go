@@ -1,0 +1,166 @@
+package outbound
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func TestBlocked(t *testing.T) {
+	for addr, want := range map[string]string{
+		"127.0.0.1": "loopback", "127.8.9.10": "loopback", "::1": "loopback",
+		"10.1.2.3": "private", "172.16.5.4": "private", "192.168.1.1": "private", "fd00::1": "private",
+		"100.64.1.1": "private", "::ffff:10.0.0.1": "private",
+		"169.254.1.1": "link-local", "fe80::1": "link-local",
+		"224.0.0.1": "multicast", "ff02::1": "multicast", "239.1.2.3": "multicast",
+		"0.0.0.0": "unspecified", "::": "unspecified", "0.1.2.3": "this-network",
+		// Public addresses: only classified here, never dialled.
+		"8.8.8.8": "", "1.1.1.1": "", "2606:4700::1111": "", "100.128.0.1": "", "172.32.0.1": "",
+	} {
+		if got := Blocked(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("Blocked(%s) = %q, want %q", addr, got, want)
+		}
+	}
+	own := []netip.Addr{netip.MustParseAddr("203.0.113.7")}
+	if refusal(netip.MustParseAddr("203.0.113.7"), own) == "" {
+		t.Error("the server's own address must be refused")
+	}
+	if refusal(netip.MustParseAddr("::ffff:203.0.113.7"), own) == "" {
+		t.Error("the server's own address, IPv4-mapped, must be refused")
+	}
+	if refusal(netip.MustParseAddr("203.0.113.8"), own) != "" {
+		t.Error("another public address is not refused")
+	}
+}
+
+// countingListener is a loopback listener that reports whether anyone
+// connected.
+func countingListener(t *testing.T) (net.Listener, <-chan struct{}) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan struct{}, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+			accepted <- struct{}{}
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln, accepted
+}
+
+func TestGuardRefusesLoopbackBeforeDialling(t *testing.T) {
+	ln, accepted := countingListener(t)
+	g := &Guarded{Timeout: 5 * time.Second}
+	_, err := g.DialContext(context.Background(), "tcp", ln.Addr().String())
+	if !errors.Is(err, ErrDenied) || Classify(err) != FailDenied {
+		t.Fatalf("dial to %s: %v, want ErrDenied", ln.Addr(), err)
+	}
+	// Allowed explicitly, the same target works: the listener is real.
+	g.AllowPrivate = true
+	c, err := g.DialContext(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("with AllowPrivate: %v", err)
+	}
+	c.Close()
+	select {
+	case <-accepted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the allowed dial never arrived")
+	}
+	select {
+	case <-accepted:
+		t.Fatal("the refused dial reached the listener")
+	default:
+	}
+}
+
+// TestGuardRefusesNamesResolvingInside: a name whose DNS answer is a
+// loopback address (DNS rebinding) is refused without connecting.
+func TestGuardRefusesNamesResolvingInside(t *testing.T) {
+	ln, accepted := countingListener(t)
+	_, port, err := net.SplitHostPort(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &Guarded{Timeout: 5 * time.Second, Resolver: answeringResolver(t, [4]byte{127, 0, 0, 1})}
+	_, err = g.DialContext(context.Background(), "tcp", net.JoinHostPort("rebind.example", port))
+	if !errors.Is(err, ErrDenied) {
+		t.Fatalf("a name resolving to 127.0.0.1: %v, want ErrDenied", err)
+	}
+	select {
+	case <-accepted:
+		t.Fatal("the refused dial reached the listener")
+	default:
+	}
+}
+
+// answeringResolver is a Go resolver whose DNS server, on a loopback UDP
+// socket, answers every A question with ip and every other with no record.
+func answeringResolver(t *testing.T, ip [4]byte) *net.Resolver {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { pc.Close(); <-done })
+	go func() {
+		defer close(done)
+		buf := make([]byte, 512)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if resp := dnsAnswer(buf[:n], ip); resp != nil {
+				if _, err := pc.WriteTo(resp, from); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
+	}}
+}
+
+// dnsAnswer builds the reply to a one-question query: an A record with ip
+// for type A, an empty answer otherwise.
+func dnsAnswer(q []byte, ip [4]byte) []byte {
+	if len(q) < 12 || binary.BigEndian.Uint16(q[4:]) != 1 {
+		return nil
+	}
+	i := 12
+	for i < len(q) && q[i] != 0 {
+		i += int(q[i]) + 1
+	}
+	if i+5 > len(q) {
+		return nil
+	}
+	qtype := binary.BigEndian.Uint16(q[i+1:])
+	resp := append([]byte(nil), q[:i+5]...)
+	resp[2] |= 0x80 // a response
+	resp[3] = 0x80  // recursion available, no error
+	binary.BigEndian.PutUint16(resp[6:], 0)
+	binary.BigEndian.PutUint16(resp[8:], 0)
+	binary.BigEndian.PutUint16(resp[10:], 0)
+	if qtype == 1 {
+		binary.BigEndian.PutUint16(resp[6:], 1)
+		resp = append(resp, 0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4)
+		resp = append(resp, ip[:]...)
+	}
+	return resp
+}
