@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/xid"
@@ -58,18 +59,40 @@ func (c countingConn) Write(p []byte) (int, error) {
 
 // bodyWatch passes a request body to the upstream writer; if the client
 // fails in the middle of it, the upstream is closed at once instead of
-// leaving the target waiting for the rest.
+// leaving the target waiting for the rest. It records whether the body was
+// read to its end, which decides whether the client connection can go on.
 type bodyWatch struct {
-	io.ReadCloser
+	r     io.Reader
 	onErr func()
+	size  int64 // Content-Length, or -1 (chunked)
+	read  atomic.Int64
+	eof   atomic.Bool
+	err   error // the client's read error; read after the writer is joined
 }
 
 func (b *bodyWatch) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) {
+	n, err := b.r.Read(p)
+	b.read.Add(int64(n))
+	switch {
+	case errors.Is(err, io.EOF):
+		b.eof.Store(true)
+	case err != nil:
+		b.err = err
 		b.onErr()
 	}
 	return n, err
+}
+
+// Close does not drain what is left of the body (net/http's would, from a
+// client that may be slow or endless): a body not read to its end means the
+// client connection closes, with a lingering close.
+func (b *bodyWatch) Close() error { return nil }
+
+// done reports whether the whole body was read (always, without a body).
+// A body of known length is done when its last byte was read, which is
+// before the target can have it, so a response never races this.
+func (b *bodyWatch) done() bool {
+	return b == nil || b.eof.Load() || (b.size >= 0 && b.read.Load() >= b.size)
 }
 
 // hopHeaders are meaningful for one connection only and never forwarded.
@@ -147,7 +170,7 @@ func (c *clientConn) forward(req *http.Request) (keep bool, err error) {
 		req.Header["User-Agent"] = []string{""} // else net/http adds its own
 	}
 	removeHopByHop(req.Header)
-	req.Header.Add("Via", "1.1 porthole")
+	req.Header.Add("Via", viaValue(req.ProtoMajor, req.ProtoMinor))
 
 	if c.up != nil && c.up.target != target {
 		c.closeUpstream(c.up.upstream, nil)
@@ -173,7 +196,13 @@ func (c *clientConn) forward(req *http.Request) (keep bool, err error) {
 			c.closeUpstream(c.up.upstream, res.err)
 			c.up = nil
 		}
-		return res.clientKeep && res.err == nil, nil
+		if res.badGateway != "" {
+			// After the record is closed: the lingering close may take a
+			// while and the upstream is gone already.
+			_ = c.httpError(http.StatusBadGateway, res.badGateway, nil, nil) // closeUpstream logged it
+			return false, nil
+		}
+		return res.clientKeep, nil // false whenever the client side failed
 	}
 }
 
@@ -191,10 +220,11 @@ func (c *clientConn) openHTTPUpstream(target, host string) error {
 
 // exchangeResult says what one request/response exchange left behind.
 type exchangeResult struct {
-	clientKeep   bool  // the client connection may carry another request
-	upstreamKeep bool  // the upstream may carry another request
-	retry        bool  // send the request again on a new upstream
-	err          error // why the upstream must be closed
+	clientKeep   bool   // the client connection may carry another request
+	upstreamKeep bool   // the upstream may carry another request
+	retry        bool   // send the request again on a new upstream
+	err          error  // why the upstream must be closed
+	badGateway   string // answer the client 502 with this, once the upstream is closed
 }
 
 // exchange writes req upstream while reading the response (a server may
@@ -202,26 +232,32 @@ type exchangeResult struct {
 // the response to the client.
 func (c *clientConn) exchange(req *http.Request, clientClose, mayRetry bool) exchangeResult {
 	up := c.up
+	var body *bodyWatch
 	if req.Body != http.NoBody {
-		req.Body = &bodyWatch{ReadCloser: req.Body, onErr: func() { c.socks.remove(up.conn) }}
+		body = &bodyWatch{r: req.Body, size: req.ContentLength, onErr: func() { c.socks.remove(up.conn) }}
+		req.Body = body
 	}
 	written := make(chan error, 1)
 	go func() { written <- req.Write(up.cw) }()
 
-	resp, err := c.readFinalResponse(up, req)
+	resp, informed, err := c.readFinalResponse(up, req)
 	if err != nil {
 		c.socks.remove(up.conn) // unblocks a writer stuck on the upstream
 		werr := c.joinWriter(written)
-		if mayRetry && c.ctx.Err() == nil && req.Body == http.NoBody && idempotent(req.Method) &&
+		if mayRetry && !informed && c.ctx.Err() == nil && body == nil && idempotent(req.Method) &&
 			relay.Expected(err) && relay.Expected(werr) {
 			return exchangeResult{retry: true}
 		}
-		if c.ctx.Err() == nil {
-			_ = c.httpError(http.StatusBadGateway, fmt.Sprintf("porthole: no valid response from %s: %v", up.target, err), nil, nil)
+		res := exchangeResult{err: err}
+		if c.ctx.Err() == nil && !informed {
+			res.badGateway = fmt.Sprintf("porthole: no valid response from %s: %v", up.target, err)
 		}
-		return exchangeResult{err: err}
+		return res
 	}
-	clientKeep, err := c.writeResponse(req, resp, clientClose)
+	// A request body still arriving when the response starts may never be
+	// read to its end (the target did not want it): then the response must
+	// already say Connection: close.
+	clientKeep, err := c.writeResponse(req, resp, clientClose || !body.done())
 	if err != nil {
 		c.socks.remove(up.conn) // first: closing the body must not drain it
 		_ = resp.Body.Close()   // its error is that of the closed socket
@@ -234,7 +270,16 @@ func (c *clientConn) exchange(req *http.Request, clientClose, mayRetry bool) exc
 		return exchangeResult{err: err}
 	}
 	if werr := c.joinWriter(written); werr != nil {
-		return exchangeResult{err: werr}
+		if body != nil && body.err != nil {
+			// The client stopped sending its body (net/http hides the
+			// cause in a type without Unwrap): its error is the reason.
+			return exchangeResult{err: body.err}
+		}
+		// The response is out and complete: the target answered and then
+		// stopped taking the rest of the request. Its socket is done, but
+		// the exchange ended as the target meant it to.
+		up.log.Debug("target stopped reading the request after answering", "err", werr)
+		return exchangeResult{clientKeep: clientKeep && body.done()}
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		return exchangeResult{err: c.relayUpgraded(up)}
@@ -268,27 +313,30 @@ func (c *clientConn) joinWriter(written <-chan error) error {
 // informational responses (100 Continue, 103 Early Hints) to HTTP/1.1
 // clients (RFC 9110 §15.2: never to HTTP/1.0 ones). Headers are bounded in
 // size and 1xx responses in number.
-func (c *clientConn) readFinalResponse(up *httpUpstream, req *http.Request) (*http.Response, error) {
+// informed reports whether anything was written to the client (then the
+// request cannot be retried, and a 502 would come too late).
+func (c *clientConn) readFinalResponse(up *httpUpstream, req *http.Request) (resp *http.Response, informed bool, err error) {
 	for i := 0; ; i++ {
 		up.limiter.limit(maxResponseHeaderBytes)
 		resp, err := http.ReadResponse(up.br, req)
 		up.limiter.lift()
 		if errors.Is(err, ErrHeaderTooLarge) {
-			return nil, fmt.Errorf("%w: response header over %d bytes", ErrBadResponse, maxResponseHeaderBytes)
+			return nil, informed, fmt.Errorf("%w: response header over %d bytes", ErrBadResponse, maxResponseHeaderBytes)
 		}
 		if err != nil {
-			return nil, err
+			return nil, informed, err
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
-			return resp, nil
+			return resp, informed, nil
 		}
 		if i == maxInformational {
-			return nil, fmt.Errorf("%w: more than %d informational responses", ErrBadResponse, maxInformational)
+			return nil, informed, fmt.Errorf("%w: more than %d informational responses", ErrBadResponse, maxInformational)
 		}
 		if req.ProtoAtLeast(1, 1) {
 			removeHopByHop(resp.Header)
+			informed = true
 			if _, err := c.writeHead(resp, resp.Header); err != nil {
-				return nil, err
+				return nil, informed, err
 			}
 		}
 	}
@@ -301,7 +349,7 @@ func (c *clientConn) readFinalResponse(up *httpUpstream, req *http.Request) (*ht
 func (c *clientConn) writeResponse(req *http.Request, resp *http.Response, clientClose bool) (keep bool, err error) {
 	h := resp.Header
 	upgrade := removeHopByHop(h) != "" && resp.StatusCode == http.StatusSwitchingProtocols
-	h.Add("Via", "1.1 porthole")
+	h.Add("Via", viaValue(resp.ProtoMajor, resp.ProtoMinor))
 	noBody := req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent ||
 		resp.StatusCode == http.StatusNotModified || upgrade
 	chunked := false
@@ -401,6 +449,15 @@ func (c *clientConn) copyBody(body io.Reader, chunked bool) error {
 }
 
 var crlf = []byte("\r\n")
+
+// viaValue names this hop for the Via header (RFC 9110 §7.6.3), with the
+// protocol version of the message received.
+func viaValue(major, minor int) string {
+	if major == 0 {
+		major, minor = 1, 1
+	}
+	return strconv.Itoa(major) + "." + strconv.Itoa(minor) + " porthole"
+}
 
 // relayUpgraded turns the connection into a raw relay after 101 Switching
 // Protocols, first passing on what the upstream reader already buffered.

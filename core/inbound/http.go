@@ -99,6 +99,11 @@ func (c *clientConn) badRequest(err error) error {
 // gracefully (see lingerClose) and returns err for the caller to log once.
 // An unread request body is never drained: the client may be sending forever.
 func (c *clientConn) httpError(code int, msg string, extra http.Header, err error) error {
+	// A client that reads nothing must not hold the handler: the write is
+	// bounded too (the connection ends right after).
+	if werr := c.raw.SetWriteDeadline(time.Now().Add(c.s.cfg.HeaderTimeout)); werr != nil {
+		return err
+	}
 	writeHTTPError(c.raw, code, msg, extra)
 	c.lingerClose()
 	return err

@@ -1,9 +1,11 @@
 package inbound
 
 import (
+	"errors"
 	"fmt"
 	"html"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -21,15 +23,26 @@ const pacPath = "/proxy.pac"
 // servePage answers requests addressed to the proxy itself (origin-form):
 // a small status page at / and a PAC file at /proxy.pac.
 func (c *clientConn) servePage(req *http.Request) (keep bool, err error) {
-	// Nobody else will read this body: bound it in size and in time.
-	if err := c.raw.SetReadDeadline(time.Now().Add(c.s.cfg.HeaderTimeout)); err != nil {
+	// Nobody else will read this body, and a page has no registry record
+	// whose idle timeout would end a stuck exchange: bound reading the
+	// body and writing the answer in size and in time.
+	deadline := time.Now().Add(c.s.cfg.HeaderTimeout)
+	if err := c.raw.SetDeadline(deadline); err != nil {
 		return false, err
 	}
 	n, err := io.Copy(io.Discard, io.LimitReader(req.Body, maxPageBody+1))
-	if err != nil {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return false, c.httpError(http.StatusRequestTimeout, "porthole: timed out reading the request body", nil,
+			fmt.Errorf("%w: body to %s not complete in %v", ErrBadRequest, req.URL.Path, c.s.cfg.HeaderTimeout))
+	case err != nil:
 		return false, err
+	case n > maxPageBody:
+		return false, c.httpError(http.StatusRequestEntityTooLarge, "porthole: request body too large for a proxy page", nil,
+			fmt.Errorf("%w: body to %s over %d bytes", ErrBadRequest, req.URL.Path, maxPageBody))
 	}
-	keep = n <= maxPageBody && !req.Close && req.ProtoAtLeast(1, 1)
+	keep = !req.Close && req.ProtoAtLeast(1, 1)
 	code, ctype, body := http.StatusOK, "text/html; charset=utf-8", ""
 	switch req.URL.Path {
 	case "/":
@@ -57,7 +70,10 @@ func (c *clientConn) servePage(req *http.Request) (keep bool, err error) {
 			return false, err
 		}
 	}
-	return keep, bw.Flush()
+	if err := bw.Flush(); err != nil {
+		return false, err
+	}
+	return keep, c.raw.SetWriteDeadline(time.Time{})
 }
 
 // proxyHost is the address clients reach us at: the Host they used if it
