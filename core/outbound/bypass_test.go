@@ -124,9 +124,21 @@ func TestClassifyRealDialErrors(t *testing.T) {
 	}
 }
 
-// loopbackResolver is a Go resolver whose DNS server is a loopback UDP
-// socket that answers every query with NXDOMAIN.
+// loopbackResolver is a Go resolver whose DNS server, on a loopback UDP
+// socket, answers every query with NXDOMAIN.
 func loopbackResolver(t *testing.T) *net.Resolver {
+	return dnsResolver(t, func(q []byte) []byte {
+		resp := append([]byte(nil), q...)
+		resp[2] |= 0x80            // QR: a response
+		resp[3] = resp[3]&0xF0 | 3 // RCODE: NXDOMAIN
+		return resp
+	})
+}
+
+// dnsResolver is a Go resolver whose DNS server is a loopback UDP socket
+// answering each query (of at least a header's 12 bytes) with answer(query);
+// a nil answer is no answer.
+func dnsResolver(t *testing.T, answer func(query []byte) []byte) *net.Resolver {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -144,11 +156,10 @@ func loopbackResolver(t *testing.T) *net.Resolver {
 			if n < 12 {
 				continue
 			}
-			resp := append([]byte(nil), buf[:n]...)
-			resp[2] |= 0x80            // QR: a response
-			resp[3] = resp[3]&0xF0 | 3 // RCODE: NXDOMAIN
-			if _, err := pc.WriteTo(resp, from); err != nil {
-				return
+			if resp := answer(buf[:n]); resp != nil {
+				if _, err := pc.WriteTo(resp, from); err != nil {
+					return
+				}
 			}
 		}
 	}()

@@ -110,31 +110,7 @@ func TestGuardRefusesNamesResolvingInside(t *testing.T) {
 // answeringResolver is a Go resolver whose DNS server, on a loopback UDP
 // socket, answers every A question with ip and every other with no record.
 func answeringResolver(t *testing.T, ip [4]byte) *net.Resolver {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() { pc.Close(); <-done })
-	go func() {
-		defer close(done)
-		buf := make([]byte, 512)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if resp := dnsAnswer(buf[:n], ip); resp != nil {
-				if _, err := pc.WriteTo(resp, from); err != nil {
-					return
-				}
-			}
-		}
-	}()
-	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
-	}}
+	return dnsResolver(t, func(q []byte) []byte { return dnsAnswer(q, ip) })
 }
 
 // dnsAnswer builds the reply to a one-question query: an A record with ip
