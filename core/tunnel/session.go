@@ -1,0 +1,496 @@
+package tunnel
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/xid"
+)
+
+// Session errors and stream endings. Recognise them with errors.Is.
+var (
+	// ErrTunnelLost ends the streams of a session that died or closed.
+	ErrTunnelLost = errors.New("tunnel lost")
+	// ErrSessionDead is why a session ended that heard nothing for three
+	// ping intervals.
+	ErrSessionDead = errors.New("no answer from the other end")
+	// ErrReset ends a stream the peer reset; the *ResetError says why.
+	ErrReset = errors.New("stream reset by the other end")
+	// ErrProtocol is a peer breaking the protocol.
+	ErrProtocol = errors.New("tunnel protocol violation")
+)
+
+// OpenError is an OPEN the exit refused, with its code and reason.
+type OpenError struct {
+	Code   Code
+	Reason string
+}
+
+func (e *OpenError) Error() string {
+	return fmt.Sprintf("exit refused the connection (code %d): %s", e.Code, e.Reason)
+}
+
+// ResetError is a stream the peer reset.
+type ResetError struct {
+	Code   Code
+	Reason string
+}
+
+func (e *ResetError) Error() string {
+	return fmt.Sprintf("stream reset (code %d): %s", e.Code, e.Reason)
+}
+func (e *ResetError) Unwrap() error { return ErrReset }
+
+// DefaultWindow is every stream's first window, and what a client may send
+// before OPEN_OK.
+const DefaultWindow = 256 << 10
+
+// Config tunes a session; zero values take the defaults.
+type Config struct {
+	Window       uint32        // first receive window per stream; default DefaultWindow
+	MaxWindow    uint32        // auto-tuning limit; default 16 MiB
+	Budget       int64         // bytes of receive windows for all streams together; default 256 MiB
+	MaxStreams   int           // streams the peer may open (exit); default 4096
+	PingInterval time.Duration // default 15 s
+	Logger       *slog.Logger
+	// OnOpen (exit side) handles a stream the peer opened, in its own
+	// goroutine: it dials target and calls Accept or Refuse. The session
+	// waits for it on Close, so it must end when the stream does.
+	OnOpen func(st *Stream, target string)
+}
+
+// Session is one WebSocket carrying many streams.
+//
+// Concurrency: one reader goroutine decodes frames and hands them to
+// streams; one writer goroutine sends control frames first, then DATA from
+// the streams round-robin, at most MaxData at a time; a pinger measures the
+// round trip and declares the session dead after three silent intervals.
+// Lock order is Stream.mu before Session.mu; the session never takes a
+// stream's lock while holding its own. Close is idempotent and returns when
+// every goroutine the session started, OnOpen handlers included, has ended.
+type Session struct {
+	ws     *websocket.Conn
+	cfg    Config
+	log    *slog.Logger
+	client bool
+	local  string
+
+	budget   atomic.Int64 // receive-window bytes still available
+	rtt      atomic.Int64 // nanoseconds, 0 until measured
+	lastRecv atomic.Int64 // unix nanoseconds of the last frame read
+
+	mu      sync.Mutex
+	streams map[xid.ID]*Stream
+	ctrl    [][]byte  // encoded control frames, oldest first
+	ready   []*Stream // streams with data and credit
+	err     error
+
+	wakeWriter chan struct{}
+	done       chan struct{}
+	closeOnce  sync.Once
+	wg         sync.WaitGroup
+}
+
+// NewSession runs a session over ws; client says which end it is.
+func NewSession(ws *websocket.Conn, client bool, cfg Config) *Session {
+	if cfg.Window < DefaultWindow {
+		cfg.Window = DefaultWindow
+	}
+	if cfg.MaxWindow < cfg.Window {
+		cfg.MaxWindow = max(16<<20, cfg.Window)
+	}
+	if cfg.Budget <= 0 {
+		cfg.Budget = 256 << 20
+	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = 4096
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 15 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Session{
+		ws: ws, cfg: cfg, log: cfg.Logger, client: client, local: ws.LocalAddr().String(),
+		streams:    make(map[xid.ID]*Stream),
+		wakeWriter: make(chan struct{}, 1),
+		done:       make(chan struct{}),
+	}
+	s.budget.Store(cfg.Budget)
+	s.lastRecv.Store(time.Now().UnixNano())
+	s.wg.Add(3)
+	go s.readLoop()
+	go s.writeLoop()
+	go s.pingLoop()
+	return s
+}
+
+// Done is closed when the session has ended; Err then says why.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err is why the session ended, nil while it runs.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// RTT is the last measured round trip, 0 before the first PONG.
+func (s *Session) RTT() time.Duration { return time.Duration(s.rtt.Load()) }
+
+// Open starts a stream to target with id (the registry's) and returns at
+// once: the caller may write early data right away, within DefaultWindow,
+// and learns the exit's answer from WaitOpen or from its first Read.
+func (s *Session) Open(id xid.ID, target string, early []byte) (*Stream, error) {
+	if len(early) > MaxData {
+		early = early[:MaxData]
+	}
+	if !s.reserve(int64(s.cfg.Window)) {
+		return nil, &OpenError{Code: CodeOverloaded, Reason: "session receive budget exhausted"}
+	}
+	st := newStream(s, id, target, DefaultWindow-int64(len(early)))
+	f := Frame{Type: TypeOpen, Stream: id, Window: s.cfg.Window, Target: target, Data: early}
+	b, err := Append(nil, &f)
+	if err != nil {
+		s.release(int64(s.cfg.Window))
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		s.release(int64(s.cfg.Window))
+		return nil, s.err
+	}
+	if _, dup := s.streams[id]; dup {
+		s.release(int64(s.cfg.Window))
+		return nil, fmt.Errorf("stream %s is already open: %w", id, ErrProtocol)
+	}
+	s.streams[id] = st
+	s.ctrl = append(s.ctrl, b)
+	wake(s.wakeWriter)
+	return st, nil
+}
+
+// Accept (exit side) answers the stream's OPEN with OPEN_OK.
+func (st *Stream) Accept() {
+	st.sess.control(Frame{Type: TypeOpenOK, Stream: st.id, Window: st.sess.cfg.Window})
+}
+
+// Refuse (exit side) answers the stream's OPEN with OPEN_FAIL and ends it.
+func (st *Stream) Refuse(code Code, reason string) {
+	if len(reason) > MaxReason {
+		reason = reason[:MaxReason]
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.err != nil {
+		return
+	}
+	st.rstOut = true // the OPEN_FAIL is this stream's last frame
+	st.sess.control(Frame{Type: TypeOpenFail, Stream: st.id, Code: code, Reason: reason})
+	st.resetLocked(code, reason, &OpenError{Code: code, Reason: reason}, false)
+}
+
+// control queues a control frame; it is dropped once the session ended.
+func (s *Session) control(f Frame) {
+	b, err := Append(nil, &f)
+	if err != nil {
+		s.log.Warn("tunnel: frame not encodable", "type", f.Type, "err", err)
+		return
+	}
+	s.mu.Lock()
+	if s.err == nil {
+		s.ctrl = append(s.ctrl, b)
+	}
+	s.mu.Unlock()
+	wake(s.wakeWriter)
+}
+
+func (s *Session) markReady(st *Stream) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.ready = append(s.ready, st)
+	}
+	s.mu.Unlock()
+	wake(s.wakeWriter)
+}
+
+func (s *Session) forget(st *Stream) {
+	s.mu.Lock()
+	if s.streams[st.id] == st {
+		delete(s.streams, st.id)
+	}
+	s.mu.Unlock()
+}
+
+// forgetIfDoneLocked forgets a stream both of whose directions ended; the
+// caller holds st.mu.
+func (s *Session) forgetIfDoneLocked(st *Stream) {
+	if st.finSent && st.finRecv {
+		s.release(int64(st.window))
+		st.window = 0
+		s.forget(st)
+	}
+}
+
+func (s *Session) reserve(n int64) bool {
+	if s.budget.Add(-n) < 0 {
+		s.budget.Add(n)
+		return false
+	}
+	return true
+}
+
+func (s *Session) release(n int64) { s.budget.Add(n) }
+
+// Close ends the session: every stream ends with ErrTunnelLost, the
+// WebSocket is closed, and Close waits for the session's goroutines.
+func (s *Session) Close() error {
+	s.shutdown(nil)
+	s.wg.Wait()
+	return nil
+}
+
+// shutdown ends the session once; cause nil means closed on purpose.
+func (s *Session) shutdown(cause error) {
+	s.closeOnce.Do(func() {
+		err := ErrTunnelLost
+		if cause != nil {
+			err = fmt.Errorf("%w: %w", ErrTunnelLost, cause)
+		}
+		s.mu.Lock()
+		s.err = err
+		streams := make([]*Stream, 0, len(s.streams))
+		for _, st := range s.streams {
+			streams = append(streams, st)
+		}
+		s.streams, s.ctrl, s.ready = map[xid.ID]*Stream{}, nil, nil
+		s.mu.Unlock()
+		close(s.done)
+		for _, st := range streams {
+			st.mu.Lock()
+			st.resetLocked(CodeSessionLost, "", err, false)
+			st.mu.Unlock()
+		}
+		// A close frame is a courtesy; the socket is closed either way.
+		_ = s.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		_ = s.ws.Close()
+	})
+}
+
+func (s *Session) writeLoop() {
+	defer s.wg.Done()
+	buf := make([]byte, 0, MaxFrameSize)
+	for {
+		s.mu.Lock()
+		for len(s.ctrl) == 0 && len(s.ready) == 0 && s.err == nil {
+			s.mu.Unlock()
+			select {
+			case <-s.wakeWriter:
+			case <-s.done:
+			}
+			s.mu.Lock()
+		}
+		if s.err != nil {
+			s.mu.Unlock()
+			return
+		}
+		var frame []byte
+		var st *Stream
+		if len(s.ctrl) > 0 {
+			frame = s.ctrl[0]
+			s.ctrl[0] = nil
+			s.ctrl = s.ctrl[1:]
+		} else {
+			st = s.ready[0]
+			s.ready[0] = nil
+			s.ready = s.ready[1:]
+		}
+		s.mu.Unlock()
+		if st != nil {
+			var more bool
+			frame, more = st.take(buf[:0])
+			if more {
+				s.markReady(st) // to the back: round-robin
+			}
+			if frame == nil {
+				continue
+			}
+		}
+		if err := s.ws.WriteMessage(websocket.BinaryMessage, frame); err != nil {
+			s.shutdown(err)
+			return
+		}
+	}
+}
+
+func (s *Session) readLoop() {
+	defer s.wg.Done()
+	var buf bytes.Buffer
+	for {
+		kind, r, err := s.ws.NextReader()
+		if err != nil {
+			s.shutdown(err)
+			return
+		}
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			s.shutdown(err)
+			return
+		}
+		s.lastRecv.Store(time.Now().UnixNano())
+		if kind != websocket.BinaryMessage {
+			s.shutdown(fmt.Errorf("%w: text message", ErrProtocol))
+			return
+		}
+		f, err := Parse(buf.Bytes())
+		if err != nil {
+			s.shutdown(fmt.Errorf("%w: %w", ErrProtocol, err))
+			return
+		}
+		s.handle(f)
+	}
+}
+
+// handle applies one frame. Frames for unknown streams are dropped: they
+// may have crossed an RST.
+func (s *Session) handle(f Frame) {
+	switch f.Type {
+	case TypePing:
+		s.control(Frame{Type: TypePong, Time: f.Time})
+		return
+	case TypePong:
+		if rtt := time.Now().UnixNano() - int64(f.Time); rtt > 0 {
+			s.rtt.Store(rtt)
+		}
+		return
+	case TypeOpen:
+		s.handleOpen(f)
+		return
+	}
+	s.mu.Lock()
+	st := s.streams[f.Stream]
+	s.mu.Unlock()
+	if st == nil {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.err != nil {
+		return
+	}
+	switch f.Type {
+	case TypeOpenOK:
+		if !s.client || st.openDone {
+			st.resetLocked(CodeProtocol, "unexpected OPEN_OK", fmt.Errorf("%w: OPEN_OK", ErrProtocol), true)
+			return
+		}
+		st.openDone = true
+		close(st.opened)
+		st.credit += int64(f.Window) - DefaultWindow
+		st.enqueueLocked()
+		wake(st.writeWake)
+	case TypeOpenFail:
+		st.rstOut = true
+		st.resetLocked(f.Code, f.Reason, &OpenError{Code: f.Code, Reason: f.Reason}, false)
+	case TypeData:
+		n := int64(len(f.Data))
+		if st.finRecv || n > st.avail {
+			st.resetLocked(CodeFlowControl, "data beyond the window", fmt.Errorf("%w: data beyond the window", ErrProtocol), true)
+			return
+		}
+		st.avail -= n
+		if st.closed {
+			// Nobody will read it: tell the peer to stop, as TCP does.
+			st.resetLocked(CodeCanceled, "closed", net.ErrClosed, true)
+			return
+		}
+		if st.off > 0 && st.off == len(st.buf) {
+			st.buf, st.off = st.buf[:0], 0
+		}
+		st.buf = append(st.buf, f.Data...)
+		wake(st.readWake)
+	case TypeWindow:
+		st.credit += int64(f.Window)
+		st.enqueueLocked()
+		wake(st.writeWake)
+	case TypeFin:
+		st.finRecv = true
+		wake(st.readWake)
+		s.forgetIfDoneLocked(st)
+	case TypeRst:
+		st.rstOut = true // never answer an RST with one
+		st.resetLocked(f.Code, f.Reason, &ResetError{Code: f.Code, Reason: f.Reason}, false)
+	}
+}
+
+func (s *Session) handleOpen(f Frame) {
+	if s.client || s.cfg.OnOpen == nil {
+		s.control(Frame{Type: TypeRst, Stream: f.Stream, Code: CodeProtocol, Reason: "this end accepts no streams"})
+		return
+	}
+	refuse := func(code Code, reason string) {
+		s.control(Frame{Type: TypeOpenFail, Stream: f.Stream, Code: code, Reason: reason})
+	}
+	if !s.reserve(int64(s.cfg.Window)) {
+		refuse(CodeOverloaded, "exit memory budget for this session reached")
+		return
+	}
+	st := newStream(s, f.Stream, f.Target, int64(f.Window))
+	st.openDone = true
+	close(st.opened)
+	if n := int64(len(f.Data)); n > 0 {
+		st.avail -= n
+		st.buf = append(st.buf, f.Data...)
+	}
+	s.mu.Lock()
+	switch {
+	case s.err != nil:
+		s.mu.Unlock()
+		s.release(int64(s.cfg.Window))
+		return
+	case s.streams[f.Stream] != nil:
+		s.mu.Unlock()
+		s.release(int64(s.cfg.Window))
+		s.control(Frame{Type: TypeRst, Stream: f.Stream, Code: CodeProtocol, Reason: "stream id already open"})
+		return
+	case len(s.streams) >= s.cfg.MaxStreams:
+		s.mu.Unlock()
+		s.release(int64(s.cfg.Window))
+		refuse(CodeOverloaded, fmt.Sprintf("more than %d streams in this session", s.cfg.MaxStreams))
+		return
+	}
+	s.streams[f.Stream] = st
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		s.cfg.OnOpen(st, f.Target)
+	}()
+}
+
+func (s *Session) pingLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-t.C:
+			if now.Sub(time.Unix(0, s.lastRecv.Load())) > 3*s.cfg.PingInterval {
+				s.shutdown(ErrSessionDead)
+				return
+			}
+			s.control(Frame{Type: TypePing, Time: uint64(now.UnixNano())})
+		}
+	}
+}

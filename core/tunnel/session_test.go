@@ -1,0 +1,72 @@
+package tunnel
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/xid"
+	"golang.org/x/net/nettest"
+)
+
+// sessionPair runs a client and an exit session over a real WebSocket on
+// loopback; streams the client opens arrive on the returned channel,
+// accepted (sessionPairAnswering with accept false leaves the answer to the
+// test).
+func sessionPair(t testing.TB, cfg Config) (client, exit *Session, opened <-chan *Stream) {
+	return sessionPairAnswering(t, cfg, true)
+}
+
+func sessionPairAnswering(t testing.TB, cfg Config, accept bool) (client, exit *Session, opened <-chan *Stream) {
+	a, err := NewAcceptor("tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan *Stream, 64)
+	exits := make(chan *Session, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := a.Accept(w, r)
+		if err != nil {
+			return
+		}
+		ecfg := cfg
+		ecfg.OnOpen = func(st *Stream, _ string) {
+			if accept {
+				st.Accept()
+			}
+			ch <- st
+		}
+		exits <- NewSession(ws, false, ecfg)
+	}))
+	t.Cleanup(srv.Close)
+	ws, err := Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), "tok", DialOptions{Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client = NewSession(ws, true, cfg)
+	exit = <-exits
+	t.Cleanup(func() {
+		client.Close()
+		exit.Close()
+	})
+	return client, exit, ch
+}
+
+func TestStreamIsANetConn(t *testing.T) {
+	client, _, opened := sessionPair(t, Config{})
+	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
+		st, err := client.Open(xid.New(), "example.com:80", nil)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if err := st.WaitOpen(context.Background()); err != nil {
+			return nil, nil, nil, err
+		}
+		peer := <-opened
+		return st, peer, func() { st.Close(); peer.Close() }, nil
+	})
+}

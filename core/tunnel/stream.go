@@ -1,0 +1,352 @@
+package tunnel
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/rs/xid"
+)
+
+// Stream is one proxied connection inside a session: a net.Conn with
+// deadlines and CloseWrite.
+//
+// Concurrency: one Read and one Write may run at once with everything else;
+// all methods are safe from any goroutine. The session's reader delivers
+// frames and its writer takes data under the stream's lock; neither ever
+// waits for the application. Close is idempotent: it sends at most one FIN
+// or RST.
+type Stream struct {
+	id     xid.ID
+	sess   *Session
+	target string
+
+	readWake  chan struct{} // capacity 1: data, FIN, reset or close happened
+	writeWake chan struct{} // capacity 1: credit arrived, the writer took data, reset or close
+	opened    chan struct{} // closed at OPEN_OK or OPEN_FAIL (client side)
+	rd, wd    *deadline
+
+	mu sync.Mutex
+	// Receive side.
+	buf      []byte // received, not yet read: buf[off:]
+	off      int
+	finRecv  bool
+	window   uint32 // what the peer may have in flight to us
+	avail    int64  // credit the peer still has
+	unacked  int64  // read by the application since the last WINDOW
+	cycleAt  time.Time
+	openErr  error // OPEN_FAIL, set once
+	openDone bool
+	// Send side.
+	credit  int64
+	out     []byte // the caller's bytes the writer has yet to take
+	queued  bool   // in the session's ready list
+	finSent bool
+	// Both.
+	err    error // the stream is reset or closed: every call returns it
+	closed bool
+	rstOut bool
+}
+
+func newStream(s *Session, id xid.ID, target string, credit int64) *Stream {
+	return &Stream{
+		id: id, sess: s, target: target,
+		readWake: make(chan struct{}, 1), writeWake: make(chan struct{}, 1), opened: make(chan struct{}),
+		rd: newDeadline(), wd: newDeadline(),
+		window: s.cfg.Window, avail: int64(s.cfg.Window), credit: credit,
+	}
+}
+
+// ID is the stream's id: the registry's id of the connection.
+func (st *Stream) ID() xid.ID { return st.id }
+
+// Target is the host:port the stream was opened to.
+func (st *Stream) Target() string { return st.target }
+
+func wake(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// WaitOpen waits for the exit's answer to OPEN: nil for OPEN_OK, the
+// failure (an *OpenError) for OPEN_FAIL, or why the wait ended.
+func (st *Stream) WaitOpen(ctx context.Context) error {
+	select {
+	case <-st.opened:
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.openErr
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-st.sess.done:
+		return st.sess.Err()
+	}
+}
+
+func (st *Stream) Read(p []byte) (int, error) {
+	for {
+		st.mu.Lock()
+		if n := len(st.buf) - st.off; n > 0 {
+			n = copy(p, st.buf[st.off:])
+			st.off += n
+			if st.off == len(st.buf) {
+				st.buf, st.off = st.buf[:0], 0
+			}
+			st.consumedLocked(int64(n))
+			st.mu.Unlock()
+			return n, nil
+		}
+		switch {
+		case st.closed:
+			st.mu.Unlock()
+			return 0, net.ErrClosed
+		case st.err != nil:
+			err := st.err
+			st.mu.Unlock()
+			return 0, err
+		case st.finRecv:
+			st.mu.Unlock()
+			return 0, io.EOF
+		}
+		st.mu.Unlock()
+		if len(p) == 0 {
+			return 0, nil
+		}
+		select {
+		case <-st.readWake:
+		case <-st.rd.wait():
+			return 0, os.ErrDeadlineExceeded
+		}
+	}
+}
+
+// consumedLocked grants the peer credit for n bytes read, in increments of a
+// quarter window, doubling the window (up to MaxWindow) when a whole window
+// was consumed within two round trips: then the window, not the reader, is
+// what limits the stream.
+func (st *Stream) consumedLocked(n int64) {
+	st.unacked += n
+	if st.unacked < int64(st.window/4) || st.err != nil || st.finRecv {
+		return
+	}
+	now := time.Now()
+	inc := st.unacked
+	if st.cycleAt.IsZero() {
+		st.cycleAt = now
+	} else if st.window < st.sess.cfg.MaxWindow {
+		if rtt := st.sess.RTT(); rtt > 0 && now.Sub(st.cycleAt) < 2*rtt {
+			grow := min(st.window, st.sess.cfg.MaxWindow-st.window)
+			if st.sess.reserve(int64(grow)) {
+				st.window += grow
+				inc += int64(grow)
+			}
+		}
+		st.cycleAt = now
+	}
+	st.unacked = 0
+	st.avail += inc
+	st.sess.control(Frame{Type: TypeWindow, Stream: st.id, Window: uint32(inc)})
+}
+
+func (st *Stream) Write(p []byte) (int, error) {
+	st.mu.Lock()
+	if err := st.writableLocked(); err != nil {
+		st.mu.Unlock()
+		return 0, err
+	}
+	if len(p) == 0 {
+		st.mu.Unlock()
+		return 0, nil
+	}
+	st.out = p
+	st.enqueueLocked()
+	st.mu.Unlock()
+	for {
+		select {
+		case <-st.writeWake:
+		case <-st.wd.wait():
+		}
+		st.mu.Lock()
+		left := len(st.out)
+		var err error
+		switch {
+		case left == 0:
+		case st.closed:
+			err = net.ErrClosed
+		case st.err != nil:
+			err = st.err
+		case isClosed(st.wd.wait()):
+			err = os.ErrDeadlineExceeded
+		default:
+			st.mu.Unlock()
+			continue
+		}
+		st.out = nil // the writer takes nothing more of p
+		st.mu.Unlock()
+		return len(p) - left, err
+	}
+}
+
+func (st *Stream) writableLocked() error {
+	switch {
+	case st.closed:
+		return net.ErrClosed
+	case st.err != nil:
+		return st.err
+	case st.finSent:
+		return net.ErrClosed
+	case isClosed(st.wd.wait()):
+		return os.ErrDeadlineExceeded
+	}
+	return nil
+}
+
+// enqueueLocked puts the stream in the writer's round-robin when it has
+// data and credit.
+func (st *Stream) enqueueLocked() {
+	if !st.queued && len(st.out) > 0 && st.credit > 0 {
+		st.queued = true
+		st.sess.markReady(st)
+	}
+}
+
+// take is the writer's side: the next DATA chunk, at most MaxData and the
+// credit, and whether the stream should stay in the round-robin.
+func (st *Stream) take(dst []byte) (frame []byte, more bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.queued = false
+	n := min(len(st.out), MaxData, int(st.credit))
+	if n <= 0 || st.err != nil || st.closed {
+		return nil, false
+	}
+	f := Frame{Type: TypeData, Stream: st.id, Data: st.out[:n]}
+	frame, err := Append(dst, &f)
+	if err != nil {
+		return nil, false // cannot happen: n is within limits
+	}
+	st.out = st.out[n:]
+	st.credit -= int64(n)
+	if len(st.out) == 0 {
+		wake(st.writeWake)
+	}
+	st.queued = len(st.out) > 0 && st.credit > 0
+	return frame, st.queued
+}
+
+// CloseWrite sends FIN: no more data from this side. Reading goes on.
+func (st *Stream) CloseWrite() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return net.ErrClosed
+	}
+	if st.err != nil {
+		return st.err
+	}
+	if st.finSent {
+		return nil
+	}
+	st.finSent = true
+	st.sess.control(Frame{Type: TypeFin, Stream: st.id})
+	st.sess.forgetIfDoneLocked(st)
+	return nil
+}
+
+// Close ends the stream as closing a TCP socket does: with unread data it
+// resets the stream (RST canceled); otherwise it sends FIN if not sent yet,
+// and DATA the peer still sends is answered with RST. Local calls return
+// net.ErrClosed from then on. Idempotent. Reset aborts instead.
+func (st *Stream) Close() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return nil
+	}
+	st.closed = true
+	if st.err == nil {
+		if len(st.buf) > st.off {
+			st.resetLocked(CodeCanceled, "closed with unread data", net.ErrClosed, true)
+		} else {
+			if !st.finSent {
+				st.finSent = true
+				st.sess.control(Frame{Type: TypeFin, Stream: st.id})
+			}
+			st.sess.forgetIfDoneLocked(st)
+		}
+	}
+	wake(st.readWake)
+	wake(st.writeWake)
+	return nil
+}
+
+// Reset aborts the stream: RST canceled to the peer, nothing more sent or
+// delivered. For a connection closed by the user or by a failure.
+func (st *Stream) Reset() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.closed = true
+	st.resetLocked(CodeCanceled, "reset", net.ErrClosed, true)
+	return nil
+}
+
+// resetLocked ends the stream with err, sending RST code if send is set
+// (at most once), and releases its buffers and budget.
+func (st *Stream) resetLocked(code Code, reason string, err error, send bool) {
+	if st.err != nil {
+		return
+	}
+	st.err = err
+	if send && !st.rstOut {
+		st.rstOut = true
+		st.sess.control(Frame{Type: TypeRst, Stream: st.id, Code: code, Reason: reason})
+	}
+	st.buf, st.off = nil, 0
+	st.sess.release(int64(st.window))
+	st.sess.forget(st)
+	if !st.openDone {
+		st.openDone = true
+		st.openErr = err
+		close(st.opened)
+	}
+	wake(st.readWake)
+	wake(st.writeWake)
+}
+
+// Deadlines, as net.Conn.
+func (st *Stream) SetDeadline(t time.Time) error {
+	st.rd.set(t)
+	st.wd.set(t)
+	wake(st.readWake)
+	wake(st.writeWake)
+	return nil
+}
+
+func (st *Stream) SetReadDeadline(t time.Time) error {
+	st.rd.set(t)
+	wake(st.readWake)
+	return nil
+}
+
+func (st *Stream) SetWriteDeadline(t time.Time) error {
+	st.wd.set(t)
+	wake(st.writeWake)
+	return nil
+}
+
+func (st *Stream) LocalAddr() net.Addr  { return streamAddr{st.sess.local, st.id} }
+func (st *Stream) RemoteAddr() net.Addr { return streamAddr{st.target, st.id} }
+
+// streamAddr names a stream's end: the session side and the stream id.
+type streamAddr struct {
+	host string
+	id   xid.ID
+}
+
+func (a streamAddr) Network() string { return "porthole" }
+func (a streamAddr) String() string  { return a.host + "#" + a.id.String() }
