@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/rs/xid"
@@ -62,7 +64,8 @@ type Config struct {
 	Logger       *slog.Logger
 	// OnOpen (exit side) handles a stream the peer opened, in its own
 	// goroutine: it dials target and calls Accept or Refuse. The session
-	// waits for it on Close, so it must end when the stream does.
+	// waits for it on Close, so it must end when the stream does, and it
+	// must not call Session.Close itself.
 	OnOpen func(st *Stream, target string)
 }
 
@@ -149,9 +152,10 @@ func (s *Session) RTT() time.Duration { return time.Duration(s.rtt.Load()) }
 // Open starts a stream to target with id (the registry's) and returns at
 // once: the caller may write early data right away, within DefaultWindow,
 // and learns the exit's answer from WaitOpen or from its first Read.
+// Early data is at most MaxData bytes.
 func (s *Session) Open(id xid.ID, target string, early []byte) (*Stream, error) {
 	if len(early) > MaxData {
-		early = early[:MaxData]
+		return nil, fmt.Errorf("%d bytes of early data, at most %d: %w", len(early), MaxData, ErrTooLarge)
 	}
 	if !s.reserve(int64(s.cfg.Window)) {
 		return nil, &OpenError{Code: CodeOverloaded, Reason: "session receive budget exhausted"}
@@ -180,20 +184,31 @@ func (s *Session) Open(id xid.ID, target string, early []byte) (*Stream, error) 
 }
 
 // Accept (exit side) answers the stream's OPEN with OPEN_OK.
+// It is answered once: a second Accept, or one after the stream was reset,
+// sends nothing.
 func (st *Stream) Accept() {
-	st.sess.control(Frame{Type: TypeOpenOK, Stream: st.id, Window: st.sess.cfg.Window})
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.err == nil && !st.answered {
+		st.answered = true
+		st.sess.control(Frame{Type: TypeOpenOK, Stream: st.id, Window: st.sess.cfg.Window})
+	}
 }
 
-// Refuse (exit side) answers the stream's OPEN with OPEN_FAIL and ends it.
+// Refuse (exit side) answers the stream's OPEN with OPEN_FAIL and ends it;
+// after Accept it resets the stream instead.
 func (st *Stream) Refuse(code Code, reason string) {
-	if len(reason) > MaxReason {
-		reason = reason[:MaxReason]
-	}
+	reason = clampReason(reason)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.err != nil {
 		return
 	}
+	if st.answered {
+		st.resetLocked(code, reason, &OpenError{Code: code, Reason: reason}, true)
+		return
+	}
+	st.answered = true
 	st.rstOut = true // the OPEN_FAIL is this stream's last frame
 	st.sess.control(Frame{Type: TypeOpenFail, Stream: st.id, Code: code, Reason: reason})
 	st.resetLocked(code, reason, &OpenError{Code: code, Reason: reason}, false)
@@ -201,6 +216,7 @@ func (st *Stream) Refuse(code Code, reason string) {
 
 // control queues a control frame; it is dropped once the session ended.
 func (s *Session) control(f Frame) {
+	f.Reason = clampReason(f.Reason)
 	b, err := Append(nil, &f)
 	if err != nil {
 		s.log.Warn("tunnel: frame not encodable", "type", f.Type, "err", err)
@@ -281,7 +297,11 @@ func (s *Session) shutdown(cause error) {
 			st.mu.Unlock()
 		}
 		// A close frame is a courtesy; the socket is closed either way.
-		_ = s.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		status := websocket.CloseNormalClosure
+		if errors.Is(cause, ErrProtocol) {
+			status = websocket.CloseProtocolError
+		}
+		_ = s.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(status, ""), time.Now().Add(time.Second))
 		_ = s.ws.Close()
 	})
 }
@@ -458,9 +478,13 @@ func (s *Session) handleOpen(f Frame) {
 		s.release(int64(s.cfg.Window))
 		return
 	case s.streams[f.Stream] != nil:
+		old := s.streams[f.Stream]
 		s.mu.Unlock()
 		s.release(int64(s.cfg.Window))
-		s.control(Frame{Type: TypeRst, Stream: f.Stream, Code: CodeProtocol, Reason: "stream id already open"})
+		// The id is spoiled: reset the stream that has it (one RST).
+		old.mu.Lock()
+		old.resetLocked(CodeProtocol, "stream id opened twice", fmt.Errorf("%w: stream id opened twice", ErrProtocol), true)
+		old.mu.Unlock()
 		return
 	case len(s.streams) >= s.cfg.MaxStreams:
 		s.mu.Unlock()
@@ -475,6 +499,17 @@ func (s *Session) handleOpen(f Frame) {
 		defer s.wg.Done()
 		s.cfg.OnOpen(st, f.Target)
 	}()
+}
+
+// clampReason makes a reason fit a frame: valid UTF-8, at most MaxReason
+// bytes, cut on a character boundary.
+func clampReason(r string) string {
+	r = strings.ToValidUTF8(r, "?")
+	for len(r) > MaxReason {
+		_, size := utf8.DecodeLastRuneInString(r[:MaxReason+1])
+		r = r[:MaxReason+1-size]
+	}
+	return r
 }
 
 func (s *Session) pingLoop() {

@@ -28,6 +28,7 @@ type Stream struct {
 	writeWake chan struct{} // capacity 1: credit arrived, the writer took data, reset or close
 	opened    chan struct{} // closed at OPEN_OK or OPEN_FAIL (client side)
 	rd, wd    *deadline
+	wmu       sync.Mutex // one Write at a time: each hands its whole buffer to the writer
 
 	mu sync.Mutex
 	// Receive side.
@@ -40,6 +41,7 @@ type Stream struct {
 	cycleAt  time.Time
 	openErr  error // OPEN_FAIL, set once
 	openDone bool
+	answered bool // exit side: Accept or Refuse was called
 	// Send side.
 	credit  int64
 	out     []byte // the caller's bytes the writer has yet to take
@@ -91,11 +93,17 @@ func (st *Stream) WaitOpen(ctx context.Context) error {
 func (st *Stream) Read(p []byte) (int, error) {
 	for {
 		st.mu.Lock()
+		if isClosed(st.rd.wait()) && !st.closed {
+			st.mu.Unlock()
+			return 0, os.ErrDeadlineExceeded
+		}
 		if n := len(st.buf) - st.off; n > 0 {
 			n = copy(p, st.buf[st.off:])
 			st.off += n
 			if st.off == len(st.buf) {
 				st.buf, st.off = st.buf[:0], 0
+			} else {
+				wake(st.readWake) // another Read may take the rest
 			}
 			st.consumedLocked(int64(n))
 			st.mu.Unlock()
@@ -154,6 +162,8 @@ func (st *Stream) consumedLocked(n int64) {
 }
 
 func (st *Stream) Write(p []byte) (int, error) {
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
 	st.mu.Lock()
 	if err := st.writableLocked(); err != nil {
 		st.mu.Unlock()
@@ -176,7 +186,7 @@ func (st *Stream) Write(p []byte) (int, error) {
 		var err error
 		switch {
 		case left == 0:
-		case st.closed:
+		case st.closed, st.finSent:
 			err = net.ErrClosed
 		case st.err != nil:
 			err = st.err
@@ -222,7 +232,7 @@ func (st *Stream) take(dst []byte) (frame []byte, more bool) {
 	defer st.mu.Unlock()
 	st.queued = false
 	n := min(len(st.out), MaxData, int(st.credit))
-	if n <= 0 || st.err != nil || st.closed {
+	if n <= 0 || st.err != nil || st.closed || st.finSent {
 		return nil, false
 	}
 	f := Frame{Type: TypeData, Stream: st.id, Data: st.out[:n]}
@@ -255,6 +265,7 @@ func (st *Stream) CloseWrite() error {
 	st.finSent = true
 	st.sess.control(Frame{Type: TypeFin, Stream: st.id})
 	st.sess.forgetIfDoneLocked(st)
+	wake(st.writeWake) // a Write still waiting for credit ends: no DATA after FIN
 	return nil
 }
 

@@ -1,0 +1,107 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/xid"
+)
+
+// Concurrent Writes on one stream all complete and every byte arrives once.
+func TestConcurrentWrites(t *testing.T) {
+	client, _, opened := sessionPair(t, Config{})
+	st, err := client.Open(xid.New(), "w:1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := <-opened
+	got := make(chan int64, 1)
+	go func() {
+		n, _ := io.Copy(io.Discard, peer) // the count is what is checked
+		got <- n
+	}()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if n, err := st.Write(make([]byte, 100_000)); err != nil || n != 100_000 {
+				t.Errorf("Write = %d, %v", n, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := st.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case n := <-got:
+		if n != 800_000 {
+			t.Fatalf("peer got %d bytes, want 800000", n)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("concurrent writes never finished")
+	}
+	st.Close()
+	peer.Close()
+}
+
+// A Write waiting for credit when CloseWrite comes ends with net.ErrClosed;
+// no DATA follows the FIN (the peer would reset the stream).
+func TestCloseWriteDuringWrite(t *testing.T) {
+	client, _, opened := sessionPair(t, Config{})
+	st, err := client.Open(xid.New(), "w:2", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := <-opened // reads nothing yet: the Write below runs out of credit
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := st.Write(make([]byte, 4<<20))
+		wrote <- err
+	}()
+	// One byte arriving proves the Write is under way; it cannot finish:
+	// 4 MiB is far beyond the window and the peer reads nothing more yet.
+	if _, err := io.ReadFull(peer, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-wrote; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("the waiting Write ended with %v, want net.ErrClosed", err)
+	}
+	n, err := io.Copy(io.Discard, peer)
+	if err != nil {
+		t.Fatalf("peer read %d then %v: DATA after FIN?", n, err)
+	}
+	st.Close()
+	peer.Close()
+}
+
+// A long reason with multi-byte characters is cut on a character boundary
+// and still reaches the client.
+func TestRefuseWithLongReason(t *testing.T) {
+	client, _, opened := sessionPairAnswering(t, Config{}, false)
+	st, err := client.Open(xid.New(), "r:1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	(<-opened).Refuse(CodeDenied, strings.Repeat("a", MaxReason-1)+"é and more")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var oe *OpenError
+	if err := st.WaitOpen(ctx); !errors.As(err, &oe) || oe.Code != CodeDenied || len(oe.Reason) > MaxReason {
+		t.Fatalf("WaitOpen = %v", err)
+	}
+	if _, err := client.Open(xid.New(), "r:2", make([]byte, MaxData+1)); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("oversized early data: %v", err)
+	}
+}
