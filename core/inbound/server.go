@@ -134,9 +134,6 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// Active is the number of client connections being handled.
-func (s *Server) Active() int { return int(s.active.Load()) }
-
 // Close stops accepting, closes every client connection with ErrStopped as
 // the reason, and waits for all handlers to finish.
 func (s *Server) Close() error {

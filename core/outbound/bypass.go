@@ -29,7 +29,6 @@ type Bypass struct {
 	suffixes []string // with the leading dot
 	prefixes []netip.Prefix
 	local    bool
-	entries  []string
 }
 
 // ParseBypass parses entries; an entry that is not a host, suffix or CIDR is
@@ -66,7 +65,6 @@ func ParseBypass(entries []string) (*Bypass, error) {
 			}
 			b.hosts[name] = true
 		}
-		b.entries = append(b.entries, strings.TrimSpace(raw))
 	}
 	return b, nil
 }
@@ -75,9 +73,6 @@ func isIPLiteral(s string) bool {
 	_, err := netip.ParseAddr(strings.Trim(s, "[]"))
 	return err == nil
 }
-
-// Entries returns the entries as given, without blanks.
-func (b *Bypass) Entries() []string { return append([]string(nil), b.entries...) }
 
 // Match reports whether host (a name or an IP literal, no port) is bypassed.
 func (b *Bypass) Match(host string) bool {
