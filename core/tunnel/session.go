@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,9 @@ var (
 	ErrReset = errors.New("stream reset by the other end")
 	// ErrProtocol is a peer breaking the protocol.
 	ErrProtocol = errors.New("tunnel protocol violation")
+	// ErrNotReading is why a session ended whose peer stopped reading:
+	// frames waited too long to be written, or piled up.
+	ErrNotReading = errors.New("the other end stopped reading")
 )
 
 // OpenError is an OPEN the exit refused, with its code and reason.
@@ -63,11 +67,17 @@ type Config struct {
 	PingInterval time.Duration // default 15 s
 	Logger       *slog.Logger
 	// OnOpen (exit side) handles a stream the peer opened, in its own
-	// goroutine: it dials target and calls Accept or Refuse. The session
-	// waits for it on Close, so it must end when the stream does, and it
-	// must not call Session.Close itself.
-	OnOpen func(st *Stream, target string)
+	// goroutine: it dials target and calls Accept or Refuse. ctx ends when
+	// the stream is reset or the session ends, so a dial in progress stops
+	// then. The session waits for OnOpen on Close, so it must end when the
+	// stream does, and it must not call Session.Close itself.
+	OnOpen func(ctx context.Context, st *Stream, target string)
 }
+
+// writeTimeout bounds one WebSocket write: a peer that takes longer to
+// accept a frame of at most MaxFrameSize is not reading, and the session
+// ends rather than hold every stream hostage.
+func (c *Config) writeTimeout() time.Duration { return max(3*c.PingInterval, 5*time.Second) }
 
 // Session is one WebSocket carrying many streams.
 //
@@ -85,15 +95,20 @@ type Session struct {
 	client bool
 	local  string
 
+	start    time.Time    // PING times and lastRecv count from here (monotonic)
 	budget   atomic.Int64 // receive-window bytes still available
 	rtt      atomic.Int64 // nanoseconds, 0 until measured
-	lastRecv atomic.Int64 // unix nanoseconds of the last frame read
+	lastRecv atomic.Int64 // nanoseconds since start of the last frame read
 
-	mu      sync.Mutex
-	streams map[xid.ID]*Stream
-	ctrl    [][]byte  // encoded control frames, oldest first
-	ready   []*Stream // streams with data and credit
-	err     error
+	ctx    context.Context // ends with the session; OnOpen contexts derive from it
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	streams  map[xid.ID]*Stream
+	ctrl     [][]byte  // encoded control frames, oldest first
+	ready    []*Stream // streams with data and credit
+	overflow bool      // ctrl reached its cap: the peer is not reading
+	err      error
 
 	wakeWriter chan struct{}
 	done       chan struct{}
@@ -123,12 +138,13 @@ func NewSession(ws *websocket.Conn, client bool, cfg Config) *Session {
 	}
 	s := &Session{
 		ws: ws, cfg: cfg, log: cfg.Logger, client: client, local: ws.LocalAddr().String(),
+		start:      time.Now(),
 		streams:    make(map[xid.ID]*Stream),
 		wakeWriter: make(chan struct{}, 1),
 		done:       make(chan struct{}),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.budget.Store(cfg.Budget)
-	s.lastRecv.Store(time.Now().UnixNano())
 	s.wg.Add(3)
 	go s.readLoop()
 	go s.writeLoop()
@@ -223,12 +239,23 @@ func (s *Session) control(f Frame) {
 		return
 	}
 	s.mu.Lock()
-	if s.err == nil {
+	switch {
+	case s.err != nil:
+	case len(s.ctrl) >= maxCtrlLocked(s):
+		// The writer cannot keep up with frames the peer provokes (PONGs,
+		// refusals) or we owe it: it is not reading. The writer, which holds
+		// no stream lock, ends the session.
+		s.overflow = true
+	default:
 		s.ctrl = append(s.ctrl, b)
 	}
 	s.mu.Unlock()
 	wake(s.wakeWriter)
 }
+
+// maxCtrlLocked caps queued control frames: a few per live stream (OPEN,
+// WINDOW, FIN, RST) and some room for session frames.
+func maxCtrlLocked(s *Session) int { return 1024 + 8*len(s.streams) }
 
 func (s *Session) markReady(st *Stream) {
 	s.mu.Lock()
@@ -291,6 +318,7 @@ func (s *Session) shutdown(cause error) {
 		s.streams, s.ctrl, s.ready = map[xid.ID]*Stream{}, nil, nil
 		s.mu.Unlock()
 		close(s.done)
+		s.cancel()
 		for _, st := range streams {
 			st.mu.Lock()
 			st.resetLocked(CodeSessionLost, "", err, false)
@@ -311,7 +339,7 @@ func (s *Session) writeLoop() {
 	buf := make([]byte, 0, MaxFrameSize)
 	for {
 		s.mu.Lock()
-		for len(s.ctrl) == 0 && len(s.ready) == 0 && s.err == nil {
+		for len(s.ctrl) == 0 && len(s.ready) == 0 && s.err == nil && !s.overflow {
 			s.mu.Unlock()
 			select {
 			case <-s.wakeWriter:
@@ -321,6 +349,11 @@ func (s *Session) writeLoop() {
 		}
 		if s.err != nil {
 			s.mu.Unlock()
+			return
+		}
+		if s.overflow {
+			s.mu.Unlock()
+			s.shutdown(fmt.Errorf("%w: control frames piled up", ErrNotReading))
 			return
 		}
 		var frame []byte
@@ -345,7 +378,14 @@ func (s *Session) writeLoop() {
 				continue
 			}
 		}
+		if err := s.ws.SetWriteDeadline(time.Now().Add(s.cfg.writeTimeout())); err != nil {
+			s.shutdown(err)
+			return
+		}
 		if err := s.ws.WriteMessage(websocket.BinaryMessage, frame); err != nil {
+			if isTimeout(err) {
+				err = fmt.Errorf("%w: a frame waited %v: %w", ErrNotReading, s.cfg.writeTimeout(), err)
+			}
 			s.shutdown(err)
 			return
 		}
@@ -366,7 +406,7 @@ func (s *Session) readLoop() {
 			s.shutdown(err)
 			return
 		}
-		s.lastRecv.Store(time.Now().UnixNano())
+		s.lastRecv.Store(int64(time.Since(s.start)))
 		if kind != websocket.BinaryMessage {
 			s.shutdown(fmt.Errorf("%w: text message", ErrProtocol))
 			return
@@ -388,8 +428,10 @@ func (s *Session) handle(f Frame) {
 		s.control(Frame{Type: TypePong, Time: f.Time})
 		return
 	case TypePong:
-		if rtt := time.Now().UnixNano() - int64(f.Time); rtt > 0 {
-			s.rtt.Store(rtt)
+		// The time is ours, echoed: a value from before the session or
+		// from the future is a peer making things up, and is ignored.
+		if now := uint64(time.Since(s.start)); f.Time > 0 && f.Time <= now {
+			s.rtt.Store(int64(now - f.Time))
 		}
 		return
 	case TypeOpen:
@@ -413,6 +455,10 @@ func (s *Session) handle(f Frame) {
 			st.resetLocked(CodeProtocol, "unexpected OPEN_OK", fmt.Errorf("%w: OPEN_OK", ErrProtocol), true)
 			return
 		}
+		if f.Window < DefaultWindow {
+			st.resetLocked(CodeProtocol, "OPEN_OK window below the default", fmt.Errorf("%w: OPEN_OK window %d", ErrProtocol, f.Window), true)
+			return
+		}
 		st.openDone = true
 		close(st.opened)
 		st.credit += int64(f.Window) - DefaultWindow
@@ -423,7 +469,11 @@ func (s *Session) handle(f Frame) {
 		st.resetLocked(f.Code, f.Reason, &OpenError{Code: f.Code, Reason: f.Reason}, false)
 	case TypeData:
 		n := int64(len(f.Data))
-		if st.finRecv || n > st.avail {
+		if st.finRecv {
+			st.resetLocked(CodeProtocol, "data after FIN", fmt.Errorf("%w: data after FIN", ErrProtocol), true)
+			return
+		}
+		if n > st.avail {
 			st.resetLocked(CodeFlowControl, "data beyond the window", fmt.Errorf("%w: data beyond the window", ErrProtocol), true)
 			return
 		}
@@ -492,12 +542,15 @@ func (s *Session) handleOpen(f Frame) {
 		refuse(CodeOverloaded, fmt.Sprintf("more than %d streams in this session", s.cfg.MaxStreams))
 		return
 	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	st.cancel = cancel
 	s.streams[f.Stream] = st
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
-		s.cfg.OnOpen(st, f.Target)
+		defer cancel()
+		s.cfg.OnOpen(ctx, st, f.Target)
 	}()
 }
 
@@ -520,12 +573,18 @@ func (s *Session) pingLoop() {
 		select {
 		case <-s.done:
 			return
-		case now := <-t.C:
-			if now.Sub(time.Unix(0, s.lastRecv.Load())) > 3*s.cfg.PingInterval {
+		case <-t.C:
+			now := time.Since(s.start)
+			if now-time.Duration(s.lastRecv.Load()) > 3*s.cfg.PingInterval {
 				s.shutdown(ErrSessionDead)
 				return
 			}
-			s.control(Frame{Type: TypePing, Time: uint64(now.UnixNano())})
+			s.control(Frame{Type: TypePing, Time: uint64(now)})
 		}
 	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

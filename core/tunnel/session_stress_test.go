@@ -142,7 +142,7 @@ func pump(dir string, src, dst *websocket.Conn, c *wireCounter) {
 
 // stressPair is sessionPair with a counting WebSocket man in the middle:
 // client ⇄ mitm ⇄ exit. onOpen is the exit's handler.
-func stressPair(t *testing.T, cfg Config, onOpen func(st *Stream, target string)) (client, exit *Session, wire *wireCounter, closeAll func()) {
+func stressPair(t *testing.T, cfg Config, onOpen func(ctx context.Context, st *Stream, target string)) (client, exit *Session, wire *wireCounter, closeAll func()) {
 	a, err := NewAcceptor("tok")
 	if err != nil {
 		t.Fatal(err)
@@ -232,7 +232,7 @@ func TestStressOpenCloseOneSession(t *testing.T) {
 		errMu.Unlock()
 	}
 
-	onOpen := func(st *Stream, target string) {
+	onOpen := func(_ context.Context, st *Stream, target string) {
 		defer func() { handled <- struct{}{} }()
 		var sc int
 		if _, err := fmt.Sscanf(target, "sc%d:1", &sc); err != nil {

@@ -34,7 +34,7 @@ func sessionPairAnswering(t testing.TB, cfg Config, accept bool) (client, exit *
 			return
 		}
 		ecfg := cfg
-		ecfg.OnOpen = func(st *Stream, _ string) {
+		ecfg.OnOpen = func(_ context.Context, st *Stream, _ string) {
 			if accept {
 				st.Accept()
 			}

@@ -38,7 +38,8 @@ type Stream struct {
 	window   uint32 // what the peer may have in flight to us
 	avail    int64  // credit the peer still has
 	unacked  int64  // read by the application since the last WINDOW
-	cycleAt  time.Time
+	cycleAt  time.Time // when the current window's worth of reading began
+	cycled   int64     // bytes read since cycleAt
 	openErr  error // OPEN_FAIL, set once
 	openDone bool
 	answered bool // exit side: Accept or Refuse was called
@@ -51,6 +52,7 @@ type Stream struct {
 	err    error // the stream is reset or closed: every call returns it
 	closed bool
 	rstOut bool
+	cancel context.CancelFunc // exit side: ends OnOpen's context at reset
 }
 
 func newStream(s *Session, id xid.ID, target string, credit int64) *Stream {
@@ -136,7 +138,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 // consumedLocked grants the peer credit for n bytes read, in increments of a
 // quarter window, doubling the window (up to MaxWindow) when a whole window
 // was consumed within two round trips: then the window, not the reader, is
-// what limits the stream.
+// what limits the stream. A slow reader keeps its window.
 func (st *Stream) consumedLocked(n int64) {
 	st.unacked += n
 	if st.unacked < int64(st.window/4) || st.err != nil || st.finRecv {
@@ -145,16 +147,17 @@ func (st *Stream) consumedLocked(n int64) {
 	now := time.Now()
 	inc := st.unacked
 	if st.cycleAt.IsZero() {
-		st.cycleAt = now
-	} else if st.window < st.sess.cfg.MaxWindow {
-		if rtt := st.sess.RTT(); rtt > 0 && now.Sub(st.cycleAt) < 2*rtt {
+		st.cycleAt = now // the first update starts the first measured window
+	} else if st.cycled += inc; st.cycled >= int64(st.window) {
+		rtt := st.sess.RTT()
+		if rtt > 0 && now.Sub(st.cycleAt) < 2*rtt && st.window < st.sess.cfg.MaxWindow {
 			grow := min(st.window, st.sess.cfg.MaxWindow-st.window)
 			if st.sess.reserve(int64(grow)) {
 				st.window += grow
 				inc += int64(grow)
 			}
 		}
-		st.cycleAt = now
+		st.cycleAt, st.cycled = now, 0
 	}
 	st.unacked = 0
 	st.avail += inc
@@ -288,6 +291,11 @@ func (st *Stream) Close() error {
 				st.finSent = true
 				st.sess.control(Frame{Type: TypeFin, Stream: st.id})
 			}
+			// Nothing more will be buffered here (DATA is answered with
+			// RST): the window goes back to the budget now, not when the
+			// peer's FIN comes, which may be never.
+			st.sess.release(int64(st.window))
+			st.window = 0
 			st.sess.forgetIfDoneLocked(st)
 		}
 	}
@@ -319,7 +327,11 @@ func (st *Stream) resetLocked(code Code, reason string, err error, send bool) {
 	}
 	st.buf, st.off = nil, 0
 	st.sess.release(int64(st.window))
+	st.window = 0
 	st.sess.forget(st)
+	if st.cancel != nil {
+		st.cancel()
+	}
 	if !st.openDone {
 		st.openDone = true
 		st.openErr = err
