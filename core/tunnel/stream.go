@@ -35,12 +35,12 @@ type Stream struct {
 	buf      []byte // received, not yet read: buf[off:]
 	off      int
 	finRecv  bool
-	window   uint32 // what the peer may have in flight to us
-	avail    int64  // credit the peer still has
-	unacked  int64  // read by the application since the last WINDOW
+	window   uint32    // what the peer may have in flight to us
+	avail    int64     // credit the peer still has
+	unacked  int64     // read by the application since the last WINDOW
 	cycleAt  time.Time // when the current window's worth of reading began
 	cycled   int64     // bytes read since cycleAt
-	openErr  error // OPEN_FAIL, set once
+	openErr  error     // OPEN_FAIL, set once
 	openDone bool
 	answered bool // exit side: Accept or Refuse was called
 	// Send side.
