@@ -2,27 +2,26 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 
 	"porthole/app/config"
 	"porthole/core"
 	"porthole/core/inbound"
 	"porthole/core/outbound"
+	"porthole/core/tunnel"
 )
 
-// ErrTunnelUnavailable: tunnel mode is configured but this build has no
-// tunnel yet.
-var ErrTunnelUnavailable = errors.New("tunnel mode is not available in this version yet; use --mode direct")
-
-// EngineConfig turns the user's settings into the engine's.
+// EngineConfig turns the user's settings into the engine's. In tunnel mode
+// the token comes from PORTHOLE_TOKEN, else the token file, else the config.
 func EngineConfig(cfg config.Config, log *slog.Logger) (core.Config, error) {
 	mode, err := outbound.ParseMode(cfg.Mode)
 	if err != nil {
 		return core.Config{}, err
-	}
-	if mode == outbound.ModeTunnel {
-		return core.Config{}, ErrTunnelUnavailable
 	}
 	ec := core.Config{
 		Listen:  cfg.Listen,
@@ -37,7 +36,47 @@ func EngineConfig(cfg config.Config, log *slog.Logger) (core.Config, error) {
 	if cfg.Username != "" {
 		ec.Auth = &inbound.Auth{Username: cfg.Username, Password: cfg.Password}
 	}
+	if mode == outbound.ModeTunnel {
+		if ec.Exit, err = exitConfig(cfg); err != nil {
+			return core.Config{}, err
+		}
+	}
 	return ec, nil
+}
+
+// exitConfig is the tunnel client's configuration: URL, token and the CAs
+// to trust.
+func exitConfig(cfg config.Config) (*tunnel.ClientConfig, error) {
+	token := os.Getenv("PORTHOLE_TOKEN")
+	if token == "" && cfg.TokenFile != "" {
+		t, err := readSecretFile(cfg.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("token file: %w", err)
+		}
+		token = t
+	}
+	if token == "" {
+		token = cfg.Token
+	}
+	if token == "" {
+		return nil, errors.New("tunnel mode needs the exit's token: --token-file FILE, PORTHOLE_TOKEN, or \"token\" in the config")
+	}
+	tc := &tunnel.ClientConfig{URL: cfg.Exit, Token: token}
+	if cfg.ExitCA != "" {
+		pem, err := os.ReadFile(cfg.ExitCA)
+		if err != nil {
+			return nil, fmt.Errorf("exit CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("exit CA: %s holds no PEM certificate", cfg.ExitCA)
+		}
+		tc.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	if err := tc.Check(); err != nil {
+		return nil, err
+	}
+	return tc, nil
 }
 
 // NewEngine builds the engine the settings describe. Its errors are

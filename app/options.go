@@ -40,6 +40,7 @@ func ParseArgs(args []string, stderr io.Writer) (Options, error) {
 	mode := fs.String("mode", "", "direct or tunnel")
 	exit := fs.String("exit", "", "exit server URL for tunnel mode, wss://host/porthole")
 	tokenFile := fs.String("token-file", "", "file holding the exit server's token (or set PORTHOLE_TOKEN)")
+	exitCA := fs.String("exit-ca", "", "PEM file of CA certificates to trust for the exit (a self-signed exit), besides the system's")
 	username := fs.String("username", "", "require this username from clients (SOCKS5 and HTTP Basic)")
 	passwordFile := fs.String("password-file", "", "file holding the password for --username")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
@@ -83,6 +84,9 @@ func ParseArgs(args []string, stderr io.Writer) (Options, error) {
 	}
 	if set["token-file"] {
 		cfg.TokenFile = *tokenFile
+	}
+	if set["exit-ca"] {
+		cfg.ExitCA = *exitCA
 	}
 	if set["log-level"] {
 		cfg.LogLevel = *logLevel

@@ -13,6 +13,7 @@ import (
 	"porthole/core/inbound"
 	"porthole/core/outbound"
 	"porthole/core/registry"
+	"porthole/core/tunnel"
 )
 
 // DefaultListen is where the proxy listens unless configured otherwise.
@@ -35,7 +36,11 @@ type Config struct {
 	Mode        outbound.Mode
 	Bypass      []string // nil: outbound.DefaultBypass
 	Auth        *inbound.Auth
-	Tunnel      outbound.Dialer // required in tunnel mode
+	// Exit is the exit server for tunnel mode: the engine connects to it
+	// while running. Tunnel, if set instead, is used as the tunnel's dialer
+	// as is (tests).
+	Exit        *tunnel.ClientConfig
+	Tunnel      outbound.Dialer
 	DialTimeout time.Duration
 
 	HeaderTimeout  time.Duration
@@ -63,6 +68,7 @@ type Engine struct {
 	log      *slog.Logger
 	registry *registry.Registry
 	router   *outbound.Router
+	tunnel   *outbound.Tunnel // nil unless Exit was configured
 
 	life   sync.Mutex // held through Start, Stop and Close
 	server *inbound.Server
@@ -101,7 +107,19 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	router, err := outbound.NewRouter(cfg.Mode, bypass, outbound.NewDirect(cfg.DialTimeout, nil), cfg.Tunnel)
+	var tun *outbound.Tunnel
+	tunnelDialer := cfg.Tunnel
+	if cfg.Exit != nil && tunnelDialer == nil && cfg.Mode == outbound.ModeTunnel {
+		tc := *cfg.Exit
+		if tc.Logger == nil {
+			tc.Logger = cfg.Logger
+		}
+		if tun, err = outbound.NewTunnel(tc, cfg.DialTimeout); err != nil {
+			return nil, err
+		}
+		tunnelDialer = tun
+	}
+	router, err := outbound.NewRouter(cfg.Mode, bypass, outbound.NewDirect(cfg.DialTimeout, nil), tunnelDialer)
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +127,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		router:   router,
+		tunnel:   tun,
 		registry: registry.New(registry.Options{IdleTimeout: max(cfg.IdleTimeout, 0), History: cfg.History}),
 	}, nil
 }
@@ -126,6 +145,15 @@ func (e *Engine) Registry() *registry.Registry { return e.registry }
 
 // Mode is the outbound mode the engine was configured with.
 func (e *Engine) Mode() outbound.Mode { return e.router.Mode() }
+
+// TunnelStatus is the tunnel's state; ok is false without an exit
+// configured. State is tunnel.StateClosed while the engine is stopped.
+func (e *Engine) TunnelStatus() (st tunnel.Status, ok bool) {
+	if e.tunnel == nil {
+		return tunnel.Status{}, false
+	}
+	return e.tunnel.Status(), true
+}
 
 // Addr is the address the proxy listens on, nil when stopped.
 func (e *Engine) Addr() net.Addr {
@@ -151,6 +179,11 @@ func (e *Engine) Start() error {
 			return fmt.Errorf("listen on %s: %w (is another Porthole running?)", e.cfg.Listen, ErrPortInUse)
 		}
 		return fmt.Errorf("listen on %s: %w", e.cfg.Listen, err)
+	}
+	if e.tunnel != nil {
+		if err := e.tunnel.Start(); err != nil {
+			return errors.Join(err, ln.Close())
+		}
 	}
 	srv := inbound.New(inbound.Config{
 		Registry:       e.registry,
@@ -195,6 +228,11 @@ func (e *Engine) stopLocked() error {
 	err := e.server.Close()
 	<-e.served
 	e.server, e.served = nil, nil
+	if e.tunnel != nil {
+		// After the connections: they end as "proxy stopped", not as
+		// "tunnel lost".
+		err = errors.Join(err, e.tunnel.Stop())
+	}
 	e.log.Info("proxy stopped")
 	return err
 }

@@ -20,6 +20,7 @@ import (
 
 	"porthole/core"
 	"porthole/core/outbound"
+	"porthole/core/tunnel"
 )
 
 // ErrInvalid wraps every validation error.
@@ -31,6 +32,8 @@ type Config struct {
 	Mode       string   `json:"mode"`
 	Exit       string   `json:"exit,omitempty"`
 	TokenFile  string   `json:"token_file,omitempty"`
+	Token      string   `json:"token,omitempty"`   // used when neither PORTHOLE_TOKEN nor token_file is set
+	ExitCA     string   `json:"exit_ca,omitempty"` // PEM file of CAs to trust for the exit besides the system's
 	Bypass     []string `json:"bypass"`
 	Username   string   `json:"username,omitempty"`
 	Password   string   `json:"password,omitempty"`
@@ -81,6 +84,11 @@ func (c Config) Validate() error {
 	}
 	if mode == outbound.ModeTunnel && c.Exit == "" {
 		return fmt.Errorf("%w: exit: tunnel mode needs an exit server URL", ErrInvalid)
+	}
+	if c.Exit != "" {
+		if err := tunnel.CheckURL(c.Exit); err != nil {
+			return fmt.Errorf("%w: exit: %w", ErrInvalid, err)
+		}
 	}
 	if _, err := outbound.ParseBypass(c.Bypass); err != nil {
 		return fmt.Errorf("%w: bypass: %w", ErrInvalid, err)

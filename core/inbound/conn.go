@@ -170,7 +170,11 @@ func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) 
 		u.log = c.s.log.With("conn", rec.ID().String())
 	}
 	u.log.Debug("dialing", "proto", proto, "target", target, "route", route)
-	conn, err := c.s.cfg.Router.Dialer(route).DialContext(c.ctx, "tcp", target)
+	// Plain HTTP forwarding writes its request first: through the tunnel
+	// it travels right behind the OPEN, and a refusal comes back as the
+	// response's read error (see exchange).
+	ctx := outbound.WithDialInfo(c.ctx, outbound.DialInfo{ID: rec.ID(), SpeaksFirst: proto == registry.ProtoHTTP})
+	conn, err := c.s.cfg.Router.Dialer(route).DialContext(ctx, "tcp", target)
 	if err == nil && !c.socks.add(conn) {
 		err = net.ErrClosed
 	}

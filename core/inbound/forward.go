@@ -20,6 +20,7 @@ import (
 	"porthole/core/outbound"
 	"porthole/core/registry"
 	"porthole/core/relay"
+	"porthole/core/tunnel"
 )
 
 // Bounds on what a target may send before its response body.
@@ -196,10 +197,10 @@ func (c *clientConn) forward(req *http.Request) (keep bool, err error) {
 			c.closeUpstream(c.up.upstream, res.err)
 			c.up = nil
 		}
-		if res.badGateway != "" {
+		if res.failStatus != 0 {
 			// After the record is closed: the lingering close may take a
 			// while and the upstream is gone already.
-			_ = c.httpError(http.StatusBadGateway, res.badGateway, nil, nil) // closeUpstream logged it
+			_ = c.httpError(res.failStatus, res.failMessage, nil, nil) // closeUpstream logged it
 			return false, nil
 		}
 		return res.clientKeep, nil // false whenever the client side failed
@@ -224,7 +225,8 @@ type exchangeResult struct {
 	upstreamKeep bool   // the upstream may carry another request
 	retry        bool   // send the request again on a new upstream
 	err          error  // why the upstream must be closed
-	badGateway   string // answer the client 502 with this, once the upstream is closed
+	failStatus   int    // answer the client with this status (502, or a failed open's), once the upstream is closed
+	failMessage  string // and this text
 }
 
 // exchange writes req upstream while reading the response (a server may
@@ -249,8 +251,15 @@ func (c *clientConn) exchange(req *http.Request, clientClose, mayRetry bool) exc
 			return exchangeResult{retry: true}
 		}
 		res := exchangeResult{err: err}
-		if c.ctx.Err() == nil && !informed {
-			res.badGateway = fmt.Sprintf("porthole: no valid response from %s: %v", up.target, err)
+		var refused *tunnel.OpenError
+		switch {
+		case c.ctx.Err() != nil || informed:
+		case errors.As(err, &refused):
+			// The exit could not reach the target: the request went with
+			// the OPEN, so the dial's failure shows up here.
+			res.failStatus, res.failMessage = dialFailureStatus(err), dialFailureMessage(up.target, err)
+		default:
+			res.failStatus, res.failMessage = http.StatusBadGateway, fmt.Sprintf("porthole: no valid response from %s: %v", up.target, err)
 		}
 		return res
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+
+	"porthole/core/tunnel"
 )
 
 // ErrDenied is the reason of a dial refused by policy (the exit server's
@@ -22,6 +24,7 @@ const (
 	FailUnreachable                // no route to the host or network
 	FailNotFound                   // the name does not resolve
 	FailDenied                     // refused by policy
+	FailTunnelDown                 // no session to the exit came up in time
 )
 
 func (f Failure) String() string {
@@ -38,6 +41,8 @@ func (f Failure) String() string {
 		return "host not found"
 	case FailDenied:
 		return "not allowed"
+	case FailTunnelDown:
+		return "tunnel to the exit is down"
 	}
 	return "dial failed"
 }
@@ -46,13 +51,18 @@ func (f Failure) String() string {
 // error identities and types, never at error text.
 func Classify(err error) Failure {
 	var dnsErr *net.DNSError
+	var openErr *tunnel.OpenError
 	switch {
 	case err == nil:
 		return FailOther
 	case errors.Is(err, ErrDenied):
 		return FailDenied
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled), errors.Is(err, ErrTunnelStopped), errors.Is(err, tunnel.ErrClientClosed):
 		return FailCanceled
+	case errors.Is(err, tunnel.ErrNoSession):
+		return FailTunnelDown
+	case errors.As(err, &openErr):
+		return openFailure(openErr.Code)
 	case errors.As(err, &dnsErr):
 		if dnsErr.IsTimeout {
 			return FailTimeout
@@ -71,4 +81,22 @@ func Classify(err error) Failure {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// openFailure is the kind of failure an exit's OPEN_FAIL code stands for
+// (PROTOCOL.md §2); unknown codes count as other.
+func openFailure(c tunnel.Code) Failure {
+	switch c {
+	case tunnel.CodeTimeout:
+		return FailTimeout
+	case tunnel.CodeRefused:
+		return FailRefused
+	case tunnel.CodeUnreachable:
+		return FailUnreachable
+	case tunnel.CodeNotFound:
+		return FailNotFound
+	case tunnel.CodeDenied:
+		return FailDenied
+	}
+	return FailOther
 }

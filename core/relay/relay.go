@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"sync"
+
+	"porthole/core/tunnel"
 )
 
 // BufferSize is the size of one direction's copy buffer.
@@ -28,6 +30,12 @@ type Counter interface {
 // closeWriter is a connection that can half-close (TCP, tunnel streams).
 type closeWriter interface {
 	CloseWrite() error
+}
+
+// readWaiter is a connection that can wait for readability without a
+// buffer (tunnel streams); sockets are peeked at instead.
+type readWaiter interface {
+	WaitRead() error
 }
 
 // Relay copies client→target (counted as up) and target→client (down) until
@@ -78,6 +86,7 @@ func Relay(client, target net.Conn, c Counter) error {
 // happens without one.
 func copyHalf(dst, src net.Conn, count func(int64)) error {
 	readable := newPeeker(src)
+	rw, _ := src.(readWaiter)
 	var bp *[]byte
 	defer func() {
 		if bp != nil {
@@ -86,7 +95,11 @@ func copyHalf(dst, src net.Conn, count func(int64)) error {
 	}()
 	for {
 		if bp == nil {
-			if err := readable.wait(); err != nil {
+			wait := readable.wait
+			if rw != nil {
+				wait = rw.WaitRead
+			}
+			if err := wait(); err != nil {
 				return err
 			}
 			bp = GetBuffer()
@@ -119,10 +132,13 @@ func copyHalf(dst, src net.Conn, count func(int64)) error {
 }
 
 // Expected reports whether err is an ordinary way for a connection to end:
-// the peer went away or reset, or we closed it ourselves. Such endings are
-// logged at DEBUG, never as errors.
+// the peer went away or reset, or we closed it ourselves, or the tunnel
+// carrying it ended (the tunnel client reports that once, not per stream).
+// Such endings are logged at DEBUG, never as errors.
 func Expected(err error) bool {
 	return err == nil ||
+		errors.Is(err, tunnel.ErrReset) ||
+		errors.Is(err, tunnel.ErrTunnelLost) ||
 		errors.Is(err, io.EOF) ||
 		errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, io.ErrClosedPipe) ||

@@ -79,6 +79,19 @@ const (
 	MaxFrameSize = HeaderSize + 4 + 2 + MaxTarget + MaxData
 )
 
+var codeNames = [...]string{
+	CodeOther: "other", CodeTimeout: "timeout", CodeRefused: "refused", CodeUnreachable: "unreachable",
+	CodeNotFound: "not found", CodeDenied: "denied", CodeOverloaded: "overloaded", CodeProtocol: "protocol",
+	CodeFlowControl: "flow control", CodeCanceled: "canceled", CodeSessionLost: "session lost",
+}
+
+func (c Code) String() string {
+	if int(c) < len(codeNames) && codeNames[c] != "" {
+		return codeNames[c]
+	}
+	return fmt.Sprintf("code 0x%02x", uint8(c))
+}
+
 // Decoding and encoding errors; every one a decoder returns wraps
 // ErrMalformed.
 var (

@@ -40,7 +40,7 @@ type OpenError struct {
 }
 
 func (e *OpenError) Error() string {
-	return fmt.Sprintf("exit refused the connection (code %d): %s", e.Code, e.Reason)
+	return fmt.Sprintf("the exit could not connect (%s): %s", e.Code, e.Reason)
 }
 
 // ResetError is a stream the peer reset.
@@ -50,7 +50,7 @@ type ResetError struct {
 }
 
 func (e *ResetError) Error() string {
-	return fmt.Sprintf("stream reset (code %d): %s", e.Code, e.Reason)
+	return fmt.Sprintf("stream reset by the other end (%s): %s", e.Code, e.Reason)
 }
 func (e *ResetError) Unwrap() error { return ErrReset }
 
@@ -72,6 +72,9 @@ type Config struct {
 	// then. The session waits for OnOpen on Close, so it must end when the
 	// stream does, and it must not call Session.Close itself.
 	OnOpen func(ctx context.Context, st *Stream, target string)
+
+	// fixedRTT, set by tests, replaces the measured round trip.
+	fixedRTT time.Duration
 }
 
 // writeTimeout bounds one WebSocket write: a peer that takes longer to
@@ -162,8 +165,20 @@ func (s *Session) Err() error {
 	return s.err
 }
 
+// NumStreams is how many streams the session holds now.
+func (s *Session) NumStreams() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.streams)
+}
+
 // RTT is the last measured round trip, 0 before the first PONG.
-func (s *Session) RTT() time.Duration { return time.Duration(s.rtt.Load()) }
+func (s *Session) RTT() time.Duration {
+	if s.cfg.fixedRTT != 0 {
+		return s.cfg.fixedRTT
+	}
+	return time.Duration(s.rtt.Load())
+}
 
 // Open starts a stream to target with id (the registry's) and returns at
 // once: the caller may write early data right away, within DefaultWindow,
@@ -569,6 +584,9 @@ func (s *Session) pingLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.PingInterval)
 	defer t.Stop()
+	// A first PING at once: window auto-tuning needs the round trip from
+	// the first transfer on, not after one interval.
+	s.control(Frame{Type: TypePing, Time: uint64(max(time.Since(s.start), 1))})
 	for {
 		select {
 		case <-s.done:

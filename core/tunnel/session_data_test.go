@@ -188,8 +188,7 @@ func TestSessionEndEndsStreamsWithTunnelLost(t *testing.T) {
 // reader drains (forced here by setting the measured RTT), the receive
 // window doubles up to MaxWindow, and the budget is charged for it.
 func TestWindowAutoTune(t *testing.T) {
-	client, _, opened := sessionPair(t, Config{MaxWindow: 4 << 20})
-	client.rtt.Store(int64(time.Second))
+	client, _, opened := sessionPair(t, Config{MaxWindow: 4 << 20, fixedRTT: time.Second})
 	st, err := client.Open(xid.New(), "bulk:1", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -135,6 +135,28 @@ func (st *Stream) Read(p []byte) (int, error) {
 	}
 }
 
+// WaitRead waits until a Read would not block (data, end of stream, an
+// error), without reading: a relay then needs no copy buffer while a
+// stream is idle. It returns os.ErrDeadlineExceeded at the read deadline.
+func (st *Stream) WaitRead() error {
+	for took := false; ; took = true {
+		st.mu.Lock()
+		ready := len(st.buf) > st.off || st.closed || st.err != nil || st.finRecv
+		st.mu.Unlock()
+		if ready {
+			if took {
+				wake(st.readWake) // the news may be for a Read waiting too
+			}
+			return nil
+		}
+		select {
+		case <-st.readWake:
+		case <-st.rd.wait():
+			return os.ErrDeadlineExceeded
+		}
+	}
+}
+
 // consumedLocked grants the peer credit for n bytes read, in increments of a
 // quarter window, doubling the window (up to MaxWindow) when a whole window
 // was consumed within two round trips: then the window, not the reader, is

@@ -1,0 +1,240 @@
+// Package exit is the exit server's engine: it accepts tunnel sessions from
+// Porthole clients over WebSocket and dials their streams' targets, subject
+// to the exit's policy (no private or own addresses unless allowed).
+package exit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/xid"
+
+	"porthole/core/outbound"
+	"porthole/core/relay"
+	"porthole/core/tunnel"
+)
+
+// ErrClosed is the answer of a closed server to a new session.
+var ErrClosed = errors.New("exit server closed")
+
+// Config configures a Server.
+type Config struct {
+	Token string // the bearer token clients must present; required
+	// Dialer reaches targets; nil means an outbound.Guarded with
+	// AllowPrivate and DialTimeout.
+	Dialer       outbound.Dialer
+	AllowPrivate bool
+	DialTimeout  time.Duration // default outbound.DefaultDialTimeout
+	// Session tunes each session: MaxStreams and Budget are the
+	// per-session caps on streams and buffered bytes. OnOpen is set by
+	// the server.
+	Session tunnel.Config
+	// MaxSessions caps concurrent sessions (clients); past it an upgrade
+	// gets 503. Default 1024.
+	MaxSessions int
+	Logger      *slog.Logger
+}
+
+// Server is an http.Handler for the tunnel's WebSocket path.
+//
+// Concurrency: each session is served in the handler goroutine of its
+// upgrade request, which creates it and alone closes it; Close asks every
+// session to end and waits until all handlers returned. Close is
+// idempotent.
+type Server struct {
+	cfg Config
+	acc *tunnel.Acceptor
+	log *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[*tunnel.Session]struct{}
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// New checks cfg and returns a server.
+func New(cfg Config) (*Server, error) {
+	acc, err := tunnel.NewAcceptor(cfg.Token)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = outbound.DefaultDialTimeout
+	}
+	if cfg.Dialer == nil {
+		cfg.Dialer = &outbound.Guarded{AllowPrivate: cfg.AllowPrivate, Timeout: cfg.DialTimeout}
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = 1024
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Server{cfg: cfg, acc: acc, log: cfg.Logger, sessions: make(map[*tunnel.Session]struct{})}, nil
+}
+
+// ServeHTTP upgrades a tunnel request and serves its session until it ends.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.enter() {
+		http.Error(w, "porthole-exit: shutting down or at its session limit", http.StatusServiceUnavailable)
+		s.log.Info("session refused", "client", r.RemoteAddr, "err", "closed or at the session limit")
+		return
+	}
+	defer s.wg.Done()
+	ws, err := s.acc.Accept(w, r)
+	if err != nil {
+		s.log.Info("upgrade refused", "client", r.RemoteAddr, "err", err)
+		return
+	}
+	id := xid.New()
+	log := s.log.With("session", id.String())
+	cfg := s.cfg.Session
+	cfg.Logger = log
+	var streams atomic.Int64
+	cfg.OnOpen = func(ctx context.Context, st *tunnel.Stream, target string) {
+		streams.Add(1)
+		s.serveStream(ctx, log, st, target)
+	}
+	sess := tunnel.NewSession(ws, false, cfg)
+	if !s.track(sess) {
+		_ = sess.Close() // Close raced the upgrade; always nil
+		return
+	}
+	began := time.Now()
+	log.Info("session started", "client", r.RemoteAddr, "forwarded_for", r.Header.Get("X-Forwarded-For"))
+	<-sess.Done()
+	_ = sess.Close() // always nil; waits for the stream handlers
+	s.untrack(sess)
+	log.Info("session ended", "client", r.RemoteAddr, "lasted", time.Since(began).Round(time.Millisecond),
+		"streams", streams.Load(), "err", sess.Err())
+}
+
+// enter admits one more handler unless closed or full.
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || len(s.sessions) >= s.cfg.MaxSessions {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) track(sess *tunnel.Session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || len(s.sessions) >= s.cfg.MaxSessions {
+		return false
+	}
+	s.sessions[sess] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(sess *tunnel.Session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+}
+
+// Sessions is how many sessions are being served.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Close ends every session (their streams end, clients see the tunnel
+// lost) and waits for their handlers. New upgrades get 503.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	sessions := make([]*tunnel.Session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		_ = sess.Close() // always nil
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// serveStream dials the stream's target, answers the OPEN and relays until
+// both directions end. The stream id is the client's registry id: the
+// client's inspector and this log show the same one.
+func (s *Server) serveStream(ctx context.Context, log *slog.Logger, st *tunnel.Stream, target string) {
+	log = log.With("stream", st.ID().String())
+	log.Debug("dialing", "target", target)
+	conn, err := s.dial(ctx, target)
+	if err != nil {
+		abandoned := ctx.Err() != nil // the client reset the stream or left
+		code := CodeFor(err)
+		st.Refuse(code, err.Error())
+		_ = st.Close() // refused: nothing left to close but our handle
+		if abandoned {
+			log.Debug("open abandoned", "target", target, "err", err)
+		} else {
+			log.Debug("open refused", "target", target, "code", code, "err", err)
+		}
+		return
+	}
+	st.Accept()
+	var n counter
+	err = relay.Relay(st, conn, &n)
+	// Both ended cleanly or one failed (and Relay closed both): close
+	// either way, so neither is left half open.
+	_ = conn.Close() // its error says nothing the relay did not
+	_ = st.Close()   // idempotent; always nil
+	lvl := slog.LevelDebug
+	if !relay.Expected(err) {
+		lvl = slog.LevelInfo
+	}
+	log.Log(ctx, lvl, "stream closed", "target", target, "up", n.up, "down", n.down, "err", err)
+}
+
+// dial checks target's form and dials it.
+func (s *Server) dial(ctx context.Context, target string) (net.Conn, error) {
+	if _, _, err := outbound.SplitTarget(target); err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadTarget, err)
+	}
+	return s.cfg.Dialer.DialContext(ctx, "tcp", target)
+}
+
+var errBadTarget = errors.New("bad target")
+
+// CodeFor is the OPEN_FAIL code for a dial error (PROTOCOL.md §2).
+func CodeFor(err error) tunnel.Code {
+	if errors.Is(err, errBadTarget) {
+		return tunnel.CodeProtocol
+	}
+	switch outbound.Classify(err) {
+	case outbound.FailTimeout:
+		return tunnel.CodeTimeout
+	case outbound.FailRefused:
+		return tunnel.CodeRefused
+	case outbound.FailUnreachable:
+		return tunnel.CodeUnreachable
+	case outbound.FailNotFound:
+		return tunnel.CodeNotFound
+	case outbound.FailDenied:
+		return tunnel.CodeDenied
+	case outbound.FailCanceled:
+		return tunnel.CodeCanceled
+	}
+	return tunnel.CodeOther
+}
+
+// counter counts a stream's bytes for its closing log line; the relay's
+// two directions each write one field.
+type counter struct{ up, down int64 }
+
+func (c *counter) AddUp(n int64)   { c.up += n }
+func (c *counter) AddDown(n int64) { c.down += n }

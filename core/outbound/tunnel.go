@@ -1,0 +1,141 @@
+package outbound
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/rs/xid"
+
+	"porthole/core/tunnel"
+)
+
+// ErrTunnelStopped is a dial through a tunnel that is not started (the
+// proxy is stopping).
+var ErrTunnelStopped = errors.New("tunnel not started")
+
+// DialInfo is what a dial is for, carried in its context: the tunnel
+// dialer uses it, the direct one ignores it.
+type DialInfo struct {
+	// ID is the registry's id of the connection; the tunnel uses it as the
+	// stream id, so the exit logs the id the inspector shows.
+	ID xid.ID
+	// SpeaksFirst says the caller writes before it reads and learns of a
+	// failed open from its first Read (plain HTTP forwarding): the dial
+	// returns before the exit answers, and the first bytes travel right
+	// behind the OPEN (early data) instead of one round trip later.
+	SpeaksFirst bool
+}
+
+type dialInfoKey struct{}
+
+// WithDialInfo returns ctx carrying info for the dialer.
+func WithDialInfo(ctx context.Context, info DialInfo) context.Context {
+	return context.WithValue(ctx, dialInfoKey{}, info)
+}
+
+func dialInfo(ctx context.Context) DialInfo {
+	info, _ := ctx.Value(dialInfoKey{}).(DialInfo)
+	return info
+}
+
+// Tunnel dials through one WebSocket session to the exit server: a
+// tunnel.Client, connected by Start and closed by Stop (the engine does
+// both), so the exit sees no session while the proxy is stopped.
+//
+// Concurrency: DialContext and Status are safe from any goroutine; Start
+// and Stop are serialised and idempotent.
+type Tunnel struct {
+	cfg     tunnel.ClientConfig
+	timeout time.Duration
+
+	mu     sync.Mutex
+	client *tunnel.Client
+}
+
+// NewTunnel checks cfg and returns a stopped tunnel dialer. timeout bounds
+// each dial, a wait for the session included; <= 0 means
+// DefaultDialTimeout.
+func NewTunnel(cfg tunnel.ClientConfig, timeout time.Duration) (*Tunnel, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	if timeout <= 0 {
+		timeout = DefaultDialTimeout
+	}
+	return &Tunnel{cfg: cfg, timeout: timeout}, nil
+}
+
+// Start connects to the exit (in the background; dials wait for it).
+func (t *Tunnel) Start() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.client != nil {
+		return nil
+	}
+	c, err := tunnel.NewClient(t.cfg)
+	if err != nil {
+		return err
+	}
+	t.client = c
+	return nil
+}
+
+// Stop closes the session; its streams end with tunnel.ErrTunnelLost.
+func (t *Tunnel) Stop() error {
+	t.mu.Lock()
+	c := t.client
+	t.client = nil
+	t.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return c.Close()
+}
+
+// Status is the tunnel client's state; State is StateClosed when stopped.
+func (t *Tunnel) Status() tunnel.Status {
+	t.mu.Lock()
+	c := t.client
+	t.mu.Unlock()
+	if c == nil {
+		return tunnel.Status{State: tunnel.StateClosed}
+	}
+	return c.Status()
+}
+
+// DialContext opens a stream to addr. Unless the context's DialInfo says
+// the caller speaks first, it waits for the exit's answer, so a refusal
+// (an *tunnel.OpenError) reaches the client in its own protocol.
+func (t *Tunnel) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if network != "tcp" {
+		return nil, fmt.Errorf("tunnel: network %q: only tcp", network)
+	}
+	t.mu.Lock()
+	c := t.client
+	t.mu.Unlock()
+	if c == nil {
+		return nil, ErrTunnelStopped
+	}
+	info := dialInfo(ctx)
+	if info.ID.IsZero() {
+		info.ID = xid.New()
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	st, err := c.Open(ctx, info.ID, addr, nil)
+	if err != nil {
+		return nil, err
+	}
+	if info.SpeaksFirst {
+		return st, nil
+	}
+	if err := st.WaitOpen(ctx); err != nil {
+		_ = st.Reset() // always nil; tells the exit to stop dialling
+		return nil, err
+	}
+	return st, nil
+}
