@@ -32,10 +32,10 @@ var (
 
 // Config is everything the engine needs; zero values take defaults.
 type Config struct {
-	Listen      string // host:port; default DefaultListen
-	Mode        outbound.Mode
-	Bypass      []string // nil: outbound.DefaultBypass
-	Auth        *inbound.Auth
+	Listen string // host:port; default DefaultListen
+	Mode   outbound.Mode
+	Bypass []string // nil: outbound.DefaultBypass
+	Auth   *inbound.Auth
 	// Exit is the exit server for tunnel mode: the engine connects to it
 	// while running. Tunnel, if set instead, is used as the tunnel's dialer
 	// as is (tests).
