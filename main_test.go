@@ -205,7 +205,7 @@ func TestVersionAndBadFlags(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out), "porthole ") {
 		t.Fatalf("--version: %q, %v", out, err)
 	}
-	for _, args := range [][]string{{"--no-such-flag"}, {"--mode", "sideways"}, {"--listen", "nope"}, {"stray"}, {"--listen", "0.0.0.0:0"}, {"--mode", "tunnel", "--exit", "wss://exit.example/porthole"}} {
+	for _, args := range [][]string{{"--no-such-flag"}, {"--mode", "sideways"}, {"--listen", "nope"}, {"stray"}, {"--listen", "0.0.0.0:0"}, {"--mode", "tunnel", "--exit", "wss://exit.example/porthole"}, {"--mode", "tunnel", "--exit", "https://exit.example/porthole"}, {"--mode", "tunnel", "--exit", "wss://exit.example/porthole", "--exit-ca", "/nonexistent.pem"}} {
 		cmd := exec.CommandContext(ctx, os.Args[0], args...)
 		cmd.Env = append(os.Environ(), "PORTHOLE_AS_MAIN=1", "XDG_CONFIG_HOME="+t.TempDir())
 		out, err := cmd.CombinedOutput()

@@ -1,0 +1,129 @@
+package app
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"porthole/app/config"
+	"porthole/core/outbound"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func tunnelSettings(t *testing.T) config.Config {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Mode = string(outbound.ModeTunnel)
+	cfg.Exit = "wss://exit.example:9443/porthole"
+	return cfg
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestTokenPrecedence: PORTHOLE_TOKEN, then the token file, then the
+// config's token.
+func TestTokenPrecedence(t *testing.T) {
+	cfg := tunnelSettings(t)
+	cfg.Token = "from-config"
+	token := func() string {
+		t.Helper()
+		ec, err := EngineConfig(cfg, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ec.Exit == nil || ec.Exit.URL != cfg.Exit {
+			t.Fatalf("exit config %+v, want the URL %s", ec.Exit, cfg.Exit)
+		}
+		return ec.Exit.Token
+	}
+	t.Setenv("PORTHOLE_TOKEN", "")
+	if got := token(); got != "from-config" {
+		t.Errorf("token %q, want the config's", got)
+	}
+	cfg.TokenFile = writeFile(t, "token", "  from-file  \nsecond line ignored\n")
+	if got := token(); got != "from-file" {
+		t.Errorf("token %q, want the file's first line, trimmed", got)
+	}
+	t.Setenv("PORTHOLE_TOKEN", "from-env")
+	if got := token(); got != "from-env" {
+		t.Errorf("token %q, want PORTHOLE_TOKEN", got)
+	}
+}
+
+func TestTunnelSettingsErrors(t *testing.T) {
+	t.Setenv("PORTHOLE_TOKEN", "")
+	cases := map[string]func(*config.Config){
+		"no token":         func(c *config.Config) {},
+		"missing file":     func(c *config.Config) { c.TokenFile = filepath.Join(t.TempDir(), "absent") },
+		"empty file":       func(c *config.Config) { c.TokenFile = writeFile(t, "empty", "\n\n") },
+		"CA not PEM":       func(c *config.Config) { c.Token, c.ExitCA = "t", writeFile(t, "ca.pem", "not a certificate") },
+		"CA file missing":  func(c *config.Config) { c.Token, c.ExitCA = "t", filepath.Join(t.TempDir(), "absent.pem") },
+		"exit is not a ws": func(c *config.Config) { c.Token, c.Exit = "t", "https://exit.example/porthole" },
+	}
+	for name, mutate := range cases {
+		cfg := tunnelSettings(t)
+		mutate(&cfg)
+		if _, err := EngineConfig(cfg, quiet); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	// Direct mode needs none of it, even with an exit configured.
+	cfg := tunnelSettings(t)
+	cfg.Mode = string(outbound.ModeDirect)
+	ec, err := EngineConfig(cfg, quiet)
+	if err != nil || ec.Exit != nil {
+		t.Errorf("direct mode: exit %+v, err %v; want no tunnel and no error", ec.Exit, err)
+	}
+}
+
+func TestExitCATrusted(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test exit CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tunnelSettings(t)
+	cfg.Token = "t"
+	cfg.ExitCA = writeFile(t, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	t.Setenv("PORTHOLE_TOKEN", "")
+	ec, err := EngineConfig(cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ec.Exit.TLS == nil || ec.Exit.TLS.RootCAs == nil {
+		t.Fatal("the exit CA is not in the TLS config")
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: ec.Exit.TLS.RootCAs}); err != nil {
+		t.Errorf("the CA does not verify against the pool built from the file: %v", err)
+	}
+}

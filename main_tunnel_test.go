@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"porthole/core/exit"
+)
+
+// TestHeadlessTunnelMode runs porthole --mode tunnel against an exit
+// server on loopback: the token comes from a file, requests go through the
+// tunnel (the exit logs their stream ids), and Ctrl-C still ends cleanly.
+func TestHeadlessTunnelMode(t *testing.T) {
+	origin := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "hello through the tunnel")
+	})}
+	oln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = origin.Serve(oln) }()
+	t.Cleanup(func() { origin.Close() })
+
+	opened := make(chan string, 16)
+	xs, err := exit.New(exit.Config{Token: "s3cret", AllowPrivate: true, Logger: streamLogger(opened)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: xs}
+	go func() { _ = hs.Serve(eln) }()
+	t.Cleanup(func() {
+		hs.Close()
+		xs.Close()
+	})
+
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	cfgFile := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// An empty bypass list: the origin is on loopback, which the default
+	// list sends direct.
+	if err := os.WriteFile(cfgFile, []byte(`{"bypass": []}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startPorthole(t, "--headless", "--config", cfgFile, "--listen", "127.0.0.1:0", "--mode", "tunnel",
+		"--exit", "ws://"+eln.Addr().String()+"/porthole", "--token-file", tokenFile)
+	addr := p.waitFor(t, listenRE)[1]
+	p.waitFor(t, regexp.MustCompile(`msg="tunnel connected"`))
+
+	proxyURL := &url.URL{Scheme: "http", Host: addr}
+	tr := &http.Transport{Proxy: http.ProxyURL(proxyURL)}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	resp, err := client.Get("http://" + oln.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(body) != "hello through the tunnel" {
+		t.Fatalf("through the tunnel: %q, %v", body, err)
+	}
+	select {
+	case target := <-opened:
+		if target != oln.Addr().String() {
+			t.Errorf("the exit dialled %s, want the origin %s", target, oln.Addr())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not go through the exit")
+	}
+	tr.CloseIdleConnections()
+
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	code, rest := p.wait(t)
+	if code != 0 {
+		t.Fatalf("exit code %d after Ctrl-C, want 0; stderr:\n%s", code, rest)
+	}
+	if strings.Contains(rest, "level=ERROR") {
+		t.Errorf("ERROR logged during a clean stop:\n%s", rest)
+	}
+}
+
+// streamLogger is a logger for the exit that reports the target of every
+// stream it dials (its DEBUG "dialing" line) on ch.
+func streamLogger(ch chan<- string) *slog.Logger {
+	return slog.New(dialWatch{ch})
+}
+
+type dialWatch struct{ ch chan<- string }
+
+func (dialWatch) Enabled(context.Context, slog.Level) bool { return true }
+func (h dialWatch) WithAttrs([]slog.Attr) slog.Handler     { return h }
+func (h dialWatch) WithGroup(string) slog.Handler          { return h }
+func (h dialWatch) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "dialing" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "target" {
+			select {
+			case h.ch <- a.Value.String():
+			default:
+			}
+		}
+		return true
+	})
+	return nil
+}
