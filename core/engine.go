@@ -155,6 +155,14 @@ func (e *Engine) TunnelStatus() (st tunnel.Status, ok bool) {
 	return e.tunnel.Status(), true
 }
 
+// tunnelLine is the status page's line about the tunnel, nil without one.
+func (e *Engine) tunnelLine() func() string {
+	if e.tunnel == nil {
+		return nil
+	}
+	return func() string { return "Tunnel: " + e.tunnel.Status().String() }
+}
+
 // Addr is the address the proxy listens on, nil when stopped.
 func (e *Engine) Addr() net.Addr {
 	e.mu.Lock()
@@ -194,6 +202,7 @@ func (e *Engine) Start() error {
 		KeepAliveIdle:  e.cfg.KeepAliveIdle,
 		MaxConns:       e.cfg.MaxConns,
 		MaxHeaderBytes: e.cfg.MaxHeaderBytes,
+		Status:         e.tunnelLine(),
 	})
 	served := make(chan struct{})
 	go func() {

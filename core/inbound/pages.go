@@ -87,12 +87,16 @@ func proxyHost(req *http.Request, c *clientConn) string {
 
 func (c *clientConn) statusPage() string {
 	t := c.s.cfg.Registry.Totals()
+	extra := ""
+	if c.s.cfg.Status != nil {
+		extra = "<p>" + html.EscapeString(c.s.cfg.Status()) + "</p>\n"
+	}
 	return fmt.Sprintf(`<!doctype html>
-<html><head><title>Porthole</title></head>
+<html><head><meta charset="utf-8"><title>Porthole</title></head>
 <body style="font-family: sans-serif">
 <h1>Porthole is running</h1>
 <p>Mode: %s &middot; %d active connections &middot; %d since start &middot; &uarr; %d bytes &darr; %d bytes</p>
-<p>Point a browser or a terminal at this address as an HTTP or SOCKS5 proxy, or use the <a href="/proxy.pac">PAC file</a>.</p>
+%s<p>Point a browser or a terminal at this address as an HTTP or SOCKS5 proxy, or use the <a href="/proxy.pac">PAC file</a>.</p>
 </body></html>
-`, html.EscapeString(string(c.s.cfg.Router.Mode())), t.Active, t.Opened, t.Up, t.Down)
+`, html.EscapeString(string(c.s.cfg.Router.Mode())), t.Active, t.Opened, t.Up, t.Down, extra)
 }

@@ -36,6 +36,9 @@ type Config struct {
 	KeepAliveIdle  time.Duration // to wait for the next request on an HTTP keep-alive connection
 	MaxHeaderBytes int           // request header size limit
 	MaxConns       int           // concurrent client connections; past it clients get an error
+
+	// Status, if set, adds a line to the status page (the tunnel's state).
+	Status func() string
 }
 
 // Server accepts client connections and proxies them.

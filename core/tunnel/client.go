@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,6 +63,32 @@ type Status struct {
 	// of the current one.
 	Sessions int
 	Streams  int
+}
+
+// String is the status in one line for people: "connected to wss://… ·
+// RTT 12 ms · 3 streams", "authentication failed at wss://…: … · retry in
+// 4s".
+func (st Status) String() string {
+	var b strings.Builder
+	switch st.State {
+	case StateConnected:
+		fmt.Fprintf(&b, "connected to %s", st.Exit)
+		if st.RTT > 0 {
+			fmt.Fprintf(&b, " · RTT %s", st.RTT.Round(10*time.Microsecond))
+		}
+		fmt.Fprintf(&b, " · %d streams", st.Streams)
+	case StateClosed:
+		b.WriteString("not connected")
+	default:
+		fmt.Fprintf(&b, "%s (%s)", st.State, st.Exit)
+		if st.Err != nil {
+			fmt.Fprintf(&b, ": %v", st.Err)
+		}
+		if !st.Retry.IsZero() {
+			fmt.Fprintf(&b, " · retry in %s", time.Until(st.Retry).Round(100*time.Millisecond))
+		}
+	}
+	return b.String()
 }
 
 // ClientConfig configures a Client.
