@@ -32,11 +32,18 @@ fuzz:
 bench-vet:
 	cd bench && $(GO) vet ./...
 
+# The bench measures both binaries; BENCH_OUT (relative to bench/) is
+# where report.md and report.json go.
+EXIT_BIN  := bin/porthole-exit
+BENCH_OUT ?= .
+
 bench: build
-	cd bench && $(GO) run ./cmd/bench -porthole ../$(BIN) -out .
+	$(GO) build -o $(EXIT_BIN) ./cmd/porthole-exit
+	cd bench && $(GO) run ./cmd/bench -porthole ../$(BIN) -exit ../$(EXIT_BIN) -out $(BENCH_OUT)
 
 bench-quick: build
-	cd bench && $(GO) run ./cmd/bench -porthole ../$(BIN) -out . -quick
+	$(GO) build -o $(EXIT_BIN) ./cmd/porthole-exit
+	cd bench && $(GO) run ./cmd/bench -porthole ../$(BIN) -exit ../$(EXIT_BIN) -out $(BENCH_OUT) -quick
 
 run: deps
 	$(GO) run .

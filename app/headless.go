@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
+	"strconv"
+	"strings"
 
 	"porthole/app/config"
 	"porthole/core"
@@ -47,7 +50,7 @@ func EngineConfig(cfg config.Config, log *slog.Logger) (core.Config, error) {
 // exitConfig is the tunnel client's configuration: URL, token and the CAs
 // to trust.
 func exitConfig(cfg config.Config) (*tunnel.ClientConfig, error) {
-	token := os.Getenv("PORTHOLE_TOKEN")
+	token := strings.TrimSpace(os.Getenv("PORTHOLE_TOKEN"))
 	if token == "" && cfg.TokenFile != "" {
 		t, err := readSecretFile(cfg.TokenFile)
 		if err != nil {
@@ -62,12 +65,28 @@ func exitConfig(cfg config.Config) (*tunnel.ClientConfig, error) {
 		return nil, errors.New("tunnel mode needs the exit's token: --token-file FILE, PORTHOLE_TOKEN, or \"token\" in the config")
 	}
 	tc := &tunnel.ClientConfig{URL: cfg.Exit, Token: token}
+	// PORTHOLE_TUNNEL_MAX_WINDOW (bytes) caps how far the receive window of
+	// each tunnel stream may grow (tunnel.Config.MaxWindow; default 16 MiB).
+	// It is a measuring knob, not a setting: the benchmark sets it to
+	// tunnel.DefaultWindow (262144) to compare the auto-tuned window with a
+	// fixed one. Values below tunnel.DefaultWindow are refused, because the
+	// session would silently raise them to the default.
+	if v := os.Getenv("PORTHOLE_TUNNEL_MAX_WINDOW"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || n < tunnel.DefaultWindow {
+			return nil, fmt.Errorf("PORTHOLE_TUNNEL_MAX_WINDOW=%q: want a number of bytes from %d to %d", v, tunnel.DefaultWindow, uint32(math.MaxUint32))
+		}
+		tc.Session.MaxWindow = uint32(n)
+	}
 	if cfg.ExitCA != "" {
 		pem, err := os.ReadFile(cfg.ExitCA)
 		if err != nil {
 			return nil, fmt.Errorf("exit CA: %w", err)
 		}
-		pool := x509.NewCertPool()
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool() // no system roots here: the file's alone
+		}
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("exit CA: %s holds no PEM certificate", cfg.ExitCA)
 		}

@@ -181,9 +181,13 @@ func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) 
 	if err != nil {
 		err = c.reason(err)
 		finish(err)
-		if outbound.Classify(err) == outbound.FailCanceled || errors.Is(err, ErrStopped) || errors.Is(err, registry.ErrClosedByUser) {
+		switch fail := outbound.Classify(err); {
+		case fail == outbound.FailCanceled, errors.Is(err, ErrStopped), errors.Is(err, registry.ErrClosedByUser):
 			u.log.Debug("dial aborted", "target", target, "err", err)
-		} else {
+		case fail == outbound.FailTunnelDown:
+			// The tunnel client logs the outage once; not once per connection.
+			u.log.Debug("dial failed: tunnel down", "target", target, "err", err)
+		default:
 			u.log.Info("dial failed", "target", target, "route", route, "err", err)
 		}
 		return nil, err

@@ -33,9 +33,22 @@ type Guarded struct {
 // private.
 var shared = netip.MustParsePrefix("100.64.0.0/10")
 
+// IPv6 prefixes that carry an IPv4 address a gateway will reach: NAT64's
+// well-known prefix (RFC 6052; the address in the last 32 bits) and 6to4
+// (RFC 3056; the address in bits 16–47).
+var (
+	nat64  = netip.MustParsePrefix("64:ff9b::/96")
+	sixTo4 = netip.MustParsePrefix("2002::/16")
+)
+
 // Blocked reports why an address may not be dialled, or "" if it may.
 func Blocked(a netip.Addr) string {
 	a = a.Unmap()
+	if v4, ok := embeddedIPv4(a); ok {
+		if why := Blocked(v4); why != "" {
+			return why + " (embedded in " + a.String() + ")"
+		}
+	}
 	switch {
 	case !a.IsValid():
 		return "invalid"
@@ -149,4 +162,18 @@ func contains(list []netip.Addr, a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// embeddedIPv4 is the IPv4 address inside a NAT64 or 6to4 address.
+func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
+	b := a.As16()
+	switch {
+	case !a.Is6():
+		return netip.Addr{}, false
+	case nat64.Contains(a):
+		return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}), true
+	case sixTo4.Contains(a):
+		return netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}), true
+	}
+	return netip.Addr{}, false
 }

@@ -18,6 +18,9 @@ func TestBlocked(t *testing.T) {
 		"169.254.1.1": "link-local", "fe80::1": "link-local",
 		"224.0.0.1": "multicast", "ff02::1": "multicast", "239.1.2.3": "multicast",
 		"0.0.0.0": "unspecified", "::": "unspecified", "0.1.2.3": "this-network",
+		// IPv4 behind NAT64 and 6to4 gateways.
+		"64:ff9b::7f00:1": "loopback (embedded in 64:ff9b::7f00:1)", "64:ff9b::a00:1": "private (embedded in 64:ff9b::a00:1)",
+		"2002:c0a8:101::1": "private (embedded in 2002:c0a8:101::1)", "64:ff9b::808:808": "", "2002:808:808::1": "",
 		// Public addresses: only classified here, never dialled.
 		"8.8.8.8": "", "1.1.1.1": "", "2606:4700::1111": "", "100.128.0.1": "", "172.32.0.1": "",
 	} {

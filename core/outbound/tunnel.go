@@ -25,8 +25,8 @@ type DialInfo struct {
 	ID xid.ID
 	// SpeaksFirst says the caller writes before it reads and learns of a
 	// failed open from its first Read (plain HTTP forwarding): the dial
-	// returns before the exit answers, and the first bytes travel right
-	// behind the OPEN (early data) instead of one round trip later.
+	// returns before the exit answers, and the first bytes travel as DATA
+	// right behind the OPEN (early data) instead of one round trip later.
 	SpeaksFirst bool
 }
 
@@ -131,6 +131,11 @@ func (t *Tunnel) DialContext(ctx context.Context, network, addr string) (net.Con
 		return nil, err
 	}
 	if info.SpeaksFirst {
+		// The dial's timeout still bounds the wait for the exit's answer,
+		// which the caller will learn from its first Read.
+		if d, ok := ctx.Deadline(); ok {
+			st.ExpireOpen(time.Until(d))
+		}
 		return st, nil
 	}
 	if err := st.WaitOpen(ctx); err != nil {

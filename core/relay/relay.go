@@ -41,8 +41,10 @@ type readWaiter interface {
 // Relay copies client→target (counted as up) and target→client (down) until
 // both directions have ended, then returns. A clean end of one direction (EOF)
 // becomes CloseWrite on the other side, so the other direction goes on
-// (half-close); a failure in either direction closes both connections, which
-// ends the other one too. Bytes are passed on as they arrive.
+// (half-close); a failure in either direction aborts both connections —
+// TCP with a reset, tunnel streams with an RST carrying the failure — so
+// neither end mistakes a cut transfer for a complete one. Bytes are passed
+// on as they arrive.
 //
 // Relay does not close the connections when both ended cleanly: they belong
 // to the caller. The returned error is the first failure, nil if both
@@ -50,34 +52,51 @@ type readWaiter interface {
 func Relay(client, target net.Conn, c Counter) error {
 	var (
 		wg     sync.WaitGroup
-		upErr  error
 		closer sync.Once
+		first  error // the failure that aborted the relay
 	)
-	abort := func() {
+	abort := func(err error) {
 		closer.Do(func() {
-			// Close errors are irrelevant here: the point is to unblock the
-			// other direction, and the caller closes again anyway.
-			_ = client.Close()
-			_ = target.Close()
+			// The other direction fails next because of this close (with
+			// net.ErrClosed): the reason is this first failure.
+			first = err
+			abortConn(client, err)
+			abortConn(target, err)
 		})
 	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		upErr = copyHalf(target, client, c.AddUp)
-		if upErr != nil {
-			abort()
+		if err := copyHalf(target, client, c.AddUp); err != nil {
+			abort(err)
 		}
 	}()
-	downErr := copyHalf(client, target, c.AddDown)
-	if downErr != nil {
-		abort()
+	if err := copyHalf(client, target, c.AddDown); err != nil {
+		abort(err)
 	}
 	wg.Wait()
-	if downErr != nil {
-		return downErr
+	return first
+}
+
+// aborter is a connection that can end with a reset and a reason (tunnel
+// streams).
+type aborter interface {
+	Abort(cause error)
+}
+
+// abortConn ends c as a failure: a reset, not a clean close. Errors are
+// irrelevant here: the point is to unblock the other direction and tell the
+// peer, and the caller closes again anyway.
+func abortConn(c net.Conn, cause error) {
+	switch c := c.(type) {
+	case aborter:
+		c.Abort(cause)
+	case *net.TCPConn:
+		_ = c.SetLinger(0) // close sends RST
+		_ = c.Close()
+	default:
+		_ = c.Close()
 	}
-	return upErr
 }
 
 // copyHalf copies src to dst until src ends, then half-closes dst. It
@@ -136,6 +155,10 @@ func copyHalf(dst, src net.Conn, count func(int64)) error {
 // carrying it ended (the tunnel client reports that once, not per stream).
 // Such endings are logged at DEBUG, never as errors.
 func Expected(err error) bool {
+	var reset *tunnel.ResetError
+	if errors.As(err, &reset) && (reset.Code == tunnel.CodeProtocol || reset.Code == tunnel.CodeFlowControl) {
+		return false // the peer says this end broke the protocol: for a person to look at
+	}
 	return err == nil ||
 		errors.Is(err, tunnel.ErrReset) ||
 		errors.Is(err, tunnel.ErrTunnelLost) ||

@@ -225,8 +225,13 @@ func (c *Client) Open(ctx context.Context, id xid.ID, target string, early []byt
 		c.mu.Lock()
 		sess, changed, state, last := c.sess, c.changed, c.status.State, c.status.Err
 		c.mu.Unlock()
-		if state == StateClosed {
+		switch state {
+		case StateClosed:
 			return nil, ErrClientClosed
+		case StateAuthFailed:
+			// Waiting cannot help until the next attempt, seconds away:
+			// the client learns at once why its connection fails.
+			return nil, fmt.Errorf("%w: %w", ErrNoSession, last)
 		}
 		if sess != nil {
 			st, err := sess.Open(id, target, early)
@@ -301,6 +306,11 @@ func (c *Client) loop() {
 			select {
 			case <-sess.Done():
 			case <-c.ctx.Done():
+			}
+			if c.ctx.Err() == nil {
+				// Not Connected while the session closes (its close frame
+				// may take a second to go out).
+				c.set(StateWaiting, nil, sess.Err(), time.Time{})
 			}
 			_ = sess.Close() // always nil; waits for the session's goroutines
 			if c.ctx.Err() != nil {

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -114,8 +116,44 @@ func Dial(ctx context.Context, rawURL, token string, opts DialOptions) (*websock
 		WriteBufferSize:  MaxFrameSize,
 		Proxy:            nil, // the tunnel never goes through the system proxy: that may be us
 	}
+	// gorilla/websocket heeds ctx only until TCP is connected; after that
+	// the upgrade waits for the exit up to HandshakeTimeout. Ending ctx
+	// puts the connection's deadline in the past, so a Client.Close
+	// during a hanging upgrade returns at once.
+	var (
+		mu   sync.Mutex
+		conn net.Conn
+	)
+	d.NetDialContext = func(dctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(dctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if ctx.Err() != nil {
+			_ = c.Close() // never used
+			return nil, context.Cause(ctx)
+		}
+		conn = c
+		return c, nil
+	}
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if conn != nil {
+			_ = conn.SetDeadline(time.Unix(1, 0)) // fails only if closed: then the upgrade has ended anyway
+		}
+	})
 	h := http.Header{"Authorization": {"Bearer " + token}}
 	ws, resp, err := d.DialContext(ctx, rawURL, h)
+	if !stop() {
+		// ctx ended during the dial: whatever the upgrade got to is abandoned.
+		if err == nil {
+			_ = ws.Close() // never used
+		}
+		return nil, fmt.Errorf("connecting to the exit %s: %w", rawURL, context.Cause(ctx))
+	}
 	if err != nil {
 		if resp == nil {
 			return nil, fmt.Errorf("connecting to the exit %s: %w", rawURL, err)

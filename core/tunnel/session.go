@@ -99,7 +99,7 @@ type Session struct {
 	local  string
 
 	start    time.Time    // PING times and lastRecv count from here (monotonic)
-	budget   atomic.Int64 // receive-window bytes still available
+	budget   atomic.Int64 // Budget minus what the streams are charged; may go below 0
 	rtt      atomic.Int64 // nanoseconds, 0 until measured
 	lastRecv atomic.Int64 // nanoseconds since start of the last frame read
 
@@ -109,8 +109,9 @@ type Session struct {
 	mu       sync.Mutex
 	streams  map[xid.ID]*Stream
 	ctrl     [][]byte  // encoded control frames, oldest first
+	answers  [][]byte  // frames the peer provoked (PONG, refusals of its OPENs), capped
 	ready    []*Stream // streams with data and credit
-	overflow bool      // ctrl reached its cap: the peer is not reading
+	overflow bool      // answers reached maxAnswers: the peer is not reading
 	err      error
 
 	wakeWriter chan struct{}
@@ -188,24 +189,21 @@ func (s *Session) Open(id xid.ID, target string, early []byte) (*Stream, error) 
 	if len(early) > MaxData {
 		return nil, fmt.Errorf("%d bytes of early data, at most %d: %w", len(early), MaxData, ErrTooLarge)
 	}
-	if !s.reserve(int64(s.cfg.Window)) {
+	if !s.roomForStream() {
 		return nil, &OpenError{Code: CodeOverloaded, Reason: "session receive budget exhausted"}
 	}
 	st := newStream(s, id, target, DefaultWindow-int64(len(early)))
 	f := Frame{Type: TypeOpen, Stream: id, Window: s.cfg.Window, Target: target, Data: early}
 	b, err := Append(nil, &f)
 	if err != nil {
-		s.release(int64(s.cfg.Window))
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
-		s.release(int64(s.cfg.Window))
 		return nil, s.err
 	}
 	if _, dup := s.streams[id]; dup {
-		s.release(int64(s.cfg.Window))
 		return nil, fmt.Errorf("stream %s is already open: %w", id, ErrProtocol)
 	}
 	s.streams[id] = st
@@ -245,8 +243,20 @@ func (st *Stream) Refuse(code Code, reason string) {
 	st.resetLocked(code, reason, &OpenError{Code: code, Reason: reason}, false)
 }
 
-// control queues a control frame; it is dropped once the session ended.
-func (s *Session) control(f Frame) {
+// control queues a control frame of our own streams; it is dropped once
+// the session ended. Their number is bounded by the streams and their
+// flow control.
+func (s *Session) control(f Frame) { s.queue(f, false) }
+
+// answer queues a frame the peer provoked: a PONG, or the refusal of an
+// OPEN. A peer can provoke them without bound, so they are capped.
+func (s *Session) answer(f Frame) { s.queue(f, true) }
+
+// maxAnswers caps queued answers: a peer that provokes more without
+// reading what we send is not reading.
+const maxAnswers = 1024
+
+func (s *Session) queue(f Frame, provoked bool) {
 	f.Reason = clampReason(f.Reason)
 	b, err := Append(nil, &f)
 	if err != nil {
@@ -256,21 +266,17 @@ func (s *Session) control(f Frame) {
 	s.mu.Lock()
 	switch {
 	case s.err != nil:
-	case len(s.ctrl) >= maxCtrlLocked(s):
-		// The writer cannot keep up with frames the peer provokes (PONGs,
-		// refusals) or we owe it: it is not reading. The writer, which holds
-		// no stream lock, ends the session.
+	case !provoked:
+		s.ctrl = append(s.ctrl, b)
+	case len(s.answers) >= maxAnswers:
+		// The writer, which holds no stream lock, ends the session.
 		s.overflow = true
 	default:
-		s.ctrl = append(s.ctrl, b)
+		s.answers = append(s.answers, b)
 	}
 	s.mu.Unlock()
 	wake(s.wakeWriter)
 }
-
-// maxCtrlLocked caps queued control frames: a few per live stream (OPEN,
-// WINDOW, FIN, RST) and some room for session frames.
-func maxCtrlLocked(s *Session) int { return 1024 + 8*len(s.streams) }
 
 func (s *Session) markReady(st *Stream) {
 	s.mu.Lock()
@@ -293,11 +299,15 @@ func (s *Session) forget(st *Stream) {
 // caller holds st.mu.
 func (s *Session) forgetIfDoneLocked(st *Stream) {
 	if st.finSent && st.finRecv {
-		s.release(int64(st.window))
-		st.window = 0
+		st.unchargeAllLocked()
 		s.forget(st)
 	}
 }
+
+// roomForStream says whether the budget has room for one more stream's
+// first window. The first window is charged only as bytes arrive; a
+// stream's growth beyond it is charged when granted (see Stream.charged).
+func (s *Session) roomForStream() bool { return s.budget.Load() >= int64(s.cfg.Window) }
 
 func (s *Session) reserve(n int64) bool {
 	if s.budget.Add(-n) < 0 {
@@ -330,7 +340,7 @@ func (s *Session) shutdown(cause error) {
 		for _, st := range s.streams {
 			streams = append(streams, st)
 		}
-		s.streams, s.ctrl, s.ready = map[xid.ID]*Stream{}, nil, nil
+		s.streams, s.ctrl, s.answers, s.ready = map[xid.ID]*Stream{}, nil, nil, nil
 		s.mu.Unlock()
 		close(s.done)
 		s.cancel()
@@ -354,7 +364,7 @@ func (s *Session) writeLoop() {
 	buf := make([]byte, 0, MaxFrameSize)
 	for {
 		s.mu.Lock()
-		for len(s.ctrl) == 0 && len(s.ready) == 0 && s.err == nil && !s.overflow {
+		for len(s.ctrl) == 0 && len(s.answers) == 0 && len(s.ready) == 0 && s.err == nil && !s.overflow {
 			s.mu.Unlock()
 			select {
 			case <-s.wakeWriter:
@@ -377,6 +387,10 @@ func (s *Session) writeLoop() {
 			frame = s.ctrl[0]
 			s.ctrl[0] = nil
 			s.ctrl = s.ctrl[1:]
+		} else if len(s.answers) > 0 {
+			frame = s.answers[0]
+			s.answers[0] = nil
+			s.answers = s.answers[1:]
 		} else {
 			st = s.ready[0]
 			s.ready[0] = nil
@@ -440,7 +454,7 @@ func (s *Session) readLoop() {
 func (s *Session) handle(f Frame) {
 	switch f.Type {
 	case TypePing:
-		s.control(Frame{Type: TypePong, Time: f.Time})
+		s.answer(Frame{Type: TypePong, Time: f.Time})
 		return
 	case TypePong:
 		// The time is ours, echoed: a value from before the session or
@@ -476,6 +490,7 @@ func (s *Session) handle(f Frame) {
 		}
 		st.openDone = true
 		close(st.opened)
+		st.stopOpenTimerLocked()
 		st.credit += int64(f.Window) - DefaultWindow
 		st.enqueueLocked()
 		wake(st.writeWake)
@@ -502,6 +517,7 @@ func (s *Session) handle(f Frame) {
 			st.buf, st.off = st.buf[:0], 0
 		}
 		st.buf = append(st.buf, f.Data...)
+		st.chargeLocked(n)
 		wake(st.readWake)
 	case TypeWindow:
 		st.credit += int64(f.Window)
@@ -519,13 +535,13 @@ func (s *Session) handle(f Frame) {
 
 func (s *Session) handleOpen(f Frame) {
 	if s.client || s.cfg.OnOpen == nil {
-		s.control(Frame{Type: TypeRst, Stream: f.Stream, Code: CodeProtocol, Reason: "this end accepts no streams"})
+		s.answer(Frame{Type: TypeRst, Stream: f.Stream, Code: CodeProtocol, Reason: "this end accepts no streams"})
 		return
 	}
 	refuse := func(code Code, reason string) {
-		s.control(Frame{Type: TypeOpenFail, Stream: f.Stream, Code: code, Reason: reason})
+		s.answer(Frame{Type: TypeOpenFail, Stream: f.Stream, Code: code, Reason: reason})
 	}
-	if !s.reserve(int64(s.cfg.Window)) {
+	if !s.roomForStream() {
 		refuse(CodeOverloaded, "exit memory budget for this session reached")
 		return
 	}
@@ -535,17 +551,18 @@ func (s *Session) handleOpen(f Frame) {
 	if n := int64(len(f.Data)); n > 0 {
 		st.avail -= n
 		st.buf = append(st.buf, f.Data...)
+		st.chargeLocked(n) // nobody else has the stream yet
 	}
 	s.mu.Lock()
 	switch {
 	case s.err != nil:
 		s.mu.Unlock()
-		s.release(int64(s.cfg.Window))
+		st.unchargeAllLocked()
 		return
 	case s.streams[f.Stream] != nil:
 		old := s.streams[f.Stream]
 		s.mu.Unlock()
-		s.release(int64(s.cfg.Window))
+		st.unchargeAllLocked()
 		// The id is spoiled: reset the stream that has it (one RST).
 		old.mu.Lock()
 		old.resetLocked(CodeProtocol, "stream id opened twice", fmt.Errorf("%w: stream id opened twice", ErrProtocol), true)
@@ -553,7 +570,7 @@ func (s *Session) handleOpen(f Frame) {
 		return
 	case len(s.streams) >= s.cfg.MaxStreams:
 		s.mu.Unlock()
-		s.release(int64(s.cfg.Window))
+		st.unchargeAllLocked()
 		refuse(CodeOverloaded, fmt.Sprintf("more than %d streams in this session", s.cfg.MaxStreams))
 		return
 	}

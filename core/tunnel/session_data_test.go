@@ -186,7 +186,7 @@ func TestSessionEndEndsStreamsWithTunnelLost(t *testing.T) {
 
 // TestWindowAutoTune: with a round trip long compared to how fast the
 // reader drains (forced here by setting the measured RTT), the receive
-// window doubles up to MaxWindow, and the budget is charged for it.
+// window doubles up to MaxWindow, and the budget is charged for the growth.
 func TestWindowAutoTune(t *testing.T) {
 	client, _, opened := sessionPair(t, Config{MaxWindow: 4 << 20, fixedRTT: time.Second})
 	st, err := client.Open(xid.New(), "bulk:1", nil)
@@ -214,12 +214,56 @@ func TestWindowAutoTune(t *testing.T) {
 	if w != 4<<20 {
 		t.Fatalf("window %d after a fast reader with a long RTT, want the max %d", w, 4<<20)
 	}
+	// Everything was read: the stream is charged for its growth alone.
 	used := client.cfg.Budget - client.budget.Load()
-	if used != int64(w) {
-		t.Fatalf("budget charged %d, want the window %d", used, w)
+	if used != int64(w)-DefaultWindow {
+		t.Fatalf("budget charged %d, want the window's growth %d", used, int64(w)-DefaultWindow)
 	}
 	st.Close()
 	if used := client.cfg.Budget - client.budget.Load(); used != 0 {
 		t.Fatalf("budget still charged %d after the stream ended", used)
+	}
+}
+
+// TestIdleStreamsCostNoBudget: the budget is charged for bytes held unread,
+// not for windows granted, so many idle streams fit in a budget of one
+// window; once unread bytes fill it, new streams are refused, and reading
+// them gives the room back.
+func TestIdleStreamsCostNoBudget(t *testing.T) {
+	client, _, opened := sessionPair(t, Config{Budget: DefaultWindow})
+	var streams []*Stream
+	for i := range 40 {
+		st, err := client.Open(xid.New(), "idle:1", nil)
+		if err != nil {
+			t.Fatalf("idle stream %d: %v", i, err)
+		}
+		streams = append(streams, st)
+		<-opened
+	}
+	// The exit's side of the first stream was accepted; fill its window.
+	st, err := client.Open(xid.New(), "fill:1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := <-opened
+	if _, err := peer.Write(make([]byte, DefaultWindow)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for client.budget.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // no event marks bytes arriving unread
+	}
+	var oe *OpenError
+	if _, err := client.Open(xid.New(), "more:1", nil); !errors.As(err, &oe) || oe.Code != CodeOverloaded {
+		t.Fatalf("Open with the budget full of unread bytes: %v, want OPEN refused as overloaded", err)
+	}
+	if _, err := io.ReadFull(st, make([]byte, DefaultWindow)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Open(xid.New(), "again:1", nil); err != nil {
+		t.Fatalf("Open after the unread bytes were read: %v", err)
+	}
+	for _, s := range append(streams, st) {
+		s.Close()
 	}
 }

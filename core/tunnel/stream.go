@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -36,6 +37,7 @@ type Stream struct {
 	off      int
 	finRecv  bool
 	window   uint32    // what the peer may have in flight to us
+	charged  int64     // charged to the session budget: bytes buffered plus window growth
 	avail    int64     // credit the peer still has
 	unacked  int64     // read by the application since the last WINDOW
 	cycleAt  time.Time // when the current window's worth of reading began
@@ -49,10 +51,11 @@ type Stream struct {
 	queued  bool   // in the session's ready list
 	finSent bool
 	// Both.
-	err    error // the stream is reset or closed: every call returns it
-	closed bool
-	rstOut bool
-	cancel context.CancelFunc // exit side: ends OnOpen's context at reset
+	err       error // the stream is reset or closed: every call returns it
+	closed    bool
+	rstOut    bool
+	cancel    context.CancelFunc // exit side: ends OnOpen's context at reset
+	openTimer *time.Timer        // ExpireOpen's, stopped once the OPEN is answered
 }
 
 func newStream(s *Session, id xid.ID, target string, credit int64) *Stream {
@@ -107,6 +110,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 			} else {
 				wake(st.readWake) // another Read may take the rest
 			}
+			st.unchargeLocked(int64(n))
 			st.consumedLocked(int64(n))
 			st.mu.Unlock()
 			return n, nil
@@ -175,6 +179,7 @@ func (st *Stream) consumedLocked(n int64) {
 		if rtt > 0 && now.Sub(st.cycleAt) < 2*rtt && st.window < st.sess.cfg.MaxWindow {
 			grow := min(st.window, st.sess.cfg.MaxWindow-st.window)
 			if st.sess.reserve(int64(grow)) {
+				st.charged += int64(grow)
 				st.window += grow
 				inc += int64(grow)
 			}
@@ -314,10 +319,9 @@ func (st *Stream) Close() error {
 				st.sess.control(Frame{Type: TypeFin, Stream: st.id})
 			}
 			// Nothing more will be buffered here (DATA is answered with
-			// RST): the window goes back to the budget now, not when the
-			// peer's FIN comes, which may be never.
-			st.sess.release(int64(st.window))
-			st.window = 0
+			// RST): the window's growth goes back to the budget now, not
+			// when the peer's FIN comes, which may be never.
+			st.unchargeAllLocked()
 			st.sess.forgetIfDoneLocked(st)
 		}
 	}
@@ -329,11 +333,43 @@ func (st *Stream) Close() error {
 // Reset aborts the stream: RST canceled to the peer, nothing more sent or
 // delivered. For a connection closed by the user or by a failure.
 func (st *Stream) Reset() error {
+	st.Abort(nil)
+	return nil
+}
+
+// Abort is Reset telling the peer why: the reason of the RST is cause's
+// text (a relay passes on the target's reset this way, so the other end
+// does not mistake a failure for a clean end).
+func (st *Stream) Abort(cause error) {
+	reason := "reset"
+	if cause != nil {
+		reason = clampReason(cause.Error())
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.closed = true
-	st.resetLocked(CodeCanceled, "reset", net.ErrClosed, true)
-	return nil
+	st.resetLocked(CodeCanceled, reason, net.ErrClosed, true)
+}
+
+// ExpireOpen resets the stream with a timeout unless the exit has answered
+// its OPEN within d: a caller that writes before it reads (and so does not
+// wait in WaitOpen) still gets an answer in bounded time.
+func (st *Stream) ExpireOpen(d time.Duration) {
+	t := time.AfterFunc(d, func() {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if !st.openDone {
+			st.resetLocked(CodeCanceled, "no answer to OPEN",
+				&OpenError{Code: CodeTimeout, Reason: fmt.Sprintf("no answer from the exit within %v", d)}, true)
+		}
+	})
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.openDone {
+		t.Stop()
+		return
+	}
+	st.openTimer = t
 }
 
 // resetLocked ends the stream with err, sending RST code if send is set
@@ -348,8 +384,7 @@ func (st *Stream) resetLocked(code Code, reason string, err error, send bool) {
 		st.sess.control(Frame{Type: TypeRst, Stream: st.id, Code: code, Reason: reason})
 	}
 	st.buf, st.off = nil, 0
-	st.sess.release(int64(st.window))
-	st.window = 0
+	st.unchargeAllLocked()
 	st.sess.forget(st)
 	if st.cancel != nil {
 		st.cancel()
@@ -359,6 +394,7 @@ func (st *Stream) resetLocked(code Code, reason string, err error, send bool) {
 		st.openErr = err
 		close(st.opened)
 	}
+	st.stopOpenTimerLocked()
 	wake(st.readWake)
 	wake(st.writeWake)
 }
@@ -395,3 +431,31 @@ type streamAddr struct {
 
 func (a streamAddr) Network() string { return "porthole" }
 func (a streamAddr) String() string  { return a.host + "#" + a.id.String() }
+
+func (st *Stream) stopOpenTimerLocked() {
+	if st.openTimer != nil {
+		st.openTimer.Stop()
+		st.openTimer = nil
+	}
+}
+
+// The session budget bounds what a session's streams buffer: each stream is
+// charged for the bytes it holds unread and for its window's growth beyond
+// the first window, and gives both back as they are read or when it ends.
+// An idle stream costs nothing, so a session can hold many; while the
+// budget is spent, new streams are refused and windows stop growing. (A
+// peer that fills every first window at once can exceed it by at most
+// MaxStreams first windows.)
+
+func (st *Stream) chargeLocked(n int64) {
+	st.charged += n
+	st.sess.budget.Add(-n)
+}
+
+func (st *Stream) unchargeLocked(n int64) {
+	n = min(n, st.charged)
+	st.charged -= n
+	st.sess.release(n)
+}
+
+func (st *Stream) unchargeAllLocked() { st.unchargeLocked(st.charged) }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -176,25 +178,19 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// idleRSS starts a fresh proxy (so freed memory from earlier work is not
-// reused), opens n idle connections through it and returns the growth of
-// its VmRSS per connection in KiB, plus how the proxy exited.
-func idleRSS(bin string, o *origin, n int) (kib float64, exit string, err error) {
-	p, err := startProxy(bin)
-	if err != nil {
-		return 0, "", err
-	}
-	defer func() { exit = p.Stop() }()
-	dial := connectDialer(p.addr, o.addr())
+// idleRSS opens n idle connections with dial and returns the growth of
+// each proc's VmRSS per connection in KiB. The caller starts fresh
+// processes, so that memory freed by earlier work is not reused.
+func idleRSS(o *origin, n int, dial dialFunc, procs ...*proc) ([]float64, error) {
 	// One connection first so one-time setup is not counted per connection.
 	if _, err := echoOnce(dial); err != nil {
-		return 0, "", err
+		return nil, err
 	}
 	settle := 200 * time.Millisecond
 	time.Sleep(settle)
-	before, err := p.rssBytes()
+	before, err := rssOf(procs)
 	if err != nil {
-		return 0, "", err
+		return nil, err
 	}
 	conns := make([]net.Conn, 0, n)
 	defer func() {
@@ -204,25 +200,168 @@ func idleRSS(bin string, o *origin, n int) (kib float64, exit string, err error)
 	}()
 	// Connections of an earlier run may still be closing at the origin.
 	if err := o.waitIdle(0, opTimeout); err != nil {
-		return 0, "", err
+		return nil, err
 	}
 	for range n {
 		c, err := dial()
 		if err != nil {
-			return 0, "", fmt.Errorf("idle: connection %d: %w", len(conns)+1, err)
+			return nil, fmt.Errorf("idle: connection %d: %w", len(conns)+1, err)
 		}
 		conns = append(conns, c)
 		if _, err := io.WriteString(c, "IDLE\n"); err != nil {
-			return 0, "", fmt.Errorf("idle: write: %w", err)
+			return nil, fmt.Errorf("idle: write: %w", err)
 		}
 	}
 	if err := o.waitIdle(int64(n), opTimeout); err != nil {
-		return 0, "", err
+		return nil, err
 	}
 	time.Sleep(settle)
-	after, err := p.rssBytes()
+	after, err := rssOf(procs)
 	if err != nil {
-		return 0, "", err
+		return nil, err
 	}
-	return float64(after-before) / 1024 / float64(n), "", nil
+	kib := make([]float64, len(procs))
+	for i := range procs {
+		kib[i] = float64(after[i]-before[i]) / 1024 / float64(n)
+	}
+	return kib, nil
+}
+
+func rssOf(procs []*proc) ([]int64, error) {
+	v := make([]int64, len(procs))
+	for i, p := range procs {
+		var err error
+		if v[i], err = p.rssBytes(); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// downloadFor is download bounded in time as well: it reads until n bytes
+// or until limit has passed, whichever comes first, and returns MB/s over
+// what arrived, and MB/s over the second half of it (a ramp-up left
+// behind). The connection is closed mid-transfer in the second case.
+func downloadFor(dial dialFunc, n int64, limit time.Duration) (whole, tail float64, err error) {
+	c, err := dial()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	start := time.Now()
+	if err := c.SetDeadline(start.Add(limit)); err != nil {
+		return 0, 0, fmt.Errorf("download: %w", err)
+	}
+	if _, err := fmt.Fprintf(c, "DOWN %d\n", n); err != nil {
+		return 0, 0, fmt.Errorf("download: send command: %w", err)
+	}
+	type mark struct {
+		at  time.Duration
+		got int64
+	}
+	// Progress marks, at most one per 10 ms: bounded by limit.
+	marks := make([]mark, 0, limit/(10*time.Millisecond)+2)
+	buf := make([]byte, len(chunk))
+	var got int64
+	for got < n {
+		m, err := c.Read(buf)
+		got += int64(m)
+		if at := time.Since(start); m > 0 && (len(marks) == 0 || at-marks[len(marks)-1].at >= 10*time.Millisecond) {
+			marks = append(marks, mark{at, got})
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) && got > 0 {
+			break // time is up
+		}
+		if errors.Is(err, io.EOF) && got == n {
+			break
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("download: read after %d of %d bytes: %w", got, n, err)
+		}
+	}
+	end := time.Since(start)
+	whole = float64(got) / mb / end.Seconds()
+	for _, mk := range marks {
+		if mk.got >= got/2 && end > mk.at {
+			tail = float64(got-mk.got) / mb / (end - mk.at).Seconds()
+			break
+		}
+	}
+	return whole, tail, nil
+}
+
+// firstByteLatency makes samples requests one after another and returns
+// the median time from connecting to the proxy until the first byte of
+// the response, in ms. Each request is a new connection.
+func firstByteLatency(samples int, get func() (time.Duration, error)) (float64, error) {
+	lat := make([]time.Duration, 0, samples)
+	for range samples {
+		d, err := get()
+		if err != nil {
+			return 0, err
+		}
+		lat = append(lat, d)
+	}
+	slices.Sort(lat)
+	return ms(percentile(lat, 50)), nil
+}
+
+// plainGet sends an absolute-URI GET for origin through the HTTP proxy:
+// the proxy opens the upstream connection and sends the request right
+// behind it, without waiting for the connection to be confirmed.
+func plainGet(proxy, origin string) (time.Duration, error) {
+	start := time.Now()
+	c, err := net.DialTimeout("tcp", proxy, dialTimeout)
+	if err != nil {
+		return 0, fmt.Errorf("dial proxy %s: %w", proxy, err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(start.Add(opTimeout)); err != nil {
+		return 0, fmt.Errorf("get: %w", err)
+	}
+	if _, err := fmt.Fprintf(c, "GET http://%s/ HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", origin, origin); err != nil {
+		return 0, fmt.Errorf("get: write: %w", err)
+	}
+	return firstByteOf(c, start)
+}
+
+// connectGet makes a CONNECT tunnel to origin through the proxy, then
+// sends the same GET inside it.
+func connectGet(proxy, origin string) (time.Duration, error) {
+	start := time.Now()
+	c, err := connectDialer(proxy, origin)()
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(start.Add(opTimeout)); err != nil {
+		return 0, fmt.Errorf("get: %w", err)
+	}
+	if _, err := fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", origin); err != nil {
+		return 0, fmt.Errorf("get: write: %w", err)
+	}
+	return firstByteOf(c, start)
+}
+
+// firstByteOf waits for the response's first byte, notes the time since
+// start, then checks the whole response.
+func firstByteOf(c net.Conn, start time.Time) (time.Duration, error) {
+	br := bufio.NewReader(c)
+	if _, err := br.Peek(1); err != nil {
+		return 0, fmt.Errorf("get: no response: %w", err)
+	}
+	d := time.Since(start)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return 0, fmt.Errorf("get: read response: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+	if err != nil {
+		return 0, fmt.Errorf("get: read body: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK || string(body) != httpBody {
+		return 0, fmt.Errorf("get: %s, body %q", resp.Status, body)
+	}
+	return d, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -179,5 +180,48 @@ func (o *origin) Close() error {
 	}
 	o.mu.Unlock()
 	o.wg.Wait()
+	return err
+}
+
+// httpOrigin is a loopback HTTP server answering every request with a
+// short "ok\n", one request per connection, for the setup-latency figures
+// of client-speaks-first traffic.
+type httpOrigin struct {
+	srv    *http.Server
+	ln     net.Listener
+	served chan error
+}
+
+const httpBody = "ok\n"
+
+func startHTTPOrigin() (*httpOrigin, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("http origin: listen: %w", err)
+	}
+	h := &httpOrigin{
+		ln: ln,
+		srv: &http.Server{
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "text/plain")
+				_, _ = io.WriteString(w, httpBody) // a client that left needs no answer
+			}),
+			ReadHeaderTimeout: commandTimeout,
+		},
+		served: make(chan error, 1),
+	}
+	h.srv.SetKeepAlivesEnabled(false)
+	go func() { h.served <- h.srv.Serve(ln) }()
+	return h, nil
+}
+
+func (h *httpOrigin) addr() string { return h.ln.Addr().String() }
+
+// Close closes the listener and every connection and waits for Serve.
+func (h *httpOrigin) Close() error {
+	err := h.srv.Close()
+	if serr := <-h.served; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
 	return err
 }

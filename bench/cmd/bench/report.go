@@ -17,42 +17,100 @@ import (
 
 // report is everything written to report.md and report.json.
 type report struct {
-	Date        string    `json:"date"`
-	NProc       int       `json:"nproc"`
-	GoVersion   string    `json:"go_version"`
-	Binary      string    `json:"porthole_binary"`
-	CPU         string    `json:"cpu"`
-	Kernel      string    `json:"kernel"`
-	Commit      string    `json:"commit"`
-	Quick       bool      `json:"quick"`
-	Runs        int       `json:"runs"`
-	SizeBytes   int64     `json:"size_bytes"`
-	ProxyExits  []string  `json:"proxy_exits"`
-	Figures     []*figure `json:"figures"`
+	Date       string   `json:"date"`
+	NProc      int      `json:"nproc"`
+	GoVersion  string   `json:"go_version"`
+	Binary     string   `json:"porthole_binary"`
+	ExitBinary string   `json:"exit_binary"`
+	CPU        string   `json:"cpu"`
+	Kernel     string   `json:"kernel"`
+	Commit     string   `json:"commit"`
+	Quick      bool     `json:"quick"`
+	Runs       int      `json:"runs"`
+	SizeBytes  int64    `json:"size_bytes"`
+	ProcExits  []string `json:"process_exits"`
+	Tables     []*table `json:"tables"`
+
 	hadFailures bool
 }
 
-// figure is one measured quantity for both paths.
+// table is a set of figures measured over the same ordered list of paths
+// (the columns of report.md), with ratios between pairs of paths.
+type table struct {
+	Key     string     `json:"key"`
+	Title   string     `json:"title"`
+	Paths   []pathInfo `json:"paths"`
+	Ratios  []ratioDef `json:"ratios,omitempty"`
+	Figures []*figure  `json:"figures"`
+	intro   string     // markdown paragraph under the title
+	notes   string     // markdown after the table
+}
+
+// pathInfo names one way of reaching the origin.
+type pathInfo struct {
+	Key  string `json:"key"`
+	Name string `json:"name"`
+}
+
+// ratioDef is a ratio column: Num's median ÷ Den's median.
+type ratioDef struct {
+	Key  string `json:"key"`
+	Name string `json:"name"`
+	Num  string `json:"numerator"`
+	Den  string `json:"denominator"`
+}
+
+// figure is one measured quantity over every path of its table.
 type figure struct {
-	Key          string   `json:"key"`
-	Name         string   `json:"name"`
-	Unit         string   `json:"unit"`
-	HigherBetter bool     `json:"higher_is_better"`
-	Direct       side     `json:"direct"`
-	Porthole     side     `json:"porthole"`
-	Ratio        *float64 `json:"ratio_porthole_over_direct,omitempty"`
+	Key          string             `json:"key"`
+	Name         string             `json:"name"`
+	Unit         string             `json:"unit"`
+	HigherBetter bool               `json:"higher_is_better"`
+	Expect       string             `json:"expected,omitempty"`
+	Sides        []*side            `json:"paths"`            // in the table's path order
+	Ratios       map[string]float64 `json:"ratios,omitempty"` // by ratioDef.Key
 	format       string
 }
 
 // side is the result of one path: samples and their summary, an error, or
 // not applicable.
 type side struct {
+	Path    string    `json:"path"`
 	NA      bool      `json:"not_applicable,omitempty"`
 	Samples []float64 `json:"samples,omitempty"`
 	Median  float64   `json:"median"`
 	Min     float64   `json:"min"`
 	Max     float64   `json:"max"`
 	Error   string    `json:"error,omitempty"`
+}
+
+func newTable(r *report, key, title string, paths []pathInfo, ratios []ratioDef) *table {
+	t := &table{Key: key, Title: title, Paths: paths, Ratios: ratios}
+	r.Tables = append(r.Tables, t)
+	return t
+}
+
+// fig adds a figure to t; only (path keys) limits it to some paths, the
+// others are "n/a".
+func (t *table) fig(key, name, unit, format string, higher bool, only ...string) *figure {
+	f := &figure{Key: key, Name: name, Unit: unit, HigherBetter: higher, format: format}
+	for _, p := range t.Paths {
+		s := &side{Path: p.Key}
+		s.NA = len(only) > 0 && !slices.Contains(only, p.Key)
+		f.Sides = append(f.Sides, s)
+	}
+	t.Figures = append(t.Figures, f)
+	return f
+}
+
+// side is f's result for path key, nil if the table has no such path.
+func (f *figure) side(key string) *side {
+	for _, s := range f.Sides {
+		if s.Path == key {
+			return s
+		}
+	}
+	return nil
 }
 
 func (s *side) summarize() {
@@ -69,32 +127,44 @@ func (s *side) summarize() {
 	}
 }
 
+func (s *side) ok() bool { return !s.NA && s.Error == "" && len(s.Samples) > 0 }
+
 func (r *report) finish() {
-	for _, f := range r.Figures {
-		f.Direct.summarize()
-		f.Porthole.summarize()
-		if f.Direct.Error != "" || f.Porthole.Error != "" {
-			r.hadFailures = true
-		}
-		if len(f.Direct.Samples) > 0 && len(f.Porthole.Samples) > 0 && f.Direct.Median != 0 {
-			ratio := f.Porthole.Median / f.Direct.Median
-			f.Ratio = &ratio
+	for _, t := range r.Tables {
+		for _, f := range t.Figures {
+			for _, s := range f.Sides {
+				s.summarize()
+				if s.Error != "" {
+					r.hadFailures = true
+				}
+			}
+			for _, rd := range t.Ratios {
+				num, den := f.side(rd.Num), f.side(rd.Den)
+				if num == nil || den == nil || !num.ok() || !den.ok() || den.Median == 0 {
+					continue
+				}
+				if f.Ratios == nil {
+					f.Ratios = map[string]float64{}
+				}
+				f.Ratios[rd.Key] = num.Median / den.Median
+			}
 		}
 	}
 }
 
-func newReport(bin string, quick bool, runs int, size int64) *report {
+func newReport(bin, exitBin string, quick bool, runs int, size int64) *report {
 	return &report{
-		Date:      time.Now().UTC().Format(time.RFC3339),
-		NProc:     runtime.NumCPU(),
-		GoVersion: runtime.Version(),
-		Binary:    binaryInfo(bin),
-		CPU:       cpuModel(),
-		Kernel:    strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")),
-		Commit:    gitCommit(),
-		Quick:     quick,
-		Runs:      runs,
-		SizeBytes: size,
+		Date:       time.Now().UTC().Format(time.RFC3339),
+		NProc:      runtime.NumCPU(),
+		GoVersion:  runtime.Version(),
+		Binary:     binaryInfo(bin),
+		ExitBinary: binaryInfo(exitBin),
+		CPU:        cpuModel(),
+		Kernel:     strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")),
+		Commit:     gitCommit(),
+		Quick:      quick,
+		Runs:       runs,
+		SizeBytes:  size,
 	}
 }
 
@@ -160,6 +230,9 @@ func revision(info *debug.BuildInfo) string {
 }
 
 func (r *report) write(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
 	j, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return fmt.Errorf("report: encode json: %w", err)
@@ -179,42 +252,71 @@ func (r *report) markdown() string {
 	if r.Quick {
 		mode = "quick"
 	}
-	fmt.Fprintf(&b, "# Porthole benchmark: direct TCP vs. porthole direct mode\n\n")
+	fmt.Fprintf(&b, "# Porthole benchmark: direct TCP, porthole direct mode, porthole tunnel mode\n\n")
 	fmt.Fprintf(&b, "- Date: %s\n", r.Date)
 	fmt.Fprintf(&b, "- Commit: %s\n", r.Commit)
 	fmt.Fprintf(&b, "- CPU: %s, nproc %d\n", r.CPU, r.NProc)
 	fmt.Fprintf(&b, "- Kernel: %s\n", r.Kernel)
-	fmt.Fprintf(&b, "- Go: bench %s; porthole binary %s\n", r.GoVersion, r.Binary)
-	fmt.Fprintf(&b, "- Mode: %s, %d run(s) per figure, transfer size %d MiB\n", mode, r.Runs, r.SizeBytes>>20)
-	fmt.Fprintf(&b, "- Porthole exits (SIGINT at the end): %s\n\n", strings.Join(r.ProxyExits, "; "))
-	b.WriteString("Loopback only (127.0.0.1). Porthole is reached with HTTP CONNECT on its mixed port. ")
+	fmt.Fprintf(&b, "- Go: bench %s; porthole binary %s; porthole-exit binary %s\n", r.GoVersion, r.Binary, r.ExitBinary)
+	fmt.Fprintf(&b, "- Mode: %s, %d run(s) per figure, loopback transfer size %d MiB\n", mode, r.Runs, r.SizeBytes>>20)
+	fmt.Fprintf(&b, "- Process exits (SIGINT at the end): %s\n", strings.Join(r.ProcExits, "; "))
+	b.WriteString("\nLoopback only (127.0.0.1); every process runs on the same cores as the load generator. ")
 	b.WriteString("Each cell is the median of the runs, with (min–max). MB = 10⁶ bytes. ")
-	b.WriteString("Ratio is porthole ÷ direct; ↑ means higher is better, ↓ lower is better.\n\n")
-	b.WriteString("| figure | unit | | direct TCP | porthole direct mode | porthole ÷ direct |\n")
-	b.WriteString("|---|---|---|---|---|---|\n")
-	for _, f := range r.Figures {
+	b.WriteString("↑ means higher is better, ↓ lower is better.\n")
+	for _, t := range r.Tables {
+		t.markdown(&b)
+	}
+	return b.String()
+}
+
+func (t *table) markdown(b *strings.Builder) {
+	fmt.Fprintf(b, "\n## %s\n\n", t.Title)
+	if t.intro != "" {
+		b.WriteString(t.intro + "\n\n")
+	}
+	expect := slices.ContainsFunc(t.Figures, func(f *figure) bool { return f.Expect != "" })
+	b.WriteString("| figure | unit | |")
+	sep := "|---|---|---|"
+	for _, p := range t.Paths {
+		fmt.Fprintf(b, " %s |", p.Name)
+		sep += "---|"
+	}
+	for _, rd := range t.Ratios {
+		fmt.Fprintf(b, " %s |", rd.Name)
+		sep += "---|"
+	}
+	if expect {
+		b.WriteString(" expected |")
+		sep += "---|"
+	}
+	b.WriteString("\n" + sep + "\n")
+	for _, f := range t.Figures {
 		arrow := "↓"
 		if f.HigherBetter {
 			arrow = "↑"
 		}
-		ratio := "–"
-		if f.Ratio != nil {
-			ratio = fmt.Sprintf("%.2f", *f.Ratio)
+		fmt.Fprintf(b, "| %s | %s | %s |", f.Name, f.Unit, arrow)
+		for _, s := range f.Sides {
+			fmt.Fprintf(b, " %s |", s.cell(f.format))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", f.Name, f.Unit, arrow,
-			f.Direct.cell(f.format), f.Porthole.cell(f.format), ratio)
+		for _, rd := range t.Ratios {
+			ratio := "–"
+			if v, ok := f.Ratios[rd.Key]; ok {
+				ratio = fmt.Sprintf("%.2f", v)
+			}
+			fmt.Fprintf(b, " %s |", ratio)
+		}
+		if expect {
+			fmt.Fprintf(b, " %s |", f.Expect)
+		}
+		b.WriteString("\n")
 	}
-	b.WriteString(`
-How each figure is made:
-- Downloads/uploads: one connection, the origin sends (or receives) the transfer size; timed from the command to the last byte (upload: to the origin's "OK").
-- 8 parallel streams: 8 connections opened first, then the transfer size split evenly over them at once; aggregate throughput.
-- Connection figures: connect (+ CONNECT for porthole), send one byte through an echo, read it back, close; 1,000 one after another, and 2,000 by 32 concurrent workers. Latency covers the whole exchange.
-- RSS per idle connection: a fresh porthole process, VmRSS before and after opening 2,000 idle proxied connections, difference ÷ 2,000.
-`)
-	return b.String()
+	if t.notes != "" {
+		b.WriteString("\n" + t.notes)
+	}
 }
 
-func (s side) cell(format string) string {
+func (s *side) cell(format string) string {
 	switch {
 	case s.NA:
 		return "n/a"

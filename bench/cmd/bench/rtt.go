@@ -1,0 +1,130 @@
+package main
+
+import (
+	"fmt"
+	"time"
+)
+
+// Paths of the round-trip table, in column order.
+const (
+	pathRTTAuto   = "rtt_auto"
+	pathRTTFixed  = "rtt_fixed"
+	pathRTTDirect = "rtt_direct"
+)
+
+// fixedWindow is the window of the fixed-window client: the protocol's
+// first window (tunnel.DefaultWindow), which the client is told, through
+// PORTHOLE_TUNNEL_MAX_WINDOW, never to grow.
+const fixedWindow = 256 << 10
+
+// runRTT measures tunnel mode over an emulated long link: a delay relay
+// in this process between the porthole clients and the exit adds rtt/2
+// in each direction. Two clients share the relay and the exit: one with
+// the auto-tuned window, one whose window cannot grow.
+func runRTT(o options, rep *report) error {
+	orig, err := startOrigin()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	web, err := startHTTPOrigin()
+	if err != nil {
+		return err
+	}
+	defer web.Close()
+	tun, err := startTunnel(o.exitBin, o.rtt/2)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if tun != nil {
+			tun.Stop()
+		}
+	}()
+	auto, err := tun.addClient(o.bin, "porthole-rtt")
+	if err != nil {
+		return err
+	}
+	fixed, err := tun.addClient(o.bin, "porthole-rtt-fixed", fmt.Sprintf("PORTHOLE_TUNNEL_MAX_WINDOW=%d", fixedWindow))
+	if err != nil {
+		return err
+	}
+	// The same delay in front of the origin, for plain TCP: the relay's
+	// own ceiling.
+	check, err := startDelayRelay(orig.addr(), o.rtt/2)
+	if err != nil {
+		return err
+	}
+	defer check.Close()
+
+	size, limit, samples := int64(256<<20), 10*time.Second, 40
+	if o.quick {
+		size, limit, samples = 64<<20, 5*time.Second, 20
+	}
+	rttMs := float64(o.rtt) / float64(time.Millisecond)
+	t := newTable(rep, "rtt", fmt.Sprintf("Tunnel mode over a %v round trip", o.rtt),
+		[]pathInfo{
+			{pathRTTAuto, "tunnel, auto-tuned window"},
+			{pathRTTFixed, "tunnel, window fixed at 256 KiB"},
+			{pathRTTDirect, "direct TCP through the relay"},
+		},
+		[]ratioDef{{"auto_over_fixed", "auto-tuned ÷ fixed", pathRTTAuto, pathRTTFixed}})
+	t.intro = fmt.Sprintf("A relay inside the bench process sits between the porthole clients and the exit and delays each "+
+		"direction by %v (a timestamped queue per direction, up to %d MiB each, so it adds latency, not a window). "+
+		"The tunnel's own round-trip measurement (PING/PONG) sees the delay; the clients and the exit are the "+
+		"same binaries as above. The fixed-window client runs with PORTHOLE_TUNNEL_MAX_WINDOW=%d, so its "+
+		"receive window per stream stays at the first window.", o.rtt/2, relayQueueCap>>20, fixedWindow)
+	t.notes = fmt.Sprintf(`How each figure is made:
+- Download: one connection, %d MiB or %v, whichever comes first, timed from the command to the last byte read; the auto-tuned window starts at 256 KiB and doubles up to 16 MiB, and that ramp is included. "Second half of the bytes" is the rate from the moment half of what arrived had arrived to the end: the ramp left behind. The direct-TCP column goes through a relay with the same delay straight to the origin: the relay's own ceiling on this machine (it shares the cores with the tunnel's processes, so it weighs on the tunnel's figures too).
+- First response byte: %d requests one after another, each on a new connection, with a small HTTP server as the origin; the time from connecting to the proxy until the first byte of the response. A plain "GET http://…" lets the proxy send the request right behind the stream's OPEN (about 1 round trip); CONNECT has to wait for the exit's OPEN_OK before the client may send the request inside the tunnel (about 2 round trips).
+- The TCP connections on either side of the relay see loopback round trips: there is no slow start or congestion window over the emulated link, only the tunnel's flow control, so a real link of this round trip can only be slower.
+`, size>>20, limit, samples)
+
+	downloadFig := t.fig("rtt_download_mbps", "Single-stream download", "MB/s", "%.1f", true)
+	downloadFig.Expect = "below the next row: the ramp is in it"
+	tailFig := t.fig("rtt_download_tail_mbps", "Single-stream download, second half of the bytes", "MB/s", "%.1f", true)
+	tailFig.Expect = fmt.Sprintf("window ÷ RTT: ≤ %.0f (16 MiB), %.1f (256 KiB)",
+		float64(16<<20)/mb/o.rtt.Seconds(), float64(fixedWindow)/mb/o.rtt.Seconds())
+	plainFig := t.fig("rtt_plain_get_first_byte_p50_ms", "First response byte p50: plain HTTP GET (early data)", "ms", "%.1f", false, pathRTTAuto)
+	plainFig.Expect = fmt.Sprintf("≈ 1 RTT = %.0f", rttMs)
+	connectFig := t.fig("rtt_connect_get_first_byte_p50_ms", "First response byte p50: CONNECT, then GET", "ms", "%.1f", false, pathRTTAuto)
+	connectFig.Expect = fmt.Sprintf("≈ 2 RTT = %.0f", 2*rttMs)
+
+	paths := []path{
+		{t.Paths[0], connectDialer(auto.addr, orig.addr())},
+		{t.Paths[1], connectDialer(fixed.addr, orig.addr())},
+		{t.Paths[2], directDialer(check.addr())},
+	}
+	experiments := []experiment{
+		{
+			name:    "download over the long link",
+			figures: []*figure{downloadFig, tailFig},
+			run: func(p path) ([]float64, error) {
+				whole, tail, err := downloadFor(p.dial, size, limit)
+				return []float64{whole, tail}, err
+			},
+		},
+		{
+			name:    "first response byte over the long link",
+			figures: []*figure{plainFig, connectFig},
+			run: func(path) ([]float64, error) {
+				plain, err := firstByteLatency(samples, func() (time.Duration, error) { return plainGet(auto.addr, web.addr()) })
+				if err != nil {
+					return nil, err
+				}
+				connect, err := firstByteLatency(samples, func() (time.Duration, error) { return connectGet(auto.addr, web.addr()) })
+				return []float64{plain, connect}, err
+			},
+		},
+	}
+	for _, e := range experiments {
+		for i := range o.runs {
+			for _, p := range paths {
+				measureOnce(e, p, i, o.runs)
+			}
+		}
+	}
+	rep.ProcExits = append(rep.ProcExits, prefixed("rtt ", tun.Stop())...)
+	tun = nil
+	return nil
+}
