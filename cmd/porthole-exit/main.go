@@ -135,10 +135,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, release f
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 		scheme = "wss"
+	} else if host, _, err := net.SplitHostPort(o.listen); err == nil && !isLoopback(host) {
+		log.Warn("serving plain ws:// beyond loopback: the token and all traffic cross the network unencrypted; use --tls-cert/--tls-key or a TLS reverse proxy")
 	}
 	hs := &http.Server{
 		Handler:           mux(o.path, srv),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,                                   // keep-alive health checks; tunnels are hijacked
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug), // TLS handshake noise
 	}
 	served := make(chan error, 1)
@@ -194,4 +197,12 @@ func readToken(file string) (string, error) {
 		return "", fmt.Errorf("--token-file: %s is empty", file)
 	}
 	return line, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -55,6 +55,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[*tunnel.Session]struct{}
+	handlers int // handlers between enter and leave (upgrading or serving); at most MaxSessions
 	closed   bool
 	wg       sync.WaitGroup
 }
@@ -90,6 +91,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.wg.Done()
 	ws, err := s.acc.Accept(w, r)
 	if err != nil {
+		s.leave(nil)
 		s.log.Info("upgrade refused", "client", r.RemoteAddr, "err", err)
 		return
 	}
@@ -104,6 +106,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sess := tunnel.NewSession(ws, false, cfg)
 	if !s.track(sess) {
+		s.leave(nil)
 		_ = sess.Close() // Close raced the upgrade; always nil
 		return
 	}
@@ -111,36 +114,42 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log.Info("session started", "client", r.RemoteAddr, "forwarded_for", r.Header.Get("X-Forwarded-For"))
 	<-sess.Done()
 	_ = sess.Close() // always nil; waits for the stream handlers
-	s.untrack(sess)
+	// Leave before logging the end: whoever reads it may reconnect at once.
+	s.leave(sess)
 	log.Info("session ended", "client", r.RemoteAddr, "lasted", time.Since(began).Round(time.Millisecond),
 		"streams", streams.Load(), "err", sess.Err())
 }
 
-// enter admits one more handler unless closed or full.
+// enter admits one more handler unless closed or full. Handlers, not
+// sessions, are counted: a session is tracked only after its upgrade, and
+// counting those would let concurrent upgrades past the cap.
 func (s *Server) enter() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || len(s.sessions) >= s.cfg.MaxSessions {
+	if s.closed || s.handlers >= s.cfg.MaxSessions {
 		return false
 	}
+	s.handlers++
 	s.wg.Add(1)
 	return true
+}
+
+// leave gives back the place enter took, forgetting sess if not nil.
+func (s *Server) leave(sess *tunnel.Session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.handlers--
+	s.mu.Unlock()
 }
 
 func (s *Server) track(sess *tunnel.Session) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || len(s.sessions) >= s.cfg.MaxSessions {
+	if s.closed {
 		return false
 	}
 	s.sessions[sess] = struct{}{}
 	return true
-}
-
-func (s *Server) untrack(sess *tunnel.Session) {
-	s.mu.Lock()
-	delete(s.sessions, sess)
-	s.mu.Unlock()
 }
 
 // Sessions is how many sessions are being served.
@@ -177,7 +186,7 @@ func (s *Server) serveStream(ctx context.Context, log *slog.Logger, st *tunnel.S
 	if err != nil {
 		abandoned := ctx.Err() != nil // the client reset the stream or left
 		code := CodeFor(err)
-		st.Refuse(code, err.Error())
+		st.Refuse(code, refusalReason(err))
 		_ = st.Close() // refused: nothing left to close but our handle
 		if abandoned {
 			log.Debug("open abandoned", "target", target, "err", err)
@@ -209,6 +218,16 @@ func (s *Server) dial(ctx context.Context, target string) (net.Conn, error) {
 }
 
 var errBadTarget = errors.New("bad target")
+
+// refusalReason is what the client is told about a failed dial: the error,
+// except that a DNS failure does not name the exit's resolver.
+func refusalReason(err error) string {
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return fmt.Sprintf("lookup %s: %s", dnsErr.Name, dnsErr.Err)
+	}
+	return err.Error()
+}
 
 // CodeFor is the OPEN_FAIL code for a dial error (PROTOCOL.md §2).
 func CodeFor(err error) tunnel.Code {

@@ -1,0 +1,766 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/xid"
+	"go.uber.org/goleak"
+
+	"porthole/core/tunnel"
+)
+
+// The test binary doubles as porthole-exit: with PORTHOLE_EXIT_AS_MAIN set
+// it runs main() on its arguments, so these tests drive the real program
+// as a separate process, signals and exit codes included.
+func TestMain(m *testing.M) {
+	if os.Getenv("PORTHOLE_EXIT_AS_MAIN") == "1" {
+		main() // exits
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// wait bounds every wait for the program; the tests never sleep to
+// synchronise.
+const wait = 30 * time.Second
+
+const testToken = "cmd-test-token"
+
+var discard = slog.New(slog.DiscardHandler)
+
+var listeningRE = regexp.MustCompile(`msg="porthole-exit listening" url=(\S+)`)
+
+// ---------------------------------------------------------------------------
+// parse and run, in process.
+
+func TestParse(t *testing.T) {
+	o, err := parse(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := options{listen: "127.0.0.1:9443", path: "/porthole", logLevel: "info", maxStreams: 4096, maxSessions: 1024, budgetMiB: 256, dialTimeout: 10 * time.Second}
+	if o != want {
+		t.Errorf("defaults: %+v, want %+v", o, want)
+	}
+	o, err = parse([]string{"--listen", ":8443", "--path", "/tunnel", "--token-file", "tok", "--tls-cert", "c.pem", "--tls-key", "k.pem",
+		"--allow-private", "--max-streams", "3", "--max-sessions", "4", "--max-session-memory", "5", "--dial-timeout", "2s", "--log-level", "debug"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = options{listen: ":8443", path: "/tunnel", tokenFile: "tok", cert: "c.pem", key: "k.pem", logLevel: "debug", allowPrivate: true,
+		maxStreams: 3, maxSessions: 4, budgetMiB: 5, dialTimeout: 2 * time.Second}
+	if o != want {
+		t.Errorf("all flags: %+v, want %+v", o, want)
+	}
+	for _, args := range [][]string{
+		{"--tls-cert", "c.pem"},
+		{"--tls-key", "k.pem"},
+		{"extra"},
+		{"--path", "tunnel"},
+		{"--max-streams", "0"},
+		{"--max-sessions", "0"},
+		{"--max-session-memory", "0"},
+		{"--dial-timeout", "soon"},
+		{"--bogus"},
+	} {
+		var stderr bytes.Buffer
+		if _, err := parse(args, &stderr); err == nil {
+			t.Errorf("parse(%q) accepted it", args)
+		}
+	}
+	if _, err := parse([]string{"-h"}, io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("parse(-h): %v, want flag.ErrHelp", err)
+	}
+}
+
+// lineSink is an output of run: it keeps what was written and wakes whoever
+// waits for a line.
+type lineSink struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{}
+}
+
+func newLineSink() *lineSink { return &lineSink{changed: make(chan struct{})} }
+
+func (l *lineSink) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, err := l.buf.Write(p)
+	close(l.changed)
+	l.changed = make(chan struct{})
+	return n, err
+}
+
+func (l *lineSink) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// waitFor returns the submatches of the first match of re, failing after wait.
+func (l *lineSink) waitFor(t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
+	timeout := time.NewTimer(wait)
+	defer timeout.Stop()
+	for range 100_000 { // one round per write
+		l.mu.Lock()
+		m := re.FindStringSubmatch(l.buf.String())
+		changed := l.changed
+		l.mu.Unlock()
+		if m != nil {
+			return m
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			t.Fatalf("no %v within %v; output:\n%s", re, wait, l)
+		}
+	}
+	t.Fatalf("no %v after 100,000 writes", re)
+	return nil
+}
+
+// runResult is run's outcome.
+type runResult struct {
+	code           int
+	stdout, stderr string
+	released       int
+}
+
+// runNow runs run to its end with a context that is never cancelled.
+func runNow(t *testing.T, args ...string) runResult {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	var released int
+	code := run(t.Context(), args, &stdout, &stderr, func() { released++ })
+	return runResult{code, stdout.String(), stderr.String(), released}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestRunVersionAndHelp(t *testing.T) {
+	r := runNow(t, "--version")
+	if r.code != 0 || r.stdout != "porthole-exit dev\n" || r.stderr != "" {
+		t.Errorf("--version: %+v, want exit 0 and \"porthole-exit dev\"", r)
+	}
+	r = runNow(t, "--help")
+	if r.code != 0 || !strings.Contains(r.stderr, "Usage: porthole-exit") || !strings.Contains(r.stderr, "-allow-private") {
+		t.Errorf("--help: %+v, want exit 0 and the usage on stderr", r)
+	}
+}
+
+// TestRunUsageErrors: bad command lines exit 2 with a message that names
+// what is wrong, before anything listens.
+func TestRunUsageErrors(t *testing.T) {
+	t.Setenv("PORTHOLE_TOKEN", "")
+	token := writeFile(t, "token", testToken+"\n")
+	empty := writeFile(t, "empty", " \n\nsecond line is not read\n")
+	junk := writeFile(t, "junk.pem", "not a certificate")
+	for _, c := range []struct {
+		name string
+		args []string
+		says string // a fragment the message must contain
+	}{
+		{"unknown flag", []string{"--bogus"}, "bogus"},
+		{"argument", []string{"--token-file", token, "serve"}, `"serve"`},
+		{"no token", []string{"--listen", "127.0.0.1:0"}, "PORTHOLE_TOKEN"},
+		{"empty token file", []string{"--token-file", empty}, "empty"},
+		{"missing token file", []string{"--token-file", filepath.Join(t.TempDir(), "nope")}, "--token-file"},
+		{"cert without key", []string{"--token-file", token, "--tls-cert", junk}, "--tls-key"},
+		{"key without cert", []string{"--token-file", token, "--tls-key", junk}, "--tls-cert"},
+		{"bad certificate", []string{"--token-file", token, "--tls-cert", junk, "--tls-key", junk}, "TLS certificate"},
+		{"bad log level", []string{"--token-file", token, "--log-level", "loud"}, "loud"},
+		{"bad path", []string{"--token-file", token, "--path", "porthole"}, "--path"},
+		{"no streams", []string{"--token-file", token, "--max-streams", "0"}, "--max-streams"},
+	} {
+		r := runNow(t, c.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, c.says) || r.stdout != "" || r.released != 0 {
+			t.Errorf("%s: exit %d, stderr %q, stdout %q; want exit 2 and a message with %q", c.name, r.code, r.stderr, r.stdout, c.says)
+		}
+	}
+}
+
+func TestRunPortTaken(t *testing.T) {
+	t.Setenv("PORTHOLE_TOKEN", testToken)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	r := runNow(t, "--listen", ln.Addr().String())
+	if r.code != 1 || !strings.Contains(r.stderr, "cannot listen") || !strings.Contains(r.stderr, ln.Addr().String()) {
+		t.Errorf("listening on a taken port: exit %d, stderr %q; want exit 1 naming the address", r.code, r.stderr)
+	}
+}
+
+// TestRunServesUntilCancelled: run serves the tunnel (token from
+// PORTHOLE_TOKEN) and /healthz, logs each stream with its id at DEBUG,
+// and when its context ends it calls release once, says "stopping", ends
+// the sessions and returns 0.
+func TestRunServesUntilCancelled(t *testing.T) {
+	t.Setenv("PORTHOLE_TOKEN", testToken)
+	tg := startEcho(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdout, stderr := newLineSink(), newLineSink()
+	var released atomic.Int32
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"--listen", "127.0.0.1:0", "--allow-private", "--log-level", "debug", "--max-streams", "1", "--max-sessions", "1"},
+			stdout, stderr, func() { released.Add(1) })
+	}()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped { // a failed test: end run before the leak check
+			cancel()
+			<-code
+		}
+	})
+	url := stderr.waitFor(t, listeningRE)[1]
+	if !strings.HasPrefix(url, "ws://127.0.0.1:") || !strings.HasSuffix(url, "/porthole") {
+		t.Fatalf("listening on %q", url)
+	}
+	base := "http://" + strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/porthole")
+	if status, body := get(t, base+"/healthz"); status != http.StatusOK || body != "ok\n" {
+		t.Errorf("/healthz: %d %q, want 200 \"ok\"", status, body)
+	}
+	if status, _ := get(t, base+"/elsewhere"); status != http.StatusNotFound {
+		t.Errorf("/elsewhere: %d, want 404", status)
+	}
+	if status, _ := get(t, base+"/porthole"); status != http.StatusUnauthorized {
+		t.Errorf("GET /porthole without a token: %d, want 401", status)
+	}
+
+	client := newClient(t, url, nil)
+	st := openStream(t, client, tg)
+	echoChecked(t, st, 256<<10)
+	stderr.waitFor(t, regexp.MustCompile(`level=DEBUG msg="stream closed" session=\S+ stream=`+st.ID().String()))
+
+	// Its stream has ended (logged above): room for one more, not two.
+	st2 := openStream(t, client, tg) // left open: the stop must end it
+	ctxOpen, cancelOpen := context.WithTimeout(t.Context(), wait)
+	defer cancelOpen()
+	st3, err := client.Open(ctxOpen, xid.New(), tg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st3.Close()
+	var oe *tunnel.OpenError
+	if err := st3.WaitOpen(ctxOpen); !errors.As(err, &oe) || oe.Code != tunnel.CodeOverloaded {
+		t.Errorf("a second stream with --max-streams 1: %v, want OPEN_FAIL overloaded", err)
+	}
+	// One session at most: a second client is turned away.
+	_, err = tunnel.Dial(ctxOpen, url, testToken, tunnel.DialOptions{Timeout: wait})
+	if !errors.Is(err, websocket.ErrBadHandshake) || errors.Is(err, tunnel.ErrAuthFailed) {
+		t.Errorf("a second session with --max-sessions 1: %v, want a refused upgrade", err)
+	}
+
+	cancel()
+	select {
+	case c := <-code:
+		stopped = true
+		if c != 0 {
+			t.Errorf("run returned %d after its context ended, want 0; stderr:\n%s", c, stderr)
+		}
+	case <-time.After(wait):
+		t.Fatalf("run did not return within %v of its context ending", wait)
+	}
+	if n := released.Load(); n != 1 {
+		t.Errorf("release called %d times, want 1", n)
+	}
+	if !strings.Contains(stderr.String(), `msg=stopping`) {
+		t.Errorf("no \"stopping\" in the log:\n%s", stderr)
+	}
+	if err := st2.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st2.Read(make([]byte, 1)); !errors.Is(err, tunnel.ErrTunnelLost) {
+		t.Errorf("a stream open at the stop: %v, want ErrTunnelLost", err)
+	}
+	if stdout.String() != "" {
+		t.Errorf("stdout: %q, want nothing", stdout)
+	}
+}
+
+// get fetches url with no proxy and no kept-alive connection.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: wait}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// ---------------------------------------------------------------------------
+// The tunnel side: a reconnecting client and a loopback echo target.
+
+func newClient(t *testing.T, url string, tlsCfg *tls.Config) *tunnel.Client {
+	t.Helper()
+	c, err := tunnel.NewClient(tunnel.ClientConfig{URL: url, Token: testToken, TLS: tlsCfg, Timeout: wait, Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("Client.Close: %v", err)
+		}
+	})
+	return c
+}
+
+func openStream(t *testing.T, c *tunnel.Client, target string) *tunnel.Stream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	st, err := c.Open(ctx, xid.New(), target, nil)
+	if err != nil {
+		t.Fatalf("Open %s: %v", target, err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Errorf("Stream.Close: %v", err)
+		}
+	})
+	if err := st.WaitOpen(ctx); err != nil {
+		t.Fatalf("opening a stream to %s: %v", target, err)
+	}
+	return st
+}
+
+// echoChecked sends n random bytes through st to an echo target while
+// reading the echo, half-closes, and checks the echo (SHA-256) and its EOF.
+func echoChecked(t *testing.T, st *tunnel.Stream, n int) {
+	t.Helper()
+	if err := st.SetDeadline(time.Now().Add(wait)); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, n)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := st.Write(data)
+		if err == nil {
+			err = st.CloseWrite()
+		}
+		wrote <- err
+	}()
+	h := sha256.New()
+	got, err := io.Copy(h, st)
+	if err != nil {
+		t.Fatalf("reading the echo: %v", err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatalf("writing: %v", err)
+	}
+	if sum := sha256.Sum256(data); got != int64(n) || !bytes.Equal(h.Sum(nil), sum[:]) {
+		t.Fatalf("the echo of %d bytes came back as %d bytes, or other bytes", n, got)
+	}
+}
+
+// startEcho runs a loopback TCP echo server (it half-closes after its
+// input ends) and returns its address.
+func startEcho(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		conns  = map[net.Conn]struct{}{}
+		closed bool
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return // closed at cleanup
+			}
+			mu.Lock()
+			if closed {
+				mu.Unlock()
+				_ = c.Close() // the test is over
+				continue
+			}
+			conns[c] = struct{}{}
+			wg.Add(1)
+			mu.Unlock()
+			go func() {
+				defer wg.Done()
+				if _, err := io.Copy(c, c); err == nil {
+					_ = c.(*net.TCPConn).CloseWrite() // the client checks what it got
+				}
+				mu.Lock()
+				delete(conns, c)
+				mu.Unlock()
+				_ = c.Close() // done with it either way
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		if err := ln.Close(); err != nil {
+			t.Errorf("closing the echo server: %v", err)
+		}
+		mu.Lock()
+		closed = true
+		for c := range conns {
+			_ = c.Close() // unblocks its handler
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// ---------------------------------------------------------------------------
+// The program as a process.
+
+type proc struct {
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+	lines  chan string // stderr, line by line
+	exited chan error
+}
+
+// childEnv is this process's environment without PORTHOLE_TOKEN, plus extra.
+// Under -race the child would wait a second at exit for nothing
+// (atexit_sleep_ms): that is turned off, the caller's GORACE kept.
+func childEnv(extra ...string) []string {
+	var env []string
+	gorace := "atexit_sleep_ms=0"
+	for _, kv := range os.Environ() {
+		switch {
+		case strings.HasPrefix(kv, "PORTHOLE_TOKEN="), strings.HasPrefix(kv, "PORTHOLE_EXIT_AS_MAIN="):
+		case strings.HasPrefix(kv, "GORACE="):
+			gorace = strings.TrimPrefix(kv, "GORACE=") + " " + gorace
+		default:
+			env = append(env, kv)
+		}
+	}
+	return append(append(env, "PORTHOLE_EXIT_AS_MAIN=1", "GORACE="+gorace), extra...)
+}
+
+func startExit(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = env
+	p := &proc{cmd: cmd, lines: make(chan string, 1000), exited: make(chan error, 1)}
+	cmd.Stdout = &p.stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			select {
+			case p.lines <- sc.Text():
+			default: // nobody is looking at more lines
+			}
+		}
+		close(p.lines)
+		p.exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill() // a failed test's leftover; the error says nothing more
+			<-p.exited
+		}
+	})
+	return p
+}
+
+// waitFor returns the submatches of the first stderr line matching re.
+func (p *proc) waitFor(t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	var seen []string
+	for range 100_000 {
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("porthole-exit ended before printing %v; stderr:\n%s", re, strings.Join(seen, "\n"))
+			}
+			seen = append(seen, line)
+			if m := re.FindStringSubmatch(line); m != nil {
+				return m
+			}
+		case <-deadline.C:
+			t.Fatalf("no %v within %v; stderr:\n%s", re, wait, strings.Join(seen, "\n"))
+		}
+	}
+	t.Fatalf("no %v in 100,000 lines", re)
+	return nil
+}
+
+// wait returns the exit code and the rest of stderr.
+func (p *proc) wait(t *testing.T) (int, string) {
+	t.Helper()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	var rest []string
+	for {
+		select {
+		case line, ok := <-p.lines:
+			if ok {
+				rest = append(rest, line)
+				continue
+			}
+		case <-deadline.C:
+			t.Fatalf("porthole-exit did not exit within %v; stderr:\n%s", wait, strings.Join(rest, "\n"))
+		}
+		break
+	}
+	select {
+	case err := <-p.exited:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), strings.Join(rest, "\n")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0, strings.Join(rest, "\n")
+	case <-deadline.C:
+		t.Fatalf("porthole-exit did not exit within %v", wait)
+		return -1, ""
+	}
+}
+
+func TestBinaryUsage(t *testing.T) {
+	p := startExit(t, childEnv(), "--version")
+	if code, stderr := p.wait(t); code != 0 || p.stdout.String() != "porthole-exit dev\n" || stderr != "" {
+		t.Errorf("--version: exit %d, stdout %q, stderr %q; want 0 and \"porthole-exit dev\"", code, p.stdout.String(), stderr)
+	}
+	token := writeFile(t, "token", testToken)
+	empty := writeFile(t, "empty", "\n")
+	for _, c := range []struct {
+		name string
+		env  []string
+		args []string
+		says string
+	}{
+		{"unknown flag", childEnv("PORTHOLE_TOKEN=" + testToken), []string{"--bogus"}, "bogus"},
+		{"no token", childEnv(), []string{"--listen", "127.0.0.1:0"}, "PORTHOLE_TOKEN"},
+		{"empty token file", childEnv(), []string{"--token-file", empty}, "empty"},
+		{"cert without key", childEnv(), []string{"--token-file", token, "--tls-cert", token}, "--tls-key"},
+	} {
+		p := startExit(t, c.env, c.args...)
+		if code, stderr := p.wait(t); code != 2 || !strings.Contains(stderr, c.says) {
+			t.Errorf("%s: exit %d, stderr %q; want exit 2 and a message with %q", c.name, code, stderr, c.says)
+		}
+	}
+}
+
+func TestBinaryPortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p := startExit(t, childEnv("PORTHOLE_TOKEN="+testToken), "--listen", ln.Addr().String())
+	if code, stderr := p.wait(t); code != 1 || !strings.Contains(stderr, "cannot listen") {
+		t.Errorf("listening on a taken port: exit %d, stderr %q; want 1", code, stderr)
+	}
+}
+
+// selfSigned writes a self-signed ECDSA certificate for 127.0.0.1 and its
+// key to dir, and returns their paths and a pool trusting it.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "porthole-exit test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true, // its own issuer: curl (OpenSSL) wants a CA as trust anchor
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// curl runs curl with args (no proxy, bounded time) and returns its
+// standard output.
+func curl(t *testing.T, args ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "curl", append([]string{"-sS", "--noproxy", "*", "--max-time", "20"}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("curl %q: %v; stderr: %s", args, err, stderr.String())
+	}
+	return string(out)
+}
+
+// TestBinaryServesWSS: porthole-exit with its own certificate serves wss;
+// a tunnel.Client trusting that certificate carries data through it;
+// curl gets 200 "ok" from /healthz and 401 from the tunnel path with a
+// wrong token; SIGINT stops it with exit 0 and "stopping" in its log.
+func TestBinaryServesWSS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, dir)
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(testToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tg := startEcho(t)
+	p := startExit(t, childEnv(), "--listen", "127.0.0.1:0", "--token-file", tokenFile,
+		"--tls-cert", certFile, "--tls-key", keyFile, "--allow-private", "--path", "/tunnel")
+	url := p.waitFor(t, listeningRE)[1]
+	if !strings.HasPrefix(url, "wss://127.0.0.1:") || !strings.HasSuffix(url, "/tunnel") {
+		t.Fatalf("listening on %q, want wss://127.0.0.1:PORT/tunnel", url)
+	}
+	https := "https" + strings.TrimPrefix(url, "wss")
+
+	// Without trusting the certificate, no tunnel.
+	_, err := tunnel.Dial(t.Context(), url, testToken, tunnel.DialOptions{Timeout: wait})
+	var unknownCA x509.UnknownAuthorityError
+	if !errors.As(err, &unknownCA) {
+		t.Errorf("dialling without trusting the certificate: %v, want x509.UnknownAuthorityError", err)
+	}
+
+	client := newClient(t, url, &tls.Config{RootCAs: pool})
+	echoChecked(t, openStream(t, client, tg), 1<<20)
+	open := openStream(t, client, tg) // left open: the stop must end it
+
+	if out := curl(t, "--cacert", certFile, "-w", "|%{http_code}", strings.TrimSuffix(https, "/tunnel")+"/healthz"); out != "ok\n|200" {
+		t.Errorf("curl /healthz: %q, want \"ok\\n\" and 200", out)
+	}
+	upgradeHeaders := []string{"-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-H", "Sec-WebSocket-Version: 13",
+		"-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "-H", "Sec-WebSocket-Protocol: " + tunnel.Version}
+	args := append([]string{"--cacert", certFile, "-o", os.DevNull, "-w", "%{http_code}", "-H", "Authorization: Bearer wrong"}, upgradeHeaders...)
+	if code := curl(t, append(args, https)...); code != "401" {
+		t.Errorf("curl on the tunnel path with a wrong token: %s, want 401", code)
+	}
+
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	code, rest := p.wait(t)
+	if code != 0 {
+		t.Errorf("exit %d after SIGINT, want 0; stderr:\n%s", code, rest)
+	}
+	if !strings.Contains(rest, "msg=stopping") {
+		t.Errorf("no \"stopping\" after SIGINT; stderr:\n%s", rest)
+	}
+	if err := open.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open.Read(make([]byte, 1)); !errors.Is(err, tunnel.ErrTunnelLost) {
+		t.Errorf("a stream open at the stop: %v, want ErrTunnelLost", err)
+	}
+}
+
+// TestBinaryDeniesPrivateTargetsAndStopsOnSIGTERM: without
+// --allow-private the exit refuses a loopback target (OPEN_FAIL denied),
+// takes its token from PORTHOLE_TOKEN, and stops on SIGTERM with exit 0.
+func TestBinaryDeniesPrivateTargetsAndStopsOnSIGTERM(t *testing.T) {
+	tg := startEcho(t)
+	p := startExit(t, childEnv("PORTHOLE_TOKEN="+testToken), "--listen", "127.0.0.1:0")
+	url := p.waitFor(t, listeningRE)[1]
+	client := newClient(t, url, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	st, err := client.Open(ctx, xid.New(), tg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var oe *tunnel.OpenError
+	if err := st.WaitOpen(ctx); !errors.As(err, &oe) || oe.Code != tunnel.CodeDenied {
+		t.Errorf("a loopback target without --allow-private: %v, want OPEN_FAIL denied", err)
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code, rest := p.wait(t); code != 0 || !strings.Contains(rest, "msg=stopping") {
+		t.Errorf("after SIGTERM: exit %d, stderr:\n%s\nwant exit 0 and \"stopping\"", code, rest)
+	}
+}
