@@ -11,6 +11,7 @@ PACKAGES=(
 	git
 	libc6-dev
 	make
+	nginx-light # core's tunnel test runs the exit behind nginx as a reverse proxy (skipped without it)
 )
 # ---------------------------------------------------------------------------
 
