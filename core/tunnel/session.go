@@ -149,6 +149,7 @@ func NewSession(ws *websocket.Conn, client bool, cfg Config) *Session {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.budget.Store(cfg.Budget)
+	limitUnsent(ws.UnderlyingConn())
 	s.wg.Add(3)
 	go s.readLoop()
 	go s.writeLoop()
