@@ -368,6 +368,10 @@ func TestTunnelHalfClose(t *testing.T) {
 		if n := int64(len(payload)); info.Err != nil || info.Up != n || info.Down != n {
 			t.Errorf("record: up %d, down %d, reason %v; want %d each way, clean", info.Up, info.Down, info.Err, n)
 		}
+		// The exit said in OPEN_OK where it connected: the origin's address.
+		if info.Remote != v.raw.echoEOF {
+			t.Errorf("record's remote %q, want the address the exit connected to, %s", info.Remote, v.raw.echoEOF)
+		}
 	}
 	for _, p := range []lcProto{lcConnect, lcSOCKS5} {
 		t.Run(p.String(), func(t *testing.T) {

@@ -195,7 +195,7 @@ func (s *Server) serveStream(ctx context.Context, log *slog.Logger, st *tunnel.S
 		}
 		return
 	}
-	st.Accept()
+	st.AcceptFrom(conn.RemoteAddr().String())
 	var n counter
 	err = relay.Relay(st, conn, &n)
 	// Both ended cleanly or one failed (and Relay closed both): close

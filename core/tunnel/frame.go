@@ -109,7 +109,7 @@ type Frame struct {
 	Type   Type
 	Stream xid.ID // zero for PING and PONG
 	Window uint32 // OPEN, OPEN_OK: initial window; WINDOW: increment (> 0)
-	Target string // OPEN: host:port
+	Target string // OPEN: host:port; OPEN_OK: the address the exit connected to, or ""
 	Code   Code   // OPEN_FAIL, RST
 	Reason string // OPEN_FAIL, RST
 	Data   []byte // DATA (1..MaxData bytes), OPEN early data (0..MaxData)
@@ -148,10 +148,14 @@ func Parse(b []byte) (Frame, error) {
 			f.Data = p
 		}
 	case TypeOpenOK:
-		if len(p) != 4 {
-			return Frame{}, sizeErr(len(p), 4)
+		if len(p) < 4 {
+			return Frame{}, ErrTruncated
 		}
 		f.Window = binary.BigEndian.Uint32(p)
+		if err := checkRemote(p[4:]); err != nil {
+			return Frame{}, err
+		}
+		f.Target = string(p[4:])
 	case TypeOpenFail, TypeRst:
 		if len(p) < 1 {
 			return Frame{}, ErrTruncated
@@ -198,6 +202,20 @@ func Parse(b []byte) (Frame, error) {
 	return f, nil
 }
 
+// checkRemote checks OPEN_OK's remote address: at most MaxTarget bytes of
+// printable ASCII (it is shown to people and logged).
+func checkRemote(r []byte) error {
+	if len(r) > MaxTarget {
+		return fmt.Errorf("%w: remote address of %d bytes", ErrTooLarge, len(r))
+	}
+	for _, c := range r {
+		if c <= ' ' || c > '~' {
+			return fmt.Errorf("%w: remote address is not printable ASCII", ErrBadField)
+		}
+	}
+	return nil
+}
+
 func sizeErr(got, want int) error {
 	if got < want {
 		return ErrTruncated
@@ -235,7 +253,11 @@ func appendFrame(dst []byte, f *Frame) ([]byte, error) {
 		dst = append(dst, f.Target...)
 		dst = append(dst, f.Data...)
 	case TypeOpenOK:
+		if err := checkRemote([]byte(f.Target)); err != nil {
+			return dst, err
+		}
 		dst = binary.BigEndian.AppendUint32(dst, f.Window)
+		dst = append(dst, f.Target...)
 	case TypeOpenFail, TypeRst:
 		if len(f.Reason) > MaxReason || !utf8.ValidString(f.Reason) {
 			return dst, fmt.Errorf("%w: reason", ErrBadField)

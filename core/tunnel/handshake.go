@@ -47,7 +47,7 @@ func NewAcceptor(token string) (*Acceptor, error) {
 			Subprotocols: []string{Version},
 			// Accept checks the Origin itself, before anything else happens.
 			CheckOrigin:     func(*http.Request) bool { return true },
-			ReadBufferSize:  MaxFrameSize,
+			ReadBufferSize:  readBufferSize,
 			WriteBufferSize: MaxFrameSize,
 		},
 	}, nil
@@ -112,7 +112,7 @@ func Dial(ctx context.Context, rawURL, token string, opts DialOptions) (*websock
 		Subprotocols:     []string{Version},
 		HandshakeTimeout: timeout,
 		TLSClientConfig:  opts.TLS,
-		ReadBufferSize:   MaxFrameSize,
+		ReadBufferSize:   readBufferSize,
 		WriteBufferSize:  MaxFrameSize,
 		Proxy:            nil, // the tunnel never goes through the system proxy: that may be us
 	}
@@ -177,3 +177,7 @@ func Dial(ctx context.Context, rawURL, token string, opts DialOptions) (*websock
 	ws.SetReadLimit(int64(MaxFrameSize))
 	return ws, nil
 }
+
+// readBufferSize is the WebSocket's read buffer: several frames, so that
+// one read system call brings in many DATA frames when data flows.
+const readBufferSize = 256 << 10

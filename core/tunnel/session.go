@@ -216,12 +216,20 @@ func (s *Session) Open(id xid.ID, target string, early []byte) (*Stream, error) 
 // Accept (exit side) answers the stream's OPEN with OPEN_OK.
 // It is answered once: a second Accept, or one after the stream was reset,
 // sends nothing.
-func (st *Stream) Accept() {
+func (st *Stream) Accept() { st.AcceptFrom("") }
+
+// AcceptFrom is Accept telling the client which address the exit connected
+// to (the target's resolved IP and port), for its inspector; an address
+// that cannot be sent is left out.
+func (st *Stream) AcceptFrom(remote string) {
+	if checkRemote([]byte(remote)) != nil {
+		remote = ""
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.err == nil && !st.answered {
 		st.answered = true
-		st.sess.control(Frame{Type: TypeOpenOK, Stream: st.id, Window: st.sess.cfg.Window})
+		st.sess.control(Frame{Type: TypeOpenOK, Stream: st.id, Window: st.sess.cfg.Window, Target: remote})
 	}
 }
 
@@ -490,6 +498,7 @@ func (s *Session) handle(f Frame) {
 			return
 		}
 		st.openDone = true
+		st.remote = f.Target
 		close(st.opened)
 		st.stopOpenTimerLocked()
 		st.credit += int64(f.Window) - DefaultWindow

@@ -43,6 +43,7 @@ type Stream struct {
 	cycleAt  time.Time // when the current window's worth of reading began
 	cycled   int64     // bytes read since cycleAt
 	openErr  error     // OPEN_FAIL, set once
+	remote   string    // client side: the address the exit connected to, from OPEN_OK
 	openDone bool
 	answered bool // exit side: Accept or Refuse was called
 	// Send side.
@@ -420,17 +421,25 @@ func (st *Stream) SetWriteDeadline(t time.Time) error {
 	return nil
 }
 
-func (st *Stream) LocalAddr() net.Addr  { return streamAddr{st.sess.local, st.id} }
-func (st *Stream) RemoteAddr() net.Addr { return streamAddr{st.target, st.id} }
+// LocalAddr is the session's local address and the stream id.
+func (st *Stream) LocalAddr() net.Addr { return streamAddr(st.sess.local + "#" + st.id.String()) }
 
-// streamAddr names a stream's end: the session side and the stream id.
-type streamAddr struct {
-	host string
-	id   xid.ID
+// RemoteAddr is, on the client, the address the exit connected to once it
+// said so in OPEN_OK, else the target as asked; on the exit, the target.
+func (st *Stream) RemoteAddr() net.Addr {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.remote != "" {
+		return streamAddr(st.remote)
+	}
+	return streamAddr(st.target)
 }
 
+// streamAddr is an address at the other end of a tunnel.
+type streamAddr string
+
 func (a streamAddr) Network() string { return "porthole" }
-func (a streamAddr) String() string  { return a.host + "#" + a.id.String() }
+func (a streamAddr) String() string  { return string(a) }
 
 func (st *Stream) stopOpenTimerLocked() {
 	if st.openTimer != nil {
