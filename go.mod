@@ -9,3 +9,5 @@ require (
 )
 
 require github.com/gorilla/websocket v1.5.3
+
+require golang.org/x/sys v0.50.0

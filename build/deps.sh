@@ -7,9 +7,15 @@ set -euo pipefail
 PACKAGES=(
 	ca-certificates
 	curl # tests drive the proxy with real curl
+	dbus-bin    # app/sysproxy: dbus-send (KDE reparse signal) and dbus-monitor in its test
+	dbus-daemon # app/sysproxy: a private session bus for the KDE signal test
+	desktop-file-utils # app/autostart checks its .desktop file with desktop-file-validate (skipped without it)
 	gcc
+	gsettings-desktop-schemas # app/sysproxy: the org.gnome.system.proxy schema its GNOME test sets for real
 	git
 	libc6-dev
+	libglib2.0-bin   # app/sysproxy: gsettings, run against a keyfile in a temporary HOME
+	libkf5config-bin # app/sysproxy: kwriteconfig5/kreadconfig5 for the KDE (kioslaverc) test
 	make
 	nginx-light # core's tunnel test runs the exit behind nginx as a reverse proxy (skipped without it)
 )
