@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"porthole/app"
 	"porthole/app/config"
+	"porthole/app/sysproxy"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
@@ -40,7 +42,23 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "porthole:", err)
 		return 2
 	}
+	if opts.PrintEnv {
+		fmt.Print(terminalEnv(opts.Config))
+		return 0
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// Before anything else: a system proxy a crashed run left pointing at
+	// a port nobody listens on leaves the user without internet.
+	sys := app.NewSystemProxy(opts.ConfigPath, log)
+	if _, err := sys.Repair(); err != nil {
+		log.Error("could not put back the system proxy a previous run left set", "err", err)
+		if opts.RestoreSystemProxy {
+			return 1
+		}
+	}
+	if opts.RestoreSystemProxy {
+		return 0 // Repair logged what it put back, if anything
+	}
 	if opts.ConfigProblem != nil {
 		log.Warn("config file not used", "err", opts.ConfigProblem)
 	}
@@ -54,9 +72,22 @@ func run(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := app.RunHeadless(ctx, eng, log, stop); err != nil {
+	h := app.Headless{Engine: eng, Log: log, Bypass: opts.Config.Bypass}
+	if opts.SystemProxy {
+		h.SystemProxy = sys
+	}
+	if err := app.RunHeadless(ctx, h, stop); err != nil {
 		log.Error("porthole failed", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// terminalEnv is what --print-env prints: the shell form, or PowerShell's
+// on Windows.
+func terminalEnv(cfg config.Config) string {
+	if runtime.GOOS == "windows" {
+		return sysproxy.TerminalEnvPowerShell(cfg.Listen, cfg.Bypass) + "\n"
+	}
+	return sysproxy.TerminalEnv(cfg.Listen, cfg.Bypass) + "\n"
 }

@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"porthole/app/config"
+	"porthole/app/sysproxy"
 	"porthole/core"
 	"porthole/core/inbound"
 	"porthole/core/outbound"
@@ -108,17 +110,60 @@ func NewEngine(cfg config.Config, log *slog.Logger) (*core.Engine, error) {
 	return core.New(ec)
 }
 
-// RunHeadless starts eng and runs it until ctx is done; it then calls
-// release (main's signal.NotifyContext stop, so that a second Ctrl-C ends
-// the process at once), stops the proxy, waits for every connection to
-// end and closes the engine. A failure to start (port in use) is returned
-// at once with nothing left running.
-func RunHeadless(ctx context.Context, eng *core.Engine, log *slog.Logger, release func()) error {
+// NewSystemProxy returns the system proxy manager for this desktop, with
+// its journal next to the config file. Where no backend fits, the manager
+// can still repair a journal and its Enable says why it cannot set anything.
+func NewSystemProxy(configPath string, log *slog.Logger) *sysproxy.Manager {
+	b, err := sysproxy.Detect(log)
+	if err != nil {
+		log.Debug("no system proxy backend on this desktop", "err", err)
+		b = nil
+	}
+	return sysproxy.NewManager(b, filepath.Join(filepath.Dir(configPath), sysproxy.JournalName), log)
+}
+
+// Headless is what RunHeadless runs.
+type Headless struct {
+	Engine *core.Engine
+	Log    *slog.Logger
+	// SystemProxy, if set, is pointed at the proxy while it runs (Bypass
+	// goes to the system's exception list) and put back at the end.
+	SystemProxy *sysproxy.Manager
+	Bypass      []string
+}
+
+// RunHeadless starts the engine and runs it until ctx is done. It then
+// puts the system proxy back first (that is what leaves a user without
+// internet if it is skipped), calls release (main's signal.NotifyContext
+// stop, so that a second Ctrl-C ends the process at once), stops the
+// proxy, waits for every connection to end and closes the engine. A failure
+// to start (port in use) is returned at once with nothing left changed.
+func RunHeadless(ctx context.Context, h Headless, release func()) error {
+	eng, log := h.Engine, h.Log
 	if err := eng.Start(); err != nil {
 		return errors.Join(err, eng.Close())
 	}
+	enabled := false
+	if h.SystemProxy != nil {
+		addr := eng.Addr().String()
+		if err := h.SystemProxy.Enable(addr, h.Bypass); err != nil {
+			log.Warn("the system proxy was not set; the proxy runs anyway", "err", err,
+				"terminal_env", sysproxy.TerminalEnv(addr, h.Bypass))
+		} else {
+			enabled = true
+			log.Info("system proxy set", "addr", addr)
+		}
+	}
 	<-ctx.Done()
+	var sysErr error
+	if enabled {
+		if sysErr = h.SystemProxy.Disable(); sysErr != nil {
+			log.Error("the system proxy could not be put back; run porthole --restore-system-proxy", "err", sysErr)
+		} else {
+			log.Info("system proxy put back")
+		}
+	}
 	release()
 	log.Info("stopping", "reason", context.Cause(ctx))
-	return eng.Close()
+	return errors.Join(eng.Close(), sysErr)
 }

@@ -18,8 +18,16 @@ var ErrHelp = flag.ErrHelp
 
 // Options is what the command line asks for, on top of the config file.
 type Options struct {
-	Headless   bool
-	Version    bool
+	Headless bool
+	Version  bool
+	// SystemProxy: point the system proxy at Porthole while it runs
+	// (--system-proxy, or system_proxy in the config).
+	SystemProxy bool
+	// RestoreSystemProxy: only put back a system proxy setting a previous
+	// run left behind, then exit.
+	RestoreSystemProxy bool
+	// PrintEnv: print the terminal environment for the proxy, then exit.
+	PrintEnv   bool
 	ConfigPath string
 	Config     config.Config // the file's settings with the flags applied
 	// ConfigProblem is a config file that could not be used (it was set
@@ -35,6 +43,9 @@ func ParseArgs(args []string, stderr io.Writer) (Options, error) {
 	fs.SetOutput(stderr)
 	fs.BoolVar(&o.Headless, "headless", false, "run the proxy core only, without the tray; logs go to stderr")
 	fs.BoolVar(&o.Version, "version", false, "print the version and exit")
+	sysProxy := fs.Bool("system-proxy", false, "point the system proxy at Porthole while it runs; put it back at exit")
+	fs.BoolVar(&o.RestoreSystemProxy, "restore-system-proxy", false, "put back the system proxy a crashed Porthole left set, then exit")
+	fs.BoolVar(&o.PrintEnv, "print-env", false, "print shell commands that point a terminal's programs at Porthole, then exit")
 	fs.StringVar(&o.ConfigPath, "config", "", "config file (default: the user config dir's porthole/config.json)")
 	listen := fs.String("listen", "", "address of the mixed HTTP/SOCKS5 port (default 127.0.0.1:8088)")
 	mode := fs.String("mode", "", "direct or tunnel")
@@ -104,6 +115,7 @@ func ParseArgs(args []string, stderr io.Writer) (Options, error) {
 	if err := cfg.Validate(); err != nil {
 		return o, err
 	}
+	o.SystemProxy = *sysProxy || cfg.SystemProxy
 	o.Config = cfg
 	return o, nil
 }

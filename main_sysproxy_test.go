@@ -1,0 +1,153 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// gnomeDesktop is a GNOME-like desktop for child processes: gsettings
+// writing a keyfile in a temporary HOME. It skips where gsettings or the
+// proxy schema is missing.
+type gnomeDesktop struct {
+	env []string
+}
+
+func newGnomeDesktop(t *testing.T) *gnomeDesktop {
+	t.Helper()
+	if _, err := exec.LookPath("gsettings"); err != nil {
+		t.Skip("gsettings is not installed (Debian: libglib2.0-bin, installed by build/deps.sh)")
+	}
+	home := t.TempDir()
+	d := &gnomeDesktop{env: append(os.Environ(),
+		"HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
+		"GSETTINGS_BACKEND=keyfile", "XDG_CURRENT_DESKTOP=GNOME", "GORACE=atexit_sleep_ms=0")}
+	if out, err := d.gsettingsErr("list-keys", "org.gnome.system.proxy"); err != nil {
+		t.Skipf("no org.gnome.system.proxy schema (Debian: gsettings-desktop-schemas): %s", out)
+	}
+	return d
+}
+
+func (d *gnomeDesktop) gsettingsErr(args ...string) (string, error) {
+	cmd := exec.Command("gsettings", args...)
+	cmd.Env = d.env
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+func (d *gnomeDesktop) gsettings(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := d.gsettingsErr(args...)
+	if err != nil {
+		t.Fatalf("gsettings %q: %v: %s", args, err, out)
+	}
+	return out
+}
+
+func (d *gnomeDesktop) all(t *testing.T) string {
+	return d.gsettings(t, "list-recursively", "org.gnome.system.proxy")
+}
+
+// porthole starts the program as a child on this desktop.
+func (d *gnomeDesktop) porthole(t *testing.T, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(d.env, "PORTHOLE_AS_MAIN=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, lines: make(chan string, 1000), exited: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			select {
+			case p.lines <- sc.Text():
+			default:
+			}
+		}
+		close(p.lines)
+		p.exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill() // a failed test's leftover
+			<-p.exited
+		}
+	})
+	return p
+}
+
+// TestSystemProxyPutBackAfterCtrlCAndAfterKill: --system-proxy points
+// GNOME's proxy at Porthole while it runs; Ctrl-C puts the user's own
+// settings back byte for byte; after a SIGKILL the journal makes
+// --restore-system-proxy (and equally the next start) put them back.
+func TestSystemProxyPutBackAfterCtrlCAndAfterKill(t *testing.T) {
+	d := newGnomeDesktop(t)
+	d.gsettings(t, "set", "org.gnome.system.proxy", "mode", "'manual'")
+	d.gsettings(t, "set", "org.gnome.system.proxy.http", "host", "'corp-proxy'")
+	d.gsettings(t, "set", "org.gnome.system.proxy.http", "port", "3128")
+	before := d.all(t)
+	cfg := filepath.Join(t.TempDir(), "config.json")
+
+	run := func() (*proc, string) {
+		p := d.porthole(t, "--headless", "--config", cfg, "--listen", "127.0.0.1:0", "--system-proxy")
+		addr := p.waitFor(t, listenRE)[1]
+		p.waitFor(t, regexp.MustCompile(`msg="system proxy set"`))
+		_, port, _ := strings.Cut(addr, ":")
+		if got := d.gsettings(t, "get", "org.gnome.system.proxy.http", "port"); got != port {
+			t.Fatalf("while running, the http proxy port is %s, want Porthole's %s", got, port)
+		}
+		if got := d.gsettings(t, "get", "org.gnome.system.proxy", "mode"); got != "'manual'" {
+			t.Fatalf("while running, mode %s", got)
+		}
+		return p, port
+	}
+
+	p, _ := run()
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code, rest := p.wait(t); code != 0 {
+		t.Fatalf("exit %d after Ctrl-C; stderr:\n%s", code, rest)
+	}
+	if after := d.all(t); after != before {
+		t.Fatalf("after Ctrl-C the settings are not the user's:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+
+	p, port := run()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	var ee *exec.ExitError
+	if err := <-p.exited; !errors.As(err, &ee) {
+		t.Fatalf("killed porthole: %v", err)
+	}
+	if got := d.gsettings(t, "get", "org.gnome.system.proxy.http", "port"); got != port {
+		t.Fatalf("after SIGKILL the port is %s; the test needs the crash to have left it set", got)
+	}
+	r := d.porthole(t, "--config", cfg, "--restore-system-proxy")
+	r.waitFor(t, regexp.MustCompile(`put back`))
+	if code, rest := r.wait(t); code != 0 {
+		t.Fatalf("--restore-system-proxy exit %d; stderr:\n%s", code, rest)
+	}
+	if after := d.all(t); after != before {
+		t.Fatalf("after --restore-system-proxy the settings are not the user's:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	// Nothing left to repair: a second run says nothing and succeeds.
+	r = d.porthole(t, "--config", cfg, "--restore-system-proxy")
+	if code, rest := r.wait(t); code != 0 || strings.Contains(rest, "put back") {
+		t.Fatalf("second --restore-system-proxy: exit %d; stderr:\n%s", code, rest)
+	}
+}
