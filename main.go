@@ -65,18 +65,16 @@ func run(args []string) int {
 	if !opts.Headless {
 		log.Info("the tray GUI is not part of this version yet; running headless (Ctrl-C stops)")
 	}
-	eng, err := app.NewEngine(opts.Config, log)
-	if err != nil {
+	if err := app.CheckSettings(opts.Config, log); err != nil {
 		fmt.Fprintln(os.Stderr, "porthole:", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	h := app.Headless{Engine: eng, Log: log, Bypass: opts.Config.Bypass}
-	if opts.SystemProxy {
-		h.SystemProxy = sys
-	}
-	if err := app.RunHeadless(ctx, h, stop); err != nil {
+	cfg := opts.Config
+	cfg.SystemProxy = opts.SystemProxy
+	ctl := app.NewController(cfg, sys, log)
+	if err := app.RunHeadless(ctx, ctl, log, stop); err != nil {
 		log.Error("porthole failed", "err", err)
 		return 1
 	}

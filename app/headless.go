@@ -122,48 +122,37 @@ func NewSystemProxy(configPath string, log *slog.Logger) *sysproxy.Manager {
 	return sysproxy.NewManager(b, filepath.Join(filepath.Dir(configPath), sysproxy.JournalName), log)
 }
 
-// Headless is what RunHeadless runs.
-type Headless struct {
-	Engine *core.Engine
-	Log    *slog.Logger
-	// SystemProxy, if set, is pointed at the proxy while it runs (Bypass
-	// goes to the system's exception list) and put back at the end.
-	SystemProxy *sysproxy.Manager
-	Bypass      []string
+// CheckSettings reports what is wrong with settings the proxy could not
+// run with (a missing token, listening beyond loopback without a password),
+// without starting anything.
+func CheckSettings(cfg config.Config, log *slog.Logger) error {
+	eng, err := NewEngine(cfg, log)
+	if err != nil {
+		return err
+	}
+	return eng.Close()
 }
 
-// RunHeadless starts the engine and runs it until ctx is done. It then
+// RunHeadless starts the proxy and runs it until ctx is done. It then
 // puts the system proxy back first (that is what leaves a user without
 // internet if it is skipped), calls release (main's signal.NotifyContext
 // stop, so that a second Ctrl-C ends the process at once), stops the
-// proxy, waits for every connection to end and closes the engine. A failure
-// to start (port in use) is returned at once with nothing left changed.
-func RunHeadless(ctx context.Context, h Headless, release func()) error {
-	eng, log := h.Engine, h.Log
-	if err := eng.Start(); err != nil {
-		return errors.Join(err, eng.Close())
+// proxy, waits for every connection to end and closes the controller. A
+// failure to start (port in use) is returned at once with nothing left
+// changed.
+func RunHeadless(ctx context.Context, ctl *Controller, log *slog.Logger, release func()) error {
+	if err := ctl.Start(); err != nil {
+		return errors.Join(err, ctl.Close())
 	}
-	enabled := false
-	if h.SystemProxy != nil {
-		addr := eng.Addr().String()
-		if err := h.SystemProxy.Enable(addr, h.Bypass); err != nil {
-			log.Warn("the system proxy was not set; the proxy runs anyway", "err", err,
-				"terminal_env", sysproxy.TerminalEnv(addr, h.Bypass))
-		} else {
-			enabled = true
-			log.Info("system proxy set", "addr", addr)
-		}
+	if st := ctl.Status(); st.SystemProxyErr != nil {
+		log.Warn("point programs at Porthole yourself", "terminal_env", sysproxy.TerminalEnv(st.Addr, ctl.Config().Bypass))
 	}
 	<-ctx.Done()
 	var sysErr error
-	if enabled {
-		if sysErr = h.SystemProxy.Disable(); sysErr != nil {
-			log.Error("the system proxy could not be put back; run porthole --restore-system-proxy", "err", sysErr)
-		} else {
-			log.Info("system proxy put back")
-		}
+	if ctl.Status().SystemProxy {
+		sysErr = ctl.SetSystemProxy(false)
 	}
 	release()
 	log.Info("stopping", "reason", context.Cause(ctx))
-	return errors.Join(eng.Close(), sysErr)
+	return errors.Join(ctl.Close(), sysErr)
 }

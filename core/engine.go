@@ -50,6 +50,12 @@ type Config struct {
 	MaxHeaderBytes int
 	History        int // closed connections the registry keeps; 0: registry.DefaultHistory
 
+	// Registry, if set, is used instead of a registry of the engine's own,
+	// and is not closed by Close: the app keeps one across engines, so the
+	// inspector's history survives a change of settings. History and
+	// IdleTimeout are then the registry's business.
+	Registry *registry.Registry
+
 	Logger *slog.Logger
 }
 
@@ -67,6 +73,7 @@ type Engine struct {
 	cfg      Config
 	log      *slog.Logger
 	registry *registry.Registry
+	ownReg   bool // the engine made the registry and closes it
 	router   *outbound.Router
 	tunnel   *outbound.Tunnel // nil unless Exit was configured
 
@@ -123,12 +130,17 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	reg, own := cfg.Registry, cfg.Registry == nil
+	if own {
+		reg = registry.New(registry.Options{IdleTimeout: max(cfg.IdleTimeout, 0), History: cfg.History})
+	}
 	return &Engine{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		router:   router,
 		tunnel:   tun,
-		registry: registry.New(registry.Options{IdleTimeout: max(cfg.IdleTimeout, 0), History: cfg.History}),
+		registry: reg,
+		ownReg:   own,
 	}, nil
 }
 
@@ -246,12 +258,15 @@ func (e *Engine) stopLocked() error {
 	return err
 }
 
-// Close stops the engine and closes its registry; the engine cannot be
-// started again. It is idempotent.
+// Close stops the engine and closes its registry (unless it was given
+// one); the engine cannot be started again. It is idempotent.
 func (e *Engine) Close() error {
 	e.life.Lock()
 	defer e.life.Unlock()
 	err := e.stopLocked()
 	e.closed = true
-	return errors.Join(err, e.registry.Close())
+	if e.ownReg {
+		err = errors.Join(err, e.registry.Close())
+	}
+	return err
 }
