@@ -21,11 +21,6 @@ const (
 	concConns       = 2000
 	concWorkers     = 32
 	idleConns       = 2000
-	// tunnelIdleConns is the idle count in tunnel mode: one session holds
-	// at most 1,024 streams with the default settings (a 256 MiB receive
-	// budget per session ÷ a 256 KiB first window per stream); the 1,025th
-	// CONNECT gets 502 "session receive budget exhausted".
-	tunnelIdleConns = 1000
 )
 
 // Paths of the main table, in column order.
@@ -305,7 +300,7 @@ func idleRSSOf(pathKey string, o options, orig *origin) (kib []float64, exits []
 		if err != nil {
 			return nil, nil, err
 		}
-		kib, err := idleRSS(orig, tunnelIdleConns, connectDialer(c.addr, orig.addr()), c, tun.exit)
+		kib, err := idleRSS(orig, idleConns, connectDialer(c.addr, orig.addr()), c, tun.exit)
 		return kib, nil, err
 	}
 	return nil, nil, fmt.Errorf("idle rss: no processes for path %q", pathKey)
@@ -315,7 +310,7 @@ const mainNotes = `How each figure is made:
 - Downloads/uploads: one connection, the origin sends (or receives) the transfer size; timed from the command to the last byte (upload: to the origin's "OK").
 - 8 parallel streams: 8 connections opened first, then the transfer size split evenly over them at once; aggregate throughput.
 - Connection figures: connect (+ CONNECT for porthole), send one byte through an echo, read it back, close; 1,000 one after another, and 2,000 by 32 concurrent workers. Latency covers the whole exchange.
-- RSS per idle connection: fresh processes, VmRSS before and after opening 2,000 idle proxied connections, difference ÷ 2,000. In tunnel mode both the client and the exit are measured (the exit holds the connections to the origin), with 1,000 connections: one tunnel session holds at most 1,024 streams with the default settings (256 MiB receive budget ÷ 256 KiB first window per stream), and the 1,025th CONNECT gets 502.
+- RSS per idle connection: fresh processes, VmRSS before and after opening 2,000 idle proxied connections, difference ÷ 2,000. In tunnel mode both the client and the exit are measured (the exit holds the connections to the origin); the 2,000 are streams of one tunnel session.
 `
 
 // raiseNofile lifts the open-file limit to the hard limit: 2,000 idle
