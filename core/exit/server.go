@@ -196,8 +196,12 @@ func (s *Server) serveStream(ctx context.Context, log *slog.Logger, st *tunnel.S
 		return
 	}
 	st.AcceptFrom(conn.RemoteAddr().String())
+	// A reset stream or an ending session must end the relay even when the
+	// target neither reads nor writes: closing the socket unblocks it.
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	var n counter
 	err = relay.Relay(st, conn, &n)
+	stop()
 	// Both ended cleanly or one failed (and Relay closed both): close
 	// either way, so neither is left half open.
 	_ = conn.Close() // its error says nothing the relay did not

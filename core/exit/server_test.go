@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1332,5 +1333,66 @@ func TestLogs(t *testing.T) {
 	}
 	if info != 4 {
 		t.Errorf("%d INFO records for 2 sessions, want 4 (one start and one end each)", info)
+	}
+}
+
+// TestResetEndsRelayToStuckTarget: a target that neither reads nor writes
+// holds the exit's relay in a write; the client's reset must still end it,
+// so the stream's handler returns and Close does not hang (lifecycle rule 6).
+func TestResetEndsRelayToStuckTarget(t *testing.T) {
+	stuck := make(chan struct{})
+	tg := startTarget(t, "127.0.0.1:0", func(c *net.TCPConn) {
+		if err := c.SetReadBuffer(4096); err != nil {
+			t.Error(err)
+		}
+		<-stuck // never reads, never writes
+	})
+	defer close(stuck)
+	h := startExit(t, Config{AllowPrivate: true})
+	sess := h.session(t)
+	st := mustOpen(t, sess, tg.addr)
+	// More than the target's socket buffers and the stream's window hold:
+	// the exit's relay ends up blocked writing to the target.
+	var progress atomic.Int64
+	written := make(chan error, 1)
+	go func() {
+		chunk := make([]byte, 64<<10)
+		for range 256 { // 16 MiB
+			n, err := st.Write(chunk)
+			progress.Add(int64(n))
+			if err != nil {
+				written <- err
+				return
+			}
+		}
+		written <- nil
+	}()
+	// No event says the relay is stuck: wait (bounded) until the writer
+	// has made no progress for a while, then reset.
+	last, still := int64(-1), 0
+	for deadline := time.Now().Add(wait); still < 3 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		if p := progress.Load(); p == last {
+			still++
+		} else {
+			last, still = p, 0
+		}
+	}
+	if err := st.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-written; err == nil {
+		t.Fatal("a 16 MiB write to a stuck target completed")
+	}
+	h.logs.waitFor(t, "the stream's handler to end", count(1, "msg", "stream closed", "stream", st.ID().String()))
+	closed := make(chan error, 1)
+	go func() { closed <- h.srv.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Server.Close hangs on a relay to a stuck target")
 	}
 }

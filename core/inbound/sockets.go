@@ -48,7 +48,18 @@ func (s *sockets) close() {
 	}
 	s.closed = true
 	for _, c := range s.conns {
-		_ = c.Close() // closing to unblock; the error is of no use
+		abort(c)
 	}
 	s.conns = nil
+}
+
+// abort closes c to unblock whoever uses it. A tunnel stream is reset, not
+// closed: close is an abort here (user, idle timeout, stop), and a FIN
+// would tell the target the upload ended cleanly.
+func abort(c net.Conn) {
+	if r, ok := c.(interface{ Reset() error }); ok {
+		_ = r.Reset() // always nil for streams
+		return
+	}
+	_ = c.Close() // closing to unblock; the error is of no use
 }

@@ -85,7 +85,7 @@ func (st Status) String() string {
 			fmt.Fprintf(&b, ": %v", st.Err)
 		}
 		if !st.Retry.IsZero() {
-			fmt.Fprintf(&b, " · retry in %s", time.Until(st.Retry).Round(100*time.Millisecond))
+			fmt.Fprintf(&b, " · retry in %s", max(time.Until(st.Retry), 0).Round(100*time.Millisecond))
 		}
 	}
 	return b.String()

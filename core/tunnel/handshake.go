@@ -142,7 +142,9 @@ func Dial(ctx context.Context, rawURL, token string, opts DialOptions) (*websock
 		mu.Lock()
 		defer mu.Unlock()
 		if conn != nil {
-			_ = conn.SetDeadline(time.Unix(1, 0)) // fails only if closed: then the upgrade has ended anyway
+			// Closed, not given a past deadline: gorilla sets its own
+			// handshake deadline right after dialling, which would undo it.
+			_ = conn.Close() // the upgrade is abandoned either way
 		}
 	})
 	h := http.Header{"Authorization": {"Bearer " + token}}

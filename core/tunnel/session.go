@@ -229,7 +229,9 @@ func (st *Stream) AcceptFrom(remote string) {
 	defer st.mu.Unlock()
 	if st.err == nil && !st.answered {
 		st.answered = true
-		st.sess.control(Frame{Type: TypeOpenOK, Stream: st.id, Window: st.sess.cfg.Window, Target: remote})
+		// An answer to the peer's OPEN: capped, and sent before our own
+		// control frames, so nothing of this stream's overtakes it.
+		st.sess.answer(Frame{Type: TypeOpenOK, Stream: st.id, Window: st.sess.cfg.Window, Target: remote})
 	}
 }
 
@@ -243,13 +245,13 @@ func (st *Stream) Refuse(code Code, reason string) {
 		return
 	}
 	if st.answered {
-		st.resetLocked(code, reason, &OpenError{Code: code, Reason: reason}, true)
+		st.resetLocked(code, reason, &OpenError{Code: code, Reason: reason}, resetOwn)
 		return
 	}
 	st.answered = true
 	st.rstOut = true // the OPEN_FAIL is this stream's last frame
-	st.sess.control(Frame{Type: TypeOpenFail, Stream: st.id, Code: code, Reason: reason})
-	st.resetLocked(code, reason, &OpenError{Code: code, Reason: reason}, false)
+	st.sess.answer(Frame{Type: TypeOpenFail, Stream: st.id, Code: code, Reason: reason})
+	st.resetLocked(code, reason, &OpenError{Code: code, Reason: reason}, resetQuiet)
 }
 
 // control queues a control frame of our own streams; it is dropped once
@@ -308,7 +310,7 @@ func (s *Session) forget(st *Stream) {
 // caller holds st.mu.
 func (s *Session) forgetIfDoneLocked(st *Stream) {
 	if st.finSent && st.finRecv {
-		st.unchargeAllLocked()
+		st.unchargeGrowthLocked() // unread bytes stay charged until read or closed
 		s.forget(st)
 	}
 }
@@ -355,7 +357,7 @@ func (s *Session) shutdown(cause error) {
 		s.cancel()
 		for _, st := range streams {
 			st.mu.Lock()
-			st.resetLocked(CodeSessionLost, "", err, false)
+			st.resetLocked(CodeSessionLost, "", err, resetQuiet)
 			st.mu.Unlock()
 		}
 		// A close frame is a courtesy; the socket is closed either way.
@@ -392,14 +394,16 @@ func (s *Session) writeLoop() {
 		}
 		var frame []byte
 		var st *Stream
-		if len(s.ctrl) > 0 {
-			frame = s.ctrl[0]
-			s.ctrl[0] = nil
-			s.ctrl = s.ctrl[1:]
-		} else if len(s.answers) > 0 {
+		// Answers first: OPEN_OK must precede the stream's own frames,
+		// and a PONG that waits skews the round trip.
+		if len(s.answers) > 0 {
 			frame = s.answers[0]
 			s.answers[0] = nil
 			s.answers = s.answers[1:]
+		} else if len(s.ctrl) > 0 {
+			frame = s.ctrl[0]
+			s.ctrl[0] = nil
+			s.ctrl = s.ctrl[1:]
 		} else {
 			st = s.ready[0]
 			s.ready[0] = nil
@@ -490,11 +494,11 @@ func (s *Session) handle(f Frame) {
 	switch f.Type {
 	case TypeOpenOK:
 		if !s.client || st.openDone {
-			st.resetLocked(CodeProtocol, "unexpected OPEN_OK", fmt.Errorf("%w: OPEN_OK", ErrProtocol), true)
+			st.resetLocked(CodeProtocol, "unexpected OPEN_OK", fmt.Errorf("%w: OPEN_OK", ErrProtocol), resetAnswer)
 			return
 		}
 		if f.Window < DefaultWindow {
-			st.resetLocked(CodeProtocol, "OPEN_OK window below the default", fmt.Errorf("%w: OPEN_OK window %d", ErrProtocol, f.Window), true)
+			st.resetLocked(CodeProtocol, "OPEN_OK window below the default", fmt.Errorf("%w: OPEN_OK window %d", ErrProtocol, f.Window), resetAnswer)
 			return
 		}
 		st.openDone = true
@@ -506,21 +510,21 @@ func (s *Session) handle(f Frame) {
 		wake(st.writeWake)
 	case TypeOpenFail:
 		st.rstOut = true
-		st.resetLocked(f.Code, f.Reason, &OpenError{Code: f.Code, Reason: f.Reason}, false)
+		st.resetLocked(f.Code, f.Reason, &OpenError{Code: f.Code, Reason: f.Reason}, resetQuiet)
 	case TypeData:
 		n := int64(len(f.Data))
 		if st.finRecv {
-			st.resetLocked(CodeProtocol, "data after FIN", fmt.Errorf("%w: data after FIN", ErrProtocol), true)
+			st.resetLocked(CodeProtocol, "data after FIN", fmt.Errorf("%w: data after FIN", ErrProtocol), resetAnswer)
 			return
 		}
 		if n > st.avail {
-			st.resetLocked(CodeFlowControl, "data beyond the window", fmt.Errorf("%w: data beyond the window", ErrProtocol), true)
+			st.resetLocked(CodeFlowControl, "data beyond the window", fmt.Errorf("%w: data beyond the window", ErrProtocol), resetAnswer)
 			return
 		}
 		st.avail -= n
 		if st.closed {
 			// Nobody will read it: tell the peer to stop, as TCP does.
-			st.resetLocked(CodeCanceled, "closed", net.ErrClosed, true)
+			st.resetLocked(CodeCanceled, "closed", net.ErrClosed, resetAnswer)
 			return
 		}
 		if st.off > 0 && st.off == len(st.buf) {
@@ -539,7 +543,7 @@ func (s *Session) handle(f Frame) {
 		s.forgetIfDoneLocked(st)
 	case TypeRst:
 		st.rstOut = true // never answer an RST with one
-		st.resetLocked(f.Code, f.Reason, &ResetError{Code: f.Code, Reason: f.Reason}, false)
+		st.resetLocked(f.Code, f.Reason, &ResetError{Code: f.Code, Reason: f.Reason}, resetByPeer)
 	}
 }
 
@@ -575,7 +579,7 @@ func (s *Session) handleOpen(f Frame) {
 		st.unchargeAllLocked()
 		// The id is spoiled: reset the stream that has it (one RST).
 		old.mu.Lock()
-		old.resetLocked(CodeProtocol, "stream id opened twice", fmt.Errorf("%w: stream id opened twice", ErrProtocol), true)
+		old.resetLocked(CodeProtocol, "stream id opened twice", fmt.Errorf("%w: stream id opened twice", ErrProtocol), resetAnswer)
 		old.mu.Unlock()
 		return
 	case len(s.streams) >= s.cfg.MaxStreams:

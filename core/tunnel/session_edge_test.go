@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -103,5 +104,62 @@ func TestRefuseWithLongReason(t *testing.T) {
 	}
 	if _, err := client.Open(xid.New(), "r:2", make([]byte, MaxData+1)); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("oversized early data: %v", err)
+	}
+}
+
+// TestExpireOpen: a stream whose OPEN the exit never answers ends in
+// bounded time with a timeout the proxy answers as 504, and the exit is
+// told with an RST.
+func TestExpireOpen(t *testing.T) {
+	client, _, opened := sessionPairAnswering(t, Config{}, false)
+	st, err := client.Open(xid.New(), "slow:1", []byte("GET / HTTP/1.1\r\n\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := <-opened // the exit's side, never answered
+	st.ExpireOpen(time.Hour)
+	st.ExpireOpen(50 * time.Millisecond) // the later call wins
+	var oe *OpenError
+	if _, err := st.Read(make([]byte, 1)); !errors.As(err, &oe) || oe.Code != CodeTimeout {
+		t.Fatalf("Read of an unanswered stream: %v, want an OpenError with CodeTimeout", err)
+	}
+	if _, err := io.ReadAll(peer); !errors.Is(err, ErrReset) {
+		t.Fatalf("the exit's side: %v, want the client's RST", err)
+	}
+	peer.Accept() // too late: nothing is sent for a reset stream
+	st.Close()
+	peer.Close()
+}
+
+// TestPeerResetKeepsBufferedData: bytes that arrived before the peer's RST
+// stay readable, as with TCP, and the reset comes after them; closing then
+// gives the budget back.
+func TestPeerResetKeepsBufferedData(t *testing.T) {
+	client, _, opened := sessionPair(t, Config{})
+	st, err := client.Open(xid.New(), "answer-then-reset:1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := <-opened
+	answer := bytes.Repeat([]byte("response "), 7000) // 63,000 bytes
+	if _, err := peer.Write(answer); err != nil {
+		t.Fatal(err)
+	}
+	peer.Abort(errors.New("target reset"))
+	// The stream is forgotten by the session when the RST arrives; only
+	// then read, so the bytes were buffered when the reset came.
+	for deadline := time.Now().Add(10 * time.Second); client.NumStreams() > 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond) // no event marks the RST's arrival
+	}
+	got, err := io.ReadAll(st)
+	if !errors.Is(err, ErrReset) {
+		t.Fatalf("after the data: %v, want the peer's reset", err)
+	}
+	if !bytes.Equal(got, answer) {
+		t.Fatalf("read %d bytes before the reset, want the %d sent before it", len(got), len(answer))
+	}
+	st.Close()
+	if used := client.cfg.Budget - client.budget.Load(); used != 0 {
+		t.Fatalf("budget still charged %d after the stream was read and closed", used)
 	}
 }

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -311,9 +312,11 @@ func (st *Stream) Close() error {
 		return nil
 	}
 	st.closed = true
-	if st.err == nil {
+	if st.err != nil {
+		st.dropLocked() // what a peer's RST left readable
+	} else {
 		if len(st.buf) > st.off {
-			st.resetLocked(CodeCanceled, "closed with unread data", net.ErrClosed, true)
+			st.resetLocked(CodeCanceled, "closed with unread data", net.ErrClosed, resetOwn)
 		} else {
 			if !st.finSent {
 				st.finSent = true
@@ -342,14 +345,25 @@ func (st *Stream) Reset() error {
 // text (a relay passes on the target's reset this way, so the other end
 // does not mistake a failure for a clean end).
 func (st *Stream) Abort(cause error) {
-	reason := "reset"
-	if cause != nil {
-		reason = clampReason(cause.Error())
-	}
+	reason := abortReason(cause)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.closed = true
-	st.resetLocked(CodeCanceled, reason, net.ErrClosed, true)
+	st.resetLocked(CodeCanceled, reason, net.ErrClosed, resetOwn)
+	st.dropLocked()
+}
+
+// abortReason says why a relay gave up, without the addresses a socket
+// error names (the exit's internal ones among them).
+func abortReason(cause error) string {
+	var opErr *net.OpError
+	switch {
+	case cause == nil:
+		return "reset"
+	case errors.As(cause, &opErr) && opErr.Err != nil:
+		return clampReason(opErr.Op + ": " + opErr.Err.Error())
+	}
+	return clampReason(cause.Error())
 }
 
 // ExpireOpen resets the stream with a timeout unless the exit has answered
@@ -361,7 +375,7 @@ func (st *Stream) ExpireOpen(d time.Duration) {
 		defer st.mu.Unlock()
 		if !st.openDone {
 			st.resetLocked(CodeCanceled, "no answer to OPEN",
-				&OpenError{Code: CodeTimeout, Reason: fmt.Sprintf("no answer from the exit within %v", d)}, true)
+				&OpenError{Code: CodeTimeout, Reason: fmt.Sprintf("no answer from the exit within %v", d)}, resetOwn)
 		}
 	})
 	st.mu.Lock()
@@ -370,22 +384,43 @@ func (st *Stream) ExpireOpen(d time.Duration) {
 		t.Stop()
 		return
 	}
+	st.stopOpenTimerLocked() // an earlier ExpireOpen's
 	st.openTimer = t
 }
 
-// resetLocked ends the stream with err, sending RST code if send is set
-// (at most once), and releases its buffers and budget.
-func (st *Stream) resetLocked(code Code, reason string, err error, send bool) {
+// resetHow says how a stream ends: which frame it sends, and what becomes of
+// the bytes it holds unread.
+type resetHow uint8
+
+const (
+	resetQuiet  resetHow = iota // no frame: the peer ended it (OPEN_FAIL) or the session did
+	resetByPeer                 // the peer's RST: no frame; bytes already here stay readable, as TCP's
+	resetOwn                    // our RST, queued with our control frames
+	resetAnswer                 // an RST the peer's bad frame provoked: queued as a capped answer
+)
+
+// resetLocked ends the stream with err, sending RST code where how says
+// (at most once, and not for a stream both sides already finished), and
+// releases its buffers and budget.
+func (st *Stream) resetLocked(code Code, reason string, err error, how resetHow) {
 	if st.err != nil {
 		return
 	}
 	st.err = err
-	if send && !st.rstOut {
+	if (how == resetOwn || how == resetAnswer) && !st.rstOut && !(st.finSent && st.finRecv) {
 		st.rstOut = true
-		st.sess.control(Frame{Type: TypeRst, Stream: st.id, Code: code, Reason: reason})
+		f := Frame{Type: TypeRst, Stream: st.id, Code: code, Reason: reason}
+		if how == resetAnswer {
+			st.sess.answer(f)
+		} else {
+			st.sess.control(f)
+		}
 	}
-	st.buf, st.off = nil, 0
-	st.unchargeAllLocked()
+	if how == resetByPeer {
+		st.unchargeGrowthLocked() // the unread bytes stay charged until read or closed
+	} else {
+		st.dropLocked()
+	}
 	st.sess.forget(st)
 	if st.cancel != nil {
 		st.cancel()
@@ -468,3 +503,13 @@ func (st *Stream) unchargeLocked(n int64) {
 }
 
 func (st *Stream) unchargeAllLocked() { st.unchargeLocked(st.charged) }
+
+// unchargeGrowthLocked gives back all but the bytes still unread: a
+// finished stream grows no more, but what it holds is still memory.
+func (st *Stream) unchargeGrowthLocked() { st.unchargeLocked(st.charged - int64(len(st.buf)-st.off)) }
+
+// dropLocked discards the unread bytes and gives back everything charged.
+func (st *Stream) dropLocked() {
+	st.buf, st.off = nil, 0
+	st.unchargeAllLocked()
+}
