@@ -136,7 +136,14 @@ func copyHalf(dst, src net.Conn, count func(int64)) error {
 		}
 		if errors.Is(rerr, io.EOF) {
 			if cw, ok := dst.(closeWriter); ok {
-				return cw.CloseWrite()
+				// Passing on the end of the stream to a peer that is gone
+				// already (it reset or shut down) is not a failure of this
+				// direction: everything was handed over, and the other
+				// direction reports the peer's reset if it matters.
+				if err := cw.CloseWrite(); err != nil && !peerGone(err) {
+					return err
+				}
+				return nil
 			}
 			return dst.Close()
 		}
