@@ -15,6 +15,7 @@ import (
 	"porthole/app"
 	"porthole/app/config"
 	"porthole/app/sysproxy"
+	"porthole/ui"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
@@ -62,12 +63,16 @@ func run(args []string) int {
 	if opts.ConfigProblem != nil {
 		log.Warn("config file not used", "err", opts.ConfigProblem)
 	}
-	if !opts.Headless {
-		log.Info("the tray GUI is not part of this version yet; running headless (Ctrl-C stops)")
-	}
 	if err := app.CheckSettings(opts.Config, log); err != nil {
 		fmt.Fprintln(os.Stderr, "porthole:", err)
 		return 2
+	}
+	if !opts.Headless {
+		why := noDisplay()
+		if why == "" {
+			return runGUI(opts, sys, log)
+		}
+		log.Info(why + ", so no tray or window can show: running headless (Ctrl-C stops)")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -79,6 +84,38 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// runGUI runs the tray (or the main window) until the user quits.
+func runGUI(opts app.Options, sys *sysproxy.Manager, log *slog.Logger) int {
+	cfg := opts.Config
+	cfg.SystemProxy = opts.SystemProxy
+	ctl := app.NewController(cfg, sys, log)
+	_, sysProblem := sysproxy.Detect(log)
+	err := ui.Run(ctl, ui.Options{
+		ConfigPath:         opts.ConfigPath,
+		ConfigProblem:      opts.ConfigProblem,
+		Version:            version,
+		Log:                log,
+		SystemProxyProblem: sysProblem,
+	})
+	if err != nil {
+		log.Error("porthole failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// noDisplay says why no window can open, or "" when one can. Windows and
+// macOS always have a display; elsewhere X11 or Wayland must be named.
+func noDisplay() string {
+	if runtime.GOOS == "windows" || runtime.GOOS == "darwin" {
+		return ""
+	}
+	if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+		return "no display ($DISPLAY and $WAYLAND_DISPLAY are empty)"
+	}
+	return ""
 }
 
 // terminalEnv is what --print-env prints: the shell form, or PowerShell's

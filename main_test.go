@@ -27,7 +27,10 @@ func TestMain(m *testing.M) {
 	if os.Getenv("PORTHOLE_AS_MAIN") == "1" {
 		os.Exit(run(os.Args[1:]))
 	}
-	goleak.VerifyTestMain(m)
+	// main imports ui, and Fyne's GL driver starts its call queue's
+	// goroutine when the package is initialised; it lives as long as the
+	// process.
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("fyne.io/fyne/v2/internal/async.(*UnboundedChan[...]).processing"))
 }
 
 type proc struct {

@@ -1,0 +1,151 @@
+package ui
+
+import (
+	"image/color"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+	"github.com/rs/xid"
+)
+
+// connTable is one tab's table: rows of the current view, a header per
+// column that sorts on a click, and the selected connection highlighted.
+//
+// The selection is kept by connection id, not by row number, so it stays on
+// the same connection when the rows are sorted again or the connection moves
+// from Active to Closed; the table's own selected cell is cleared at once
+// and the highlight drawn by the cells.
+//
+// Concurrency: Fyne thread only.
+type connTable struct {
+	table    *widget.Table
+	rows     []*connRow
+	now      time.Time
+	sort     sortSpec
+	selected func() (xid.ID, bool)
+	onSort   func(column)
+	onSelect func(*connRow)
+}
+
+// tableCell is a cell's template: a highlight behind a label.
+type tableCell struct {
+	bg    *canvas.Rectangle
+	label *widget.Label
+}
+
+func newConnTable(selected func() (xid.ID, bool), onSort func(column), onSelect func(*connRow)) *connTable {
+	ct := &connTable{selected: selected, onSort: onSort, onSelect: onSelect}
+	t := widget.NewTableWithHeaders(ct.length, ct.createCell, ct.updateCell)
+	t.ShowHeaderColumn = false
+	t.CreateHeader = ct.createHeader
+	t.UpdateHeader = ct.updateHeader
+	t.OnSelected = func(id widget.TableCellID) {
+		if id.Row >= 0 && id.Row < len(ct.rows) {
+			ct.onSelect(ct.rows[id.Row])
+		}
+		ct.table.UnselectAll()
+	}
+	for c := range numColumns {
+		t.SetColumnWidth(int(c), columns[c].width)
+	}
+	ct.table = t
+	return ct
+}
+
+func (ct *connTable) length() (int, int) { return len(ct.rows), int(numColumns) }
+
+func (ct *connTable) createCell() fyne.CanvasObject {
+	bg := canvas.NewRectangle(color.Transparent)
+	l := widget.NewLabel("")
+	l.Truncation = fyne.TextTruncateEllipsis
+	return container.NewStack(bg, l)
+}
+
+func cellParts(o fyne.CanvasObject) tableCell {
+	objs := o.(*fyne.Container).Objects
+	return tableCell{bg: objs[0].(*canvas.Rectangle), label: objs[1].(*widget.Label)}
+}
+
+func (ct *connTable) updateCell(id widget.TableCellID, o fyne.CanvasObject) {
+	cell := cellParts(o)
+	if id.Row < 0 || id.Row >= len(ct.rows) || id.Col < 0 || id.Col >= int(numColumns) {
+		cell.label.SetText("")
+		return
+	}
+	r := ct.rows[id.Row]
+	spec := columns[id.Col]
+	var fill color.Color = color.Transparent
+	if sel, ok := ct.selected(); ok && sel == r.ID {
+		fill = theme.Color(theme.ColorNameSelection)
+	} else if r.errText != "" && column(id.Col) == colError {
+		fill = errorTint
+	}
+	if cell.bg.FillColor != fill {
+		cell.bg.FillColor = fill
+		cell.bg.Refresh()
+	}
+	align, style := fyne.TextAlignLeading, fyne.TextStyle{}
+	if spec.numeric {
+		align, style = fyne.TextAlignTrailing, fyne.TextStyle{Monospace: true}
+	}
+	if cell.label.Alignment != align || cell.label.TextStyle != style {
+		cell.label.Alignment, cell.label.TextStyle = align, style
+		cell.label.Refresh()
+	}
+	cell.label.SetText(spec.text(r, ct.now))
+}
+
+// errorTint marks the error cell of a connection that ended with one.
+var errorTint = color.NRGBA{R: 0xd0, G: 0x30, B: 0x30, A: 0x30}
+
+func (ct *connTable) createHeader() fyne.CanvasObject {
+	b := widget.NewButton("", nil)
+	b.Importance = widget.LowImportance
+	b.Alignment = widget.ButtonAlignLeading
+	return b
+}
+
+func (ct *connTable) updateHeader(id widget.TableCellID, o fyne.CanvasObject) {
+	b := o.(*widget.Button)
+	if id.Col < 0 || id.Col >= int(numColumns) {
+		b.SetText("")
+		b.OnTapped = nil
+		return
+	}
+	col := column(id.Col)
+	b.SetText(ct.headerText(col))
+	b.OnTapped = func() { ct.onSort(col) }
+}
+
+// headerText is a column's title with the sort arrow when it is the sort
+// column.
+func (ct *connTable) headerText(col column) string {
+	title := columns[col].title
+	if ct.sort.col == col {
+		if ct.sort.desc {
+			return title + " ▼"
+		}
+		return title + " ▲"
+	}
+	return title
+}
+
+// show replaces the rows; only the visible cells are redrawn.
+func (ct *connTable) show(rows []*connRow, now time.Time, s sortSpec) {
+	ct.rows, ct.now, ct.sort = rows, now, s
+	ct.table.Refresh()
+}
+
+// rowOf returns the row index of id, or -1.
+func (ct *connTable) rowOf(id xid.ID) int {
+	for i, r := range ct.rows {
+		if r.ID == id {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,145 @@
+package ui
+
+import (
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/widget"
+
+	"porthole/core/outbound"
+)
+
+// mainWindow is the control surface where no tray can show Porthole's
+// icon: the tray menu's controls in a small window that says why it is
+// there. Closing it quits Porthole (nothing else would be left to bring
+// it back).
+//
+// Concurrency: Fyne thread only.
+type mainWindow struct {
+	win         fyne.Window
+	why         *widget.Label
+	icon        *widget.Icon
+	status      *widget.Label
+	startStop   *widget.Button
+	systemProxy *widget.Check
+	mode        *widget.RadioGroup
+	tunnelNote  *widget.Label
+	atLogin     *widget.Check
+	quit        *widget.Button
+
+	// applying is set while apply sets the widgets, whose change callbacks
+	// must then not act as if the user had clicked.
+	applying bool
+}
+
+const (
+	modeDirectOption = "Direct"
+	modeTunnelOption = "Tunnel"
+)
+
+// newMainWindow builds the window; noTray is why there is no tray.
+func newMainWindow(g *gui, noTray error) *mainWindow {
+	m := &mainWindow{win: g.fyne.NewWindow("Porthole")}
+	// noTray reads "no system tray: <reason>"; the sentence says the first
+	// part already.
+	reason := strings.TrimPrefix(noTray.Error(), errNoTray.Error()+": ")
+	m.why = widget.NewLabel("Porthole shows this window because there is no system tray here: " +
+		reason + ". Closing the window quits Porthole.")
+	m.why.Wrapping = fyne.TextWrapWord
+	m.why.Importance = widget.WarningImportance
+
+	m.icon = widget.NewIcon(iconOff)
+	m.status = widget.NewLabel("Starting…")
+	m.status.TextStyle = fyne.TextStyle{Bold: true}
+	m.startStop = widget.NewButton("Start", func() { g.toggleRunning() })
+	m.systemProxy = widget.NewCheck("System proxy", func(on bool) {
+		if !m.applying {
+			g.setSystemProxy(on)
+		}
+	})
+	m.mode = widget.NewRadioGroup([]string{modeDirectOption, modeTunnelOption}, func(choice string) {
+		switch {
+		case m.applying || choice == "":
+		case choice == modeTunnelOption:
+			g.setMode(outbound.ModeTunnel)
+		default:
+			g.setMode(outbound.ModeDirect)
+		}
+	})
+	m.mode.Horizontal = true
+	m.mode.Required = true
+	m.tunnelNote = widget.NewLabel("")
+	m.tunnelNote.Importance = widget.LowImportance
+	m.atLogin = widget.NewCheck("Start at login", func(on bool) {
+		if !m.applying {
+			g.setStartAtLogin(on)
+		}
+	})
+	m.quit = widget.NewButton("Quit", func() { g.quit() })
+
+	buttons := container.NewHBox(
+		widget.NewButton("Connections…", func() { g.showConnections() }),
+		widget.NewButton("Settings…", func() { g.showSettings() }),
+		widget.NewButton("Copy terminal env", func() { g.copyTerminalEnv() }),
+	)
+	m.win.SetContent(container.NewPadded(container.NewVBox(
+		m.why,
+		widget.NewSeparator(),
+		container.NewBorder(nil, nil, m.icon, m.startStop, m.status),
+		m.systemProxy,
+		container.NewHBox(widget.NewLabel("Mode"), m.mode, m.tunnelNote),
+		m.atLogin,
+		widget.NewSeparator(),
+		container.NewBorder(nil, nil, nil, m.quit, buttons),
+	)))
+	m.win.Resize(fyne.NewSize(560, 0))
+	m.win.SetCloseIntercept(func() { g.quit() })
+	return m
+}
+
+// apply shows v.
+func (m *mainWindow) apply(v controlsView) {
+	m.applying = true
+	defer func() { m.applying = false }()
+	m.icon.SetResource(v.Icon.resource())
+	m.status.SetText(arrowSpaces.Replace(v.Status))
+	m.startStop.SetText(v.StartStop)
+	setWidgetEnabled(m.startStop, !v.StartStopBlocked)
+	m.systemProxy.Text = v.SystemProxy
+	m.systemProxy.SetChecked(v.SystemProxyOn)
+	m.systemProxy.Refresh() // the text, when the check did not change
+	setWidgetEnabled(m.systemProxy, !v.SystemProxyBlocked)
+	if v.Mode == outbound.ModeTunnel {
+		m.mode.SetSelected(modeTunnelOption)
+	} else {
+		m.mode.SetSelected(modeDirectOption)
+	}
+	// Without an exit server there is nothing to switch to; the note says
+	// where to set one.
+	setWidgetEnabled(m.mode, !v.TunnelBlocked || v.Mode == outbound.ModeTunnel)
+	m.tunnelNote.SetText("")
+	if v.TunnelBlocked {
+		m.tunnelNote.SetText("Tunnel needs an exit server: Settings…")
+	}
+	m.atLogin.Text = v.AtLogin
+	m.atLogin.SetChecked(v.AtLoginOn)
+	m.atLogin.Refresh()
+	setWidgetEnabled(m.atLogin, !v.AtLoginBlocked)
+	setWidgetEnabled(m.quit, !v.Quitting)
+}
+
+// arrowSpaces drops the space after the status line's arrows: Fyne 2.8.1
+// draws ↓ and ↑ from a fallback font, and the space that follows such a
+// glyph comes out as a missing-glyph box ("↓0" draws well, "↓ 0" does
+// not). The tray menu is drawn by the panel and keeps the spaces.
+var arrowSpaces = strings.NewReplacer("↓ ", "↓", "↑ ", "↑")
+
+// setWidgetEnabled enables or disables w.
+func setWidgetEnabled(w fyne.Disableable, on bool) {
+	if on {
+		w.Enable()
+	} else {
+		w.Disable()
+	}
+}

@@ -1,0 +1,132 @@
+package ui
+
+import (
+	"bytes"
+	"image"
+	"image/draw"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var mainWindowShownRE = regexp.MustCompile(`msg="main window shown"`)
+
+// TestMainWindowWithoutTray runs the real GUI under Xvfb on a private
+// session bus where nothing owns the StatusNotifierWatcher: the main
+// window must open instead of a tray icon nobody would see. The test
+// takes a screenshot of the X screen with ImageMagick's import, checks
+// it, and stops the GUI with SIGTERM, which must end it cleanly too.
+//
+// The picture goes to the test's temporary directory, or to
+// docs/screenshots/main-window.png with PORTHOLE_UPDATE_SCREENSHOTS=1.
+func TestMainWindowWithoutTray(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the real GUI in a child process")
+	}
+	importBin, err := exec.LookPath("import")
+	if err != nil {
+		t.Skip("ImageMagick's import is not installed (apt-get install imagemagick)")
+	}
+	display := withXvfb(t)
+	bus := startSessionBus(t) // no watcher on it
+	child := startUIChild(t, display, bus)
+	child.waitLine(t, mainWindowShownRE)
+
+	// The window is mapped before its first frame is drawn: take pictures
+	// until one shows a drawn window (at most 30 s; each import takes a
+	// few hundred milliseconds, which paces the loop).
+	shot := filepath.Join(t.TempDir(), "root.png")
+	var img image.Image
+	var colours int
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		cmd := exec.Command(importBin, "-display", display, "-window", "root", shot)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("import: %v\n%s", err, out)
+		}
+		if img, err = decodePNGFile(shot); err != nil {
+			t.Fatal(err)
+		}
+		if colours = countColours(img, 64); colours >= 32 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the screen still shows %d colours after 30 s: no window was drawn", colours)
+		}
+	}
+	if got := img.Bounds().Size(); got != image.Pt(1280, 800) {
+		t.Errorf("screenshot is %v, want the 1280x800 screen", got)
+	}
+	window := cropToContent(img)
+	if size := window.Bounds().Size(); size.X < 400 || size.Y < 200 || size.X > 1000 || size.Y > 700 {
+		t.Errorf("the window is %v; expected a small control window", size)
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, window); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "main-window.png")
+	if os.Getenv("PORTHOLE_UPDATE_SCREENSHOTS") == "1" {
+		out = filepath.Join("..", "docs", "screenshots", "main-window.png")
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("main window screenshot: %s (%v, %d bytes, %d+ colours)", out, window.Bounds().Size(), buf.Len(), colours)
+
+	child.signal(t, syscall.SIGTERM)
+	child.waitExit(t)
+}
+
+func decodePNGFile(path string) (image.Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return png.Decode(f)
+}
+
+// countColours counts the distinct colours of img, stopping at limit.
+func countColours(img image.Image, limit int) int {
+	seen := map[[4]uint32]bool{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y && len(seen) < limit; y++ {
+		for x := b.Min.X; x < b.Max.X && len(seen) < limit; x++ {
+			r, g, bl, a := img.At(x, y).RGBA()
+			seen[[4]uint32{r, g, bl, a}] = true
+		}
+	}
+	return len(seen)
+}
+
+// cropToContent cuts img to the bounding box of the pixels that differ
+// from its bottom-right corner (the empty X screen), i.e. the window.
+func cropToContent(img image.Image) image.Image {
+	b := img.Bounds()
+	bg := img.At(b.Max.X-1, b.Max.Y-1)
+	br, bgG, bb, ba := bg.RGBA()
+	box := image.Rectangle{Min: b.Max, Max: b.Min}
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, a := img.At(x, y).RGBA()
+			if r == br && g == bgG && bl == bb && a == ba {
+				continue
+			}
+			box = box.Union(image.Rect(x, y, x+1, y+1))
+		}
+	}
+	if box.Empty() {
+		return img
+	}
+	out := image.NewRGBA(image.Rect(0, 0, box.Dx(), box.Dy()))
+	draw.Draw(out, out.Bounds(), img, box.Min, draw.Src)
+	return out
+}

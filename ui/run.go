@@ -1,0 +1,382 @@
+package ui
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fyne.io/fyne/v2"
+	fyneapp "fyne.io/fyne/v2/app"
+	"fyne.io/fyne/v2/driver/desktop"
+
+	"porthole/app"
+	"porthole/app/autostart"
+	"porthole/app/config"
+	"porthole/app/sysproxy"
+	"porthole/core/outbound"
+)
+
+// Options is what main tells the GUI besides the controller.
+type Options struct {
+	ConfigPath string
+	// ConfigProblem is a config file that could not be used (set aside;
+	// the defaults apply). The GUI tells the user.
+	ConfigProblem error
+	Version       string
+	Log           *slog.Logger
+	// SystemProxyProblem is why this desktop has no system proxy setting
+	// Porthole can change (it wraps sysproxy.ErrUnsupported); nil when it
+	// has one. The System proxy item is then disabled and says why.
+	SystemProxyProblem error
+}
+
+// AppID is the Fyne application id (preferences, notifications).
+const AppID = "app.porthole.Porthole"
+
+// statusTick is how often the status line's counts and speeds are renewed.
+const statusTick = time.Second
+
+// Run shows the tray (or, without one, the main window), starts the proxy
+// if the settings say so, and returns when the user quits. It then closes
+// ctl, which puts the system proxy back and stops the proxy, whichever way
+// the app ended (Quit, the main window closed, SIGTERM).
+func Run(ctl *app.Controller, opts Options) error {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	begun := time.Now()
+	opts.Log.Info("starting the GUI", "version", opts.Version)
+	g := &gui{
+		fyne:    fyneapp.NewWithID(AppID),
+		ctl:     ctl,
+		opts:    opts,
+		log:     opts.Log,
+		actions: make(chan func(), 8),
+		poke:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	g.wantSystemProxy.Store(ctl.Config().SystemProxy)
+	g.fyne.SetIcon(iconOff)
+	if ctl.Config().StartProxy {
+		// A failure (port in use) is not fatal: the status line shows it
+		// and Start retries.
+		if err := ctl.Start(); err != nil {
+			g.log.Warn("the proxy did not start", "err", err)
+		}
+	}
+	first := g.gather(nil, true)
+	desk, isDesktop := g.fyne.(desktop.App)
+	hostErr := findStatusNotifierHost()
+	if hostErr == nil && !isDesktop {
+		hostErr = fmt.Errorf("%w: this Fyne driver has none", errNoTray)
+	}
+	if err := hostErr; err != nil {
+		g.log.Info("no system tray; showing the main window instead", "why", err)
+		g.window = newMainWindow(g, err)
+		g.apply(viewOf(first))
+		g.window.win.Show()
+		g.log.Info("main window shown", "after", time.Since(begun).Round(time.Millisecond))
+	} else {
+		g.tray = newTrayMenu(g)
+		g.apply(viewOf(first))
+		desk.SetSystemTrayMenu(g.tray.menu)
+		g.log.Info("tray menu set", "after", time.Since(begun).Round(time.Millisecond))
+	}
+	if opts.ConfigProblem != nil {
+		g.notify("The config file was not used", opts.ConfigProblem)
+	}
+	g.wg.Go(g.work)
+	g.wg.Go(func() { g.watch(first) })
+	g.fyne.Run()
+	close(g.done)
+	g.wg.Wait()
+	return ctl.Close()
+}
+
+// gui is the running app: the controller and what shows it.
+type gui struct {
+	fyne fyne.App
+	ctl  *app.Controller
+	opts Options
+	log  *slog.Logger
+
+	// Fyne thread only.
+	tray      *trayMenu   // nil without a tray
+	window    *mainWindow // the tray-less main window, or nil
+	inspector *inspector
+	settings  *settingsWindow
+	iconShown fyne.Resource
+
+	wantSystemProxy atomic.Bool
+	// noSystemProxy is ErrUnsupported as SetSystemProxy returned it, for
+	// a desktop Options.SystemProxyProblem did not already rule out.
+	noSystemProxy atomic.Pointer[error]
+	quitting      atomic.Bool
+	// ended: Quit is under way and the tray is being taken down; redraws
+	// still queued are dropped rather than rebuild a menu on a closed bus
+	// connection.
+	ended    atomic.Bool
+	quitOnce sync.Once
+
+	actions chan func()   // controller calls, run in order by work
+	poke    chan struct{} // asks watch to redraw now
+	done    chan struct{} // closed when the Fyne app has ended
+	wg      sync.WaitGroup
+}
+
+// work runs the user's actions off the Fyne thread (stopping the proxy
+// waits for its connections), one after another, in the order clicked.
+func (g *gui) work() {
+	for {
+		select {
+		case <-g.done:
+			return
+		case fn := <-g.actions:
+			fn()
+			select {
+			case g.poke <- struct{}{}:
+			default: // a redraw is already due
+			}
+		}
+	}
+}
+
+// do queues fn for work. It never blocks the Fyne thread: with eight
+// actions already waiting, a click is dropped and logged.
+func (g *gui) do(what string, fn func()) {
+	select {
+	case g.actions <- fn:
+	default:
+		g.log.Warn("still busy with earlier clicks; ignored", "action", what)
+	}
+}
+
+// watch redraws the controls when the controller changes, when an action
+// ended, and each statusTick for the counts and speeds, until the app ends.
+func (g *gui) watch(prev controlsInput) {
+	tick := time.NewTicker(statusTick)
+	defer tick.Stop()
+	shown := viewOf(prev)
+	last := g.ctl.Registry().Totals()
+	lastAt := time.Now()
+	for {
+		changed := g.ctl.Changed()
+		ticked := false
+		select {
+		case <-g.done:
+			return
+		case <-changed:
+		case <-g.poke:
+		case <-tick.C:
+			ticked = true
+		}
+		in := g.gather(&prev, !ticked)
+		if ticked {
+			now := time.Now()
+			if dt := now.Sub(lastAt).Seconds(); dt > 0 {
+				in.UpRate = float64(in.totalsUp-last.Up) / dt
+				in.DownRate = float64(in.totalsDown-last.Down) / dt
+			}
+			last.Up, last.Down, lastAt = in.totalsUp, in.totalsDown, now
+		}
+		prev = in
+		if v := viewOf(in); v != shown {
+			shown = v
+			fyne.Do(func() {
+				if !g.ended.Load() {
+					g.apply(v)
+				}
+			})
+		}
+	}
+}
+
+// gather reads the controller's state. prev carries the last speeds (they
+// change only at ticks) and the autostart state, which is read again only
+// when asked (after a change, not each second).
+func (g *gui) gather(prev *controlsInput, rereadLogin bool) controlsInput {
+	tot := g.ctl.Registry().Totals()
+	in := controlsInput{
+		Status:             g.ctl.Status(),
+		Config:             g.ctl.Config(),
+		Active:             tot.Active,
+		SystemProxyProblem: g.opts.SystemProxyProblem,
+		WantSystemProxy:    g.wantSystemProxy.Load(),
+		Quitting:           g.quitting.Load(),
+		totalsUp:           tot.Up,
+		totalsDown:         tot.Down,
+	}
+	if p := g.noSystemProxy.Load(); p != nil && in.SystemProxyProblem == nil {
+		in.SystemProxyProblem = *p
+	}
+	if prev != nil {
+		in.UpRate, in.DownRate = prev.UpRate, prev.DownRate
+		in.AtLogin, in.AtLoginErr = prev.AtLogin, prev.AtLoginErr
+	}
+	if rereadLogin || prev == nil {
+		in.AtLogin, in.AtLoginErr = autostart.Enabled()
+	}
+	return in
+}
+
+// apply shows v in the tray menu or the main window, and the state's icon.
+// Fyne thread.
+func (g *gui) apply(v controlsView) {
+	if g.tray != nil {
+		g.tray.apply(v)
+	}
+	if g.window != nil {
+		g.window.apply(v)
+	}
+	if icon := v.Icon.resource(); icon != g.iconShown {
+		g.iconShown = icon
+		if desk, ok := g.fyne.(desktop.App); ok && g.tray != nil {
+			desk.SetSystemTrayIcon(icon)
+		}
+		g.fyne.SetIcon(icon)
+	}
+}
+
+// The actions below are called on the Fyne thread by the tray menu and the
+// main window.
+
+func (g *gui) toggleRunning() {
+	if g.quitting.Load() {
+		return
+	}
+	g.do("start/stop", func() {
+		var err error
+		if st := g.ctl.Status().State; st == app.StateRunning || st == app.StateStarting {
+			err = g.ctl.Stop()
+		} else {
+			err = g.ctl.Start() // a failure shows in the status line
+		}
+		if err != nil {
+			g.log.Warn("start/stop", "err", err)
+		}
+	})
+}
+
+func (g *gui) setSystemProxy(on bool) {
+	g.wantSystemProxy.Store(on)
+	g.do("system proxy", func() {
+		// The label shows a failure (Status.SystemProxyErr); the log
+		// keeps the whole text.
+		if err := g.ctl.SetSystemProxy(on); err != nil {
+			g.log.Warn("system proxy", "on", on, "err", err)
+			if errors.Is(err, sysproxy.ErrUnsupported) {
+				g.noSystemProxy.Store(&err)
+				g.wantSystemProxy.Store(false)
+				return
+			}
+		}
+		g.saveConfig("system proxy", func(c *config.Config) { c.SystemProxy = on })
+	})
+}
+
+func (g *gui) setMode(m outbound.Mode) {
+	g.do("mode", func() {
+		g.saveConfig("mode", func(c *config.Config) { c.Mode = string(m) })
+	})
+}
+
+func (g *gui) setStartAtLogin(on bool) {
+	g.do("start at login", func() {
+		exe, err := os.Executable()
+		if err == nil {
+			if on {
+				err = autostart.Enable(exe, nil)
+			} else {
+				err = autostart.Disable()
+			}
+		}
+		if err != nil {
+			g.notify("Start at login was not changed", err)
+			return
+		}
+		g.saveConfig("start at login", func(c *config.Config) { c.StartAtLogin = on })
+	})
+}
+
+// saveConfig changes the settings in use and in the config file. A
+// setting the controller refuses is not saved; one it took but could not
+// start with (the proxy restarts for a new mode) is saved, and the status
+// line shows the failure.
+func (g *gui) saveConfig(what string, change func(*config.Config)) {
+	cfg := g.ctl.Config()
+	change(&cfg)
+	if err := g.ctl.Apply(cfg); err != nil {
+		if errors.Is(err, config.ErrInvalid) || errors.Is(err, app.ErrControllerClosed) {
+			g.notify("Porthole could not change the "+what, err)
+			return
+		}
+		g.log.Warn("new settings taken, but the proxy did not start", "err", err)
+	}
+	// The file may have been broken meanwhile (edited by hand): Load sets a
+	// broken one aside first, so it is never overwritten unseen, and one
+	// that cannot be read at all is left alone.
+	if _, err := config.Load(g.opts.ConfigPath); err != nil {
+		if !errors.Is(err, config.ErrInvalid) {
+			g.notify("Porthole did not save its settings", err)
+			return
+		}
+		g.notify("The config file on disk was broken and was set aside", err)
+	}
+	if err := config.Save(g.opts.ConfigPath, cfg); err != nil {
+		g.notify("Porthole could not save its settings", err)
+	}
+}
+
+func (g *gui) showConnections() {
+	if g.inspector == nil {
+		g.inspector = newInspector(g.fyne, g.ctl)
+	}
+	g.inspector.Show()
+}
+
+func (g *gui) showSettings() {
+	if g.settings == nil {
+		g.settings = newSettings(g.fyne, g.ctl, g.opts.ConfigPath)
+		g.settings.startupProblem = g.opts.ConfigProblem // shown at the first Show
+	}
+	g.settings.Show()
+}
+
+func (g *gui) copyTerminalEnv() {
+	addr := g.ctl.Config().Listen
+	if st := g.ctl.Status(); st.Addr != "" {
+		addr = st.Addr
+	}
+	g.fyne.Clipboard().SetContent(terminalEnvText(addr, g.ctl.Config().Bypass))
+}
+
+// quit closes the controller (system proxy back, proxy stopped) off the
+// Fyne thread, then ends the app; Run returns after that.
+func (g *gui) quit() {
+	g.quitOnce.Do(func() {
+		g.quitting.Store(true)
+		g.log.Info("quitting")
+		select {
+		case g.poke <- struct{}{}: // show "Quitting…"
+		default:
+		}
+		g.wg.Go(func() {
+			if err := g.ctl.Close(); err != nil {
+				g.log.Error("closing the proxy", "err", err)
+			}
+			g.ended.Store(true)
+			fyne.Do(g.fyne.Quit)
+		})
+	})
+}
+
+// notify tells the user about a failure that no control shows, in a
+// desktop notification and the log. Any goroutine.
+func (g *gui) notify(title string, err error) {
+	g.log.Warn(title, "err", err)
+	g.fyne.SendNotification(fyne.NewNotification(title, err.Error()))
+}

@@ -1,0 +1,174 @@
+package ui
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"porthole/app"
+	"porthole/app/config"
+)
+
+// freePort is a loopback port nothing listens on right now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+// getVia fetches url through the HTTP proxy at proxy.
+func getVia(t *testing.T, proxy, target string) string {
+	t.Helper()
+	tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: proxy})}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(target)
+	if err != nil {
+		t.Fatalf("GET %s through %s: %v", target, proxy, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
+// heldConn is an HTTP CONNECT tunnel through the proxy.
+type heldConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+// connectVia opens a CONNECT tunnel to target through the proxy at proxy.
+func connectVia(t *testing.T, proxy, target string) heldConn {
+	t.Helper()
+	c, err := net.Dial("tcp", proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetDeadline(time.Now().Add(20 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target); err != nil {
+		t.Fatal(err)
+	}
+	h := heldConn{c, bufio.NewReader(c)}
+	resp, err := http.ReadResponse(h.r, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("CONNECT %s through %s: %v %v", target, proxy, resp, err)
+	}
+	return h
+}
+
+// get sends one request over the tunnel and returns the body.
+func (h heldConn) get(t *testing.T, target string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := req.Write(h); err != nil {
+		t.Fatalf("writing over the held tunnel: %v", err)
+	}
+	resp, err := http.ReadResponse(h.r, req)
+	if err != nil {
+		t.Fatalf("reading over the held tunnel: %v", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
+func TestSettingsApplySavesAndRestartsOnlyForListen(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	path := settingsEnv(t)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "hello through porthole")
+	}))
+	defer origin.Close()
+	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
+	defer func() { _ = ctl.Close() }()
+	if err := ctl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	first := ctl.Status().Addr
+	s, done := openSettings(t, ctl, path)
+
+	// A setting the engine does not depend on: saved, no restart, so a
+	// tunnel opened before Apply still carries a request after it.
+	held := connectVia(t, first, origin.Listener.Addr().String())
+	defer func() { _ = held.Close() }()
+	retype(s.form.history, "500")
+	if err := tapApply(t, s, done); err != nil {
+		t.Fatalf("Apply: %v (status %q)", err, s.status.Text)
+	}
+	if body := held.get(t, origin.URL); body != "hello through porthole" {
+		t.Errorf("through the tunnel opened before Apply: %q", body)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("config file mode %v, want 0600", st.Mode().Perm())
+	}
+	want, problems := s.form.values().config()
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	got, err := config.Load(path)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Load read back %+v, %v; want %+v", got, err, want)
+	}
+	if !reflect.DeepEqual(ctl.Config(), want) {
+		t.Errorf("controller config %+v, want %+v", ctl.Config(), want)
+	}
+	if a := ctl.Status().Addr; a != first {
+		t.Errorf("history changed and the proxy moved from %s to %s; it should not restart", first, a)
+	}
+	if !strings.Contains(s.status.Text, "next launch") || !strings.Contains(s.status.Text, first) {
+		t.Errorf("status %q should say the history applies at the next launch and where the proxy listens", s.status.Text)
+	}
+
+	// The listen port: saved and the proxy moves there, carrying traffic.
+	port := freePort(t)
+	retype(s.form.listenPort, port)
+	if err := tapApply(t, s, done); err != nil {
+		t.Fatalf("Apply: %v (status %q)", err, s.status.Text)
+	}
+	moved := ctl.Status()
+	if moved.State != app.StateRunning || moved.Addr != "127.0.0.1:"+port {
+		t.Fatalf("after Apply of port %s: status %+v", port, moved)
+	}
+	if body := getVia(t, moved.Addr, origin.URL); body != "hello through porthole" {
+		t.Errorf("through the moved proxy: %q", body)
+	}
+	if c, err := net.Dial("tcp", first); err == nil {
+		_ = c.Close()
+		t.Errorf("the old address %s still accepts connections", first)
+	}
+	if got, err := config.Load(path); err != nil || got.Listen != "127.0.0.1:"+port {
+		t.Errorf("file after the move: listen %q, %v", got.Listen, err)
+	}
+}

@@ -1,0 +1,71 @@
+package ui
+
+import (
+	"bytes"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/theme"
+
+	"porthole/app"
+	"porthole/app/config"
+)
+
+// TestSettingsScreenshot renders the settings window with Fyne's software
+// painter (no display needed) and checks the picture. It is written to
+// the test's temporary directory, or to docs/screenshots/settings.png with
+// PORTHOLE_UPDATE_SCREENSHOTS=1 (how the committed one is made).
+func TestSettingsScreenshot(t *testing.T) {
+	path := settingsEnv(t)
+	fyne.CurrentApp().Settings().SetTheme(theme.DefaultTheme())
+	// The defaults as a first start shows them (the proxy need not run:
+	// the window shows settings, not state).
+	ctl := app.NewController(config.Default(), nil, testLogger(t))
+	defer func() { _ = ctl.Close() }()
+	s, _ := openSettings(t, ctl, path)
+	// A problem on show, as a user sees one while typing.
+	retype(s.form.bypass, "localhost\n*.local\n10.0.0.0/8\nintranet example")
+
+	// The GL driver lays out again when a shown problem changes a row's
+	// height; the software canvas does not, so lay out before capturing.
+	s.win.Content().Refresh()
+	img := s.win.Canvas().Capture()
+	if got, want := img.Bounds().Size(), image.Pt(settingsWidth, settingsHeight); got != want {
+		t.Errorf("screenshot is %v, want %v", got, want)
+	}
+	if n := distinctColours(img, 1000); n < 32 {
+		t.Errorf("screenshot has %d colours; a rendered form has text, fields and buttons", n)
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "settings.png")
+	if os.Getenv("PORTHOLE_UPDATE_SCREENSHOTS") == "1" {
+		out = filepath.Join("..", "docs", "screenshots", "settings.png")
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("settings screenshot: %s (%d bytes)", out, buf.Len())
+}
+
+// distinctColours counts the colours in img, stopping at limit.
+func distinctColours(img image.Image, limit int) int {
+	seen := map[[4]uint32]bool{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y && len(seen) < limit; y++ {
+		for x := b.Min.X; x < b.Max.X && len(seen) < limit; x++ {
+			r, g, bl, a := img.At(x, y).RGBA()
+			seen[[4]uint32{r, g, bl, a}] = true
+		}
+	}
+	return len(seen)
+}

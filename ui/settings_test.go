@@ -1,0 +1,302 @@
+package ui
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+
+	"porthole/app"
+	"porthole/app/autostart"
+	"porthole/app/config"
+)
+
+// settingsEnv isolates a settings test: a temporary config path, an
+// XDG_CONFIG_HOME of its own (Start at login writes there), no
+// PORTHOLE_TOKEN from the caller's environment, and Fyne's test app.
+func settingsEnv(t *testing.T) (path string) {
+	t.Helper()
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "xdg"))
+	t.Setenv("PORTHOLE_TOKEN", "")
+	test.NewTempApp(t)
+	return filepath.Join(dir, "porthole", "config.json")
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// loopbackConfig is the defaults on a free loopback port.
+func loopbackConfig() config.Config {
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	return cfg
+}
+
+// openSettings shows the settings window for ctl and returns it with a
+// channel that gets each Apply's result.
+func openSettings(t *testing.T, ctl *app.Controller, path string) (*settingsWindow, <-chan error) {
+	t.Helper()
+	s := newSettings(fyne.CurrentApp(), ctl, path)
+	done := make(chan error, 1)
+	s.onApplied = func(err error) { done <- err }
+	s.Show()
+	if s.win == nil {
+		t.Fatal("Show opened no window")
+	}
+	return s, done
+}
+
+// tapApply taps Apply and waits for its result.
+func tapApply(t *testing.T, s *settingsWindow, done <-chan error) error {
+	t.Helper()
+	if s.apply.Disabled() {
+		t.Fatalf("Apply is disabled; status %q", s.status.Text)
+	}
+	test.Tap(s.apply)
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatal("Apply did not finish within 20 s")
+		return nil
+	}
+}
+
+// retype replaces an entry's text the way a user does: select nothing,
+// clear, type.
+func retype(e interface {
+	SetText(string)
+	TypedRune(rune)
+}, text string) {
+	e.SetText("")
+	for _, r := range text {
+		e.TypedRune(r)
+	}
+}
+
+func TestSettingsInvalidListenShowsProblemAndDisablesApply(t *testing.T) {
+	path := settingsEnv(t)
+	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
+	defer func() { _ = ctl.Close() }()
+	s, _ := openSettings(t, ctl, path)
+	problem := s.form.problems[fieldListen]
+	if s.apply.Disabled() || problem.Visible() {
+		t.Fatalf("the defaults should be valid: apply disabled %v, problem %q", s.apply.Disabled(), problem.Text)
+	}
+
+	retype(s.form.listenPort, "99999")
+	if !s.apply.Disabled() {
+		t.Error("Apply stays enabled with port 99999")
+	}
+	if !problem.Visible() || !strings.Contains(problem.Text, `"99999"`) {
+		t.Errorf("listen problem = %q (visible %v), want it to name port \"99999\"", problem.Text, problem.Visible())
+	}
+	if s.status.Text != problem.Text {
+		t.Errorf("status line = %q, want the first problem %q", s.status.Text, problem.Text)
+	}
+
+	retype(s.form.listenPort, "8088")
+	retype(s.form.listenHost, "not a host")
+	if !s.apply.Disabled() || !strings.Contains(problem.Text, `"not a host"`) {
+		t.Errorf("host %q: apply disabled %v, problem %q", "not a host", s.apply.Disabled(), problem.Text)
+	}
+	retype(s.form.listenHost, "")
+	if !s.apply.Disabled() || !strings.Contains(problem.Text, "no host") {
+		t.Errorf("empty host: apply disabled %v, problem %q", s.apply.Disabled(), problem.Text)
+	}
+
+	retype(s.form.listenHost, "127.0.0.1")
+	if s.apply.Disabled() || problem.Visible() || s.status.Text != "" {
+		t.Errorf("fixed: apply disabled %v, problem %q visible %v, status %q",
+			s.apply.Disabled(), problem.Text, problem.Visible(), s.status.Text)
+	}
+}
+
+func TestSettingsBadBypassEntryIsNamed(t *testing.T) {
+	path := settingsEnv(t)
+	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
+	defer func() { _ = ctl.Close() }()
+	s, _ := openSettings(t, ctl, path)
+	problem := s.form.problems[fieldBypass]
+	for _, tc := range []struct{ text, want string }{
+		{"localhost\n*.corp.example\nnot a host!\n10.0.0.0/8", `line 3: bypass entry "not a host!"`},
+		{"localhost\n10.0.0.0/33", `line 2: bypass entry "10.0.0.0/33"`},
+	} {
+		retype(s.form.bypass, tc.text)
+		if !s.apply.Disabled() || !problem.Visible() || !strings.Contains(problem.Text, tc.want) {
+			t.Errorf("bypass %q: apply disabled %v, problem %q (visible %v), want it to contain %q",
+				tc.text, s.apply.Disabled(), problem.Text, problem.Visible(), tc.want)
+		}
+	}
+	retype(s.form.bypass, "localhost\n\n  *.corp.example  \n10.0.0.0/8\n")
+	if s.apply.Disabled() || problem.Visible() {
+		t.Errorf("a valid list with a blank line: apply disabled %v, problem %q", s.apply.Disabled(), problem.Text)
+	}
+	cfg, problems := s.form.values().config()
+	if want := []string{"localhost", "*.corp.example", "10.0.0.0/8"}; len(problems) > 0 || !reflect.DeepEqual(cfg.Bypass, want) {
+		t.Errorf("bypass read as %q (problems %v), want %q", cfg.Bypass, problems, want)
+	}
+}
+
+func TestSettingsSecretsAreMasked(t *testing.T) {
+	path := settingsEnv(t)
+	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
+	defer func() { _ = ctl.Close() }()
+	s, _ := openSettings(t, ctl, path)
+	if !s.form.token.Password || !s.form.password.Password {
+		t.Errorf("token entry password=%v, password entry password=%v; both must be masked",
+			s.form.token.Password, s.form.password.Password)
+	}
+	if s.form.tokenSource.Visible() {
+		t.Errorf("token source note %q shown with no override", s.form.tokenSource.Text)
+	}
+	retype(s.form.tokenFile, "/etc/porthole-token")
+	if !s.form.tokenSource.Visible() || !strings.Contains(s.form.tokenSource.Text, "token file") {
+		t.Errorf("with a token file, note = %q (visible %v)", s.form.tokenSource.Text, s.form.tokenSource.Visible())
+	}
+	test.Tap(s.cancel)
+	if s.win != nil {
+		t.Fatal("Cancel left the window open")
+	}
+
+	t.Setenv("PORTHOLE_TOKEN", "from-env")
+	s.Show()
+	if !s.form.tokenSource.Visible() || !strings.Contains(s.form.tokenSource.Text, "PORTHOLE_TOKEN") {
+		t.Errorf("with PORTHOLE_TOKEN set, note = %q (visible %v)", s.form.tokenSource.Text, s.form.tokenSource.Visible())
+	}
+	if s.form.tokenFile.Text != "" {
+		t.Errorf("Cancel kept the edit: token file %q", s.form.tokenFile.Text)
+	}
+}
+
+func TestSettingsReportsBrokenFileMovedAside(t *testing.T) {
+	path := settingsEnv(t)
+	broken := []byte("{\"listen\": \"127.0.0.1:8088\", \"no_such_field\": 1}\n")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, broken, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
+	defer func() { _ = ctl.Close() }()
+	s, done := openSettings(t, ctl, path)
+
+	aside := brokenCopy(t, path, broken)
+	if !s.fileNote.Visible() || !strings.Contains(s.fileNote.Text, aside) {
+		t.Errorf("file note %q (visible %v) should name %s", s.fileNote.Text, s.fileNote.Visible(), aside)
+	}
+	if err := tapApply(t, s, done); err != nil {
+		t.Fatalf("Apply: %v (status %q)", err, s.status.Text)
+	}
+	brokenCopy(t, path, broken) // still there, untouched
+
+	// Broken again while the window is open: Apply sets it aside, says
+	// where, and only then writes the new file.
+	if err := os.Remove(aside); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, broken, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	retype(s.form.history, "10")
+	if err := tapApply(t, s, done); err != nil {
+		t.Fatalf("Apply: %v (status %q)", err, s.status.Text)
+	}
+	aside = brokenCopy(t, path, broken)
+	if !strings.Contains(s.status.Text, aside) {
+		t.Errorf("status %q should name %s", s.status.Text, aside)
+	}
+	if got, err := config.Load(path); err != nil || got.History != 10 {
+		t.Errorf("new file: history %d, %v", got.History, err)
+	}
+}
+
+// brokenCopy finds the one file config.Load set aside for path, checks it
+// holds content, and returns its path.
+func brokenCopy(t *testing.T, path string, content []byte) string {
+	t.Helper()
+	matches, err := filepath.Glob(path + ".broken-*")
+	if err != nil || len(matches) != 1 {
+		t.Fatalf("set-aside files %v, %v; want one", matches, err)
+	}
+	data, err := os.ReadFile(matches[0])
+	if err != nil || !bytes.Equal(data, content) {
+		t.Fatalf("%s holds %q, %v; want the broken file unchanged", matches[0], data, err)
+	}
+	return matches[0]
+}
+
+func TestSettingsStartupProblemIsReported(t *testing.T) {
+	path := settingsEnv(t)
+	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
+	defer func() { _ = ctl.Close() }()
+	s := newSettings(fyne.CurrentApp(), ctl, path)
+	s.startupProblem = fmt.Errorf("config %s: %w: x; it was moved to %s.broken-1 and the defaults are used", path, config.ErrInvalid, path)
+	s.Show()
+	if !s.fileNote.Visible() || !strings.Contains(s.fileNote.Text, path+".broken-1") {
+		t.Errorf("file note %q (visible %v)", s.fileNote.Text, s.fileNote.Visible())
+	}
+}
+
+func TestSettingsTunnelWithoutTokenIsNotSaved(t *testing.T) {
+	path := settingsEnv(t)
+	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
+	defer func() { _ = ctl.Close() }()
+	s, done := openSettings(t, ctl, path)
+	s.form.mode.SetSelected(modeTunnelLabel)
+	if p := s.form.problems[fieldExit]; !s.apply.Disabled() || !p.Visible() || !strings.Contains(p.Text, "exit") {
+		t.Errorf("tunnel without exit: apply disabled %v, exit problem %q", s.apply.Disabled(), p.Text)
+	}
+	retype(s.form.exit, "wss://exit.example.com/porthole")
+	if err := tapApply(t, s, done); err == nil {
+		t.Fatal("Apply of tunnel mode without a token succeeded")
+	}
+	if !strings.HasPrefix(s.status.Text, "Not saved") || !strings.Contains(s.status.Text, "token") {
+		t.Errorf("status %q should say it was not saved for lack of a token", s.status.Text)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("config file written despite the refusal: %v", err)
+	}
+	if s.apply.Disabled() {
+		t.Error("Apply stays disabled after a refused Apply")
+	}
+}
+
+func TestSettingsStartAtLoginWritesAutostartEntry(t *testing.T) {
+	path := settingsEnv(t)
+	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
+	defer func() { _ = ctl.Close() }()
+	s, done := openSettings(t, ctl, path)
+	if s.form.startAtLogin.Checked || s.form.startAtLogin.Disabled() {
+		t.Fatalf("start at login checked %v disabled %v with no entry", s.form.startAtLogin.Checked, s.form.startAtLogin.Disabled())
+	}
+	s.form.startAtLogin.SetChecked(true)
+	if err := tapApply(t, s, done); err != nil {
+		t.Fatalf("Apply: %v (status %q)", err, s.status.Text)
+	}
+	if on, err := autostart.Enabled(); !on || err != nil {
+		t.Errorf("autostart after Apply: %v, %v", on, err)
+	}
+	entry, err := os.ReadFile(filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "autostart", autostart.DesktopFileName))
+	if err != nil || !strings.Contains(string(entry), path) {
+		t.Errorf("autostart entry %q, %v; want it to pass --config %s", entry, err, path)
+	}
+	s.form.startAtLogin.SetChecked(false)
+	if err := tapApply(t, s, done); err != nil {
+		t.Fatalf("Apply: %v (status %q)", err, s.status.Text)
+	}
+	if on, err := autostart.Enabled(); on || err != nil {
+		t.Errorf("autostart after turning it off: %v, %v", on, err)
+	}
+}

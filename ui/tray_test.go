@@ -1,0 +1,217 @@
+package ui
+
+import (
+	"log/slog"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+
+	"porthole/app"
+	"porthole/app/config"
+	"porthole/core/outbound"
+)
+
+// newTestGUI is the GUI's state around a real controller (on a free
+// loopback port, no system proxy backend) in Fyne's test app, with the
+// worker running; the watcher is not started, the tests redraw with
+// redraw so each step is deterministic.
+func newTestGUI(t *testing.T) *gui {
+	t.Helper()
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "xdg")) // autostart looks there
+	t.Setenv("PORTHOLE_TOKEN", "")
+	a := test.NewTempApp(t)
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctl := app.NewController(cfg, nil, log)
+	g := &gui{
+		fyne: a, ctl: ctl, log: log,
+		opts:    Options{ConfigPath: filepath.Join(dir, "config.json"), Log: log},
+		actions: make(chan func(), 8),
+		poke:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	g.wg.Go(g.work)
+	t.Cleanup(func() {
+		close(g.done)
+		g.wg.Wait()
+		if err := ctl.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	g.tray = newTrayMenu(g)
+	return g
+}
+
+// redraw shows the controller's current state, as the watcher does.
+func (g *gui) redraw() { g.apply(viewOf(g.gather(nil, true))) }
+
+// click runs item's action and waits until the worker has done what it
+// queued.
+func click(t *testing.T, g *gui, item *fyne.MenuItem) {
+	t.Helper()
+	if item.Disabled {
+		t.Fatalf("%q is disabled", item.Label)
+	}
+	item.Action()
+	select {
+	case <-g.poke:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%q: the action did not finish within 20 s", item.Label)
+	}
+	g.redraw()
+}
+
+func menuLabels(m *fyne.Menu) []string {
+	var labels []string
+	for _, it := range m.Items {
+		if !it.IsSeparator {
+			labels = append(labels, it.Label)
+		}
+	}
+	return labels
+}
+
+func TestTrayMenuShowsEachStateInTheSameMenu(t *testing.T) {
+	g := newTestGUI(t)
+	tm := g.tray
+	menu, items := tm.menu, slices.Clone(tm.menu.Items)
+	sameMenu := func(when string) {
+		t.Helper()
+		if tm.menu != menu || !slices.Equal(tm.menu.Items, items) {
+			t.Fatalf("%s: the menu or its items were replaced; the tray keeps one menu", when)
+		}
+	}
+
+	g.redraw()
+	sameMenu("stopped")
+	if got, want := menuLabels(tm.menu), []string{"Stopped", "Start", "System proxy", "Mode: Direct",
+		"Connections…", "Settings…", "Copy terminal env", "Start at login", "Quit"}; !slices.Equal(got, want) {
+		t.Fatalf("stopped menu %q, want %q", got, want)
+	}
+	if !tm.status.Disabled || tm.startStop.Disabled {
+		t.Error("the status line is not clickable, Start is")
+	}
+	if !tm.modeDirect.Checked || tm.modeTunnel.Checked || !tm.modeTunnel.Disabled ||
+		!strings.Contains(tm.modeTunnel.Label, "exit server") {
+		t.Errorf("mode: direct %v, tunnel %q checked=%v disabled=%v", tm.modeDirect.Checked,
+			tm.modeTunnel.Label, tm.modeTunnel.Checked, tm.modeTunnel.Disabled)
+	}
+	if g.iconShown != iconOff {
+		t.Errorf("icon %v, want off", g.iconShown.Name())
+	}
+
+	click(t, g, tm.startStop)
+	sameMenu("running")
+	if st := g.ctl.Status(); st.State != app.StateRunning {
+		t.Fatalf("after Start: %v (%v)", st.State, st.Err)
+	}
+	if tm.status.Label != "Running · 0 connections · ↓ 0 B/s ↑ 0 B/s" || tm.startStop.Label != "Stop" {
+		t.Errorf("running: %q, %q", tm.status.Label, tm.startStop.Label)
+	}
+	if g.iconShown != iconDirect {
+		t.Errorf("icon %v, want direct", g.iconShown.Name())
+	}
+
+	// A taken port: the new listen address makes Apply restart and fail.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := g.ctl.Config()
+	cfg.Listen = ln.Addr().String()
+	if err := g.ctl.Apply(cfg); err == nil {
+		t.Fatal("Apply on a taken port did not fail")
+	}
+	g.redraw()
+	sameMenu("failed")
+	_, port, _ := net.SplitHostPort(cfg.Listen)
+	if want := "Error: port " + port + " in use"; tm.status.Label != want || tm.startStop.Label != "Start" {
+		t.Errorf("failed: %q, %q; want %q, Start", tm.status.Label, tm.startStop.Label, want)
+	}
+	if g.iconShown != iconError {
+		t.Errorf("icon %v, want error", g.iconShown.Name())
+	}
+
+	click(t, g, tm.startStop) // retries and fails again
+	sameMenu("failed again")
+	if g.ctl.Status().State != app.StateFailed {
+		t.Errorf("start on a taken port: %v", g.ctl.Status().State)
+	}
+	if tm.refreshes < 4 {
+		t.Errorf("%d menu refreshes for 4 redraws", tm.refreshes)
+	}
+}
+
+func TestTrayModeSwitchAppliesAndSaves(t *testing.T) {
+	g := newTestGUI(t)
+	tm := g.tray
+	cfg := g.ctl.Config()
+	cfg.Exit = "wss://exit.example/porthole"
+	if err := g.ctl.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.ctl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	g.redraw()
+	if tm.modeTunnel.Disabled || tm.modeTunnel.Label != "Tunnel" {
+		t.Fatalf("an exit is set: tunnel %q disabled=%v", tm.modeTunnel.Label, tm.modeTunnel.Disabled)
+	}
+
+	click(t, g, tm.modeTunnel)
+	saved, err := config.Load(g.opts.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if saved.Mode != string(outbound.ModeTunnel) || g.ctl.Config().Mode != string(outbound.ModeTunnel) {
+		t.Errorf("mode in use %q, saved %q; want tunnel", g.ctl.Config().Mode, saved.Mode)
+	}
+	// No token: the restart in tunnel mode fails, and says why.
+	if st := g.ctl.Status(); st.State != app.StateFailed || !strings.HasPrefix(tm.status.Label, "Error: tunnel mode needs") {
+		t.Errorf("tunnel without a token: %v, %q", st.State, tm.status.Label)
+	}
+	if tm.mode.Label != "Mode: Tunnel" || !tm.modeTunnel.Checked || tm.modeDirect.Checked {
+		t.Errorf("mode items: %q, tunnel %v, direct %v", tm.mode.Label, tm.modeTunnel.Checked, tm.modeDirect.Checked)
+	}
+
+	click(t, g, tm.modeDirect)
+	if st := g.ctl.Status(); g.ctl.Config().Mode != string(outbound.ModeDirect) {
+		t.Errorf("back to direct: mode %q, state %v", g.ctl.Config().Mode, st.State)
+	}
+}
+
+func TestTraySystemProxyWithoutBackend(t *testing.T) {
+	g := newTestGUI(t)
+	tm := g.tray
+	g.redraw()
+	if tm.systemProxy.Disabled || tm.systemProxy.Checked {
+		t.Fatal("system proxy: not yet known to be unsupported, so it can be tried")
+	}
+	click(t, g, tm.systemProxy) // nil backend: ErrUnsupported
+	if !tm.systemProxy.Disabled || !strings.Contains(tm.systemProxy.Label, "not available") {
+		t.Errorf("after ErrUnsupported: %q disabled=%v", tm.systemProxy.Label, tm.systemProxy.Disabled)
+	}
+}
+
+func TestTrayCopyTerminalEnv(t *testing.T) {
+	g := newTestGUI(t)
+	if err := g.ctl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	g.redraw()
+	g.tray.copyEnv.Action()
+	got := g.fyne.Clipboard().Content()
+	addr := g.ctl.Status().Addr
+	if !strings.Contains(got, "http_proxy='http://"+addr+"'") && !strings.Contains(got, "http_proxy=http://"+addr) {
+		t.Errorf("clipboard %q does not point at the running proxy %s", got, addr)
+	}
+}
