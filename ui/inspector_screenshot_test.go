@@ -217,7 +217,7 @@ func TestInspectorScreenshot(t *testing.T) {
 		if got, want := img.Bounds().Size(), image.Pt(1280, 760); got != want {
 			t.Errorf("%s is %v, want %v", name, got, want)
 		}
-		if n := colourCount(img, 1000); n < 64 {
+		if n := countColours(img, 1000); n < 64 {
 			t.Errorf("%s has %d colours; a rendered table with a graph has many", name, n)
 		}
 		var buf bytes.Buffer
@@ -237,17 +237,4 @@ func TestInspectorScreenshot(t *testing.T) {
 	i.tabs.SelectIndex(int(tabClosed))
 	i.selectRow(failed)
 	save("inspector-closed.png")
-}
-
-// colourCount counts the colours in img, stopping at limit.
-func colourCount(img image.Image, limit int) int {
-	seen := map[[4]uint32]bool{}
-	b := img.Bounds()
-	for y := b.Min.Y; y < b.Max.Y && len(seen) < limit; y++ {
-		for x := b.Min.X; x < b.Max.X && len(seen) < limit; x++ {
-			r, g, bl, a := img.At(x, y).RGBA()
-			seen[[4]uint32{r, g, bl, a}] = true
-		}
-	}
-	return len(seen)
 }

@@ -37,7 +37,7 @@ func TestSettingsScreenshot(t *testing.T) {
 	if got, want := img.Bounds().Size(), image.Pt(settingsWidth, settingsHeight); got != want {
 		t.Errorf("screenshot is %v, want %v", got, want)
 	}
-	if n := distinctColours(img, 1000); n < 32 {
+	if n := countColours(img, 1000); n < 32 {
 		t.Errorf("screenshot has %d colours; a rendered form has text, fields and buttons", n)
 	}
 	var buf bytes.Buffer
@@ -55,17 +55,4 @@ func TestSettingsScreenshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("settings screenshot: %s (%d bytes)", out, buf.Len())
-}
-
-// distinctColours counts the colours in img, stopping at limit.
-func distinctColours(img image.Image, limit int) int {
-	seen := map[[4]uint32]bool{}
-	b := img.Bounds()
-	for y := b.Min.Y; y < b.Max.Y && len(seen) < limit; y++ {
-		for x := b.Min.X; x < b.Max.X && len(seen) < limit; x++ {
-			r, g, bl, a := img.At(x, y).RGBA()
-			seen[[4]uint32{r, g, bl, a}] = true
-		}
-	}
-	return len(seen)
 }

@@ -7,7 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"porthole/app/internal/atomicfile"
 )
 
 // maxEntrySize bounds what Read loads; a bigger file is not ours.
@@ -50,29 +51,7 @@ func (s fileStore) Read() (string, bool, error) {
 // 0644: it holds nothing secret and launchd refuses group/world-writable
 // agents.
 func (s fileStore) Write(content string) error {
-	dir := filepath.Dir(s.path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", dir, err)
-	}
-	tmp, err := os.CreateTemp(dir, ".porthole-autostart-*.tmp")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", s.path, err)
-	}
-	defer func() { _ = os.Remove(tmp.Name()) }() // fails harmlessly once renamed
-	err = tmp.Chmod(0o644)
-	if err == nil {
-		_, err = tmp.WriteString(content)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if err := errors.Join(err, tmp.Close()); err != nil {
-		return fmt.Errorf("writing %s: %w", s.path, err)
-	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
-		return fmt.Errorf("writing %s: %w", s.path, err)
-	}
-	return nil
+	return atomicfile.Write(s.path, []byte(content), 0o644, 0o755)
 }
 
 func (s fileStore) Remove() error {

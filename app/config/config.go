@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"porthole/app/internal/atomicfile"
 	"porthole/core"
 	"porthole/core/outbound"
 	"porthole/core/tunnel"
@@ -162,32 +163,8 @@ func Save(path string, cfg Config) error {
 		return fmt.Errorf("encoding config: %w", err)
 	}
 	data = append(data, '\n')
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("creating config directory: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".config-*.json")
-	if err != nil {
-		return fmt.Errorf("writing config: %w", err)
-	}
-	defer func() { _ = os.Remove(tmp.Name()) }() // fails harmlessly once renamed
-	if err := writeSynced(tmp, data); err != nil {
-		return fmt.Errorf("writing config: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing config: %w", err)
+	if err := atomicfile.Write(path, data, 0o600, 0o700); err != nil {
+		return fmt.Errorf("saving config: %w", err)
 	}
 	return nil
-}
-
-// writeSynced writes data with mode 0600, syncs and closes f.
-func writeSynced(f *os.File, data []byte) error {
-	err := f.Chmod(0o600)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	return errors.Join(err, f.Close())
 }

@@ -8,8 +8,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"time"
+
+	"porthole/app/internal/atomicfile"
 )
 
 // JournalName is the journal's file name, kept beside config.json.
@@ -90,46 +91,10 @@ func writeJournal(path string, j *Journal) error {
 		return fmt.Errorf("encoding the system proxy journal: %w", err)
 	}
 	data = append(data, '\n')
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := atomicfile.Write(path, data, 0o600, 0o700); err != nil {
 		return fmt.Errorf("writing the system proxy journal: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".sysproxy-journal-*.json")
-	if err != nil {
-		return fmt.Errorf("writing the system proxy journal: %w", err)
-	}
-	defer func() { _ = os.Remove(tmp.Name()) }() // fails harmlessly once renamed
-	if err := writeSynced(tmp, data); err != nil {
-		return fmt.Errorf("writing the system proxy journal: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing the system proxy journal: %w", err)
-	}
-	return syncDir(dir)
-}
-
-// writeSynced writes data with mode 0600, syncs and closes f.
-func writeSynced(f *os.File, data []byte) error {
-	err := f.Chmod(0o600)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	return errors.Join(err, f.Close())
-}
-
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil // directories cannot be opened for syncing; NTFS journals the rename
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing the journal's directory: %w", err)
-	}
-	err = d.Sync()
-	return errors.Join(err, d.Close())
+	return nil
 }
 
 func removeJournal(path string) error {
