@@ -57,9 +57,12 @@ type Status struct {
 	Tunnel    tunnel.Status
 	HasTunnel bool
 	// SystemProxy says the system proxy points at Porthole now;
-	// SystemProxyErr is why the last attempt to set it failed.
-	SystemProxy    bool
-	SystemProxyErr error
+	// SystemProxyErr is why the last attempt to set it failed;
+	// WantSystemProxy is the user's choice, kept while the proxy is
+	// stopped and applied at each start.
+	SystemProxy     bool
+	SystemProxyErr  error
+	WantSystemProxy bool
 }
 
 // Controller owns the proxy engine and the system proxy, and is the one
@@ -67,20 +70,27 @@ type Status struct {
 // The registry lives as long as the Controller, across engines, so the
 // inspector keeps its history when settings change.
 //
-// Concurrency: every method is safe from any goroutine; changes are
-// serialised. A failed start leaves nothing half-applied: the system proxy
-// is only set while the proxy runs. Close is idempotent.
+// Concurrency: every method is safe from any goroutine. Changes (Start,
+// Stop, SetSystemProxy, Apply, Close) are serialised by ops and may take
+// seconds (stopping waits for connections, the system proxy runs tools);
+// Status, Config and Changed only take the short state lock, so a UI
+// reading them never waits for a change to finish and sees Starting and
+// Stopping. A failed start leaves nothing half-applied: the system proxy is
+// only set while the proxy runs. Close is idempotent.
 type Controller struct {
 	log *slog.Logger
 	sys *sysproxy.Manager // nil: never touch the system proxy
 	reg *registry.Registry
 
-	mu      sync.Mutex // held through every change
+	ops sync.Mutex // held through every change, never by readers
+
+	mu      sync.Mutex // guards the fields below; held only briefly
 	cfg     config.Config
 	eng     *core.Engine // nil while stopped
 	state   State
 	err     error
 	wantSys bool // the user wants the system proxy set while running
+	sysOn   bool // the system proxy points at the proxy now
 	sysErr  error
 	closed  bool
 	changed chan struct{} // closed and replaced at every change
@@ -108,23 +118,28 @@ func (c *Controller) Changed() <-chan struct{} {
 	return c.changed
 }
 
-func (c *Controller) notifyLocked() {
+// update changes state under the short lock and tells watchers.
+func (c *Controller) update(f func()) {
+	c.mu.Lock()
+	f()
 	close(c.changed)
 	c.changed = make(chan struct{})
+	c.mu.Unlock()
 }
 
 // Status is the current state.
 func (c *Controller) Status() Status {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	st := Status{State: c.state, Err: c.err, Mode: outbound.Mode(c.cfg.Mode), SystemProxyErr: c.sysErr}
-	if c.eng != nil {
-		if a := c.eng.Addr(); a != nil {
+	st := Status{State: c.state, Err: c.err, Mode: outbound.Mode(c.cfg.Mode),
+		SystemProxy: c.sysOn, SystemProxyErr: c.sysErr, WantSystemProxy: c.wantSys}
+	eng := c.eng
+	c.mu.Unlock()
+	if eng != nil { // the engine's readers are safe while it stops
+		if a := eng.Addr(); a != nil {
 			st.Addr = a.String()
 		}
-		st.Tunnel, st.HasTunnel = c.eng.TunnelStatus()
+		st.Tunnel, st.HasTunnel = eng.TunnelStatus()
 	}
-	st.SystemProxy = c.sys != nil && c.sys.Enabled()
 	return st
 }
 
@@ -138,100 +153,118 @@ func (c *Controller) Config() config.Config {
 // Start builds the engine from the settings and starts it, then sets the
 // system proxy if wanted. Starting a running proxy does nothing.
 func (c *Controller) Start() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.startLocked()
+	c.ops.Lock()
+	defer c.ops.Unlock()
+	return c.startOps()
 }
 
-func (c *Controller) startLocked() error {
+// startOps starts; the caller holds ops.
+func (c *Controller) startOps() error {
+	c.mu.Lock()
+	closed, running, cfg := c.closed, c.state == StateRunning, c.cfg
+	c.mu.Unlock()
 	switch {
-	case c.closed:
+	case closed:
 		return ErrControllerClosed
-	case c.state == StateRunning:
+	case running:
 		return nil
 	}
-	c.setLocked(StateStarting, nil)
-	ec, err := EngineConfig(c.cfg, c.log)
-	if err == nil {
-		ec.Registry = c.reg
-		var eng *core.Engine
-		if eng, err = core.New(ec); err == nil {
-			if err = eng.Start(); err != nil {
-				err = errors.Join(err, eng.Close())
-			} else {
-				c.eng = eng
-			}
-		}
-	}
+	c.update(func() { c.state, c.err = StateStarting, nil })
+	eng, err := c.newEngine(cfg)
 	if err != nil {
-		c.setLocked(StateFailed, err)
+		c.update(func() { c.state, c.err = StateFailed, err })
 		return err
 	}
-	c.setLocked(StateRunning, nil)
-	if c.wantSys {
-		c.applySystemProxyLocked()
+	var want bool
+	c.update(func() { c.eng, c.state, want = eng, StateRunning, c.wantSys })
+	if want {
+		c.applySystemProxyOps(eng)
 	}
 	return nil
+}
+
+func (c *Controller) newEngine(cfg config.Config) (*core.Engine, error) {
+	ec, err := EngineConfig(cfg, c.log)
+	if err != nil {
+		return nil, err
+	}
+	ec.Registry = c.reg
+	eng, err := core.New(ec)
+	if err != nil {
+		return nil, err
+	}
+	if err := eng.Start(); err != nil {
+		return nil, errors.Join(err, eng.Close())
+	}
+	return eng, nil
 }
 
 // Stop puts the system proxy back, then stops the proxy and waits for its
 // connections to end.
 func (c *Controller) Stop() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stopLocked()
+	c.ops.Lock()
+	defer c.ops.Unlock()
+	return c.stopOps()
 }
 
-func (c *Controller) stopLocked() error {
-	sysErr := c.releaseSystemProxyLocked()
-	if c.eng == nil {
-		if c.state == StateFailed {
-			c.setLocked(StateStopped, nil)
+func (c *Controller) stopOps() error {
+	sysErr := c.releaseSystemProxyOps()
+	c.mu.Lock()
+	eng, failed := c.eng, c.state == StateFailed
+	c.mu.Unlock()
+	if eng == nil {
+		if failed {
+			c.update(func() { c.state, c.err = StateStopped, nil })
 		}
 		return sysErr
 	}
-	c.setLocked(StateStopping, nil)
-	err := c.eng.Close()
-	c.eng = nil
-	c.setLocked(StateStopped, nil)
+	c.update(func() { c.state = StateStopping })
+	err := eng.Close()
+	c.update(func() { c.eng, c.state = nil, StateStopped })
 	return errors.Join(sysErr, err)
 }
 
 // SetSystemProxy turns the system proxy on or off. On while stopped is
 // remembered and applied at the next start.
 func (c *Controller) SetSystemProxy(on bool) error {
+	c.ops.Lock()
+	defer c.ops.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
+	closed, eng, running := c.closed, c.eng, c.state == StateRunning
+	c.mu.Unlock()
+	switch {
+	case closed:
 		return ErrControllerClosed
-	}
-	if c.sys == nil {
+	case c.sys == nil:
 		return sysproxy.ErrUnsupported
 	}
-	c.wantSys = on
+	c.update(func() { c.wantSys, c.sysErr = on, nil })
 	if !on {
-		err := c.releaseSystemProxyLocked()
-		c.notifyLocked()
-		return err
+		return c.releaseSystemProxyOps()
 	}
-	if c.state == StateRunning {
-		c.applySystemProxyLocked()
+	if running {
+		return c.applySystemProxyOps(eng)
 	}
-	c.notifyLocked()
-	return c.sysErr
+	return nil
 }
 
-func (c *Controller) applySystemProxyLocked() {
-	addr := c.eng.Addr()
+// applySystemProxyOps points the system proxy at eng; the caller holds ops.
+func (c *Controller) applySystemProxyOps(eng *core.Engine) error {
+	addr := eng.Addr()
 	if addr == nil {
-		return
+		return nil
 	}
-	c.sysErr = c.sys.Enable(proxyAddr(addr), c.cfg.Bypass)
-	if c.sysErr != nil {
-		c.log.Warn("the system proxy was not set; the proxy runs anyway", "err", c.sysErr)
-	} else {
-		c.log.Info("system proxy set", "addr", proxyAddr(addr))
+	c.mu.Lock()
+	bypass := c.cfg.Bypass
+	c.mu.Unlock()
+	err := c.sys.Enable(proxyAddr(addr), bypass)
+	c.update(func() { c.sysOn, c.sysErr = err == nil, err })
+	if err != nil {
+		c.log.Warn("the system proxy was not set; the proxy runs anyway", "err", err)
+		return err
 	}
+	c.log.Info("system proxy set", "addr", proxyAddr(addr))
+	return nil
 }
 
 // proxyAddr is the address to give programs: a proxy listening on every
@@ -247,40 +280,50 @@ func proxyAddr(a net.Addr) string {
 	return net.JoinHostPort(host, port)
 }
 
-func (c *Controller) releaseSystemProxyLocked() error {
-	if c.sys == nil || !c.sys.Enabled() {
+// releaseSystemProxyOps puts the system proxy back if it is set; the
+// caller holds ops.
+func (c *Controller) releaseSystemProxyOps() error {
+	c.mu.Lock()
+	on := c.sysOn
+	c.mu.Unlock()
+	if c.sys == nil || !on {
 		return nil
 	}
 	if err := c.sys.Disable(); err != nil {
+		c.update(func() { c.sysErr = err })
 		c.log.Error("the system proxy could not be put back; run porthole --restore-system-proxy", "err", err)
 		return err
 	}
+	c.update(func() { c.sysOn, c.sysErr = false, nil })
 	c.log.Info("system proxy put back")
 	return nil
 }
 
-// Apply validates and takes new settings. The proxy restarts only when a
-// setting the running engine depends on changed; the system proxy follows.
+// Apply validates and takes new settings. The proxy restarts when a
+// setting the running engine depends on changed, or when its last start
+// failed (the new settings may fix it); the system proxy follows.
 func (c *Controller) Apply(cfg config.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	c.ops.Lock()
+	defer c.ops.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
+	closed, old, state := c.closed, c.cfg, c.state
+	c.mu.Unlock()
+	if closed {
 		return ErrControllerClosed
 	}
-	old := c.cfg
-	c.cfg = cfg
-	c.notifyLocked()
-	if c.state != StateRunning || !needsRestart(old, cfg) {
+	c.update(func() { c.cfg = cfg })
+	restart := state == StateFailed || state == StateRunning && needsRestart(old, cfg)
+	if !restart {
 		return nil
 	}
 	c.log.Info("settings changed; restarting the proxy")
-	if err := c.stopLocked(); err != nil {
+	if err := c.stopOps(); err != nil {
 		c.log.Warn("stopping for new settings", "err", err)
 	}
-	return c.startLocked()
+	return c.startOps()
 }
 
 // needsRestart reports whether the engine must be rebuilt for b.
@@ -293,17 +336,15 @@ func needsRestart(a, b config.Config) bool {
 // Close puts the system proxy back, stops the proxy and closes the
 // registry. The controller cannot be used afterwards.
 func (c *Controller) Close() error {
+	c.ops.Lock()
+	defer c.ops.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
 		return nil
 	}
-	err := c.stopLocked()
-	c.closed = true
+	err := c.stopOps()
+	c.update(func() { c.closed = true })
 	return errors.Join(err, c.reg.Close())
-}
-
-func (c *Controller) setLocked(s State, err error) {
-	c.state, c.err = s, err
-	c.notifyLocked()
 }

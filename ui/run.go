@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -91,7 +93,33 @@ func Run(ctl *app.Controller, opts Options) error {
 	}
 	g.wg.Go(g.work)
 	g.wg.Go(func() { g.watch(first) })
+	// Closing the terminal Porthole was started from (SIGHUP) is a Quit:
+	// the system proxy must not be left pointing at a proxy that is gone.
+	// (Fyne itself turns SIGINT and SIGTERM into a Quit.)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	g.wg.Go(func() {
+		select {
+		case <-hup:
+			g.quit()
+		case <-g.done:
+		}
+	})
+	// A panic on the Fyne thread still puts the system proxy back.
+	defer func() {
+		if r := recover(); r != nil {
+			_ = ctl.Close() // best effort on the way down; the panic is what matters
+			panic(r)
+		}
+	}()
 	g.fyne.Run()
+	// The Fyne loop is over: from here fyne.Do runs its function at once
+	// on the caller's goroutine, so nothing may post to widgets any more.
+	g.ended.Store(true)
+	if g.inspector != nil {
+		g.inspector.bridge.Stop() // this goroutine was the Fyne thread
+	}
 	close(g.done)
 	g.wg.Wait()
 	return ctl.Close()
@@ -163,8 +191,8 @@ func (g *gui) watch(prev controlsInput) {
 	shown := viewOf(prev)
 	last := g.ctl.Registry().Totals()
 	lastAt := time.Now()
+	changed := g.ctl.Changed()
 	for {
-		changed := g.ctl.Changed()
 		ticked := false
 		select {
 		case <-g.done:
@@ -174,6 +202,8 @@ func (g *gui) watch(prev controlsInput) {
 		case <-tick.C:
 			ticked = true
 		}
+		// Taken before gathering, so a change while gathering is not missed.
+		changed = g.ctl.Changed()
 		in := g.gather(&prev, !ticked)
 		if ticked {
 			now := time.Now()
@@ -248,9 +278,14 @@ func (g *gui) toggleRunning() {
 	if g.quitting.Load() {
 		return
 	}
+	// The intent is what the user saw when clicking: a second click while
+	// a slow Stop runs must not turn into a Start. Stop and Start are
+	// idempotent.
+	st := g.ctl.Status().State
+	stop := st == app.StateRunning || st == app.StateStarting
 	g.do("start/stop", func() {
 		var err error
-		if st := g.ctl.Status().State; st == app.StateRunning || st == app.StateStarting {
+		if stop {
 			err = g.ctl.Stop()
 		} else {
 			err = g.ctl.Start() // a failure shows in the status line
@@ -286,15 +321,9 @@ func (g *gui) setMode(m outbound.Mode) {
 
 func (g *gui) setStartAtLogin(on bool) {
 	g.do("start at login", func() {
-		exe, err := os.Executable()
-		if err == nil {
-			if on {
-				err = autostart.Enable(exe, nil)
-			} else {
-				err = autostart.Disable()
-			}
-		}
-		if err != nil {
+		// The same entry Settings writes (with --config for a config
+		// file other than the default).
+		if err := autostartSetter(g.opts.ConfigPath)(on); err != nil {
 			g.notify("Start at login was not changed", err)
 			return
 		}
@@ -320,7 +349,7 @@ func (g *gui) saveConfig(what string, change func(*config.Config)) {
 	// broken one aside first, so it is never overwritten unseen, and one
 	// that cannot be read at all is left alone.
 	if _, err := config.Load(g.opts.ConfigPath); err != nil {
-		if !errors.Is(err, config.ErrInvalid) {
+		if !errors.Is(err, config.ErrInvalid) || errors.Is(err, config.ErrStuck) {
 			g.notify("Porthole did not save its settings", err)
 			return
 		}
@@ -342,6 +371,7 @@ func (g *gui) showSettings() {
 	if g.settings == nil {
 		g.settings = newSettings(g.fyne, g.ctl, g.opts.ConfigPath)
 		g.settings.startupProblem = g.opts.ConfigProblem // shown at the first Show
+		g.settings.background = func(f func()) { g.wg.Go(f) }
 	}
 	g.settings.Show()
 }

@@ -40,6 +40,9 @@ type settingsWindow struct {
 	// setAutostart turns Start at login on or off; tests keep the real
 	// one with XDG_CONFIG_HOME in a temporary directory.
 	setAutostart func(on bool) error
+	// background runs an Apply's slow part off the Fyne thread; the app
+	// sets it so Quit waits for a save in progress (nil: a goroutine).
+	background func(func())
 	// onApplied, if set, runs on the Fyne thread after every Apply with
 	// its error (tests wait on it).
 	onApplied func(error)
@@ -139,10 +142,15 @@ func (s *settingsWindow) applyForm() {
 	s.status.Importance = widget.MediumImportance
 	s.status.SetText("Applying…")
 	shown := s.shown
-	go func() {
+	work := func() {
 		msg, field, err := s.save(cfg, shown)
 		fyne.Do(func() { s.applied(v, msg, field, err) })
-	}()
+	}
+	if s.background != nil {
+		s.background(work)
+	} else {
+		go work()
+	}
 }
 
 // applied shows the result of an Apply.
@@ -181,7 +189,7 @@ func (s *settingsWindow) save(cfg config.Config, shown settingsValues) (string, 
 	var notes []string
 	// Load sets a broken file aside (and says where) instead of letting
 	// Save replace it; a file that cannot be read is not replaced at all.
-	if _, err := config.Load(s.path); errors.Is(err, config.ErrInvalid) {
+	if _, err := config.Load(s.path); errors.Is(err, config.ErrInvalid) && !errors.Is(err, config.ErrStuck) {
 		notes = append(notes, err.Error()+".")
 	} else if err != nil {
 		return "Not saved: " + err.Error(), fieldGeneral, err

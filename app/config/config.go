@@ -27,6 +27,10 @@ import (
 // ErrInvalid wraps every validation error.
 var ErrInvalid = errors.New("invalid config")
 
+// ErrStuck is a broken config file that could not be set aside: it is
+// still in place, so nothing may be saved over it.
+var ErrStuck = errors.New("the broken config file is still in place")
+
 // Config is the user's settings. The JSON names are the file format.
 type Config struct {
 	Listen     string   `json:"listen"`
@@ -147,7 +151,7 @@ func Load(path string) (Config, error) {
 	}
 	aside := fmt.Sprintf("%s.broken-%s", path, time.Now().Format("20060102-150405"))
 	if rerr := os.Rename(path, aside); rerr != nil {
-		return Default(), fmt.Errorf("config %s: %w (and it could not be set aside: %w)", path, err, rerr)
+		return Default(), fmt.Errorf("config %s: %w (and it could not be set aside: %w): %w", path, err, rerr, ErrStuck)
 	}
 	return Default(), fmt.Errorf("config %s: %w; it was moved to %s and the defaults are used", path, err, aside)
 }
