@@ -1,12 +1,8 @@
 package ui
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,49 +19,7 @@ func startSessionBus(t *testing.T) (address string) {
 	if err != nil {
 		t.Skip("dbus-daemon is not installed (apt-get install dbus); the tray tests need a private session bus")
 	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	cmd := exec.Command(bin, "--session", "--nofork", "--nopidfile", "--print-address=3")
-	cmd.ExtraFiles = []*os.File{w} // fd 3
-	logPath := filepath.Join(t.TempDir(), "dbus-daemon.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		w.Close()
-		t.Fatalf("starting dbus-daemon: %v", err)
-	}
-	w.Close()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if err := cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			t.Errorf("stopping dbus-daemon: %v", err)
-		}
-		<-exited
-	})
-	got := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(r).ReadString('\n') // EOF if it dies first
-		got <- strings.TrimSpace(line)
-	}()
-	select {
-	case addr := <-got:
-		if addr == "" {
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("dbus-daemon printed no address; output:\n%s", b)
-		}
-		return addr
-	case <-time.After(20 * time.Second):
-		t.Fatal("dbus-daemon printed no address within 20 s")
-	}
-	return ""
+	return startDaemon(t, bin, "--session", "--nofork", "--nopidfile", "--print-address=3")
 }
 
 // connectBus opens a connection of the test's own to the bus at address.
