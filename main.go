@@ -50,7 +50,7 @@ func run(args []string) int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	// Before anything else: a system proxy a crashed run left pointing at
 	// a port nobody listens on leaves the user without internet.
-	sys := app.NewSystemProxy(opts.ConfigPath, log)
+	sys, sysProblem := app.NewSystemProxy(opts.ConfigPath, log)
 	if _, err := sys.Repair(); err != nil {
 		log.Error("could not put back the system proxy a previous run left set", "err", err)
 		if opts.RestoreSystemProxy {
@@ -70,7 +70,7 @@ func run(args []string) int {
 	if !opts.Headless {
 		why := noDisplay()
 		if why == "" {
-			return runGUI(opts, sys, log)
+			return runGUI(opts, sys, sysProblem, log)
 		}
 		log.Info(why + ", so no tray or window can show: running headless (Ctrl-C stops)")
 	}
@@ -87,11 +87,10 @@ func run(args []string) int {
 }
 
 // runGUI runs the tray (or the main window) until the user quits.
-func runGUI(opts app.Options, sys *sysproxy.Manager, log *slog.Logger) int {
+func runGUI(opts app.Options, sys *sysproxy.Manager, sysProblem error, log *slog.Logger) int {
 	cfg := opts.Config
 	cfg.SystemProxy = opts.SystemProxy
 	ctl := app.NewController(cfg, sys, log)
-	_, sysProblem := sysproxy.Detect(log)
 	err := ui.Run(ctl, ui.Options{
 		ConfigPath:         opts.ConfigPath,
 		ConfigProblem:      opts.ConfigProblem,

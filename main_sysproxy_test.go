@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"os"
 	"os/exec"
@@ -29,7 +28,7 @@ func newGnomeDesktop(t *testing.T) *gnomeDesktop {
 	home := t.TempDir()
 	d := &gnomeDesktop{env: append(os.Environ(),
 		"HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
-		"GSETTINGS_BACKEND=keyfile", "XDG_CURRENT_DESKTOP=GNOME", "GORACE=atexit_sleep_ms=0")}
+		"GSETTINGS_BACKEND=keyfile", "XDG_CURRENT_DESKTOP=GNOME")}
 	if out, err := d.gsettingsErr("list-keys", "org.gnome.system.proxy"); err != nil {
 		t.Skipf("no org.gnome.system.proxy schema (Debian: gsettings-desktop-schemas): %s", out)
 	}
@@ -59,34 +58,7 @@ func (d *gnomeDesktop) all(t *testing.T) string {
 // porthole starts the program as a child on this desktop.
 func (d *gnomeDesktop) porthole(t *testing.T, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(d.env, "PORTHOLE_AS_MAIN=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, lines: make(chan string, 1000), exited: make(chan error, 1)}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			select {
-			case p.lines <- sc.Text():
-			default:
-			}
-		}
-		close(p.lines)
-		p.exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill() // a failed test's leftover
-			<-p.exited
-		}
-	})
-	return p
+	return startPortholeEnv(t, d.env, args...)
 }
 
 // TestSystemProxyPutBackAfterCtrlCAndAfterKill: --system-proxy points

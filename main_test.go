@@ -39,11 +39,19 @@ type proc struct {
 	exited chan error
 }
 
+// startPorthole runs porthole with args in fresh, empty HOME and config
+// directories.
 func startPorthole(t *testing.T, args ...string) *proc {
+	t.Helper()
+	return startPortholeEnv(t, append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir(), "HOME="+t.TempDir()), args...)
+}
+
+// startPortholeEnv runs porthole with args in the environment env.
+func startPortholeEnv(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	// GORACE: a -race child otherwise waits 1 s at exit.
-	cmd.Env = append(os.Environ(), "PORTHOLE_AS_MAIN=1", "GORACE=atexit_sleep_ms=0", "XDG_CONFIG_HOME="+t.TempDir(), "HOME="+t.TempDir())
+	cmd.Env = append(env, "PORTHOLE_AS_MAIN=1", "GORACE=atexit_sleep_ms=0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -112,14 +112,16 @@ func NewEngine(cfg config.Config, log *slog.Logger) (*core.Engine, error) {
 
 // NewSystemProxy returns the system proxy manager for this desktop, with
 // its journal next to the config file. Where no backend fits, the manager
-// can still repair a journal and its Enable says why it cannot set anything.
-func NewSystemProxy(configPath string, log *slog.Logger) *sysproxy.Manager {
+// can still repair a journal and its Enable says why it cannot set anything;
+// problem is that reason (wrapping sysproxy.ErrUnsupported), nil where a
+// backend was found.
+func NewSystemProxy(configPath string, log *slog.Logger) (m *sysproxy.Manager, problem error) {
 	b, err := sysproxy.Detect(log)
 	if err != nil {
 		log.Debug("no system proxy backend on this desktop", "err", err)
 		b = nil
 	}
-	return sysproxy.NewManager(b, filepath.Join(filepath.Dir(configPath), sysproxy.JournalName), log)
+	return sysproxy.NewManager(b, filepath.Join(filepath.Dir(configPath), sysproxy.JournalName), log), err
 }
 
 // CheckSettings reports what is wrong with settings the proxy could not
