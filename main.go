@@ -15,6 +15,7 @@ import (
 	"porthole/app"
 	"porthole/app/config"
 	"porthole/app/sysproxy"
+	"porthole/internal/pprofserver"
 	"porthole/ui"
 )
 
@@ -48,6 +49,12 @@ func run(args []string) int {
 		return 0
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	stopPprof, err := pprofserver.Start(log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "porthole:", err)
+		return 2
+	}
+	defer stopPprof()
 	// Before anything else: a system proxy a crashed run left pointing at
 	// a port nobody listens on leaves the user without internet.
 	sys, sysProblem := app.NewSystemProxy(opts.ConfigPath, log)

@@ -29,11 +29,12 @@ func EngineConfig(cfg config.Config, log *slog.Logger) (core.Config, error) {
 		return core.Config{}, err
 	}
 	ec := core.Config{
-		Listen:  cfg.Listen,
-		Mode:    mode,
-		Bypass:  cfg.Bypass,
-		History: cfg.History,
-		Logger:  log,
+		Listen:   cfg.Listen,
+		Mode:     mode,
+		Bypass:   cfg.Bypass,
+		History:  cfg.History,
+		MaxConns: cfg.MaxConns,
+		Logger:   log,
 	}
 	if ec.Bypass == nil {
 		ec.Bypass = []string{}

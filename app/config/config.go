@@ -45,6 +45,9 @@ type Config struct {
 	LogLevel   string   `json:"log_level"`
 	History    int      `json:"history"`
 	StartProxy bool     `json:"start_proxy"`
+	// MaxConns caps concurrent client connections (0: the core's default,
+	// 8,192); an advanced setting, not shown in the Settings window.
+	MaxConns int `json:"max_conns,omitempty"`
 	// SystemProxy and StartAtLogin are read by the desktop app.
 	SystemProxy  bool `json:"system_proxy"`
 	StartAtLogin bool `json:"start_at_login"`
@@ -106,6 +109,9 @@ func (c Config) Validate() error {
 	}
 	if c.History < 0 || c.History > 100000 {
 		return fmt.Errorf("%w: history: %d is not between 0 and 100000", ErrInvalid, c.History)
+	}
+	if c.MaxConns < 0 || c.MaxConns > 1000000 {
+		return fmt.Errorf("%w: max_conns: %d is not between 0 (the default) and 1000000", ErrInvalid, c.MaxConns)
 	}
 	return nil
 }

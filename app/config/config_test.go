@@ -94,6 +94,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		"password":  func(c *Config) { c.Username = "me" },
 		"log_level": func(c *Config) { c.LogLevel = "loud" },
 		"history":   func(c *Config) { c.History = -1 },
+		"max_conns": func(c *Config) { c.MaxConns = -1 },
 	}
 	for field, mutate := range cases {
 		cfg := Default()

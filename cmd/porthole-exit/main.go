@@ -23,6 +23,7 @@ import (
 	"porthole/app/config"
 	"porthole/core/exit"
 	"porthole/core/tunnel"
+	"porthole/internal/pprofserver"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
@@ -100,6 +101,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, release f
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	stopPprof, err := pprofserver.Start(log)
+	if err != nil {
+		fmt.Fprintln(stderr, "porthole-exit:", err)
+		return 2
+	}
+	defer stopPprof()
 	token, err := readToken(o.tokenFile)
 	if err != nil {
 		fmt.Fprintln(stderr, "porthole-exit:", err)

@@ -1,0 +1,65 @@
+// Package pprofserver serves Go's profiles (net/http/pprof) on a loopback
+// address named by the PORTHOLE_PPROF environment variable, so the
+// benchmark can take CPU and allocation profiles of the real binaries.
+// Unset, nothing listens. Only loopback addresses are accepted: profiles
+// show memory contents such as hostnames and must never leave the machine.
+package pprofserver
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"time"
+)
+
+// EnvVar names the address to listen on, for example 127.0.0.1:6060.
+const EnvVar = "PORTHOLE_PPROF"
+
+// ErrNotLoopback is an address that is not on loopback.
+var ErrNotLoopback = errors.New("pprof address must be a loopback IP (127.0.0.1 or [::1])")
+
+// Start listens on the address in PORTHOLE_PPROF, if any, and serves the
+// profiles until the returned stop is called. With the variable unset it
+// returns a stop that does nothing.
+func Start(log *slog.Logger) (stop func(), err error) {
+	addr := os.Getenv(EnvVar)
+	if addr == "" {
+		return func() {}, nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s=%q: %w", EnvVar, addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("%s=%q: %w", EnvVar, addr, ErrNotLoopback)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvVar, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("pprof server ended", "err", err)
+		}
+	}()
+	log.Info("serving profiles", "addr", ln.Addr().String(), "env", EnvVar)
+	return func() {
+		if err := srv.Close(); err != nil {
+			log.Debug("closing the pprof server", "err", err)
+		}
+		<-done
+	}, nil
+}

@@ -1,0 +1,74 @@
+package pprofserver
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestUnsetListensNowhere(t *testing.T) {
+	t.Setenv(EnvVar, "")
+	stop, err := Start(quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+}
+
+func TestRefusesNonLoopback(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.1:6060", "localhost:0", "nonsense"} {
+		t.Setenv(EnvVar, addr)
+		stop, err := Start(quiet())
+		if err == nil {
+			stop()
+			t.Errorf("%q accepted", addr)
+		}
+	}
+	t.Setenv(EnvVar, "192.0.2.1:6060")
+	if _, err := Start(quiet()); !errors.Is(err, ErrNotLoopback) {
+		t.Errorf("err = %v, want ErrNotLoopback", err)
+	}
+}
+
+func TestServesProfilesOnLoopback(t *testing.T) {
+	// Find a free port, then let Start listen on it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvVar, addr)
+	stop, err := Start(quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if cerr := resp.Body.Close(); cerr != nil {
+		t.Fatal(cerr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || len(body) == 0 {
+		t.Fatalf("status %d, %d bytes", resp.StatusCode, len(body))
+	}
+}
