@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"syscall"
 
 	"porthole/app"
 	"porthole/app/config"
+	"porthole/app/instance"
 	"porthole/app/sysproxy"
 	"porthole/internal/pprofserver"
 	"porthole/ui"
@@ -55,6 +57,33 @@ func run(args []string) int {
 		return 2
 	}
 	defer stopPprof()
+	gui := false
+	if !opts.Headless {
+		why := noDisplay()
+		gui = why == ""
+		if !gui {
+			log.Info(why + ", so no tray or window can show: running headless (Ctrl-C stops)")
+		}
+	}
+	// A second desktop app for the same config only shows the first one's
+	// connections window. Checked before the repair below, which would
+	// otherwise put back the system proxy the running app set.
+	var showRequests <-chan struct{}
+	if gui {
+		inst, err := acquireInstance(opts.ConfigPath, log)
+		if errors.Is(err, instance.ErrRunning) {
+			log.Info("Porthole is already running: its connections window was brought to the front")
+			return 0
+		}
+		if inst != nil {
+			defer func() {
+				if err := inst.Close(); err != nil {
+					log.Debug("single instance: closing", "err", err)
+				}
+			}()
+			showRequests = inst.Show()
+		}
+	}
 	// Before anything else: a system proxy a crashed run left pointing at
 	// a port nobody listens on leaves the user without internet.
 	sys, sysProblem := app.NewSystemProxy(opts.ConfigPath, log)
@@ -74,12 +103,8 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "porthole:", err)
 		return 2
 	}
-	if !opts.Headless {
-		why := noDisplay()
-		if why == "" {
-			return runGUI(opts, sys, sysProblem, log)
-		}
-		log.Info(why + ", so no tray or window can show: running headless (Ctrl-C stops)")
+	if gui {
+		return runGUI(opts, sys, sysProblem, showRequests, log)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -94,7 +119,7 @@ func run(args []string) int {
 }
 
 // runGUI runs the tray (or the main window) until the user quits.
-func runGUI(opts app.Options, sys *sysproxy.Manager, sysProblem error, log *slog.Logger) int {
+func runGUI(opts app.Options, sys *sysproxy.Manager, sysProblem error, show <-chan struct{}, log *slog.Logger) int {
 	cfg := opts.Config
 	cfg.SystemProxy = opts.SystemProxy
 	ctl := app.NewController(cfg, sys, log)
@@ -104,12 +129,29 @@ func runGUI(opts app.Options, sys *sysproxy.Manager, sysProblem error, log *slog
 		Version:            version,
 		Log:                log,
 		SystemProxyProblem: sysProblem,
+		ShowRequests:       show,
 	})
 	if err != nil {
 		log.Error("porthole failed", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// acquireInstance makes this the desktop app for the config file, or
+// returns instance.ErrRunning after asking the running one to show itself.
+// Where single instance cannot work, the app runs anyway (nil, nil).
+func acquireInstance(configPath string, log *slog.Logger) (*instance.Instance, error) {
+	key, err := filepath.Abs(configPath)
+	if err != nil {
+		key = configPath
+	}
+	inst, err := instance.Acquire(key, log)
+	if err != nil && !errors.Is(err, instance.ErrRunning) {
+		log.Warn("cannot tell whether Porthole is already running; starting anyway", "err", err)
+		return nil, nil
+	}
+	return inst, err
 }
 
 // noDisplay says why no window can open, or "" when one can. Windows and

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -10,17 +9,6 @@ import (
 	"github.com/godbus/dbus/v5"
 	"github.com/godbus/dbus/v5/prop"
 )
-
-// startSessionBus starts a private D-Bus session daemon for t and returns
-// its address. Nothing of the desktop's own session bus is touched.
-func startSessionBus(t *testing.T) (address string) {
-	t.Helper()
-	bin, err := exec.LookPath("dbus-daemon")
-	if err != nil {
-		t.Skip("dbus-daemon is not installed (apt-get install dbus); the tray tests need a private session bus")
-	}
-	return startDaemon(t, bin, "--session", "--nofork", "--nopidfile", "--print-address=3")
-}
 
 // connectBus opens a connection of the test's own to the bus at address.
 func connectBus(t *testing.T, address string) *dbus.Conn {

@@ -82,6 +82,7 @@ func newMainWindow(g *gui, noTray error) *mainWindow {
 		widget.NewButton("Connections…", func() { g.showConnections() }),
 		widget.NewButton("Settings…", func() { g.showSettings() }),
 		widget.NewButton("Copy terminal env", func() { g.copyTerminalEnv() }),
+		widget.NewButton("About", func() { g.showAbout() }),
 	)
 	m.win.SetContent(container.NewPadded(container.NewVBox(
 		m.why,

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"porthole/internal/desktoptest"
 )
 
 var mainWindowShownRE = regexp.MustCompile(`msg="main window shown"`)
@@ -32,8 +34,8 @@ func TestMainWindowWithoutTray(t *testing.T) {
 	if err != nil {
 		t.Skip("ImageMagick's import is not installed (apt-get install imagemagick)")
 	}
-	display := withXvfb(t)
-	bus := startSessionBus(t) // no watcher on it
+	display := desktoptest.Xvfb(t)
+	bus := desktoptest.SessionBus(t) // no watcher on it
 	child := startUIChild(t, display, bus)
 	child.waitLine(t, mainWindowShownRE)
 

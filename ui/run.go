@@ -34,6 +34,9 @@ type Options struct {
 	// Porthole can change (it wraps sysproxy.ErrUnsupported); nil when it
 	// has one. The System proxy item is then disabled and says why.
 	SystemProxyProblem error
+	// ShowRequests receives when Porthole is started again while this one
+	// runs: the connections window comes to the front. May be nil.
+	ShowRequests <-chan struct{}
 }
 
 // AppID is the Fyne application id (preferences, notifications).
@@ -93,6 +96,20 @@ func Run(ctl *app.Controller, opts Options) error {
 	}
 	g.wg.Go(g.work)
 	g.wg.Go(func() { g.watch(first) })
+	g.wg.Go(func() {
+		for {
+			select {
+			case <-opts.ShowRequests:
+				fyne.Do(func() {
+					if !g.ended.Load() {
+						g.showConnections()
+					}
+				})
+			case <-g.done:
+				return
+			}
+		}
+	})
 	// Closing the terminal Porthole was started from (SIGHUP) is a Quit:
 	// the system proxy must not be left pointing at a proxy that is gone.
 	// (Fyne itself turns SIGINT and SIGTERM into a Quit.)
@@ -137,6 +154,7 @@ type gui struct {
 	window    *mainWindow // the tray-less main window, or nil
 	inspector *inspector
 	settings  *settingsWindow
+	about     *aboutWindow
 	iconShown fyne.Resource
 
 	wantSystemProxy atomic.Bool
@@ -374,6 +392,13 @@ func (g *gui) showSettings() {
 		g.settings.background = func(f func()) { g.wg.Go(f) }
 	}
 	g.settings.Show()
+}
+
+func (g *gui) showAbout() {
+	if g.about == nil {
+		g.about = newAbout(g.fyne, g.opts.Version, g.opts.ConfigPath)
+	}
+	g.about.Show()
 }
 
 func (g *gui) copyTerminalEnv() {

@@ -28,6 +28,7 @@ type trayMenu struct {
 	status, startStop, systemProxy          *fyne.MenuItem
 	mode, modeDirect, modeTunnel            *fyne.MenuItem
 	connections, settings, copyEnv, atLogin *fyne.MenuItem
+	about                                   *fyne.MenuItem
 	quit                                    *fyne.MenuItem
 	shown                                   controlsView
 	refreshes                               int // Menu.Refresh calls, for tests
@@ -47,6 +48,7 @@ func newTrayMenu(g *gui) *trayMenu {
 	t.settings = fyne.NewMenuItem("Settings…", func() { g.showSettings() })
 	t.copyEnv = fyne.NewMenuItem("Copy terminal env", func() { g.copyTerminalEnv() })
 	t.atLogin = fyne.NewMenuItem("Start at login", func() { g.setStartAtLogin(!t.shown.AtLoginOn) })
+	t.about = fyne.NewMenuItem("About Porthole", func() { g.showAbout() })
 	// The label "Quit" (Fyne's own word for it) keeps the driver from
 	// appending a second Quit item of its own.
 	t.quit = fyne.NewMenuItem("Quit", func() { g.quit() })
@@ -58,7 +60,7 @@ func newTrayMenu(g *gui) *trayMenu {
 		fyne.NewMenuItemSeparator(),
 		t.connections, t.settings, t.copyEnv,
 		fyne.NewMenuItemSeparator(),
-		t.atLogin,
+		t.atLogin, t.about,
 		fyne.NewMenuItemSeparator(),
 		t.quit,
 	)

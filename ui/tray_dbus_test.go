@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"porthole/internal/desktoptest"
 )
 
 var listeningRE = regexp.MustCompile(`msg="proxy listening" addr=(\S+)`)
@@ -129,8 +130,8 @@ func TestTrayOverDBus(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the real GUI in a child process")
 	}
-	display := withXvfb(t)
-	bus := startSessionBus(t)
+	display := desktoptest.Xvfb(t)
+	bus := desktoptest.SessionBus(t)
 	conn := connectBus(t, bus)
 	watcher := startFakeWatcher(t, conn, true)
 	origin := startOrigin(t)
@@ -153,7 +154,7 @@ func TestTrayOverDBus(t *testing.T) {
 	})
 	want := []string{"Running · 0 connections · ↓ 0 B/s ↑ 0 B/s", "Stop",
 		"System proxy: not available on this desktop (use Copy terminal env)", "Mode: Direct",
-		"Connections…", "Settings…", "Copy terminal env", "Start at login", "Quit"}
+		"Connections…", "Settings…", "Copy terminal env", "Start at login", "About Porthole", "Quit"}
 	if got := m.labels(); !slices.Equal(got, want) {
 		t.Errorf("tray menu %q,\nwant %q", got, want)
 	}
@@ -192,7 +193,7 @@ func TestTrayOverDBus(t *testing.T) {
 	// screens, here only opened from the tray on the real GL driver).
 	tray.click(t, "Connections…", "", func(menuNode) bool { return true })
 	tray.click(t, "Settings…", "", func(menuNode) bool { return true })
-	waitForWindows(t, display, "Connections", "Porthole Settings")
+	desktoptest.WaitForWindows(t, display, "Connections", "Porthole Settings")
 
 	tray.click(t, "Quit", "Quitting", func(menuNode) bool { return true })
 	child.waitExit(t)
@@ -216,7 +217,7 @@ func TestFindStatusNotifierHost(t *testing.T) {
 		{"watcher with host", true, true, true, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			bus := startSessionBus(t)
+			bus := desktoptest.SessionBus(t)
 			t.Setenv("DBUS_SESSION_BUS_ADDRESS", bus)
 			if tc.watcher {
 				startFakeWatcher(t, connectBus(t, bus), tc.host)
@@ -239,37 +240,6 @@ func TestFindStatusNotifierHost(t *testing.T) {
 			t.Fatalf("without a session bus: %v", err)
 		}
 	})
-}
-
-// waitForWindows waits until the X server at display has windows whose
-// names contain each of names, asking xwininfo ten times a second for at
-// most 30 s. It skips the check where xwininfo is not installed.
-func waitForWindows(t *testing.T, display string, names ...string) {
-	t.Helper()
-	bin, err := exec.LookPath("xwininfo")
-	if err != nil {
-		t.Log("xwininfo is not installed (x11-utils): not checking that the windows opened")
-		return
-	}
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(30 * time.Second)
-	var tree []byte
-	for {
-		tree, err = exec.Command(bin, "-display", display, "-root", "-tree").Output()
-		if err != nil {
-			t.Fatalf("xwininfo: %v", err)
-		}
-		missing := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return strings.Contains(string(tree), n) })
-		if len(missing) == 0 {
-			return
-		}
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("no window named %q within 30 s; windows:\n%s", missing, tree)
-		}
-	}
 }
 
 // startOrigin is a web server on loopback for traffic through the proxy.

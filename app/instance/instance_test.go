@@ -1,0 +1,194 @@
+package instance
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// key is a config path no other test (or a running Porthole) uses.
+func key(t *testing.T) string { return filepath.Join(t.TempDir(), "config.json") }
+
+func mustAcquire(t *testing.T, k string) *Instance {
+	t.Helper()
+	inst, err := Acquire(k, quiet())
+	if err != nil {
+		t.Fatalf("Acquire: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := inst.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return inst
+}
+
+func waitShow(t *testing.T, inst *Instance) {
+	t.Helper()
+	select {
+	case <-inst.Show():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the running instance was not asked to show")
+	}
+}
+
+func testSecondStartShowsTheFirst(t *testing.T) {
+	k := key(t)
+	first := mustAcquire(t, k)
+	for range 3 {
+		if _, err := Acquire(k, quiet()); !errors.Is(err, ErrRunning) {
+			t.Fatalf("second Acquire: %v, want ErrRunning", err)
+		}
+		waitShow(t, first)
+	}
+	// Another config file is another app.
+	mustAcquire(t, key(t))
+}
+
+func TestSecondStartShowsTheFirst(t *testing.T) { testSecondStartShowsTheFirst(t) }
+
+func TestSecondStartShowsTheFirstWithSocketFiles(t *testing.T) {
+	usePathMode(t)
+	testSecondStartShowsTheFirst(t)
+}
+
+func TestRequestsCoalesce(t *testing.T) {
+	k := key(t)
+	first := mustAcquire(t, k)
+	for range 5 {
+		if _, err := Acquire(k, quiet()); !errors.Is(err, ErrRunning) {
+			t.Fatalf("Acquire: %v", err)
+		}
+	}
+	waitShow(t, first)
+	select {
+	case <-first.Show():
+		t.Fatal("five requests nobody took yet should wait as one")
+	default:
+	}
+}
+
+func testAfterCloseTheNextStartRuns(t *testing.T) {
+	k := key(t)
+	first, err := Acquire(k, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	mustAcquire(t, k)
+}
+
+func TestAfterCloseTheNextStartRuns(t *testing.T) { testAfterCloseTheNextStartRuns(t) }
+
+func TestAfterCloseTheNextStartRunsWithSocketFiles(t *testing.T) {
+	usePathMode(t)
+	testAfterCloseTheNextStartRuns(t)
+}
+
+// A killed run leaves its socket file: the next start removes it and runs.
+func TestStaleSocketFileIsReplaced(t *testing.T) {
+	usePathMode(t)
+	k := key(t)
+	addr, err := address(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(addr); err != nil {
+		t.Fatalf("the stale file should be there: %v", err)
+	}
+	mustAcquire(t, k)
+}
+
+// Something that holds the name but does not speak the protocol is not
+// taken for a running Porthole, and is not removed either.
+func TestHolderThatDoesNotAnswer(t *testing.T) {
+	k := key(t)
+	addr, err := address(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		_, _ = c.Write([]byte("nope\n"))
+		_ = c.Close()
+	}()
+	_, err = Acquire(k, quiet())
+	if err == nil || errors.Is(err, ErrRunning) {
+		t.Fatalf("Acquire = %v, want an error that is not ErrRunning", err)
+	}
+	if !errors.Is(err, errNoAnswer) {
+		t.Errorf("err = %v, want errNoAnswer", err)
+	}
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+}
+
+// A request that is not "show" does nothing and the app keeps answering.
+func TestGarbageRequestIsIgnored(t *testing.T) {
+	k := key(t)
+	first := mustAcquire(t, k)
+	c, err := net.Dial("unix", first.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("rm -rf /\n")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
+		t.Errorf("answer to garbage: %q, %v; want nothing", b, err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-first.Show():
+		t.Fatal("garbage asked to show")
+	default:
+	}
+	if _, err := Acquire(k, quiet()); !errors.Is(err, ErrRunning) {
+		t.Fatalf("after garbage: %v", err)
+	}
+	waitShow(t, first)
+}
+
+func usePathMode(t *testing.T) {
+	t.Helper()
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	pathMode = true
+	t.Cleanup(func() { pathMode = false })
+}
