@@ -3,6 +3,7 @@ package ui
 import (
 	"bufio"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 // given X display and session bus.
 type uiChild struct {
 	cmd     *exec.Cmd
+	stdin   io.WriteCloser // commands for childCommands
 	started time.Time
 	lines   chan string // stderr, line by line, for waitLine
 	exited  chan error
@@ -26,7 +28,7 @@ type uiChild struct {
 }
 
 // startUIChild starts the child with its own HOME and config directory.
-func startUIChild(t *testing.T, display, bus string) *uiChild {
+func startUIChild(t *testing.T, display, bus string, extraEnv ...string) *uiChild {
 	t.Helper()
 	home := t.TempDir()
 	for _, d := range []string{".config", ".cache", ".local/share", "run"} {
@@ -50,11 +52,16 @@ func startUIChild(t *testing.T, display, bus string) *uiChild {
 		// A -race child otherwise waits a second at exit.
 		"GORACE=atexit_sleep_ms=0",
 	)
+	cmd.Env = append(cmd.Env, extraEnv...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &uiChild{cmd: cmd, lines: make(chan string, 1000), exited: make(chan error, 1)}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &uiChild{cmd: cmd, stdin: stdin, lines: make(chan string, 1000), exited: make(chan error, 1)}
 	c.started = time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -108,6 +115,14 @@ func (c *uiChild) waitLine(t *testing.T, re *regexp.Regexp) []string {
 		case <-deadline:
 			t.Fatalf("no %v within 30 s", re)
 		}
+	}
+}
+
+// command sends the child one of childCommands' commands.
+func (c *uiChild) command(t *testing.T, cmd string) {
+	t.Helper()
+	if _, err := io.WriteString(c.stdin, cmd+"\n"); err != nil {
+		t.Fatalf("command %q: %v", cmd, err)
 	}
 }
 

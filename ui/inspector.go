@@ -92,6 +92,11 @@ func (i *inspector) build() {
 	i.tabItems[tabActive] = container.NewTabItem("Active", i.tables[tabActive].table)
 	i.tabItems[tabClosed] = container.NewTabItem("Closed", i.tables[tabClosed].table)
 	i.tabs = container.NewAppTabs(i.tabItems[tabActive], i.tabItems[tabClosed])
+	i.tabs.OnSelected = func(*container.TabItem) {
+		if t := i.tabs.SelectedIndex(); t >= 0 && t < int(numTabs) {
+			i.tables[t].reveal()
+		}
+	}
 
 	i.filter = widget.NewEntry()
 	i.filter.SetPlaceHolder("Filter: host, id or error; route:tunnel state:closed proto:socks5 port:443 -word")
@@ -132,25 +137,31 @@ func (i *inspector) build() {
 // apply shows a view from the bridge.
 func (i *inspector) apply(v *connView) {
 	i.view = v
+	selected := i.tabs.SelectedIndex()
 	for t := range numTabs {
-		i.tables[t].show(v.rows[t], v.at, v.query.sort[t])
+		i.tables[t].show(v.rows[t], v.at, v.query.sort[t], int(t) == selected)
 	}
-	i.tabItems[tabActive].Text = tabTitle("Active", len(v.rows[tabActive]), v.all[tabActive])
-	i.tabItems[tabClosed].Text = tabTitle("Closed", len(v.rows[tabClosed]), v.all[tabClosed])
-	i.tabs.Refresh()
+	// The tabs are refreshed only when a title changed: a refresh of
+	// AppTabs re-applies the theme to everything under it.
+	active := tabTitle("Active", len(v.rows[tabActive]), v.all[tabActive])
+	closed := tabTitle("Closed", len(v.rows[tabClosed]), v.all[tabClosed])
+	if i.tabItems[tabActive].Text != active || i.tabItems[tabClosed].Text != closed {
+		i.tabItems[tabActive].Text, i.tabItems[tabClosed].Text = active, closed
+		i.tabs.Refresh()
+	}
 
 	if v.query.paused {
 		unit := "updates"
 		if v.waiting == 1 {
 			unit = "update"
 		}
-		i.badge.SetText(fmt.Sprintf("Paused · %s %s waiting", formatCount(v.waiting), unit))
+		setLabel(i.badge, fmt.Sprintf("Paused · %s %s waiting", formatCount(v.waiting), unit))
 		i.badge.Show()
 	} else {
 		i.badge.Hide()
 	}
 	t := v.totals
-	i.totals.SetText(fmt.Sprintf("Active %s · %s since start\nSent ↑ %s · received ↓ %s\nNow    ↑ %s · ↓ %s",
+	setLabel(i.totals, fmt.Sprintf("Active %s · %s since start\nSent ↑ %s · received ↓ %s\nNow    ↑ %s · ↓ %s",
 		formatCount(t.Active), formatCount(t.Opened), formatBytes(t.Up), formatBytes(t.Down),
 		formatRate(t.UpRate), formatRate(t.DownRate)))
 	i.graph.show(v.samples, v.at)
@@ -194,7 +205,7 @@ func (i *inspector) selectRow(r *connRow) {
 }
 
 func (i *inspector) showSelection() {
-	i.details.SetText(detailsText(i.selRow, i.now()))
+	setLabel(i.details, detailsText(i.selRow, i.now()))
 	if i.selRow != nil && i.selRow.State != registry.StateClosed {
 		i.closeSel.Enable()
 	} else {

@@ -29,6 +29,7 @@ type connTable struct {
 	selected func() (xid.ID, bool)
 	onSort   func(column)
 	onSelect func(*connRow)
+	stale    bool // rows changed while hidden behind the other tab
 }
 
 // tableCell is a cell's template: a highlight behind a label.
@@ -73,7 +74,7 @@ func cellParts(o fyne.CanvasObject) tableCell {
 func (ct *connTable) updateCell(id widget.TableCellID, o fyne.CanvasObject) {
 	cell := cellParts(o)
 	if id.Row < 0 || id.Row >= len(ct.rows) || id.Col < 0 || id.Col >= int(numColumns) {
-		cell.label.SetText("")
+		setLabel(cell.label, "")
 		return
 	}
 	r := ct.rows[id.Row]
@@ -96,7 +97,16 @@ func (ct *connTable) updateCell(id widget.TableCellID, o fyne.CanvasObject) {
 		cell.label.Alignment, cell.label.TextStyle = align, style
 		cell.label.Refresh()
 	}
-	cell.label.SetText(spec.text(r, ct.now))
+	setLabel(cell.label, spec.text(r, ct.now))
+}
+
+// setLabel changes l only when its text differs: a redraw ten times a
+// second of a thousand rows changes a few cells, and a Label's SetText
+// shapes its text again even when it is the same.
+func setLabel(l *widget.Label, text string) {
+	if l.Text != text {
+		l.SetText(text)
+	}
 }
 
 // errorTint marks the error cell of a connection that ended with one.
@@ -112,12 +122,16 @@ func (ct *connTable) createHeader() fyne.CanvasObject {
 func (ct *connTable) updateHeader(id widget.TableCellID, o fyne.CanvasObject) {
 	b := o.(*widget.Button)
 	if id.Col < 0 || id.Col >= int(numColumns) {
-		b.SetText("")
+		if b.Text != "" {
+			b.SetText("")
+		}
 		b.OnTapped = nil
 		return
 	}
 	col := column(id.Col)
-	b.SetText(ct.headerText(col))
+	if text := ct.headerText(col); b.Text != text {
+		b.SetText(text)
+	}
 	b.OnTapped = func() { ct.onSort(col) }
 }
 
@@ -134,10 +148,23 @@ func (ct *connTable) headerText(col column) string {
 	return title
 }
 
-// show replaces the rows; only the visible cells are redrawn.
-func (ct *connTable) show(rows []*connRow, now time.Time, s sortSpec) {
+// show replaces the rows; only the visible cells are redrawn, and only
+// when visible is set (the other tab's table is redrawn when it is
+// selected).
+func (ct *connTable) show(rows []*connRow, now time.Time, s sortSpec, visible bool) {
 	ct.rows, ct.now, ct.sort = rows, now, s
-	ct.table.Refresh()
+	ct.stale = !visible
+	if visible {
+		ct.table.Refresh()
+	}
+}
+
+// reveal redraws a table that changed while its tab was not selected.
+func (ct *connTable) reveal() {
+	if ct.stale {
+		ct.stale = false
+		ct.table.Refresh()
+	}
 }
 
 // rowOf returns the row index of id, or -1.

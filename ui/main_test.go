@@ -1,9 +1,13 @@
 package ui
 
 import (
+	"bufio"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -11,6 +15,7 @@ import (
 	"porthole/app"
 	"porthole/app/config"
 	"porthole/app/sysproxy"
+	"porthole/internal/pprofserver"
 )
 
 // uiChildEnv makes the test binary run the real GUI (Run with a real
@@ -42,14 +47,70 @@ func runUIChild() int {
 		fmt.Fprintln(os.Stderr, "ui child:", err)
 		return 2
 	}
+	stopPprof, err := pprofserver.Start(log) // PORTHOLE_PPROF, for profiling the GUI by hand
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ui child:", err)
+		return 2
+	}
+	defer stopPprof()
 	ctl := app.NewController(cfg, nil, log)
-	err := Run(ctl, Options{
+	if os.Getenv(uiChildHeadlessEnv) == "1" {
+		return runCoreOnly(ctl, log)
+	}
+	show, windows := childCommands(log)
+	err = Run(ctl, Options{
 		ConfigPath:         path,
 		Log:                log,
 		Version:            "test",
 		SystemProxyProblem: fmt.Errorf("test child: %w", sysproxy.ErrUnsupported),
+		ShowRequests:       show,
+		testWindows:        windows,
 	})
 	if err != nil {
+		log.Error("ui child", "err", err)
+		return 1
+	}
+	fmt.Fprintln(os.Stderr, runReturnedNil)
+	return 0
+}
+
+// childCommands reads the parent test's commands from stdin, one per
+// line: "show" (what a second launch asks for), "hide" (the connections
+// window's close button), "settings" (Settings…).
+func childCommands(log *slog.Logger) (show <-chan struct{}, windows <-chan testWindowRequest) {
+	s, w := make(chan struct{}, 1), make(chan testWindowRequest, 4)
+	go func() { // lives as long as the child process
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			switch cmd := strings.TrimSpace(sc.Text()); cmd {
+			case "show":
+				s <- struct{}{}
+			case "hide":
+				w <- testHideConnections
+			case "settings":
+				w <- testShowSettings
+			default:
+				log.Error("ui child: unknown command", "cmd", cmd)
+			}
+		}
+	}()
+	return s, w
+}
+
+// uiChildHeadlessEnv makes the child run the same controller without any
+// GUI, until SIGTERM: the baseline TestGUICPU subtracts.
+const uiChildHeadlessEnv = "PORTHOLE_UI_CHILD_HEADLESS"
+
+func runCoreOnly(ctl *app.Controller, log *slog.Logger) int {
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(term)
+	if err := ctl.Start(); err != nil {
+		log.Error("ui child", "err", err)
+		return 1
+	}
+	<-term
+	if err := ctl.Close(); err != nil {
 		log.Error("ui child", "err", err)
 		return 1
 	}

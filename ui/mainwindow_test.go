@@ -30,36 +30,12 @@ func TestMainWindowWithoutTray(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the real GUI in a child process")
 	}
-	importBin, err := exec.LookPath("import")
-	if err != nil {
-		t.Skip("ImageMagick's import is not installed (apt-get install imagemagick)")
-	}
 	display := desktoptest.Xvfb(t)
 	bus := desktoptest.SessionBus(t) // no watcher on it
 	child := startUIChild(t, display, bus)
 	child.waitLine(t, mainWindowShownRE)
 
-	// The window is mapped before its first frame is drawn: take pictures
-	// until one shows a drawn window (at most 30 s; each import takes a
-	// few hundred milliseconds, which paces the loop).
-	shot := filepath.Join(t.TempDir(), "root.png")
-	var img image.Image
-	var colours int
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		cmd := exec.Command(importBin, "-display", display, "-window", "root", shot)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("import: %v\n%s", err, out)
-		}
-		if img, err = decodePNGFile(shot); err != nil {
-			t.Fatal(err)
-		}
-		if colours = countColours(img, 64); colours >= 32 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the screen still shows %d colours after 30 s: no window was drawn", colours)
-		}
-	}
+	img, colours := screenshotDrawn(t, display, "root")
 	if got := img.Bounds().Size(); got != image.Pt(1280, 800) {
 		t.Errorf("screenshot is %v, want the 1280x800 screen", got)
 	}
@@ -67,13 +43,54 @@ func TestMainWindowWithoutTray(t *testing.T) {
 	if size := window.Bounds().Size(); size.X < 400 || size.Y < 200 || size.X > 1000 || size.Y > 700 {
 		t.Errorf("the window is %v; expected a small control window", size)
 	}
+	saveScreenshot(t, "main-window.png", window, colours)
+
+	child.signal(t, syscall.SIGTERM)
+	child.waitExit(t)
+}
+
+// screenshotDrawn takes pictures of window ("root" or an X window id)
+// with ImageMagick's import until one shows something drawn: a window is
+// mapped before its first frame is drawn. At most 30 s; each import takes
+// a few hundred milliseconds, which paces the loop. It skips t without
+// import.
+func screenshotDrawn(t *testing.T, display, window string) (image.Image, int) {
+	t.Helper()
+	importBin, err := exec.LookPath("import")
+	if err != nil {
+		t.Skip("ImageMagick's import is not installed (apt-get install imagemagick)")
+	}
+	shot := filepath.Join(t.TempDir(), "shot.png")
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		cmd := exec.Command(importBin, "-display", display, "-window", window, shot)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("import: %v\n%s", err, out)
+		}
+		img, err := decodePNGFile(shot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if colours := countColours(img, 64); colours >= 32 {
+			return img, colours
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("window %s still shows few colours after 30 s: nothing was drawn", window)
+		}
+	}
+}
+
+// saveScreenshot writes img as name to the test's temporary directory, or
+// to docs/screenshots/ with PORTHOLE_UPDATE_SCREENSHOTS=1 (how the
+// committed pictures are made).
+func saveScreenshot(t *testing.T, name string, img image.Image, colours int) {
+	t.Helper()
 	var buf bytes.Buffer
-	if err := png.Encode(&buf, window); err != nil {
+	if err := png.Encode(&buf, img); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "main-window.png")
+	out := filepath.Join(t.TempDir(), name)
 	if os.Getenv("PORTHOLE_UPDATE_SCREENSHOTS") == "1" {
-		out = filepath.Join("..", "docs", "screenshots", "main-window.png")
+		out = filepath.Join("..", "docs", "screenshots", name)
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -81,10 +98,7 @@ func TestMainWindowWithoutTray(t *testing.T) {
 	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("main window screenshot: %s (%v, %d bytes, %d+ colours)", out, window.Bounds().Size(), buf.Len(), colours)
-
-	child.signal(t, syscall.SIGTERM)
-	child.waitExit(t)
+	t.Logf("screenshot: %s (%v, %d bytes, %d+ colours)", out, img.Bounds().Size(), buf.Len(), colours)
 }
 
 func decodePNGFile(path string) (image.Image, error) {

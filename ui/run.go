@@ -37,7 +37,19 @@ type Options struct {
 	// ShowRequests receives when Porthole is started again while this one
 	// runs: the connections window comes to the front. May be nil.
 	ShowRequests <-chan struct{}
+
+	// testWindows, for the tests, opens or hides windows as a click would.
+	testWindows <-chan testWindowRequest
 }
+
+// testWindowRequest is what a test asks of the windows through
+// Options.testWindows.
+type testWindowRequest int
+
+const (
+	testHideConnections testWindowRequest = iota // as the close button does
+	testShowSettings                             // as Settings… does
+)
 
 // AppID is the Fyne application id (preferences, notifications).
 const AppID = "app.porthole.Porthole"
@@ -103,6 +115,16 @@ func Run(ctl *app.Controller, opts Options) error {
 				fyne.Do(func() {
 					if !g.ended.Load() {
 						g.showConnections()
+					}
+				})
+			case req := <-opts.testWindows:
+				fyne.Do(func() {
+					switch {
+					case g.ended.Load():
+					case req == testShowSettings:
+						g.showSettings()
+					case req == testHideConnections && g.inspector != nil:
+						g.inspector.hide()
 					}
 				})
 			case <-g.done:

@@ -125,3 +125,34 @@ func WaitForWindows(t *testing.T, display string, names ...string) {
 		}
 	}
 }
+
+// FindWindow looks in the X server at display for a window whose name
+// contains name and returns its id ("0x…", "" when there is none) and
+// whether it is mapped and viewable (shown) rather than unmapped (hidden);
+// a viewable one is preferred. It skips t where xwininfo is not installed.
+func FindWindow(t *testing.T, display, name string) (id string, viewable bool) {
+	t.Helper()
+	bin, err := exec.LookPath("xwininfo")
+	if err != nil {
+		t.Skip("xwininfo is not installed (x11-utils)")
+	}
+	tree, err := exec.Command(bin, "-display", display, "-root", "-tree").Output()
+	if err != nil {
+		t.Fatalf("xwininfo: %v", err)
+	}
+	for _, line := range strings.Split(string(tree), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 || !strings.HasPrefix(fields[0], "0x") || !strings.Contains(line, `"`) || !strings.Contains(line, name) {
+			continue
+		}
+		info, err := exec.Command(bin, "-display", display, "-id", fields[0]).Output()
+		if err != nil {
+			t.Fatalf("xwininfo -id %s: %v", fields[0], err)
+		}
+		id = fields[0]
+		if strings.Contains(string(info), "Map State: IsViewable") {
+			return id, true
+		}
+	}
+	return id, false
+}

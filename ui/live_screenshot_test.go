@@ -1,0 +1,113 @@
+package ui
+
+import (
+	"fmt"
+	"image"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"porthole/internal/desktoptest"
+)
+
+// TestLiveWindowScreenshots opens the connections window and then the
+// Settings window of the real GUI under Xvfb, with real traffic flowing
+// through the real core, and takes a picture of each X window: the tray
+// app as a user sees it (with Mesa's software GL), not a test renderer.
+// The pictures go to the test's temporary directory, or to
+// docs/screenshots/ with PORTHOLE_UPDATE_SCREENSHOTS=1.
+func TestLiveWindowScreenshots(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the real GUI in a child process")
+	}
+	display := desktoptest.Xvfb(t)
+	bus := desktoptest.SessionBus(t)
+	watcher := startFakeWatcher(t, connectBus(t, bus), true) // a tray: no main window in the way
+	origin := startTrickleOrigin(t, 1500, 250*time.Millisecond)
+	child := startUIChild(t, display, bus)
+	addr := child.waitLine(t, listeningRE)[1]
+	select {
+	case <-watcher.items:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the GUI registered no tray item within 60 s")
+	}
+
+	// Some connections that ended (one with an error), then live ones.
+	openConns(t, addr, origin.addr, 6)()
+	refused := unusedPort(t)
+	for range 2 {
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", refused, refused)
+		buf := make([]byte, 512)
+		if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Read(buf); err != nil {
+			t.Fatalf("CONNECT to a closed port: no answer: %v", err)
+		}
+		c.Close()
+	}
+	defer openConns(t, addr, origin.addr, 40)()
+
+	child.command(t, "show")
+	waitViewable(t, display, true)
+	settle := 2 * time.Second // speeds need two samples
+	if os.Getenv("PORTHOLE_UPDATE_SCREENSHOTS") == "1" {
+		settle = 10 * time.Second // and the traffic graph a few more
+	}
+	time.Sleep(settle)
+	id, _ := desktoptest.FindWindow(t, display, "Porthole — Connections")
+	img, colours := screenshotDrawn(t, display, id)
+	checkWindowSize(t, "connections window", img, image.Pt(900, 500))
+	saveScreenshot(t, "inspector-live.png", img, colours)
+
+	child.command(t, "hide") // X windows without a manager overlap at 0,0
+	waitViewable(t, display, false)
+	child.command(t, "settings")
+	var settings string
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var shown bool
+		if settings, shown = desktoptest.FindWindow(t, display, "Porthole Settings"); shown {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the Settings window did not show within 30 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	img, colours = screenshotDrawn(t, display, settings)
+	checkWindowSize(t, "settings window", img, image.Pt(400, 400))
+	saveScreenshot(t, "settings-live.png", img, colours)
+
+	child.signal(t, syscall.SIGTERM)
+	child.waitExit(t)
+}
+
+// checkWindowSize fails t when img is smaller than min or larger than the
+// 1280x800 screen.
+func checkWindowSize(t *testing.T, what string, img image.Image, min image.Point) {
+	t.Helper()
+	size := img.Bounds().Size()
+	if size.X < min.X || size.Y < min.Y || size.X > 1280 || size.Y > 800 {
+		t.Errorf("%s is %v; want at least %v and at most the 1280x800 screen", what, size, min)
+	}
+}
+
+// unusedPort is a loopback address nothing listens on.
+func unusedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
