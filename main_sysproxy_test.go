@@ -123,3 +123,49 @@ func TestSystemProxyPutBackAfterCtrlCAndAfterKill(t *testing.T) {
 		t.Fatalf("second --restore-system-proxy: exit %d; stderr:\n%s", code, rest)
 	}
 }
+
+// TestSecondProcessLeavesTheRunningOnesSystemProxy: a second porthole with
+// the same config (headless, so single instance does not apply) must not
+// take the running one's journal for a crash's: its start-up repair leaves
+// the system proxy pointing at the first, its own --system-proxy is
+// refused, and its exit changes nothing. The first still puts the user's
+// settings back.
+func TestSecondProcessLeavesTheRunningOnesSystemProxy(t *testing.T) {
+	d := newGnomeDesktop(t)
+	d.gsettings(t, "set", "org.gnome.system.proxy", "mode", "'none'")
+	before := d.all(t)
+	cfg := filepath.Join(t.TempDir(), "config.json")
+
+	first := d.porthole(t, "--headless", "--config", cfg, "--listen", "127.0.0.1:0", "--system-proxy")
+	addr := first.waitFor(t, listenRE)[1]
+	first.waitFor(t, regexp.MustCompile(`msg="system proxy set"`))
+	_, port, _ := strings.Cut(addr, ":")
+	set := d.all(t)
+
+	second := d.porthole(t, "--headless", "--config", cfg, "--listen", "127.0.0.1:0", "--system-proxy")
+	second.waitFor(t, regexp.MustCompile(`set by another running Porthole; left as it is`))
+	second.waitFor(t, listenRE)
+	second.waitFor(t, regexp.MustCompile(`another running Porthole has the system proxy set`))
+	if got := d.all(t); got != set {
+		t.Fatalf("the second process changed the first's system proxy:\nnow:\n%s\nwas:\n%s", got, set)
+	}
+	if err := second.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code, rest := second.wait(t); code != 0 {
+		t.Fatalf("second: exit %d after Ctrl-C; stderr:\n%s", code, rest)
+	}
+	if got := d.gsettings(t, "get", "org.gnome.system.proxy.http", "port"); got != port {
+		t.Fatalf("after the second ended the port is %s, want the first's %s", got, port)
+	}
+
+	if err := first.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code, rest := first.wait(t); code != 0 {
+		t.Fatalf("first: exit %d after Ctrl-C; stderr:\n%s", code, rest)
+	}
+	if after := d.all(t); after != before {
+		t.Fatalf("after the first's Ctrl-C the settings are not the user's:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}

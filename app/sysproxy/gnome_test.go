@@ -183,7 +183,7 @@ func TestGnomeRepairAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := NewManager(b, path, nil).Enable("127.0.0.1:8088", outbound.DefaultBypass); err != nil {
+	if err := enableThenCrash(NewManager(b, path, nil), "127.0.0.1:8088", outbound.DefaultBypass); err != nil {
 		t.Fatal(err)
 	}
 	// The process dies here: no Disable. The next start:
@@ -205,7 +205,7 @@ func TestGnomeRepairAfterCrash(t *testing.T) {
 	}
 	// Without a backend detected (say the session has none now), the
 	// journal's own backend is used.
-	if err := NewManager(b, path, nil).Enable("127.0.0.1:8088", nil); err != nil {
+	if err := enableThenCrash(NewManager(b, path, nil), "127.0.0.1:8088", nil); err != nil {
 		t.Fatal(err)
 	}
 	if repaired, err := NewManager(nil, path, nil).Repair(); err != nil || !repaired {

@@ -133,7 +133,7 @@ func TestKDEChangedMeanwhileAndRepair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := NewManager(b, path, nil).Enable("127.0.0.1:8088", nil); err != nil {
+	if err := enableThenCrash(NewManager(b, path, nil), "127.0.0.1:8088", nil); err != nil {
 		t.Fatal(err)
 	}
 	kwrite(t, "NoProxyFor", "users-own.example") // the user, meanwhile
@@ -167,7 +167,7 @@ func TestKDEWithGsettingsSetsBoth(t *testing.T) {
 		t.Fatalf("Detect on KDE with gsettings: %s", b.Name())
 	}
 	path := journalPath(t)
-	if err := NewManager(b, path, nil).Enable("127.0.0.1:8088", nil); err != nil {
+	if err := enableThenCrash(NewManager(b, path, nil), "127.0.0.1:8088", nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := kread(t, "httpProxy"); got != "http://127.0.0.1 8088" {

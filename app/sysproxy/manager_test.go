@@ -375,7 +375,7 @@ func TestRepairRestoresJournalLeftBehind(t *testing.T) {
 	path := journalPath(t)
 	f := newFake(path)
 	before := f.snapshot()
-	if err := NewManager(f, path, nil).Enable("127.0.0.1:8088", outbound.DefaultBypass); err != nil {
+	if err := enableThenCrash(NewManager(f, path, nil), "127.0.0.1:8088", outbound.DefaultBypass); err != nil {
 		t.Fatal(err)
 	}
 	// That Manager is gone without Disable, as in a crash.
@@ -402,7 +402,7 @@ func TestEnableRepairsAJournalLeftBehindFirst(t *testing.T) {
 	path := journalPath(t)
 	f := newFake(path)
 	before := f.snapshot()
-	if err := NewManager(f, path, nil).Enable("127.0.0.1:8088", nil); err != nil {
+	if err := enableThenCrash(NewManager(f, path, nil), "127.0.0.1:8088", nil); err != nil {
 		t.Fatal(err)
 	}
 	m := NewManager(f, path, nil)
@@ -496,7 +496,7 @@ func TestEnableWithCorruptJournalChangesNothing(t *testing.T) {
 func TestJournalOfAnUnavailableBackendIsKept(t *testing.T) {
 	path := journalPath(t)
 	f := newFake(path)
-	if err := NewManager(f, path, nil).Enable("127.0.0.1:8088", nil); err != nil {
+	if err := enableThenCrash(NewManager(f, path, nil), "127.0.0.1:8088", nil); err != nil {
 		t.Fatal(err)
 	}
 	f2 := newFake(path)
@@ -517,7 +517,7 @@ func TestWriteWithoutEffectIsAnError(t *testing.T) {
 	path := journalPath(t)
 	f := newFake(path)
 	f.ignoreWrites = true
-	err := NewManager(f, path, nil).Enable("127.0.0.1:8088", nil)
+	err := enableThenCrash(NewManager(f, path, nil), "127.0.0.1:8088", nil)
 	if !errors.Is(err, ErrNotApplied) {
 		t.Fatalf("Enable: %v, want ErrNotApplied", err)
 	}
@@ -685,7 +685,7 @@ func TestConcurrentUse(t *testing.T) {
 func TestJournalFileFormat(t *testing.T) {
 	path := journalPath(t)
 	f := newFake(path)
-	if err := NewManager(f, path, nil).Enable("127.0.0.1:8088", []string{"localhost"}); err != nil {
+	if err := enableThenCrash(NewManager(f, path, nil), "127.0.0.1:8088", []string{"localhost"}); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(path)
@@ -701,7 +701,85 @@ func TestJournalFileFormat(t *testing.T) {
 			t.Errorf("journal has no %q: %s", k, data)
 		}
 	}
-	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
-		t.Errorf("temporary files left beside the journal: %v", entries)
+	// The journal and its lock file (kept: removing it would race with a
+	// process opening it), nothing else.
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{filepath.Base(path), filepath.Base(path) + ".lock"}; !slices.Equal(names, want) {
+		t.Errorf("files beside the journal: %v, want %v", names, want)
+	}
+}
+
+// Two Porthole processes: the one that set the system proxy holds the
+// journal's lock; the other's start-up repair leaves that journal and the
+// proxy alone, and its Enable is refused with ErrBusy. Once the first
+// restores, the second may set it. (Two Managers in one process behave as
+// two processes: the lock is per open file.)
+func TestRunningOwnersJournalIsNotRepaired(t *testing.T) {
+	path := journalPath(t)
+	fb := newFake(path)
+	log, buf := newLog()
+	first := NewManager(fb, path, log)
+	if err := first.Enable("127.0.0.1:8088", nil); err != nil {
+		t.Fatal(err)
+	}
+	set := fb.snapshot()
+
+	second := NewManager(fb, path, log)
+	if repaired, err := second.Repair(); repaired || err != nil {
+		t.Fatalf("Repair of a running owner's journal = %v, %v; want false, nil", repaired, err)
+	}
+	if !maps.Equal(fb.snapshot(), set) {
+		t.Fatalf("the second process changed the running one's proxy: %v, was %v", fb.snapshot(), set)
+	}
+	if len(buf.lines("another running Porthole")) != 1 {
+		t.Errorf("want one log line about the running owner; log:\n%s", buf)
+	}
+	if err := second.Enable("127.0.0.1:9099", nil); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second Enable = %v, want ErrBusy", err)
+	}
+	if err := second.Disable(); err != nil {
+		t.Fatalf("second Disable: %v", err)
+	}
+	if !maps.Equal(fb.snapshot(), set) {
+		t.Fatal("the second's Disable touched the running one's proxy")
+	}
+
+	if err := first.Disable(); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Enable("127.0.0.1:9099", nil); err != nil {
+		t.Fatalf("Enable after the first restored: %v", err)
+	}
+	if err := second.Disable(); err != nil {
+		t.Fatal(err)
+	}
+	if fb.snapshot()["host"] != "corp-proxy" {
+		t.Errorf("not restored: %v", fb.snapshot())
+	}
+}
+
+// A crashed owner's lock is gone with it: the journal is repaired.
+func TestCrashedOwnersJournalIsRepaired(t *testing.T) {
+	path := journalPath(t)
+	fb := newFake(path)
+	log, _ := newLog()
+	crashed := NewManager(fb, path, log)
+	if err := crashed.Enable("127.0.0.1:8088", nil); err != nil {
+		t.Fatal(err)
+	}
+	// What the OS does when the process dies.
+	if err := crashed.owner.release(); err != nil {
+		t.Fatal(err)
+	}
+	next := NewManager(fb, path, log)
+	if repaired, err := next.Repair(); !repaired || err != nil {
+		t.Fatalf("Repair = %v, %v; want true, nil", repaired, err)
+	}
+	if fb.snapshot()["host"] != "corp-proxy" {
+		t.Errorf("not restored: %v", fb.snapshot())
 	}
 }

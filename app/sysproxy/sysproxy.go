@@ -12,7 +12,10 @@
 //     still exactly the one Porthole wrote; a key the user or another program
 //     changed meanwhile is left alone (and logged). Then the journal goes.
 //   - Repair, at start-up, does what Disable does for a journal left behind
-//     by a run that never got to Disable (crash, SIGKILL, power loss).
+//     by a run that never got to Disable (crash, SIGKILL, power loss). The
+//     process whose journal is in effect holds a lock on it (path.lock),
+//     which the OS drops when that process dies: a journal whose lock is
+//     held belongs to a running Porthole and is left alone (ErrBusy).
 //
 // A backend write that fails is rolled back the same way, so a failure
 // leaves the previous settings in place.
@@ -21,10 +24,12 @@ package sysproxy
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,7 +81,8 @@ type Manager struct {
 	log     *slog.Logger
 
 	mu      sync.Mutex
-	journal *Journal // what this Manager applied; nil while not enabled
+	journal *Journal   // what this Manager applied; nil while not enabled
+	owner   *ownerLock // held while journal is set
 }
 
 // NewManager returns a Manager that keeps its journal at journalPath (see
@@ -128,6 +134,19 @@ func (m *Manager) Enable(addr string, bypass []string) error {
 	} else if _, err := m.repairLocked(); err != nil {
 		return fmt.Errorf("setting the system proxy: %w", err)
 	}
+	if m.owner == nil {
+		l, err := lockOwner(m.path)
+		if err != nil {
+			return fmt.Errorf("setting the system proxy: %w", err)
+		}
+		m.owner = l
+	}
+	// Held only while this Manager's journal is in effect.
+	defer func() {
+		if m.journal == nil {
+			m.releaseOwner()
+		}
+	}()
 
 	b := m.backend
 	wanted, err := b.Wanted(host, port, entries)
@@ -247,8 +266,18 @@ func (m *Manager) restoreLocked(j *Journal, msg string) error {
 		return fmt.Errorf("restoring the system proxy: %w", err)
 	}
 	m.journal = nil
+	m.releaseOwner()
 	m.log.Info(msg, "backend", b.Name(), "restored", describe(restored, j.Previous), "left_alone", len(left))
 	return nil
+}
+
+// releaseOwner drops the journal's lock once this Manager's journal is no
+// longer in effect.
+func (m *Manager) releaseOwner() {
+	if err := m.owner.release(); err != nil {
+		m.log.Warn("releasing the system proxy journal lock", "err", err)
+	}
+	m.owner = nil
 }
 
 // Repair restores a journal left behind by a run that did not disable the
@@ -267,6 +296,29 @@ func (m *Manager) Repair() (bool, error) {
 }
 
 func (m *Manager) repairLocked() (bool, error) {
+	if _, err := os.Stat(m.path); errors.Is(err, fs.ErrNotExist) {
+		return false, nil // nothing to repair: no lock file made either
+	}
+	if m.owner == nil {
+		l, err := lockOwner(m.path)
+		if errors.Is(err, ErrBusy) {
+			// A running Porthole's proxy is in use, not left behind.
+			pid := 0
+			if j, jerr := ReadJournal(m.path); jerr == nil && j != nil {
+				pid = j.PID
+			}
+			m.log.Info("the system proxy is set by another running Porthole; left as it is", "pid", pid)
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		defer func() {
+			if err := l.release(); err != nil {
+				m.log.Warn("releasing the system proxy journal lock", "err", err)
+			}
+		}()
+	}
 	j, err := ReadJournal(m.path)
 	if errors.Is(err, ErrJournalCorrupt) {
 		aside, aerr := setAside(m.path)
