@@ -18,6 +18,7 @@ import (
 // given X display and session bus.
 type uiChild struct {
 	cmd     *exec.Cmd
+	home    string         // its HOME; XDG_CONFIG_HOME is home/.config
 	stdin   io.WriteCloser // commands for childCommands
 	started time.Time
 	lines   chan string // stderr, line by line, for waitLine
@@ -61,7 +62,7 @@ func startUIChild(t *testing.T, display, bus string, extraEnv ...string) *uiChil
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &uiChild{cmd: cmd, stdin: stdin, lines: make(chan string, 1000), exited: make(chan error, 1)}
+	c := &uiChild{cmd: cmd, home: home, stdin: stdin, lines: make(chan string, 1000), exited: make(chan error, 1)}
 	c.started = time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

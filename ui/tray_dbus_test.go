@@ -3,8 +3,10 @@ package ui
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"porthole/app/autostart"
 	"porthole/internal/desktoptest"
 )
 
@@ -188,6 +191,20 @@ func TestTrayOverDBus(t *testing.T) {
 	}
 	addr = child.waitLine(t, listeningRE)[1] // port 0: a new port
 	connectThrough(t, addr, origin).Close()
+
+	// Start at login writes the XDG autostart entry, and takes it away.
+	entry := filepath.Join(child.home, ".config", "autostart", autostart.DesktopFileName)
+	checked := func(want bool) func(menuNode) bool {
+		return func(m menuNode) bool { it, ok := m.find("Start at login"); return ok && it.Checked == want }
+	}
+	tray.click(t, "Start at login", "checked", checked(true))
+	if data, err := os.ReadFile(entry); err != nil || !strings.Contains(string(data), "Exec=") {
+		t.Errorf("after Start at login: %s: %q, %v", entry, data, err)
+	}
+	tray.click(t, "Start at login", "unchecked", checked(false))
+	if _, err := os.Stat(entry); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after unchecking Start at login, %s: %v", entry, err)
+	}
 
 	// Connections… and Settings… open their windows (the other helpers'
 	// screens, here only opened from the tray on the real GL driver).
