@@ -1,10 +1,14 @@
-// Command bench compares direct TCP with connections through Porthole's
-// mixed port in direct mode and in tunnel mode (a porthole client process,
-// a WebSocket, a porthole-exit process), on loopback, then measures tunnel
-// mode over an emulated 50 ms round trip, and writes report.md and
-// report.json. Linux only (it reads /proc).
+// Command bench compares direct TCP, Porthole's direct and tunnel modes,
+// and two reference tunnels (hashicorp/yamux and xtaci/smux with their
+// defaults over a gorilla WebSocket, behind the same kind of HTTP CONNECT
+// front) on loopback, then over an emulated 50 ms round trip, and writes
+// report.md, report.json and report.png. Linux only (it reads /proc).
 //
-//	go run ./cmd/bench -porthole ../bin/porthole -exit ../bin/porthole-exit [-quick] [-out .]
+//	go run ./cmd/bench -porthole ../bin/porthole -exit ../bin/porthole-exit [-quick] [-out .] [-profile out/prof]
+//
+// The same binary is also the reference tunnels' processes and the idle
+// figures' origin (subcommands refclient, refserver, origin), so that
+// their memory and CPU are their own.
 package main
 
 import (
@@ -17,10 +21,8 @@ import (
 
 const (
 	parallelStreams = 8
-	seqConns        = 1000
-	concConns       = 2000
+	manyStreams     = 64
 	concWorkers     = 32
-	idleConns       = 2000
 )
 
 // Paths of the main table, in column order.
@@ -28,12 +30,17 @@ const (
 	pathDirect   = "direct"
 	pathPorthole = "porthole"
 	pathTunnel   = "tunnel"
+	pathYamux    = "yamux"
+	pathSmux     = "smux"
+	pathExtra    = "extra"
 )
 
-// path is one way of reaching the origin.
+// path is one way of reaching the origin; procs are its processes, whose
+// CPU time is measured: [client] or [client, exit/server].
 type path struct {
 	pathInfo
-	dial dialFunc
+	dial  dialFunc
+	procs []*proc
 }
 
 // experiment produces the values of its figures (in order) for one run
@@ -50,24 +57,39 @@ type options struct {
 	quick             bool
 	runs              int
 	size              int64
+	holFor            time.Duration
+	seqConns          int // connections one after another
+	concConns         int // connections by concWorkers workers
 	rtt               time.Duration
 	only              string
+	profile           string // directory for profiles; empty: none
+	profileFor        time.Duration
 }
 
 func main() {
+	if len(os.Args) > 1 {
+		switch sub := os.Args[1]; sub {
+		case "refclient", "refserver":
+			os.Exit(refCommand(sub, os.Args[2:]))
+		case "origin":
+			os.Exit(originCommand(os.Args[2:]))
+		}
+	}
 	var o options
 	flag.StringVar(&o.bin, "porthole", "../bin/porthole", "path of the porthole binary to measure")
 	flag.StringVar(&o.exitBin, "exit", "../bin/porthole-exit", "path of the porthole-exit binary to measure")
-	flag.StringVar(&o.out, "out", ".", "directory for report.md and report.json")
+	flag.StringVar(&o.out, "out", ".", "directory for report.md, report.json and report.png")
 	flag.BoolVar(&o.quick, "quick", false, "1 run per figure and smaller transfers")
 	flag.IntVar(&o.runs, "runs", 0, "runs per figure (default 3, or 1 with -quick)")
 	flag.DurationVar(&o.rtt, "rtt", 50*time.Millisecond, "round trip of the emulated long link")
 	flag.StringVar(&o.only, "only", "", "measure only this table: loopback or rtt (default both)")
+	flag.StringVar(&o.profile, "profile", "", "directory for CPU and memory profiles of porthole and porthole-exit (and profile.md)")
+	flag.DurationVar(&o.profileFor, "profile-for", 10*time.Second, "length of each CPU profile")
 	flag.Parse()
 
-	o.size = 1 << 30
+	o.size, o.holFor, o.seqConns, o.concConns = 1<<30, 5*time.Second, 1000, 2000
 	if o.quick {
-		o.size = 256 << 20
+		o.size, o.holFor, o.seqConns, o.concConns = 256<<20, 2*time.Second, 500, 1000
 	}
 	if o.runs <= 0 {
 		o.runs = 3
@@ -75,8 +97,8 @@ func main() {
 			o.runs = 1
 		}
 	}
-	if o.rtt <= 0 {
-		fmt.Fprintln(os.Stderr, "bench: -rtt must be positive")
+	if o.rtt <= 0 || o.profileFor < time.Second {
+		fmt.Fprintln(os.Stderr, "bench: -rtt must be positive and -profile-for at least 1s")
 		os.Exit(2)
 	}
 	if o.only != "" && o.only != "loopback" && o.only != "rtt" {
@@ -90,10 +112,26 @@ func main() {
 }
 
 func run(o options) error {
-	raiseNofile()
+	start := time.Now()
+	raiseNofile(true)
 	rep := newReport(o.bin, o.exitBin, o.quick, o.runs, o.size)
+	rep.RTTms = float64(o.rtt) / float64(time.Millisecond)
+	extra, err := startExtra()
+	if err != nil {
+		return err
+	}
+	if extra != nil {
+		defer extra.Stop()
+		rep.Extra = extra.name
+	}
+	var prof *profiler
+	if o.profile != "" {
+		if prof, err = newProfiler(o.profile, o.profileFor); err != nil {
+			return err
+		}
+	}
 	if o.only != "rtt" {
-		if err := runMain(o, rep); err != nil {
+		if err := runMain(o, rep, extra, prof); err != nil {
 			return err
 		}
 	}
@@ -104,11 +142,20 @@ func run(o options) error {
 			return rttErr
 		}
 	}
+	rep.Duration = time.Since(start).Round(time.Second).String()
 	rep.finish()
 	if err := rep.write(o.out); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "bench: wrote %s/report.md and report.json\n", o.out)
+	if err := writeChart(rep, o.out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: chart:", err)
+	}
+	if prof != nil {
+		if err := prof.writeSummary(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: profiles:", err)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "bench: wrote %s/report.md, report.json and report.png in %s\n", o.out, rep.Duration)
 	if rttErr != nil {
 		return fmt.Errorf("round-trip table: %w", rttErr)
 	}
@@ -118,68 +165,96 @@ func run(o options) error {
 	return nil
 }
 
-// runMain measures the main table: every figure over direct TCP, porthole
-// direct mode and porthole tunnel mode, on plain loopback.
-func runMain(o options, rep *report) error {
+// runMain measures the main table: every figure over every path, on
+// plain loopback. The long-lived processes serve every figure but the
+// idle ones, which start fresh processes.
+func runMain(o options, rep *report, extra *extraProxy, prof *profiler) error {
 	orig, err := startOrigin()
 	if err != nil {
 		return err
 	}
 	defer orig.Close()
-	p, err := startPorthole(o.bin)
+	var st stack
+	defer st.stop(rep, "main ")
+	p, err := startPorthole(o.bin, false)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if p != nil {
-			p.Stop()
-		}
-	}()
-	tun, err := startTunnel(o.exitBin, 0)
+	st.add(func() []string { return []string{"porthole: " + p.Stop()} })
+	tun, err := startTunnel(o.exitBin, 0, prof != nil)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if tun != nil {
-			tun.Stop()
-		}
-	}()
-	client, err := tun.addClient(o.bin, "porthole-tunnel")
+	st.add(tun.Stop)
+	client, err := tun.addClient(o.bin, "porthole-tunnel", prof != nil)
 	if err != nil {
 		return err
+	}
+	refs := map[string]*refSetup{}
+	for _, mux := range []string{muxYamux, muxSmux} {
+		r, err := startRef(mux, 0)
+		if err != nil {
+			return err
+		}
+		st.add(r.Stop)
+		refs[mux] = r
 	}
 
-	t := newTable(rep, "loopback", "Loopback: direct TCP, porthole direct mode, porthole tunnel mode",
-		[]pathInfo{
-			{pathDirect, "direct TCP"},
-			{pathPorthole, "porthole direct"},
-			{pathTunnel, "porthole tunnel"},
-		},
+	infos := []pathInfo{
+		{pathDirect, "direct TCP"},
+		{pathPorthole, "porthole direct"},
+		{pathTunnel, "porthole tunnel"},
+		{pathYamux, "yamux-ws"},
+		{pathSmux, "smux-ws"},
+	}
+	if extra != nil {
+		infos = append(infos, pathInfo{pathExtra, extra.name})
+	}
+	t := newTable(rep, "loopback", "Loopback: direct TCP, Porthole, and the reference tunnels", infos,
 		[]ratioDef{
-			{"porthole_over_direct", "porthole ÷ direct TCP", pathPorthole, pathDirect},
 			{"tunnel_over_porthole", "tunnel ÷ porthole direct", pathTunnel, pathPorthole},
+			{"tunnel_over_yamux", "tunnel ÷ yamux-ws", pathTunnel, pathYamux},
+			{"tunnel_over_smux", "tunnel ÷ smux-ws", pathTunnel, pathSmux},
 		})
-	t.intro = "Porthole is reached with HTTP CONNECT on its mixed port. In tunnel mode each connection is a stream of the " +
-		"client's one WebSocket session to a porthole-exit process on the same machine, which connects to the origin " +
-		"(client process → WebSocket → exit process → origin)."
-	t.notes = mainNotes
+	t.intro = mainIntro
+	t.notes = mainNotes(o)
 	paths := []path{
-		{t.Paths[0], directDialer(orig.addr())},
-		{t.Paths[1], connectDialer(p.addr, orig.addr())},
-		{t.Paths[2], connectDialer(client.addr, orig.addr())},
+		{t.Paths[0], directDialer(orig.addr()), nil},
+		{t.Paths[1], connectDialer(p.addr, orig.addr()), []*proc{p}},
+		{t.Paths[2], connectDialer(client.addr, orig.addr()), []*proc{client, tun.exit}},
+		{t.Paths[3], connectDialer(refs[muxYamux].client.addr, orig.addr()), []*proc{refs[muxYamux].client, refs[muxYamux].server}},
+		{t.Paths[4], connectDialer(refs[muxSmux].client.addr, orig.addr()), []*proc{refs[muxSmux].client, refs[muxSmux].server}},
 	}
-	for _, e := range mainExperiments(t, rep, o, orig) {
-		for i := range o.runs {
-			for _, pth := range paths {
-				measureOnce(e, pth, i, o.runs)
-			}
-		}
+	if extra != nil {
+		paths = append(paths, path{t.Paths[5], connectDialer(extra.addr, orig.addr()), nil})
 	}
-	rep.ProcExits = append(rep.ProcExits, "main porthole: "+p.Stop())
-	p = nil
-	rep.ProcExits = append(rep.ProcExits, prefixed("main tunnel ", tun.Stop())...)
-	tun = nil
+	for _, e := range mainExperiments(t, rep, o, prof) {
+		runExperiment(e, paths, o.runs)
+	}
+	if prof != nil {
+		prof.busy("tunnel-download", paths[2].procs, func() error {
+			_, err := download(paths[2].dial, o.size)
+			return err
+		})
+		prof.busy("tunnel-connrate", paths[2].procs, func() error {
+			_, _, _, err := connRate(paths[2].dial, o.concConns, concWorkers)
+			return err
+		})
+	}
 	return nil
+}
+
+// stack stops what was started, last first, and records how each process
+// ended.
+type stack []func() []string
+
+func (s *stack) add(stop func() []string) { *s = append(*s, stop) }
+
+func (s *stack) stop(rep *report, prefix string) {
+	for i := len(*s) - 1; i >= 0; i-- {
+		rep.ProcExits = append(rep.ProcExits, prefixed(prefix, (*s)[i]())...)
+	}
+	*s = nil
 }
 
 func prefixed(prefix string, s []string) []string {
@@ -187,6 +262,18 @@ func prefixed(prefix string, s []string) []string {
 		s[i] = prefix + s[i]
 	}
 	return s
+}
+
+// runExperiment measures e over every path, o.runs times, the paths
+// interleaved so that a noisy moment of the machine hits them alike.
+func runExperiment(e experiment, paths []path, runs int) {
+	start := time.Now()
+	for i := range runs {
+		for _, p := range paths {
+			measureOnce(e, p, i, runs)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "bench: %s: %v\n", e.name, time.Since(start).Round(100*time.Millisecond))
 }
 
 func measureOnce(e experiment, p path, i, runs int) {
@@ -213,111 +300,20 @@ func measureOnce(e experiment, p path, i, runs int) {
 			continue
 		}
 		s.Samples = append(s.Samples, vals[k])
-		fmt.Fprintf(os.Stderr, "bench: %-55s %-12s run %d/%d: "+f.format+" %s\n",
+		fmt.Fprintf(os.Stderr, "bench: %-55s %-9s run %d/%d: "+f.format+" %s\n",
 			f.Name, p.Key, i+1, runs, vals[k], f.Unit)
 	}
 }
 
-func mainExperiments(t *table, rep *report, o options, orig *origin) []experiment {
-	connFigures := func(key, name string) []*figure {
-		return []*figure{
-			t.fig(key+"_per_sec", name+": rate", "conn/s", "%.0f", true),
-			t.fig(key+"_p50_ms", name+": latency p50", "ms", "%.3f", false),
-			t.fig(key+"_p99_ms", name+": latency p99", "ms", "%.3f", false),
-		}
-	}
-	one := func(v float64, err error) ([]float64, error) { return []float64{v}, err }
-	three := func(a, b, c float64, err error) ([]float64, error) { return []float64{a, b, c}, err }
-	return []experiment{
-		{
-			name:    "download",
-			figures: []*figure{t.fig("download_mbps", "Single-stream download", "MB/s", "%.0f", true)},
-			run:     func(p path) ([]float64, error) { return one(download(p.dial, o.size)) },
-		},
-		{
-			name:    "upload",
-			figures: []*figure{t.fig("upload_mbps", "Single-stream upload", "MB/s", "%.0f", true)},
-			run:     func(p path) ([]float64, error) { return one(upload(p.dial, o.size)) },
-		},
-		{
-			name:    "parallel download",
-			figures: []*figure{t.fig("parallel8_download_mbps", "8-stream download (aggregate)", "MB/s", "%.0f", true)},
-			run: func(p path) ([]float64, error) {
-				return one(parallelDownload(p.dial, parallelStreams, o.size))
-			},
-		},
-		{
-			name:    "sequential connections",
-			figures: connFigures("seq_conn", "1,000 sequential connections"),
-			run:     func(p path) ([]float64, error) { return three(connRate(p.dial, seqConns, 1)) },
-		},
-		{
-			name:    "concurrent connections",
-			figures: connFigures("conc_conn", "2,000 connections, 32 workers"),
-			run: func(p path) ([]float64, error) {
-				return three(connRate(p.dial, concConns, concWorkers))
-			},
-		},
-		{
-			name: "idle rss",
-			figures: []*figure{
-				t.fig("idle_rss_kib_per_conn", "RSS per idle connection: porthole (tunnel: the client)", "KiB", "%.1f", false,
-					pathPorthole, pathTunnel),
-				t.fig("idle_rss_exit_kib_per_conn", "RSS per idle connection: porthole-exit", "KiB", "%.1f", false,
-					pathTunnel),
-			},
-			run: func(p path) ([]float64, error) {
-				v, exits, err := idleRSSOf(p.Key, o, orig)
-				rep.ProcExits = append(rep.ProcExits, prefixed("idle ", exits)...)
-				return v, err
-			},
-		},
-	}
-}
+// nofileLimit is the open-file limit after raiseNofile.
+var nofileLimit uint64
 
-// idleRSSOf measures RSS per idle connection in fresh processes of the
-// path: [porthole] or [client, exit].
-func idleRSSOf(pathKey string, o options, orig *origin) (kib []float64, exits []string, err error) {
-	switch pathKey {
-	case pathPorthole:
-		p, err := startPorthole(o.bin)
-		if err != nil {
-			return nil, nil, err
-		}
-		defer func() { exits = append(exits, "porthole: "+p.Stop()) }()
-		v, err := idleRSS(orig, idleConns, connectDialer(p.addr, orig.addr()), p)
-		if err != nil {
-			return nil, nil, err
-		}
-		return []float64{v[0], 0}, nil, nil
-	case pathTunnel:
-		tun, err := startTunnel(o.exitBin, 0)
-		if err != nil {
-			return nil, nil, err
-		}
-		defer func() { exits = append(exits, tun.Stop()...) }()
-		c, err := tun.addClient(o.bin, "porthole-tunnel")
-		if err != nil {
-			return nil, nil, err
-		}
-		kib, err := idleRSS(orig, idleConns, connectDialer(c.addr, orig.addr()), c, tun.exit)
-		return kib, nil, err
-	}
-	return nil, nil, fmt.Errorf("idle rss: no processes for path %q", pathKey)
-}
-
-const mainNotes = `How each figure is made:
-- Downloads/uploads: one connection, the origin sends (or receives) the transfer size; timed from the command to the last byte (upload: to the origin's "OK").
-- 8 parallel streams: 8 connections opened first, then the transfer size split evenly over them at once; aggregate throughput.
-- Connection figures: connect (+ CONNECT for porthole), send one byte through an echo, read it back, close; 1,000 one after another, and 2,000 by 32 concurrent workers. Latency covers the whole exchange.
-- RSS per idle connection: fresh processes, VmRSS before and after opening 2,000 idle proxied connections, difference ÷ 2,000. In tunnel mode both the client and the exit are measured (the exit holds the connections to the origin); the 2,000 are streams of one tunnel session.
-`
-
-// raiseNofile lifts the open-file limit to the hard limit: 2,000 idle
-// proxied connections need about 4,000 descriptors here and as many in the
-// proxy, which inherits the limit. (Go raises its own soft limit at start
-// but restores the original for children; an explicit Setrlimit is kept.)
-func raiseNofile() {
+// raiseNofile lifts the open-file limit to the hard limit: 10,000 idle
+// proxied connections need 10,000 descriptors here, and as many or twice
+// as many in the proxy, which inherits the limit. (Go raises its own soft
+// limit at start but restores the original for children; an explicit
+// Setrlimit is inherited.)
+func raiseNofile(warn bool) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: getrlimit:", err)
@@ -327,7 +323,8 @@ func raiseNofile() {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: setrlimit:", err)
 	}
-	if lim.Cur < 2*idleConns+1000 {
-		fmt.Fprintf(os.Stderr, "bench: warning: open-file limit %d may be too low for %d idle connections\n", lim.Cur, idleConns)
+	nofileLimit = lim.Cur
+	if most := uint64(idleSteps[len(idleSteps)-1]); warn && lim.Cur < most+1000 {
+		fmt.Fprintf(os.Stderr, "bench: warning: open-file limit %d may be too low for %d idle connections\n", lim.Cur, most)
 	}
 }

@@ -178,66 +178,6 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// idleRSS opens n idle connections with dial and returns the growth of
-// each proc's VmRSS per connection in KiB. The caller starts fresh
-// processes, so that memory freed by earlier work is not reused.
-func idleRSS(o *origin, n int, dial dialFunc, procs ...*proc) ([]float64, error) {
-	// One connection first so one-time setup is not counted per connection.
-	if _, err := echoOnce(dial); err != nil {
-		return nil, err
-	}
-	settle := 200 * time.Millisecond
-	time.Sleep(settle)
-	before, err := rssOf(procs)
-	if err != nil {
-		return nil, err
-	}
-	conns := make([]net.Conn, 0, n)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	// Connections of an earlier run may still be closing at the origin.
-	if err := o.waitIdle(0, opTimeout); err != nil {
-		return nil, err
-	}
-	for range n {
-		c, err := dial()
-		if err != nil {
-			return nil, fmt.Errorf("idle: connection %d: %w", len(conns)+1, err)
-		}
-		conns = append(conns, c)
-		if _, err := io.WriteString(c, "IDLE\n"); err != nil {
-			return nil, fmt.Errorf("idle: write: %w", err)
-		}
-	}
-	if err := o.waitIdle(int64(n), opTimeout); err != nil {
-		return nil, err
-	}
-	time.Sleep(settle)
-	after, err := rssOf(procs)
-	if err != nil {
-		return nil, err
-	}
-	kib := make([]float64, len(procs))
-	for i := range procs {
-		kib[i] = float64(after[i]-before[i]) / 1024 / float64(n)
-	}
-	return kib, nil
-}
-
-func rssOf(procs []*proc) ([]int64, error) {
-	v := make([]int64, len(procs))
-	for i, p := range procs {
-		var err error
-		if v[i], err = p.rssBytes(); err != nil {
-			return nil, err
-		}
-	}
-	return v, nil
-}
-
 // downloadFor is download bounded in time as well: it reads until n bytes
 // or until limit has passed, whichever comes first, and returns MB/s over
 // what arrived, and MB/s over the second half of it (a ramp-up left

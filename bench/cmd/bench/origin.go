@@ -21,6 +21,7 @@ import (
 //	UP <n>    server reads n bytes, then replies "OK\n"
 //	ECHO      server echoes everything until EOF
 //	IDLE      server holds the connection open until the client closes it
+//	STAT      server replies how many connections are in IDLE, then closes
 //
 // Close closes the listener and every open connection and waits for all
 // handler goroutines.
@@ -39,8 +40,10 @@ var chunk = make([]byte, 256<<10)
 // commandTimeout bounds how long a new connection may take to send its line.
 const commandTimeout = 30 * time.Second
 
-func startOrigin() (*origin, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func startOrigin() (*origin, error) { return startOriginAt("127.0.0.1:0") }
+
+func startOriginAt(addr string) (*origin, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("origin: listen: %w", err)
 	}
@@ -134,6 +137,8 @@ func (o *origin) serve(c net.Conn) {
 		o.idle.Add(1)
 		io.Copy(io.Discard, r)
 		o.idle.Add(-1)
+	case "STAT":
+		fmt.Fprintf(c, "%d\n", o.idle.Load())
 	}
 }
 

@@ -28,6 +28,7 @@ type proc struct {
 	logs   *lineWatch
 	exited chan struct{} // closed when Wait returns
 	err    error         // Wait's result, valid after exited is closed
+	pprof  string        // address of its net/http/pprof server, if any
 }
 
 // procSpec says how to start a proc.
@@ -39,6 +40,7 @@ type procSpec struct {
 	addr  string   // where the process listens; waited for
 	ready string   // if set, also wait for a log line containing it
 	dir   string   // removed after the process exited
+	pprof bool     // serve profiles (PORTHOLE_PPROF) on a free loopback port
 }
 
 const (
@@ -52,7 +54,7 @@ func scrubbedEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if k == "PORTHOLE_TOKEN" || k == "PORTHOLE_TUNNEL_MAX_WINDOW" {
+		if k == "PORTHOLE_TOKEN" || k == "PORTHOLE_TUNNEL_MAX_WINDOW" || k == "PORTHOLE_PPROF" {
 			continue
 		}
 		env = append(env, kv)
@@ -63,6 +65,14 @@ func scrubbedEnv() []string {
 func startProc(spec procSpec) (*proc, error) {
 	cmd := exec.Command(spec.bin, spec.args...)
 	cmd.Env = append(scrubbedEnv(), spec.env...)
+	var pprofAddr string
+	if spec.pprof {
+		var err error
+		if pprofAddr, err = freePort(); err != nil {
+			return nil, err
+		}
+		cmd.Env = append(cmd.Env, "PORTHOLE_PPROF="+pprofAddr)
+	}
 	logs := newLineWatch(os.Stderr, "["+spec.name+"] ", spec.ready)
 	cmd.Stdout = logs
 	cmd.Stderr = logs
@@ -72,7 +82,7 @@ func startProc(spec procSpec) (*proc, error) {
 		}
 		return nil, fmt.Errorf("%s: start %s: %w", spec.name, spec.bin, err)
 	}
-	p := &proc{name: spec.name, cmd: cmd, addr: spec.addr, logs: logs, exited: make(chan struct{})}
+	p := &proc{name: spec.name, cmd: cmd, addr: spec.addr, logs: logs, exited: make(chan struct{}), pprof: pprofAddr}
 	go func() {
 		p.err = cmd.Wait()
 		if spec.dir != "" {
@@ -87,8 +97,9 @@ func startProc(spec procSpec) (*proc, error) {
 	return p, nil
 }
 
-// startPorthole starts `porthole --headless` in direct mode.
-func startPorthole(bin string) (*proc, error) {
+// startPorthole starts `porthole --headless` in direct mode, allowing
+// idleMaxStream connections.
+func startPorthole(bin string, pprof bool) (*proc, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -99,13 +110,19 @@ func startPorthole(bin string) (*proc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: config dir: %w", err)
 	}
+	cfg := filepath.Join(cfgDir, "config.json")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, `{"max_conns": %d}`+"\n", idleMaxStream), 0o600); err != nil {
+		os.RemoveAll(cfgDir)
+		return nil, fmt.Errorf("proxy: config: %w", err)
+	}
 	return startProc(procSpec{
-		name: "porthole",
-		bin:  bin,
-		args: []string{"--headless", "--listen", addr, "--mode", "direct", "--log-level", "warn"},
-		env:  []string{"XDG_CONFIG_HOME=" + cfgDir},
-		addr: addr,
-		dir:  cfgDir,
+		name:  "porthole",
+		bin:   bin,
+		args:  []string{"--headless", "--config", cfg, "--listen", addr, "--mode", "direct", "--log-level", "warn"},
+		env:   []string{"XDG_CONFIG_HOME=" + cfgDir},
+		addr:  addr,
+		dir:   cfgDir,
+		pprof: pprof,
 	})
 }
 

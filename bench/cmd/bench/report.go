@@ -28,7 +28,12 @@ type report struct {
 	Quick      bool     `json:"quick"`
 	Runs       int      `json:"runs"`
 	SizeBytes  int64    `json:"size_bytes"`
+	Command    string   `json:"command"`
+	Duration   string   `json:"duration"`
+	Extra      string   `json:"extra_proxy,omitempty"`
+	RTTms      float64  `json:"rtt_ms"`
 	ProcExits  []string `json:"process_exits"`
+	Targets    []target `json:"targets"`
 	Tables     []*table `json:"tables"`
 
 	hadFailures bool
@@ -150,6 +155,7 @@ func (r *report) finish() {
 			}
 		}
 	}
+	r.evalTargets(r.RTTms)
 }
 
 func newReport(bin, exitBin string, quick bool, runs int, size int64) *report {
@@ -162,6 +168,7 @@ func newReport(bin, exitBin string, quick bool, runs int, size int64) *report {
 		CPU:        cpuModel(),
 		Kernel:     strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")),
 		Commit:     gitCommit(),
+		Command:    strings.Join(append([]string{"go run ./cmd/bench"}, os.Args[1:]...), " "),
 		Quick:      quick,
 		Runs:       runs,
 		SizeBytes:  size,
@@ -252,17 +259,25 @@ func (r *report) markdown() string {
 	if r.Quick {
 		mode = "quick"
 	}
-	fmt.Fprintf(&b, "# Porthole benchmark: direct TCP, porthole direct mode, porthole tunnel mode\n\n")
+	fmt.Fprintf(&b, "# Porthole benchmark: direct TCP, Porthole direct and tunnel modes, yamux and smux over WebSocket\n\n")
 	fmt.Fprintf(&b, "- Date: %s\n", r.Date)
 	fmt.Fprintf(&b, "- Commit: %s\n", r.Commit)
 	fmt.Fprintf(&b, "- CPU: %s, nproc %d\n", r.CPU, r.NProc)
 	fmt.Fprintf(&b, "- Kernel: %s\n", r.Kernel)
 	fmt.Fprintf(&b, "- Go: bench %s; porthole binary %s; porthole-exit binary %s\n", r.GoVersion, r.Binary, r.ExitBinary)
 	fmt.Fprintf(&b, "- Mode: %s, %d run(s) per figure, loopback transfer size %d MiB\n", mode, r.Runs, r.SizeBytes>>20)
+	fmt.Fprintf(&b, "- Command (in bench/): `%s`\n", r.Command)
+	fmt.Fprintf(&b, "- Duration: %s\n", r.Duration)
+	if r.Extra != "" {
+		fmt.Fprintf(&b, "- Extra proxy (BENCH_EXTRA_NAME): %s\n", r.Extra)
+	}
 	fmt.Fprintf(&b, "- Process exits (SIGINT at the end): %s\n", strings.Join(r.ProcExits, "; "))
 	b.WriteString("\nLoopback only (127.0.0.1); every process runs on the same cores as the load generator. ")
 	b.WriteString("Each cell is the median of the runs, with (min–max). MB = 10⁶ bytes. ")
-	b.WriteString("↑ means higher is better, ↓ lower is better.\n")
+	b.WriteString("↑ means higher is better, ↓ lower is better. Ratios divide medians of the same run. ")
+	b.WriteString("The chart (report.png) shows the main figures.\n")
+	r.targetsMarkdown(&b)
+	b.WriteString("\n![main figures](report.png)\n")
 	for _, t := range r.Tables {
 		t.markdown(&b)
 	}

@@ -10,6 +10,8 @@ const (
 	pathRTTAuto   = "rtt_auto"
 	pathRTTFixed  = "rtt_fixed"
 	pathRTTDirect = "rtt_direct"
+	pathRTTYamux  = "rtt_yamux"
+	pathRTTSmux   = "rtt_smux"
 )
 
 // fixedWindow is the window of the fixed-window client: the protocol's
@@ -32,7 +34,7 @@ func runRTT(o options, rep *report) error {
 		return err
 	}
 	defer web.Close()
-	tun, err := startTunnel(o.exitBin, o.rtt/2)
+	tun, err := startTunnel(o.exitBin, o.rtt/2, false)
 	if err != nil {
 		return err
 	}
@@ -41,13 +43,22 @@ func runRTT(o options, rep *report) error {
 			tun.Stop()
 		}
 	}()
-	auto, err := tun.addClient(o.bin, "porthole-rtt")
+	auto, err := tun.addClient(o.bin, "porthole-rtt", false)
 	if err != nil {
 		return err
 	}
-	fixed, err := tun.addClient(o.bin, "porthole-rtt-fixed", fmt.Sprintf("PORTHOLE_TUNNEL_MAX_WINDOW=%d", fixedWindow))
+	fixed, err := tun.addClient(o.bin, "porthole-rtt-fixed", false, fmt.Sprintf("PORTHOLE_TUNNEL_MAX_WINDOW=%d", fixedWindow))
 	if err != nil {
 		return err
+	}
+	refs := map[string]*refSetup{}
+	for _, mux := range []string{muxYamux, muxSmux} {
+		r, err := startRef(mux, o.rtt/2)
+		if err != nil {
+			return err
+		}
+		defer func() { rep.ProcExits = append(rep.ProcExits, prefixed("rtt ", r.Stop())...) }()
+		refs[mux] = r
 	}
 	// The same delay in front of the origin, for plain TCP: the relay's
 	// own ceiling.
@@ -66,17 +77,26 @@ func runRTT(o options, rep *report) error {
 		[]pathInfo{
 			{pathRTTAuto, "tunnel, auto-tuned window"},
 			{pathRTTFixed, "tunnel, window fixed at 256 KiB"},
+			{pathRTTYamux, "yamux-ws (256 KiB window)"},
+			{pathRTTSmux, "smux-ws"},
 			{pathRTTDirect, "direct TCP through the relay"},
 		},
-		[]ratioDef{{"auto_over_fixed", "auto-tuned ÷ fixed", pathRTTAuto, pathRTTFixed}})
+		[]ratioDef{
+			{"auto_over_fixed", "auto-tuned ÷ fixed", pathRTTAuto, pathRTTFixed},
+			{"auto_over_yamux", "auto-tuned ÷ yamux-ws", pathRTTAuto, pathRTTYamux},
+			{"auto_over_smux", "auto-tuned ÷ smux-ws", pathRTTAuto, pathRTTSmux},
+		})
 	t.intro = fmt.Sprintf("A relay inside the bench process sits between the porthole clients and the exit and delays each "+
 		"direction by %v (a timestamped queue per direction, up to %d MiB each, so it adds latency, not a window). "+
 		"The tunnel's own round-trip measurement (PING/PONG) sees the delay; the clients and the exit are the "+
 		"same binaries as above. The fixed-window client runs with PORTHOLE_TUNNEL_MAX_WINDOW=%d, so its "+
-		"receive window per stream stays at the first window.", o.rtt/2, relayQueueCap>>20, fixedWindow)
+		"receive window per stream stays at the first window. The reference tunnels (as in the loopback table) run through "+
+		"a relay of their own with the same delay; yamux's default window is 256 KiB per stream, smux's default buffers "+
+		"are 4 MiB per session and 64 KiB per stream.", o.rtt/2, relayQueueCap>>20, fixedWindow)
 	t.notes = fmt.Sprintf(`How each figure is made:
 - Download: one connection, %d MiB or %v, whichever comes first, timed from the command to the last byte read; the auto-tuned window starts at 256 KiB and doubles up to 16 MiB, and that ramp is included. "Second half of the bytes" is the rate from the moment half of what arrived had arrived to the end: the ramp left behind. The direct-TCP column goes through a relay with the same delay straight to the origin: the relay's own ceiling on this machine (it shares the cores with the tunnel's processes, so it weighs on the tunnel's figures too).
-- First response byte: %d requests one after another, each on a new connection, with a small HTTP server as the origin; the time from connecting to the proxy until the first byte of the response. A plain "GET http://…" lets the proxy send the request right behind the stream's OPEN (about 1 round trip); CONNECT has to wait for the exit's OPEN_OK before the client may send the request inside the tunnel (about 2 round trips).
+- First response byte: %d requests one after another, each on a new connection, with a small HTTP server as the origin; the time from connecting to the proxy until the first byte of the response. A plain "GET http://…" lets the proxy send the request right behind the stream's OPEN (about 1 round trip); CONNECT has to wait for the exit's OPEN_OK before the client may send the request inside the tunnel (about 2 round trips); the reference tunnels only speak CONNECT, and their client answers it after the server's status byte (2 round trips).
+- smux's default protocol (version 1) has no per-stream window: the receiver only stops reading the WebSocket when its 4 MiB session buffer is full, and the sender writes as fast as TCP takes it. The relay's deep queue lets it through like an ideal link with a large TCP window, so its figure here is TCP's, not a window's.
 - The TCP connections on either side of the relay see loopback round trips: there is no slow start or congestion window over the emulated link, only the tunnel's flow control, so a real link of this round trip can only be slower.
 `, size>>20, limit, samples)
 
@@ -87,13 +107,21 @@ func runRTT(o options, rep *report) error {
 		float64(16<<20)/mb/o.rtt.Seconds(), float64(fixedWindow)/mb/o.rtt.Seconds())
 	plainFig := t.fig("rtt_plain_get_first_byte_p50_ms", "First response byte p50: plain HTTP GET (early data)", "ms", "%.1f", false, pathRTTAuto)
 	plainFig.Expect = fmt.Sprintf("≈ 1 RTT = %.0f", rttMs)
-	connectFig := t.fig("rtt_connect_get_first_byte_p50_ms", "First response byte p50: CONNECT, then GET", "ms", "%.1f", false, pathRTTAuto)
+	connectFig := t.fig("rtt_connect_get_first_byte_p50_ms", "First response byte p50: CONNECT, then GET", "ms", "%.1f", false,
+		pathRTTAuto, pathRTTYamux, pathRTTSmux)
 	connectFig.Expect = fmt.Sprintf("≈ 2 RTT = %.0f", 2*rttMs)
 
 	paths := []path{
-		{t.Paths[0], connectDialer(auto.addr, orig.addr())},
-		{t.Paths[1], connectDialer(fixed.addr, orig.addr())},
-		{t.Paths[2], directDialer(check.addr())},
+		{t.Paths[0], connectDialer(auto.addr, orig.addr()), []*proc{auto, tun.exit}},
+		{t.Paths[1], connectDialer(fixed.addr, orig.addr()), []*proc{fixed, tun.exit}},
+		{t.Paths[2], connectDialer(refs[muxYamux].client.addr, orig.addr()), []*proc{refs[muxYamux].client, refs[muxYamux].server}},
+		{t.Paths[3], connectDialer(refs[muxSmux].client.addr, orig.addr()), []*proc{refs[muxSmux].client, refs[muxSmux].server}},
+		{t.Paths[4], directDialer(check.addr()), nil},
+	}
+	proxyOf := map[string]string{
+		pathRTTAuto:  auto.addr,
+		pathRTTYamux: refs[muxYamux].client.addr,
+		pathRTTSmux:  refs[muxSmux].client.addr,
 	}
 	experiments := []experiment{
 		{
@@ -107,22 +135,23 @@ func runRTT(o options, rep *report) error {
 		{
 			name:    "first response byte over the long link",
 			figures: []*figure{plainFig, connectFig},
-			run: func(path) ([]float64, error) {
-				plain, err := firstByteLatency(samples, func() (time.Duration, error) { return plainGet(auto.addr, web.addr()) })
-				if err != nil {
-					return nil, err
+			run: func(p path) ([]float64, error) {
+				proxy := proxyOf[p.Key]
+				plain := 0.0
+				if p.Key == pathRTTAuto {
+					var err error
+					plain, err = firstByteLatency(samples, func() (time.Duration, error) { return plainGet(proxy, web.addr()) })
+					if err != nil {
+						return nil, err
+					}
 				}
-				connect, err := firstByteLatency(samples, func() (time.Duration, error) { return connectGet(auto.addr, web.addr()) })
+				connect, err := firstByteLatency(samples, func() (time.Duration, error) { return connectGet(proxy, web.addr()) })
 				return []float64{plain, connect}, err
 			},
 		},
 	}
 	for _, e := range experiments {
-		for i := range o.runs {
-			for _, p := range paths {
-				measureOnce(e, p, i, o.runs)
-			}
-		}
+		runExperiment(e, paths, o.runs)
 	}
 	rep.ProcExits = append(rep.ProcExits, prefixed("rtt ", tun.Stop())...)
 	tun = nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -24,7 +25,8 @@ const exitPath = "/porthole"
 
 // startTunnel starts an exit and, if delay > 0, a relay in front of it
 // that delays each direction by delay. Clients are added with addClient.
-func startTunnel(exitBin string, delay time.Duration) (*tunnelSetup, error) {
+// Both allow idleMaxStream connections (streams).
+func startTunnel(exitBin string, delay time.Duration, pprof bool) (*tunnelSetup, error) {
 	dir, err := os.MkdirTemp("", "porthole-bench-tunnel-")
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: temp dir: %w", err)
@@ -41,7 +43,8 @@ func startTunnel(exitBin string, delay time.Duration) (*tunnelSetup, error) {
 	}
 	// An empty bypass list sends loopback targets (the origin) through the
 	// tunnel instead of direct.
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"bypass": []}`+"\n"), 0o600); err != nil {
+	cfg := fmt.Appendf(nil, `{"bypass": [], "max_conns": %d}`+"\n", idleMaxStream)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o600); err != nil {
 		return nil, fmt.Errorf("tunnel: config: %w", err)
 	}
 	addr, err := freePort()
@@ -49,11 +52,13 @@ func startTunnel(exitBin string, delay time.Duration) (*tunnelSetup, error) {
 		return nil, err
 	}
 	t.exit, err = startProc(procSpec{
-		name:  "porthole-exit",
-		bin:   exitBin,
-		args:  []string{"--listen", addr, "--token-file", t.token, "--allow-private", "--log-level", "info"},
+		name: "porthole-exit",
+		bin:  exitBin,
+		args: []string{"--listen", addr, "--token-file", t.token, "--allow-private", "--log-level", "info",
+			"--max-streams", strconv.Itoa(idleMaxStream)},
 		addr:  addr,
 		ready: "porthole-exit listening",
+		pprof: pprof,
 	})
 	if err != nil {
 		return nil, err
@@ -70,7 +75,7 @@ func startTunnel(exitBin string, delay time.Duration) (*tunnelSetup, error) {
 // addClient starts a porthole client in tunnel mode (through the relay,
 // if any) and waits until its tunnel session is up. env is added to its
 // environment.
-func (t *tunnelSetup) addClient(bin, name string, env ...string) (*proc, error) {
+func (t *tunnelSetup) addClient(bin, name string, pprof bool, env ...string) (*proc, error) {
 	exitAddr := t.exit.addr
 	if t.relay != nil {
 		exitAddr = t.relay.addr()
@@ -88,6 +93,7 @@ func (t *tunnelSetup) addClient(bin, name string, env ...string) (*proc, error) 
 		env:   append([]string{"XDG_CONFIG_HOME=" + t.dir}, env...),
 		addr:  addr,
 		ready: "tunnel connected",
+		pprof: pprof,
 	})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// target is one of the issue's performance targets, judged on the
+// medians of this run.
+type target struct {
+	Goal     string `json:"goal"`
+	Measured string `json:"measured"`
+	Status   string `json:"status"` // met, missed, or not measured
+}
+
+const (
+	targetMet     = "met"
+	targetMissed  = "missed"
+	targetUnknown = "not measured"
+)
+
+// median is the median of a figure's path in a table, if measured.
+func (r *report) median(tableKey, figKey, pathKey string) (float64, bool) {
+	for _, t := range r.Tables {
+		if t.Key != tableKey {
+			continue
+		}
+		for _, f := range t.Figures {
+			if f.Key != figKey {
+				continue
+			}
+			if s := f.side(pathKey); s != nil && s.ok() {
+				return s.Median, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// evalTargets judges every target; call after finish.
+func (r *report) evalTargets(rtt float64) {
+	r.Targets = nil
+	add := func(goal string, ok bool, met bool, measured string) {
+		st := targetUnknown
+		if ok {
+			st = targetMissed
+			if met {
+				st = targetMet
+			}
+		}
+		r.Targets = append(r.Targets, target{goal, measured, st})
+	}
+	// ratio judges num ÷ den ≥ want on the loopback table.
+	ratio := func(goal, fig, num, den string, want float64, unit string) {
+		a, okA := r.median("loopback", fig, num)
+		b, okB := r.median("loopback", fig, den)
+		ok := okA && okB && b > 0
+		m := ""
+		if ok {
+			m = fmt.Sprintf("%.2f× (%.0f vs %.0f %s)", a/b, a, b, unit)
+		}
+		add(goal, ok, ok && a/b >= want, m)
+	}
+	ratio("Tunnel single-stream download ≥ 1.5× smux-ws", "download_mbps", pathTunnel, pathSmux, 1.5, "MB/s")
+	ratio("Tunnel single-stream upload ≥ 1.5× smux-ws", "upload_mbps", pathTunnel, pathSmux, 1.5, "MB/s")
+	ratio("Tunnel single-stream download ≥ 50% of porthole direct", "download_mbps", pathTunnel, pathPorthole, 0.5, "MB/s")
+	ratio("Tunnel single-stream upload ≥ 50% of porthole direct", "upload_mbps", pathTunnel, pathPorthole, 0.5, "MB/s")
+	ratio("Tunnel 64-stream aggregate ≥ 1.5× smux-ws", "parallel64_download_mbps", pathTunnel, pathSmux, 1.5, "MB/s")
+
+	a, okA := r.median("rtt", "rtt_download_mbps", pathRTTAuto)
+	b, okB := r.median("rtt", "rtt_download_mbps", pathRTTYamux)
+	m := ""
+	if okA && okB && b > 0 {
+		m = fmt.Sprintf("%.1f× (%.1f vs %.1f MB/s)", a/b, a, b)
+	}
+	add(fmt.Sprintf("At %.0f ms RTT, tunnel single-stream download ≥ 10× yamux-ws (default 256 KiB window)", rtt),
+		okA && okB && b > 0, okA && okB && b > 0 && a/b >= 10, m)
+
+	plain, ok := r.median("rtt", "rtt_plain_get_first_byte_p50_ms", pathRTTAuto)
+	var refs []string
+	for _, k := range []string{pathRTTYamux, pathRTTSmux} {
+		if v, ok := r.median("rtt", "rtt_connect_get_first_byte_p50_ms", k); ok {
+			refs = append(refs, fmt.Sprintf("%s %.0f ms = %.1f RTT", strings.TrimPrefix(k, "rtt_"), v, v/rtt))
+		}
+	}
+	m = ""
+	if ok {
+		m = fmt.Sprintf("plain GET first byte %.1f ms = %.2f RTT; references (CONNECT, then GET): %s", plain, plain/rtt, strings.Join(refs, ", "))
+	}
+	add("Setup latency of client-speaks-first traffic ≈ 1 RTT (≤ 1.5 RTT), where the references need 2", ok, ok && plain <= 1.5*rtt, m)
+
+	upper := func(goal, fig, pathKey string, limit float64, unit string) {
+		v, ok := r.median("loopback", fig, pathKey)
+		add(goal, ok, ok && v <= limit, fmt.Sprintf("%.2f %s", v, unit))
+	}
+	upper("Head-of-line: tunnel echo p99 under 4 bulk streams ≤ 5 ms", "hol_echo_p99_ms", pathTunnel, 5, "ms")
+	upper("Idle tunneled connection ≤ 10 KiB RSS on the client (10,000 idle)", "idle10k_rss_client_kib_per_conn", pathTunnel, 10, "KiB")
+	upper("Idle tunneled connection ≤ 10 KiB RSS on the exit (10,000 idle)", "idle10k_rss_exit_kib_per_conn", pathTunnel, 10, "KiB")
+
+	v, ok := r.median("loopback", "conc_conn_per_sec", pathTunnel)
+	add("New tunneled connections ≥ 5,000/s (32 workers)", ok, ok && v >= 5000, fmt.Sprintf("%.0f conn/s", v))
+	for i := range r.Targets {
+		if r.Targets[i].Status == targetUnknown {
+			r.Targets[i].Measured = "–"
+		}
+	}
+}
+
+func (r *report) targetsMarkdown(b *strings.Builder) {
+	if len(r.Targets) == 0 {
+		return
+	}
+	met := 0
+	for _, t := range r.Targets {
+		if t.Status == targetMet {
+			met++
+		}
+	}
+	fmt.Fprintf(b, "\n## Targets\n\n%d of %d met in this run (medians; ratios from figures of the same run).\n\n", met, len(r.Targets))
+	b.WriteString("| target | measured | |\n|---|---|---|\n")
+	for _, t := range r.Targets {
+		fmt.Fprintf(b, "| %s | %s | %s |\n", t.Goal, t.Measured, t.Status)
+	}
+}
