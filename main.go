@@ -51,14 +51,8 @@ func run(args []string) int {
 		return 0
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	stopPprof, err := pprofserver.Start(log)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "porthole:", err)
-		return 2
-	}
-	defer stopPprof()
 	gui := false
-	if !opts.Headless {
+	if !opts.Headless && !opts.RestoreSystemProxy {
 		why := noDisplay()
 		gui = why == ""
 		if !gui {
@@ -69,6 +63,7 @@ func run(args []string) int {
 	// connections window. Checked before the repair below, which would
 	// otherwise put back the system proxy the running app set.
 	var showRequests <-chan struct{}
+	quitting := func() {}
 	if gui {
 		inst, err := acquireInstance(opts.ConfigPath, log)
 		if errors.Is(err, instance.ErrRunning) {
@@ -76,14 +71,23 @@ func run(args []string) int {
 			return 0
 		}
 		if inst != nil {
-			defer func() {
+			quitting = func() {
 				if err := inst.Close(); err != nil {
 					log.Debug("single instance: closing", "err", err)
 				}
-			}()
+			}
+			defer quitting() // Close is idempotent
 			showRequests = inst.Show()
 		}
 	}
+	// After the instance check: a second launch must reach the first
+	// rather than fail on the profiling port.
+	stopPprof, err := pprofserver.Start(log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "porthole:", err)
+		return 2
+	}
+	defer stopPprof()
 	// Before anything else: a system proxy a crashed run left pointing at
 	// a port nobody listens on leaves the user without internet.
 	sys, sysProblem := app.NewSystemProxy(opts.ConfigPath, log)
@@ -104,7 +108,7 @@ func run(args []string) int {
 		return 2
 	}
 	if gui {
-		return runGUI(opts, sys, sysProblem, showRequests, log)
+		return runGUI(opts, sys, sysProblem, showRequests, quitting, log)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -119,7 +123,7 @@ func run(args []string) int {
 }
 
 // runGUI runs the tray (or the main window) until the user quits.
-func runGUI(opts app.Options, sys *sysproxy.Manager, sysProblem error, show <-chan struct{}, log *slog.Logger) int {
+func runGUI(opts app.Options, sys *sysproxy.Manager, sysProblem error, show <-chan struct{}, quitting func(), log *slog.Logger) int {
 	cfg := opts.Config
 	cfg.SystemProxy = opts.SystemProxy
 	ctl := app.NewController(cfg, sys, log)
@@ -130,6 +134,7 @@ func runGUI(opts app.Options, sys *sysproxy.Manager, sysProblem error, show <-ch
 		Log:                log,
 		SystemProxyProblem: sysProblem,
 		ShowRequests:       show,
+		Quitting:           quitting,
 	})
 	if err != nil {
 		log.Error("porthole failed", "err", err)
@@ -142,9 +147,13 @@ func runGUI(opts app.Options, sys *sysproxy.Manager, sysProblem error, show <-ch
 // returns instance.ErrRunning after asking the running one to show itself.
 // Where single instance cannot work, the app runs anyway (nil, nil).
 func acquireInstance(configPath string, log *slog.Logger) (*instance.Instance, error) {
+	// One file under any spelling: absolute, through symlinks if it exists.
 	key, err := filepath.Abs(configPath)
 	if err != nil {
 		key = configPath
+	}
+	if real, err := filepath.EvalSymlinks(key); err == nil {
+		key = real
 	}
 	inst, err := instance.Acquire(key, log)
 	if err != nil && !errors.Is(err, instance.ErrRunning) {

@@ -21,8 +21,9 @@ type uiChild struct {
 	home    string         // its HOME; XDG_CONFIG_HOME is home/.config
 	stdin   io.WriteCloser // commands for childCommands
 	started time.Time
-	lines   chan string // stderr, line by line, for waitLine
-	exited  chan error
+	lines   chan string   // stderr, line by line, for waitLine
+	exited  chan struct{} // closed when the process has been waited for
+	waitErr error         // cmd.Wait's result, once exited is closed
 
 	mu  sync.Mutex
 	all []string // every stderr line, for the final checks
@@ -62,7 +63,7 @@ func startUIChild(t *testing.T, display, bus string, extraEnv ...string) *uiChil
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &uiChild{cmd: cmd, home: home, stdin: stdin, lines: make(chan string, 1000), exited: make(chan error, 1)}
+	c := &uiChild{cmd: cmd, home: home, stdin: stdin, lines: make(chan string, 1000), exited: make(chan struct{})}
 	c.started = time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -79,10 +80,13 @@ func startUIChild(t *testing.T, display, bus string, extraEnv ...string) *uiChil
 			}
 		}
 		close(c.lines)
-		c.exited <- cmd.Wait()
+		c.waitErr = cmd.Wait()
+		close(c.exited)
 	}()
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
+		select {
+		case <-c.exited:
+		default:
 			_ = cmd.Process.Kill() // a failed test's leftover; nothing more to learn
 			<-c.exited
 		}
@@ -155,7 +159,8 @@ func (c *uiChild) waitExit(t *testing.T) {
 	}()
 	var err error
 	select {
-	case err = <-c.exited:
+	case <-c.exited:
+		err = c.waitErr
 		<-drained
 	case <-time.After(30 * time.Second):
 		t.Fatal("the GUI did not exit within 30 s")

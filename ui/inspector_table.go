@@ -75,6 +75,10 @@ func (ct *connTable) updateCell(id widget.TableCellID, o fyne.CanvasObject) {
 	cell := cellParts(o)
 	if id.Row < 0 || id.Row >= len(ct.rows) || id.Col < 0 || id.Col >= int(numColumns) {
 		setLabel(cell.label, "")
+		if cell.bg.FillColor != color.Transparent {
+			cell.bg.FillColor = color.Transparent
+			cell.bg.Refresh()
+		}
 		return
 	}
 	r := ct.rows[id.Row]

@@ -205,3 +205,30 @@ func TestInspectorHiddenWindowDoesNoWork(t *testing.T) {
 	i.Show()
 	tt.runUntil(t, "a fresh snapshot", func() bool { return closedCount(tt.last()) == 20 })
 }
+
+// Only the selected tab's table is redrawn; the other one is redrawn when
+// its tab is selected, with the rows that arrived meanwhile.
+func TestInspectorRedrawsTheHiddenTabWhenSelected(t *testing.T) {
+	checkLeaks(t)
+	reg := newTestRegistry(t, 0, 0)
+	ownedConn(t, reg, "alpha.example:443", registry.RouteDirect)
+	i, tt := openInspector(t, reg)
+	tt.runUntil(t, "first view", func() bool { return tt.last() != nil && liveCount(tt.last()) == 1 })
+
+	ended := register(reg, "closed.example:443", registry.ProtoSOCKS5, registry.RouteDirect)
+	ended.finish(nil)
+	tt.runUntil(t, "the closed row", func() bool { return len(i.tables[tabClosed].rows) == 1 })
+	if !i.tables[tabClosed].stale || i.tables[tabActive].stale {
+		t.Fatalf("stale: active %v, closed %v; want only the unselected Closed table stale",
+			i.tables[tabActive].stale, i.tables[tabClosed].stale)
+	}
+	i.tabs.SelectIndex(int(tabClosed))
+	if i.tables[tabClosed].stale {
+		t.Fatal("selecting the Closed tab did not redraw its table")
+	}
+	cell := i.tables[tabClosed].createCell()
+	i.tables[tabClosed].updateCell(widget.TableCellID{Row: 0, Col: int(colHost)}, cell)
+	if got := cellParts(cell).label.Text; got != "closed.example" {
+		t.Fatalf("Closed tab's first host cell %q", got)
+	}
+}

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bytes"
+	"context"
 	"image"
 	"image/draw"
 	"image/png"
@@ -62,8 +63,10 @@ func screenshotDrawn(t *testing.T, display, window string) (image.Image, int) {
 	}
 	shot := filepath.Join(t.TempDir(), "shot.png")
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		cmd := exec.Command(importBin, "-display", display, "-window", window, shot)
-		if out, err := cmd.CombinedOutput(); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, err := exec.CommandContext(ctx, importBin, "-display", display, "-window", window, shot).CombinedOutput()
+		cancel()
+		if err != nil {
 			t.Fatalf("import: %v\n%s", err, out)
 		}
 		img, err := decodePNGFile(shot)
@@ -76,6 +79,7 @@ func screenshotDrawn(t *testing.T, display, window string) (image.Image, int) {
 		if time.Now().After(deadline) {
 			t.Fatalf("window %s still shows few colours after 30 s: nothing was drawn", window)
 		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

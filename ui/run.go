@@ -37,6 +37,10 @@ type Options struct {
 	// ShowRequests receives when Porthole is started again while this one
 	// runs: the connections window comes to the front. May be nil.
 	ShowRequests <-chan struct{}
+	// Quitting is called once when the user quits, before the proxy stops
+	// (which may take a while): from then on a new launch must start
+	// afresh rather than be shown this Porthole on its way out. May be nil.
+	Quitting func()
 
 	// testWindows, for the tests, opens or hides windows as a click would.
 	testWindows <-chan testWindowRequest
@@ -436,6 +440,9 @@ func (g *gui) copyTerminalEnv() {
 func (g *gui) quit() {
 	g.quitOnce.Do(func() {
 		g.quitting.Store(true)
+		if g.opts.Quitting != nil {
+			g.opts.Quitting()
+		}
 		g.log.Info("quitting")
 		select {
 		case g.poke <- struct{}{}: // show "Quitting…"

@@ -97,22 +97,28 @@ func (i *Instance) Show() <-chan struct{} { return i.show }
 // Idempotent.
 func (i *Instance) Close() error {
 	i.closeOnce.Do(func() {
-		i.closeErr = i.ln.Close()
+		i.closeErr = i.ln.Close() // a socket file goes with it
 		i.wg.Wait()
-		cleanup(i.addr)
 	})
 	return i.closeErr
 }
 
 func (i *Instance) serve() {
+	var delay time.Duration
 	for {
 		c, err := i.ln.Accept()
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				i.log.Warn("single instance: accept", "err", err)
-			}
+		if errors.Is(err, net.ErrClosed) {
 			return
 		}
+		if err != nil {
+			// Out of file descriptors, say: newcomers must still find us
+			// once it passes, so keep accepting, more slowly (as net/http).
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			i.log.Warn("single instance: accept", "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
 		// One at a time: requests are tiny and bounded by the deadline, so
 		// a misbehaving peer delays the next by at most exchangeTimeout.
 		i.answer(c)
@@ -150,6 +156,11 @@ func ask(addr string) error {
 		return err
 	}
 	defer c.Close()
+	// Only this user's Porthole may tell us to exit: anyone can squat on
+	// an abstract name, and would otherwise stop Porthole from starting.
+	if err := checkPeer(c); err != nil {
+		return fmt.Errorf("%w: %w", errNoAnswer, err)
+	}
 	if err := c.SetDeadline(time.Now().Add(exchangeTimeout)); err != nil {
 		return err
 	}

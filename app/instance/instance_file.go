@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 )
 
 // pathAddress is a socket file in a directory only this user can enter.
@@ -23,15 +22,14 @@ func pathAddress(key string) (string, error) {
 }
 
 // removeStaleFile removes a socket file nobody listens on (a run that was
-// killed); one that answered wrongly or slowly is left alone.
+// killed); one that answered wrongly or slowly is left alone. Two launches
+// that both find the same stale file can both remove it and both run: a
+// rare race (a crash, then two starts within milliseconds) that costs a
+// second tray icon, not a lost setting.
 func removeStaleFile(addr string, askErr error) bool {
-	if !errors.Is(askErr, syscall.ECONNREFUSED) && !errors.Is(askErr, fs.ErrNotExist) {
+	if !isRefused(askErr) && !errors.Is(askErr, fs.ErrNotExist) {
 		return false
 	}
 	err := os.Remove(addr)
 	return err == nil || errors.Is(err, fs.ErrNotExist)
-}
-
-func cleanupFile(addr string) {
-	_ = os.Remove(addr) // best effort: a leftover is removed by the next start
 }

@@ -59,12 +59,8 @@ func removeStale(addr string, askErr error) bool {
 	return false // an abstract name in use has a live holder
 }
 
-func cleanup(addr string) {
-	if pathMode {
-		cleanupFile(addr)
-	}
-}
-
 // pathMode makes Linux use socket files like the other systems, so their
 // stale-file handling is tested here.
 var pathMode = false
+
+func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }

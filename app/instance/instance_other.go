@@ -30,5 +30,3 @@ func addrInUse(err error) bool { return errors.Is(err, syscall.EADDRINUSE) }
 func checkPeer(net.Conn) error { return nil }
 
 func removeStale(addr string, askErr error) bool { return removeStaleFile(addr, askErr) }
-
-func cleanup(addr string) { cleanupFile(addr) }

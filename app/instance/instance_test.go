@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -58,11 +57,6 @@ func testSecondStartShowsTheFirst(t *testing.T) {
 
 func TestSecondStartShowsTheFirst(t *testing.T) { testSecondStartShowsTheFirst(t) }
 
-func TestSecondStartShowsTheFirstWithSocketFiles(t *testing.T) {
-	usePathMode(t)
-	testSecondStartShowsTheFirst(t)
-}
-
 func TestRequestsCoalesce(t *testing.T) {
 	k := key(t)
 	first := mustAcquire(t, k)
@@ -95,33 +89,6 @@ func testAfterCloseTheNextStartRuns(t *testing.T) {
 }
 
 func TestAfterCloseTheNextStartRuns(t *testing.T) { testAfterCloseTheNextStartRuns(t) }
-
-func TestAfterCloseTheNextStartRunsWithSocketFiles(t *testing.T) {
-	usePathMode(t)
-	testAfterCloseTheNextStartRuns(t)
-}
-
-// A killed run leaves its socket file: the next start removes it and runs.
-func TestStaleSocketFileIsReplaced(t *testing.T) {
-	usePathMode(t)
-	k := key(t)
-	addr, err := address(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("unix", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(addr); err != nil {
-		t.Fatalf("the stale file should be there: %v", err)
-	}
-	mustAcquire(t, k)
-}
 
 // Something that holds the name but does not speak the protocol is not
 // taken for a running Porthole, and is not removed either.
@@ -184,11 +151,4 @@ func TestGarbageRequestIsIgnored(t *testing.T) {
 		t.Fatalf("after garbage: %v", err)
 	}
 	waitShow(t, first)
-}
-
-func usePathMode(t *testing.T) {
-	t.Helper()
-	t.Setenv("XDG_CACHE_HOME", t.TempDir())
-	pathMode = true
-	t.Cleanup(func() { pathMode = false })
 }

@@ -11,6 +11,11 @@ import (
 // the journal's lock, so its journal is in use, not left behind by a crash.
 var ErrBusy = errors.New("another running Porthole has the system proxy set")
 
+// errNoLocks is a file system that cannot lock files: the journal then
+// works unlocked, as it did before the lock (a second Porthole may take a
+// running one's journal for a crash's there).
+var errNoLocks = errors.New("file locks are not supported here")
+
 // ownerLock is an exclusive lock on the journal's lock file (path.lock),
 // held by the process whose journal is in effect for as long as it is.
 // The operating system drops it when that process ends, however it ends:
@@ -28,7 +33,7 @@ func lockOwner(journalPath string) (*ownerLock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("system proxy journal lock: %w", err)
 	}
-	if err := lockFile(f); err != nil {
+	if err := lockFile(f); err != nil && !errors.Is(err, errNoLocks) {
 		_ = f.Close() // the lock failed; the close has nothing to add
 		return nil, err
 	}

@@ -17,6 +17,11 @@ func lockFile(f *os.File) error {
 	if errors.Is(err, unix.EWOULDBLOCK) {
 		return ErrBusy
 	}
+	if errors.Is(err, unix.ENOLCK) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP) {
+		// A file system without locks (NFS without lockd, some FUSE):
+		// work as before the lock existed rather than never repair.
+		return errNoLocks
+	}
 	if err != nil {
 		return fmt.Errorf("system proxy journal lock: %w", err)
 	}

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -47,7 +49,11 @@ func Start(log *slog.Logger) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	var handlers sync.WaitGroup
+	srv := &http.Server{
+		Handler:           loopbackOnly(mux, &handlers),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -57,9 +63,31 @@ func Start(log *slog.Logger) (stop func(), err error) {
 	}()
 	log.Info("serving profiles", "addr", ln.Addr().String(), "env", EnvVar)
 	return func() {
+		// Close ends the connections, which cancels a running profile's
+		// request; then wait for the handlers too.
 		if err := srv.Close(); err != nil {
 			log.Debug("closing the pprof server", "err", err)
 		}
 		<-done
+		handlers.Wait()
 	}, nil
+}
+
+// loopbackOnly serves requests whose Host is a loopback IP literal: a web
+// page the user visits cannot read the profiles by pointing a name of its
+// own at 127.0.0.1 (DNS rebinding). It counts running handlers in wg.
+func loopbackOnly(next http.Handler, wg *sync.WaitGroup) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wg.Add(1)
+		defer wg.Done()
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = r.Host
+		}
+		if ip := net.ParseIP(strings.Trim(host, "[]")); ip == nil || !ip.IsLoopback() {
+			http.Error(w, "pprof is served to loopback addresses only", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

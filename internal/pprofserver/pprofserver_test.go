@@ -72,3 +72,38 @@ func TestServesProfilesOnLoopback(t *testing.T) {
 		t.Fatalf("status %d, %d bytes", resp.StatusCode, len(body))
 	}
 }
+
+// A name that resolves to loopback (DNS rebinding) is refused.
+func TestRefusesOtherHostNames(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvVar, addr)
+	stop, err := Start(quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/debug/pprof/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "attacker.example:80"
+	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := resp.Body.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("status %d for Host attacker.example, want 403", resp.StatusCode)
+	}
+}
