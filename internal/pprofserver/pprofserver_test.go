@@ -40,21 +40,7 @@ func TestRefusesNonLoopback(t *testing.T) {
 }
 
 func TestServesProfilesOnLoopback(t *testing.T) {
-	// Find a free port, then let Start listen on it.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(EnvVar, addr)
-	stop, err := Start(quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	addr := startOnFreePort(t)
 	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
 	defer client.CloseIdleConnections()
 	resp, err := client.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
@@ -75,20 +61,7 @@ func TestServesProfilesOnLoopback(t *testing.T) {
 
 // A name that resolves to loopback (DNS rebinding) is refused.
 func TestRefusesOtherHostNames(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(EnvVar, addr)
-	stop, err := Start(quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	addr := startOnFreePort(t)
 	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/debug/pprof/", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -106,4 +79,25 @@ func TestRefusesOtherHostNames(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("status %d for Host attacker.example, want 403", resp.StatusCode)
 	}
+}
+
+// startOnFreePort runs Start on a free loopback port for the rest of t and
+// returns the address.
+func startOnFreePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvVar, addr)
+	stop, err := Start(quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return addr
 }
