@@ -180,18 +180,20 @@ func (s *Server) Close() error {
 // both directions end. The stream id is the client's registry id: the
 // client's inspector and this log show the same one.
 func (s *Server) serveStream(ctx context.Context, log *slog.Logger, st *tunnel.Stream, target string) {
-	log = log.With("stream", st.ID().String())
-	log.Debug("dialing", "target", target)
-	conn, err := s.dial(ctx, target)
+	// The stream's id goes with each record rather than through log.With,
+	// which would build a handler per stream even when nothing is logged.
+	id := slog.String("stream", st.ID().String())
+	log.Debug("dialing", id, "target", target)
+	conn, err := s.dialApart(ctx, target)
 	if err != nil {
 		abandoned := ctx.Err() != nil // the client reset the stream or left
 		code := CodeFor(err)
 		st.Refuse(code, refusalReason(err))
 		_ = st.Close() // refused: nothing left to close but our handle
 		if abandoned {
-			log.Debug("open abandoned", "target", target, "err", err)
+			log.Debug("open abandoned", id, "target", target, "err", err)
 		} else {
-			log.Debug("open refused", "target", target, "code", code, "err", err)
+			log.Debug("open refused", id, "target", target, "code", code, "err", err)
 		}
 		return
 	}
@@ -210,7 +212,7 @@ func (s *Server) serveStream(ctx context.Context, log *slog.Logger, st *tunnel.S
 	if !relay.Expected(err) {
 		lvl = slog.LevelInfo
 	}
-	log.Log(ctx, lvl, "stream closed", "target", target, "up", n.up, "down", n.down, "err", err)
+	log.Log(ctx, lvl, "stream closed", id, "target", target, "up", n.up, "down", n.down, "err", err)
 }
 
 // dial checks target's form and dials it.
@@ -222,6 +224,26 @@ func (s *Server) dial(ctx context.Context, target string) (net.Conn, error) {
 }
 
 var errBadTarget = errors.New("bad target")
+
+// dialApart is dial in a goroutine of its own, waited for. Dialling needs
+// a deep stack (resolver, dialer, policy checks), and a goroutine keeps the
+// largest stack it ever grew: dialled in place, every idle stream's
+// goroutine would hold kilobytes it needed only for the dial. The dialling
+// goroutine always ends before dialApart returns, handing over the
+// connection it made.
+func (s *Server) dialApart(ctx context.Context, target string) (net.Conn, error) {
+	type result struct {
+		conn net.Conn
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		conn, err := s.dial(ctx, target)
+		done <- result{conn, err}
+	}()
+	r := <-done
+	return r.conn, r.err
+}
 
 // refusalReason is what the client is told about a failed dial: the error,
 // except that a DNS failure does not name the exit's resolver.

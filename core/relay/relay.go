@@ -12,8 +12,12 @@ import (
 	"porthole/core/tunnel"
 )
 
-// BufferSize is the size of one direction's copy buffer.
-const BufferSize = 32 << 10
+// BufferSize is the size of one direction's copy buffer: large enough
+// that a bulk transfer moves in few system calls (and that one Write to a
+// tunnel stream hands the session's writer four DATA frames, which it sends
+// with one write). A buffer is held only while bytes flow (see copyHalf):
+// an idle connection holds none.
+const BufferSize = 128 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, BufferSize); return &b }}
 

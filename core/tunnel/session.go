@@ -1,10 +1,10 @@
 package tunnel
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -77,9 +77,9 @@ type Config struct {
 	fixedRTT time.Duration
 }
 
-// writeTimeout bounds one WebSocket write: a peer that takes longer to
-// accept a frame of at most MaxFrameSize is not reading, and the session
-// ends rather than hold every stream hostage.
+// writeTimeout bounds one write of the writer's batch (at most batchSize
+// plus one frame): a peer that takes longer to accept that is not reading,
+// and the session ends rather than hold every stream hostage.
 func (c *Config) writeTimeout() time.Duration { return max(3*c.PingInterval, 5*time.Second) }
 
 // Session is one WebSocket carrying many streams.
@@ -370,12 +370,34 @@ func (s *Session) shutdown(cause error) {
 	})
 }
 
+// writeLoop sends what the session has queued: answers first, then our
+// own control frames, then DATA round-robin. Frames are gathered in a batch
+// and written out when the batch is full or nothing else is queued, so a
+// lone frame is never held back waiting for company.
 func (s *Session) writeLoop() {
 	defer s.wg.Done()
-	buf := make([]byte, 0, MaxFrameSize)
+	b := newBatch(s.ws.UnderlyingConn(), s.client)
+	flush := func() bool {
+		if err := b.flush(s.cfg.writeTimeout()); err != nil {
+			if isTimeout(err) {
+				err = fmt.Errorf("%w: a write waited %v: %w", ErrNotReading, s.cfg.writeTimeout(), err)
+			}
+			s.shutdown(err)
+			return false
+		}
+		return true
+	}
 	for {
 		s.mu.Lock()
 		for len(s.ctrl) == 0 && len(s.answers) == 0 && len(s.ready) == 0 && s.err == nil && !s.overflow {
+			if !b.empty() {
+				s.mu.Unlock()
+				if !flush() {
+					return
+				}
+				s.mu.Lock()
+				continue
+			}
 			s.mu.Unlock()
 			select {
 			case <-s.wakeWriter:
@@ -411,24 +433,13 @@ func (s *Session) writeLoop() {
 		}
 		s.mu.Unlock()
 		if st != nil {
-			var more bool
-			frame, more = st.take(buf[:0])
-			if more {
+			if st.sendData(b) {
 				s.markReady(st) // to the back: round-robin
 			}
-			if frame == nil {
-				continue
-			}
+		} else {
+			b.add(frame)
 		}
-		if err := s.ws.SetWriteDeadline(time.Now().Add(s.cfg.writeTimeout())); err != nil {
-			s.shutdown(err)
-			return
-		}
-		if err := s.ws.WriteMessage(websocket.BinaryMessage, frame); err != nil {
-			if isTimeout(err) {
-				err = fmt.Errorf("%w: a frame waited %v: %w", ErrNotReading, s.cfg.writeTimeout(), err)
-			}
-			s.shutdown(err)
+		if b.full() && !flush() {
 			return
 		}
 	}
@@ -436,15 +447,16 @@ func (s *Session) writeLoop() {
 
 func (s *Session) readLoop() {
 	defer s.wg.Done()
-	var buf bytes.Buffer
+	fb := framePool.Get().(*[]byte)
+	defer func() { framePool.Put(fb) }()
 	for {
 		kind, r, err := s.ws.NextReader()
 		if err != nil {
 			s.shutdown(err)
 			return
 		}
-		buf.Reset()
-		if _, err := buf.ReadFrom(r); err != nil {
+		n, err := readMessage(r, *fb)
+		if err != nil {
 			s.shutdown(err)
 			return
 		}
@@ -453,18 +465,39 @@ func (s *Session) readLoop() {
 			s.shutdown(fmt.Errorf("%w: text message", ErrProtocol))
 			return
 		}
-		f, err := Parse(buf.Bytes())
+		f, err := Parse((*fb)[:n])
 		if err != nil {
 			s.shutdown(fmt.Errorf("%w: %w", ErrProtocol, err))
 			return
 		}
-		s.handle(f)
+		if s.handle(f, fb) {
+			fb = framePool.Get().(*[]byte) // the stream has the last one
+		}
 	}
 }
 
-// handle applies one frame. Frames for unknown streams are dropped: they
-// may have crossed an RST.
-func (s *Session) handle(f Frame) {
+// readMessage reads one whole message into buf, which is one byte larger
+// than any message the WebSocket's read limit lets through.
+func readMessage(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for {
+		m, err := r.Read(buf[n:])
+		n += m
+		switch {
+		case errors.Is(err, io.EOF):
+			return n, nil
+		case err != nil:
+			return n, err
+		case n == len(buf):
+			return n, fmt.Errorf("%w: message over %d bytes", ErrProtocol, MaxFrameSize)
+		}
+	}
+}
+
+// handle applies one frame, read into the pooled buffer fb, and says
+// whether a stream kept fb for the DATA in it. Frames for unknown streams
+// are dropped: they may have crossed an RST.
+func (s *Session) handle(f Frame, fb *[]byte) (kept bool) {
 	switch f.Type {
 	case TypePing:
 		s.answer(Frame{Type: TypePong, Time: f.Time})
@@ -527,10 +560,7 @@ func (s *Session) handle(f Frame) {
 			st.resetLocked(CodeCanceled, "closed", net.ErrClosed, resetAnswer)
 			return
 		}
-		if st.off > 0 && st.off == len(st.buf) {
-			st.buf, st.off = st.buf[:0], 0
-		}
-		st.buf = append(st.buf, f.Data...)
+		kept = st.in.deliver(f.Data, fb)
 		st.chargeLocked(n)
 		wake(st.readWake)
 	case TypeWindow:
@@ -545,6 +575,7 @@ func (s *Session) handle(f Frame) {
 		st.rstOut = true // never answer an RST with one
 		st.resetLocked(f.Code, f.Reason, &ResetError{Code: f.Code, Reason: f.Reason}, resetByPeer)
 	}
+	return kept
 }
 
 func (s *Session) handleOpen(f Frame) {
@@ -564,8 +595,8 @@ func (s *Session) handleOpen(f Frame) {
 	close(st.opened)
 	if n := int64(len(f.Data)); n > 0 {
 		st.avail -= n
-		st.buf = append(st.buf, f.Data...)
-		st.chargeLocked(n) // nobody else has the stream yet
+		st.in.deliver(f.Data, nil) // copied: OPEN carries more than the payload
+		st.chargeLocked(n)         // nobody else has the stream yet
 	}
 	s.mu.Lock()
 	switch {

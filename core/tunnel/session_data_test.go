@@ -110,7 +110,7 @@ func TestManyStreamsNoLossNoStall(t *testing.T) {
 	}
 
 	slow.mu.Lock()
-	buffered, window := len(slow.buf)-slow.off, slow.window
+	buffered, window := slow.in.len(), slow.window
 	slow.mu.Unlock()
 	if buffered > int(window) {
 		t.Fatalf("%d bytes buffered for a reader that reads nothing, window %d", buffered, window)

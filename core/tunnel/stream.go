@@ -34,8 +34,7 @@ type Stream struct {
 
 	mu sync.Mutex
 	// Receive side.
-	buf      []byte // received, not yet read: buf[off:]
-	off      int
+	in       recvBuf // received, not yet read
 	finRecv  bool
 	window   uint32    // what the peer may have in flight to us
 	charged  int64     // charged to the session budget: bytes buffered plus window growth
@@ -104,12 +103,9 @@ func (st *Stream) Read(p []byte) (int, error) {
 			st.mu.Unlock()
 			return 0, os.ErrDeadlineExceeded
 		}
-		if n := len(st.buf) - st.off; n > 0 {
-			n = copy(p, st.buf[st.off:])
-			st.off += n
-			if st.off == len(st.buf) {
-				st.buf, st.off = st.buf[:0], 0
-			} else {
+		if st.in.len() > 0 {
+			n := st.in.read(p)
+			if st.in.len() > 0 {
 				wake(st.readWake) // another Read may take the rest
 			}
 			st.unchargeLocked(int64(n))
@@ -147,7 +143,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 func (st *Stream) WaitRead() error {
 	for took := false; ; took = true {
 		st.mu.Lock()
-		ready := len(st.buf) > st.off || st.closed || st.err != nil || st.finRecv
+		ready := st.in.len() > 0 || st.closed || st.err != nil || st.finRecv
 		st.mu.Unlock()
 		if ready {
 			if took {
@@ -257,28 +253,32 @@ func (st *Stream) enqueueLocked() {
 	}
 }
 
-// take is the writer's side: the next DATA chunk, at most MaxData and the
-// credit, and whether the stream should stay in the round-robin.
-func (st *Stream) take(dst []byte) (frame []byte, more bool) {
+// sendData is the writer's side: it adds the next DATA chunk, at most
+// MaxData and the credit, to the writer's batch, and says whether the
+// stream should stay in the round-robin. The chunk is copied from the
+// caller's buffer straight into the batch while st.mu is held (Write may
+// return, and its caller reuse the buffer, as soon as the chunk is taken);
+// the network write happens later, without the stream's lock.
+func (st *Stream) sendData(b *batch) (more bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.queued = false
 	n := min(len(st.out), MaxData, int(st.credit))
 	if n <= 0 || st.err != nil || st.closed || st.finSent {
-		return nil, false
+		return false
 	}
-	f := Frame{Type: TypeData, Stream: st.id, Data: st.out[:n]}
-	frame, err := Append(dst, &f)
-	if err != nil {
-		return nil, false // cannot happen: n is within limits
-	}
+	start := b.begin(HeaderSize + n)
+	b.buf = append(b.buf, byte(TypeData))
+	b.buf = append(b.buf, st.id[:]...)
+	b.buf = append(b.buf, st.out[:n]...)
+	b.finish(start)
 	st.out = st.out[n:]
 	st.credit -= int64(n)
 	if len(st.out) == 0 {
 		wake(st.writeWake)
 	}
 	st.queued = len(st.out) > 0 && st.credit > 0
-	return frame, st.queued
+	return st.queued
 }
 
 // CloseWrite sends FIN: no more data from this side. Reading goes on.
@@ -315,7 +315,7 @@ func (st *Stream) Close() error {
 	if st.err != nil {
 		st.dropLocked() // what a peer's RST left readable
 	} else {
-		if len(st.buf) > st.off {
+		if st.in.len() > 0 {
 			st.resetLocked(CodeCanceled, "closed with unread data", net.ErrClosed, resetOwn)
 		} else {
 			if !st.finSent {
@@ -506,10 +506,10 @@ func (st *Stream) unchargeAllLocked() { st.unchargeLocked(st.charged) }
 
 // unchargeGrowthLocked gives back all but the bytes still unread: a
 // finished stream grows no more, but what it holds is still memory.
-func (st *Stream) unchargeGrowthLocked() { st.unchargeLocked(st.charged - int64(len(st.buf)-st.off)) }
+func (st *Stream) unchargeGrowthLocked() { st.unchargeLocked(st.charged - int64(st.in.len())) }
 
 // dropLocked discards the unread bytes and gives back everything charged.
 func (st *Stream) dropLocked() {
-	st.buf, st.off = nil, 0
+	st.in.reset()
 	st.unchargeAllLocked()
 }
