@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages that building and testing Porthole need.
 # Idempotent: does nothing (not even apt-get update) when all are present.
+# `bash build/deps.sh dist` also installs what `make dist` needs.
 set -euo pipefail
 
 # ---- Packages needed by the build and the tests (add GUI packages here) ----
@@ -22,7 +23,29 @@ PACKAGES=(
 	libgl-dev libegl-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev libwayland-dev libxkbcommon-dev
 	xvfb dbus-x11 imagemagick x11-utils # GUI tests: a real X server, a private session bus, screenshots, xwininfo
 )
+# ---- Packages `make dist` needs on top (bash build/deps.sh dist) ----
+DIST_PACKAGES=(
+	xz-utils # fyne package's tar.xz, dpkg-deb -Zxz
+	librsvg2-bin # rsvg-convert: the PNG icons from assets/porthole.svg
+	dpkg-dev # dpkg-shlibdeps: the .deb's Depends
+	gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 # the Windows cgo cross-build; objdump for its checks
+	nsis # makensis: the Windows installer
+	osslsigncode openssl # Authenticode signing (CI: a throwaway self-signed certificate)
+	icoutils # wrestool: the check that porthole.exe carries its icon
+	file
+	appstream # appstreamcli validate
+	systemd # systemd-analyze verify on build/porthole-exit.service (no daemon runs)
+)
 # ---------------------------------------------------------------------------
+
+case "${1:-}" in
+"") ;;
+dist) PACKAGES+=("${DIST_PACKAGES[@]}") ;;
+*)
+	echo "usage: bash build/deps.sh [dist]" >&2
+	exit 2
+	;;
+esac
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	echo "deps.sh: dpkg-query not found; not a Debian-based system." >&2
