@@ -7,7 +7,7 @@ BIN      := bin/porthole
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all deps build check fmt-check vet test fuzz bench-vet bench bench-quick run clean dist-deps dist dist-check
+.PHONY: all deps build check fmt-check vet test fuzz bench-vet bench bench-quick bench-gui run clean dist-deps dist dist-check
 
 all: build
 
@@ -28,8 +28,8 @@ fmt-check:
 # and vetted (the GUI's cgo parts excepted, once they exist).
 vet:
 	$(GO) vet ./...
-	GOOS=windows $(GO) vet ./app/... ./core/... ./cmd/...
-	GOOS=darwin $(GO) vet ./app/... ./core/... ./cmd/...
+	GOOS=windows $(GO) vet ./app/... ./core/... ./cmd/... ./internal/pprofserver/
+	GOOS=darwin $(GO) vet ./app/... ./core/... ./cmd/... ./internal/pprofserver/
 
 test:
 	$(GO) test -race -count=1 -timeout 20m ./...
@@ -37,22 +37,29 @@ test:
 fuzz:
 	FUZZTIME=$(FUZZTIME) bash build/fuzz.sh
 
-# bench/ is its own module; keep it compiling.
+# bench/ is its own module: keep it compiling and its helpers tested.
 bench-vet:
 	cd bench && $(GO) vet ./...
+	cd bench && $(GO) test -race -count=1 ./...
 
-# The bench measures both binaries; BENCH_OUT (relative to bench/) is
-# where report.md and report.json go.
-EXIT_BIN  := bin/porthole-exit
-BENCH_OUT ?= .
+# The bench measures both binaries (built by `build`, version-stamped);
+# BENCH_OUT (relative to bench/) is where report.md, report.json and
+# report.png go; BENCH_FLAGS adds flags, e.g. BENCH_FLAGS="-profile out/prof".
+EXIT_BIN    := bin/porthole-exit
+BENCH_OUT   ?= .
+BENCH_FLAGS ?=
 
 bench: build
-	$(GO) build -o $(EXIT_BIN) ./cmd/porthole-exit
-	cd bench && $(GO) run ./cmd/bench -porthole ../$(BIN) -exit ../$(EXIT_BIN) -out $(BENCH_OUT)
+	cd bench && $(GO) run ./cmd/bench -porthole ../$(BIN) -exit ../$(EXIT_BIN) -out $(BENCH_OUT) $(BENCH_FLAGS)
 
 bench-quick: build
-	$(GO) build -o $(EXIT_BIN) ./cmd/porthole-exit
-	cd bench && $(GO) run ./cmd/bench -porthole ../$(BIN) -exit ../$(EXIT_BIN) -out $(BENCH_OUT) -quick
+	cd bench && $(GO) run ./cmd/bench -porthole ../$(BIN) -exit ../$(EXIT_BIN) -out $(BENCH_OUT) -quick $(BENCH_FLAGS)
+
+# CPU of the GUI process under Xvfb with 1,000 live connections, beside the
+# same proxy without a GUI (ui/gui_cpu_test.go), into bench/gui-report.md.
+bench-gui: deps
+	PORTHOLE_GUI_BENCH=1 PORTHOLE_GUI_BENCH_OUT=$(CURDIR)/bench/gui-report.md \
+		$(GO) test -count=1 -run '^TestGUICPU$$' -v ./ui/
 
 # Installable artifacts in dist/ (Linux tar.xz and .deb, Windows exe and
 # installer, porthole-exit for three platforms, SHA256SUMS), then their
