@@ -112,11 +112,20 @@ func (o *origin) serve(c net.Conn) {
 		if err != nil || n < 0 {
 			return
 		}
-		if writeN(c, n) != nil {
-			return
+		// A client that goes away (EOF or reset) ends the download: a
+		// tunnel that passes on only a half-close (FIN, as smux and yamux
+		// do) must not leave an endless DOWN pumping into a dropped stream
+		// and burning CPU under the figures measured after it.
+		gone := make(chan struct{})
+		go func() {
+			defer close(gone)
+			io.Copy(io.Discard, r) // until the client closes
+			c.Close()
+		}()
+		if writeN(c, n) == nil {
+			closeWrite(c)
 		}
-		closeWrite(c)
-		io.Copy(io.Discard, r) // until the client closes
+		<-gone
 	case "UP":
 		n, err := strconv.ParseInt(arg, 10, 64)
 		if err != nil || n < 0 {
