@@ -97,6 +97,21 @@ func startUIChild(t *testing.T, display, bus string, extraEnv ...string) *uiChil
 	return c
 }
 
+// startTrayChild starts the GUI child where watcher plays the panel and
+// waits until its tray item registered; it returns the child and the
+// proxy's address.
+func startTrayChild(t *testing.T, display, bus string, watcher *fakeWatcher) (*uiChild, string) {
+	t.Helper()
+	child := startUIChild(t, display, bus)
+	addr := child.waitLine(t, listeningRE)[1]
+	select {
+	case <-watcher.items:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the GUI registered no tray item within 60 s")
+	}
+	return child, addr
+}
+
 func (c *uiChild) stderr() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"porthole/internal/desktoptest"
+
+	"porthole/internal/freeport"
 )
 
 // TestLiveWindowScreenshots opens the connections window and then the
@@ -26,17 +28,11 @@ func TestLiveWindowScreenshots(t *testing.T) {
 	bus := desktoptest.SessionBus(t)
 	watcher := startFakeWatcher(t, connectBus(t, bus), true) // a tray: no main window in the way
 	origin := startTrickleOrigin(t, 1500, 250*time.Millisecond)
-	child := startUIChild(t, display, bus)
-	addr := child.waitLine(t, listeningRE)[1]
-	select {
-	case <-watcher.items:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the GUI registered no tray item within 60 s")
-	}
+	child, addr := startTrayChild(t, display, bus, watcher)
 
 	// Some connections that ended (one with an error), then live ones.
 	openConns(t, addr, origin.addr, 6)()
-	refused := unusedPort(t)
+	refused := freeport.Loopback(t)
 	for range 2 {
 		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 		if err != nil {
@@ -96,18 +92,4 @@ func checkWindowSize(t *testing.T, what string, img image.Image, min image.Point
 	if size.X < min.X || size.Y < min.Y || size.X > 1280 || size.Y > 800 {
 		t.Errorf("%s is %v; want at least %v and at most the 1280x800 screen", what, size, min)
 	}
-}
-
-// unusedPort is a loopback address nothing listens on.
-func unusedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }

@@ -26,6 +26,8 @@ import (
 
 	"porthole/core/outbound"
 	"porthole/core/tunnel"
+
+	"porthole/internal/freeport"
 )
 
 const testToken = "exit-test-token"
@@ -455,20 +457,6 @@ func payload(seed uint64, n int) []byte {
 	return b
 }
 
-// closedPort is a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
 // ---------------------------------------------------------------------------
 // A DNS server on loopback UDP, for names the test decides (as in
 // core/outbound/guard_test.go).
@@ -782,7 +770,7 @@ func TestDialFailuresGetTheirCodes(t *testing.T) {
 		target string
 		want   tunnel.Code
 	}{
-		{closedPort(t), tunnel.CodeRefused},
+		{freeport.Loopback(t), tunnel.CodeRefused},
 		{"missing.example:80", tunnel.CodeNotFound},
 		// Malformed targets are the client breaking the protocol.
 		{"nohost", tunnel.CodeProtocol},
@@ -816,7 +804,7 @@ func TestDialFailuresGetTheirCodes(t *testing.T) {
 
 func TestCodeFor(t *testing.T) {
 	refused := func() error {
-		c, err := net.Dial("tcp", closedPort(t))
+		c, err := net.Dial("tcp", freeport.Loopback(t))
 		if err == nil {
 			_ = c.Close() // someone took the port; the check below fails
 			t.Fatal("dialling a closed port succeeded")
@@ -1205,7 +1193,7 @@ func TestCloseEndsEverySession(t *testing.T) {
 func TestLogs(t *testing.T) {
 	tg := startTarget(t, "127.0.0.1:0", sinkReply)
 	h := startExit(t, Config{AllowPrivate: true})
-	refused := closedPort(t)
+	refused := freeport.Loopback(t)
 
 	type sent struct {
 		id       string

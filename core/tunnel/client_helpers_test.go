@@ -228,20 +228,6 @@ func (e *testExit) kill() {
 	e.handlers.Wait()
 }
 
-// reserveAddr returns a loopback address nothing listens on (yet).
-func reserveAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
 // tcpRelay forwards TCP connections to target through its own sockets, so
 // a test can cut them under a live WebSocket.
 type tcpRelay struct {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/rs/xid"
+
+	"porthole/internal/freeport"
 )
 
 // The reconnecting client against real exits on loopback: exits that die,
@@ -283,7 +285,7 @@ watch:
 // ErrNoSession with the deadline; an exit that comes back while Open waits
 // gets the stream.
 func TestClientOpenWaitsDuringOutage(t *testing.T) {
-	addr := reserveAddr(t)
+	addr := freeport.Loopback(t)
 	e := newStoppedExit(t, "tok", exitEcho)
 	c := newTestClient(t, ClientConfig{URL: "ws://" + addr + "/porthole", Token: "tok", MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 
@@ -365,7 +367,7 @@ func TestClientClose(t *testing.T) {
 	})
 
 	t.Run("during the reconnect wait", func(t *testing.T) {
-		c := newTestClient(t, ClientConfig{URL: "ws://" + reserveAddr(t) + "/porthole", Token: "tok", MinBackoff: 10 * time.Second, MaxBackoff: 10 * time.Second})
+		c := newTestClient(t, ClientConfig{URL: "ws://" + freeport.Loopback(t) + "/porthole", Token: "tok", MinBackoff: 10 * time.Second, MaxBackoff: 10 * time.Second})
 		waitStatus(t, c, 5*time.Second, "the wait", func(s Status) bool { return s.State == StateWaiting })
 		probe := newOpenProbe(context.Background())
 		res := make(chan error, 1)
@@ -451,7 +453,7 @@ func TestClientBackoffResetsAfterStableSession(t *testing.T) {
 		maxB   = 640 * time.Millisecond
 		stable = 400 * time.Millisecond
 	)
-	addr := reserveAddr(t)
+	addr := freeport.Loopback(t)
 	e := newStoppedExit(t, "tok", exitEcho)
 	c := newTestClient(t, ClientConfig{URL: "ws://" + addr + "/porthole", Token: "tok", MinBackoff: minB, MaxBackoff: maxB, StableAfter: stable})
 	wait := func(s Status) time.Duration { return s.Retry.Sub(s.Since) }

@@ -4,11 +4,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"porthole/internal/freeport"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -85,14 +86,7 @@ func TestRefusesOtherHostNames(t *testing.T) {
 // returns the address.
 func startOnFreePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
+	addr := freeport.Loopback(t)
 	t.Setenv(EnvVar, addr)
 	stop, err := Start(quiet())
 	if err != nil {
