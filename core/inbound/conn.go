@@ -33,6 +33,8 @@ type clientConn struct {
 	cancel   context.CancelCauseFunc
 	socks    sockets
 	rejected bool // over the connection limit: answer with an error, proxy nothing
+	// relayNext is a CONNECT or SOCKS upstream to relay after serve.
+	relayNext *upstream
 
 	// HTTP forwarding state (absolute-URI requests).
 	up        *httpUpstream
@@ -77,12 +79,35 @@ func (s *Server) handle(raw net.Conn, overloaded bool) {
 	c.br.Reset(c.limiter)
 	defer c.releaseReader()
 
-	if err := c.serve(); err != nil {
+	if err := apart(c.serve); err != nil {
 		c.logEnd(err)
+	}
+	// A CONNECT or SOCKS connection is relayed here, on this goroutine,
+	// whose stack stayed small: parsing, authentication and the dial grew
+	// the other one's, which ended with them. An idle proxied connection
+	// so keeps two small stacks instead of one grown to 8 KiB.
+	if u := c.relayNext; u != nil {
+		c.relayNext = nil
+		c.closeUpstream(u, c.relay(u))
 	}
 	if c.up != nil {
 		c.closeUpstream(c.up.upstream, nil)
 	}
+}
+
+// apart runs fn on a goroutine of its own and waits for it: the deep work
+// of setting a connection up grows a stack that the long wait of the relay
+// after it does not need, and a goroutine keeps the largest stack it grew.
+func apart(fn func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	return <-done
+}
+
+// relayAfterSetup leaves u, connected and answered, to be relayed once
+// the setup (serve) has returned; see handle.
+func (c *clientConn) relayAfterSetup(u *upstream) {
+	c.relayNext = u
 }
 
 func (c *clientConn) serve() error {

@@ -198,6 +198,6 @@ func (c *clientConn) serveConnect(req *http.Request) error {
 		c.closeUpstream(u, err)
 		return nil
 	}
-	c.closeUpstream(u, c.relay(u))
+	c.relayAfterSetup(u)
 	return nil
 }

@@ -107,6 +107,6 @@ func (c *clientConn) serveSOCKS4() error {
 		c.closeUpstream(u, err)
 		return nil
 	}
-	c.closeUpstream(u, c.relay(u))
+	c.relayAfterSetup(u)
 	return nil
 }

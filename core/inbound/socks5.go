@@ -229,7 +229,7 @@ func (c *clientConn) serveSOCKS5() error {
 		c.closeUpstream(u, err)
 		return nil
 	}
-	c.closeUpstream(u, c.relay(u))
+	c.relayAfterSetup(u)
 	return nil
 }
 
