@@ -161,11 +161,13 @@ func ask(addr string) error {
 	if err := checkPeer(c); err != nil {
 		return fmt.Errorf("%w: %w", errNoAnswer, err)
 	}
+	// From here on, whatever goes wrong means the holder does not speak
+	// our protocol (or hung up on it): no answer.
 	if err := c.SetDeadline(time.Now().Add(exchangeTimeout)); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errNoAnswer, err)
 	}
 	if _, err := c.Write([]byte(requestShow + "\n")); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errNoAnswer, err)
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {
