@@ -268,9 +268,12 @@ func (st *Stream) sendData(b *batch) (more bool) {
 		return false
 	}
 	start := b.begin(HeaderSize + n)
-	b.buf = append(b.buf, byte(TypeData))
-	b.buf = append(b.buf, st.id[:]...)
-	b.buf = append(b.buf, st.out[:n]...)
+	f := Frame{Type: TypeData, Stream: st.id, Data: st.out[:n]}
+	out, err := Append(b.buf, &f)
+	if err != nil {
+		panic(err) // cannot happen: n is within 1..MaxData and the id is set
+	}
+	b.buf = out
 	b.finish(start)
 	st.out = st.out[n:]
 	st.credit -= int64(n)
