@@ -49,9 +49,9 @@ func Start(log *slog.Logger) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	var handlers sync.WaitGroup
+	handlers := &gate{}
 	srv := &http.Server{
-		Handler:           loopbackOnly(mux, &handlers),
+		Handler:           loopbackOnly(mux, handlers),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	done := make(chan struct{})
@@ -69,17 +69,48 @@ func Start(log *slog.Logger) (stop func(), err error) {
 			log.Debug("closing the pprof server", "err", err)
 		}
 		<-done
-		handlers.Wait()
+		handlers.closeAndWait()
 	}, nil
+}
+
+// gate counts running handlers so stop can wait for them; once closed it
+// lets none start (a request read just before the close), so the count
+// never rises while stop waits.
+type gate struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func (g *gate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.wg.Add(1)
+	return true
+}
+
+func (g *gate) leave() { g.wg.Done() }
+
+func (g *gate) closeAndWait() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.wg.Wait()
 }
 
 // loopbackOnly serves requests whose Host is a loopback IP literal: a web
 // page the user visits cannot read the profiles by pointing a name of its
-// own at 127.0.0.1 (DNS rebinding). It counts running handlers in wg.
-func loopbackOnly(next http.Handler, wg *sync.WaitGroup) http.Handler {
+// own at 127.0.0.1 (DNS rebinding). Handlers pass through g.
+func loopbackOnly(next http.Handler, g *gate) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wg.Add(1)
-		defer wg.Done()
+		if !g.enter() {
+			http.Error(w, "pprof server stopping", http.StatusServiceUnavailable)
+			return
+		}
+		defer g.leave()
 		host, _, err := net.SplitHostPort(r.Host)
 		if err != nil {
 			host = r.Host
