@@ -60,8 +60,7 @@ func run(args []string) int {
 		}
 	}
 	// A second desktop app for the same config only shows the first one's
-	// connections window. Checked before the repair below, which would
-	// otherwise put back the system proxy the running app set.
+	// connections window, and touches nothing else.
 	var showRequests <-chan struct{}
 	quitting := func() {}
 	if gui {
@@ -88,8 +87,9 @@ func run(args []string) int {
 		return 2
 	}
 	defer stopPprof()
-	// Before anything else: a system proxy a crashed run left pointing at
-	// a port nobody listens on leaves the user without internet.
+	// Before the proxy starts: a system proxy a crashed run left pointing
+	// at a port nobody listens on leaves the user without internet. (One
+	// a running Porthole set is locked and left alone.)
 	sys, sysProblem := app.NewSystemProxy(opts.ConfigPath, log)
 	if _, err := sys.Repair(); err != nil {
 		log.Error("could not put back the system proxy a previous run left set", "err", err)
