@@ -263,6 +263,24 @@ func (s *Session) control(f Frame) { s.queue(f, false) }
 // OPEN. A peer can provoke them without bound, so they are capped.
 func (s *Session) answer(f Frame) { s.queue(f, true) }
 
+// supersedeLocked drops the stream's own control frames still queued (a
+// FIN, a WINDOW): an RST answer is sent before them, and nothing of a
+// stream may follow its RST. It reports whether the stream's OPEN is still
+// queued, in which case the RST must wait behind it instead.
+func (s *Session) supersedeLocked(id xid.ID) (openQueued bool) {
+	kept := s.ctrl[:0]
+	for _, b := range s.ctrl {
+		if Type(b[0]) != TypeOpen && xid.ID(b[1:HeaderSize]) == id {
+			continue
+		}
+		openQueued = openQueued || xid.ID(b[1:HeaderSize]) == id
+		kept = append(kept, b)
+	}
+	clear(s.ctrl[len(kept):])
+	s.ctrl = kept
+	return openQueued
+}
+
 // maxAnswers caps queued answers: a peer that provokes more without
 // reading what we send is not reading.
 const maxAnswers = 1024
@@ -275,6 +293,9 @@ func (s *Session) queue(f Frame, provoked bool) {
 		return
 	}
 	s.mu.Lock()
+	if provoked && f.Type == TypeRst && s.supersedeLocked(f.Stream) {
+		provoked = false // the stream's OPEN is still queued: the RST goes after it
+	}
 	switch {
 	case s.err != nil:
 	case !provoked:
