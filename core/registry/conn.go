@@ -82,6 +82,9 @@ type Meta struct {
 	Client string // client address, host:port
 	Target string // host:port as the client asked for it
 	Route  Route
+	// Network is the transport the client asked for: "tcp" ("" means
+	// tcp). UDP relaying will add "udp"; rules can match it.
+	Network string
 }
 
 // Info is an immutable copy of a connection record, safe to keep and to hand
@@ -95,6 +98,10 @@ type Info struct {
 	End         time.Time // zero until closed
 	Up, Down    int64     // bytes client→target and target→client
 	Err         error     // close reason; nil for a clean close
+	// Process is the program that opened the connection: nil while the
+	// lookup has not answered (or none was made), then set once. Shared
+	// and immutable, see Process.
+	Process *Process
 }
 
 // Conn is the live record of one proxied connection.
@@ -112,6 +119,7 @@ type Conn struct {
 	up, down atomic.Int64
 
 	establishOnce sync.Once
+	processOnce   sync.Once
 	finishOnce    sync.Once
 
 	// Guarded by reg.mu.
@@ -122,6 +130,7 @@ type Conn struct {
 	established time.Time
 	end         time.Time
 	err         error
+	process     *Process
 
 	// Only touched by the stats ticker, under reg.mu.
 	seenUp, seenDown int64
@@ -160,6 +169,28 @@ func (c *Conn) Established(remote string) {
 		c.established = r.now()
 		c.lastActive = c.established
 		r.publish(Event{Kind: KindEstablished, Conn: c.infoLocked()})
+	})
+}
+
+// SetProcess records the program that opened the connection and emits a
+// Process event carrying the updated record. Only the first call counts.
+// It may come after the connection finished (the lookup runs beside the
+// connection and a short one can end first): then the closed record in
+// history is updated and the event carries it with State closed.
+func (c *Conn) SetProcess(p *Process) {
+	if p == nil {
+		return
+	}
+	c.processOnce.Do(func() {
+		r := c.reg
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		c.process = p
+		info := c.infoLocked()
+		if c.state == StateClosed {
+			r.history.setProcess(c.meta.ID, c.end, p)
+		}
+		r.publish(Event{Kind: KindProcess, Conn: info})
 	})
 }
 
@@ -227,5 +258,6 @@ func (c *Conn) infoLocked() Info {
 		Up:          c.up.Load(),
 		Down:        c.down.Load(),
 		Err:         c.err,
+		Process:     c.process,
 	}
 }

@@ -15,6 +15,9 @@ const (
 	KindEstablished                 // target connected; Conn.State is open
 	KindClosed                      // finished; Conn has final counts and reason
 	KindStats                       // periodic byte counts; Stats is set
+	// KindProcess: the program that opened Conn is now known (or known to
+	// be unknown): Conn.Process is set. Conn.State may be closed already.
+	KindProcess
 )
 
 func (k Kind) String() string {
@@ -27,6 +30,8 @@ func (k Kind) String() string {
 		return "closed"
 	case KindStats:
 		return "stats"
+	case KindProcess:
+		return "process"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -37,7 +42,7 @@ func (k Kind) String() string {
 type Event struct {
 	Seq   uint64 // increases by one per event, across all kinds
 	Kind  Kind
-	Conn  Info   // for Opened, Established, Closed
+	Conn  Info   // for Opened, Established, Closed, Process
 	Stats *Stats // for Stats
 }
 

@@ -1,6 +1,10 @@
 package registry
 
-import "github.com/rs/xid"
+import (
+	"time"
+
+	"github.com/rs/xid"
+)
 
 // history is a fixed-size ring of closed connections, oldest first.
 // Guarded by the registry's lock.
@@ -28,17 +32,25 @@ func (h *history) push(info Info) {
 
 // find returns the most recent closed record with id.
 func (h *history) find(id xid.ID) (Info, bool) {
+	if j := h.index(func(in *Info) bool { return in.ID == id }); j >= 0 {
+		return h.buf[j], true
+	}
+	return Info{}, false
+}
+
+// index returns the position of the newest record that match accepts, or -1.
+func (h *history) index(match func(*Info) bool) int {
 	for i := range h.buf {
 		// Walk backwards from the newest entry.
 		j := (h.next - 1 - i + 2*len(h.buf)) % len(h.buf)
 		if !h.full && j >= h.next {
 			break
 		}
-		if h.buf[j].ID == id {
-			return h.buf[j], true
+		if match(&h.buf[j]) {
+			return j
 		}
 	}
-	return Info{}, false
+	return -1
 }
 
 // list returns a copy, oldest first.
@@ -49,4 +61,12 @@ func (h *history) list() []Info {
 	out := make([]Info, 0, len(h.buf))
 	out = append(out, h.buf[h.next:]...)
 	return append(out, h.buf[:h.next]...)
+}
+
+// setProcess records p on the closed record of id that ended at end (the
+// same id may come back later with another record).
+func (h *history) setProcess(id xid.ID, end time.Time, p *Process) {
+	if j := h.index(func(in *Info) bool { return in.ID == id && in.End.Equal(end) }); j >= 0 {
+		h.buf[j].Process = p
+	}
 }

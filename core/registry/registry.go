@@ -103,6 +103,9 @@ func (r *Registry) Register(m Meta, abort func(error)) (*Conn, func(err error)) 
 	if m.ID.IsZero() {
 		m.ID = xid.New()
 	}
+	if m.Network == "" {
+		m.Network = "tcp"
+	}
 	c := &Conn{reg: r, meta: m, abort: abort, state: StateConnecting}
 	r.mu.Lock()
 	if _, dup := r.live[m.ID]; dup {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/xid"
 )
@@ -519,5 +520,56 @@ func TestStrings(t *testing.T) {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
 		}
+	}
+}
+
+func TestSetProcessLiveAndAfterClose(t *testing.T) {
+	r := New(Options{})
+	defer r.Close()
+	snap, sub := r.Subscribe()
+	defer sub.Close()
+	_ = snap
+
+	live, finishLive := r.Register(Meta{Proto: ProtoConnect, Target: "a:1"}, nil)
+	live.SetProcess(&Process{PID: 42, Name: "curl", UID: 0})
+	live.SetProcess(&Process{PID: 43, Name: "wrong"}) // second call ignored
+	if in, _ := r.Get(live.ID()); in.Process == nil || in.Process.PID != 42 || in.Network != "tcp" {
+		t.Fatalf("live record: %+v", in)
+	}
+
+	short, finishShort := r.Register(Meta{Proto: ProtoSOCKS5, Target: "b:2"}, nil)
+	finishShort(nil)
+	short.SetProcess(&Process{UID: -1, Unknown: "process exited"})
+	in, ok := r.Get(short.ID())
+	if !ok || in.State != StateClosed || in.Process == nil || in.Process.Known() || in.Process.Label() != "unknown" {
+		t.Fatalf("closed record: %+v", in)
+	}
+	if got := r.Snapshot().Closed; len(got) != 1 || got[0].Process == nil {
+		t.Fatalf("history snapshot lacks the process: %+v", got)
+	}
+	finishLive(nil)
+
+	var procs []Event
+	deadline := time.After(5 * time.Second)
+	for len(procs) < 2 {
+		select {
+		case batch, ok := <-sub.C:
+			if !ok {
+				t.Fatal("subscription ended")
+			}
+			for _, ev := range batch {
+				if ev.Kind == KindProcess {
+					procs = append(procs, ev)
+				}
+			}
+		case <-deadline:
+			t.Fatalf("process events: got %d, want 2", len(procs))
+		}
+	}
+	if procs[0].Conn.Process.Name != "curl" || procs[0].Conn.State != StateConnecting {
+		t.Fatalf("first process event: %+v", procs[0].Conn)
+	}
+	if procs[1].Conn.State != StateClosed || procs[1].Conn.Process.Unknown != "process exited" {
+		t.Fatalf("second process event: %+v", procs[1].Conn)
 	}
 }
