@@ -15,13 +15,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"porthole/app/internal/atomicfile"
 	"porthole/core"
 	"porthole/core/outbound"
 	"porthole/core/tunnel"
+	"porthole/internal/loglevel"
 )
 
 // ErrInvalid wraps every validation error.
@@ -116,20 +116,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// ParseLogLevel reads debug, info, warn or error.
-func ParseLogLevel(s string) (slog.Level, error) {
-	switch strings.ToLower(s) {
-	case "debug":
-		return slog.LevelDebug, nil
-	case "info", "":
-		return slog.LevelInfo, nil
-	case "warn", "warning":
-		return slog.LevelWarn, nil
-	case "error":
-		return slog.LevelError, nil
-	}
-	return 0, fmt.Errorf("log level %q is not debug, info, warn or error", s)
-}
+// ParseLogLevel reads debug, info, warn or error (internal/loglevel, which
+// porthole-exit shares).
+func ParseLogLevel(s string) (slog.Level, error) { return loglevel.Parse(s) }
 
 // Load reads path. A missing file gives the defaults. A file that is not
 // valid JSON or does not validate is renamed to path.broken-TIMESTAMP and

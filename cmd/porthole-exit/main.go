@@ -20,9 +20,9 @@ import (
 	"syscall"
 	"time"
 
-	"porthole/app/config"
 	"porthole/core/exit"
 	"porthole/core/tunnel"
+	"porthole/internal/loglevel"
 	"porthole/internal/pprofserver"
 )
 
@@ -95,7 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, release f
 		fmt.Fprintln(stdout, "porthole-exit", version)
 		return 0
 	}
-	level, err := config.ParseLogLevel(o.logLevel)
+	level, err := loglevel.Parse(o.logLevel)
 	if err != nil {
 		fmt.Fprintln(stderr, "porthole-exit:", err)
 		return 2
