@@ -58,10 +58,14 @@ func (e *ResetError) Unwrap() error { return ErrReset }
 // before OPEN_OK.
 const DefaultWindow = 256 << 10
 
+// DefaultMaxWindow is how far auto-tuning grows a stream's window unless
+// Config.MaxWindow says otherwise.
+const DefaultMaxWindow = 16 << 20
+
 // Config tunes a session; zero values take the defaults.
 type Config struct {
 	Window       uint32        // first receive window per stream; default DefaultWindow
-	MaxWindow    uint32        // auto-tuning limit; default 16 MiB
+	MaxWindow    uint32        // auto-tuning limit; default DefaultMaxWindow
 	Budget       int64         // bytes of receive windows for all streams together; default 256 MiB
 	MaxStreams   int           // streams the peer may open (exit); default 4096
 	PingInterval time.Duration // default 15 s
@@ -126,7 +130,7 @@ func NewSession(ws *websocket.Conn, client bool, cfg Config) *Session {
 		cfg.Window = DefaultWindow
 	}
 	if cfg.MaxWindow < cfg.Window {
-		cfg.MaxWindow = max(16<<20, cfg.Window)
+		cfg.MaxWindow = max(DefaultMaxWindow, cfg.Window)
 	}
 	if cfg.Budget <= 0 {
 		cfg.Budget = 256 << 20
