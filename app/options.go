@@ -1,5 +1,9 @@
-// Package app is the desktop application without pixels: command line and
-// config, and the headless run (later: lifecycle, system proxy, autostart).
+// Package app is the desktop application without pixels: the command line
+// over the config file (ParseArgs), the Controller that owns the proxy
+// engine and the system proxy and that the tray, the main window and
+// headless mode all drive, the engine's settings from the user's
+// (EngineConfig), and the headless run. Its subpackages hold the config
+// file, the system proxy, start at login and the single instance.
 package app
 
 import (

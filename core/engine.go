@@ -1,5 +1,10 @@
-// Package core is Porthole's proxy engine: the inbound mixed port, the
-// outbound router and the connection registry, started and stopped as one.
+// Package core is Porthole's proxy engine. Engine puts the parts together
+// and starts and stops them as one: the mixed HTTP/SOCKS port (inbound),
+// the router with its direct and tunnel dialers (outbound, and in tunnel
+// mode the reconnecting client of the tunnel package), and the connection
+// registry, which outlives Start/Stop cycles. The exit server's engine is
+// core/exit; relay is the copy both sides share. docs/ARCHITECTURE.md
+// follows one connection through these packages.
 package core
 
 import (

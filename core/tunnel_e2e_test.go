@@ -730,7 +730,7 @@ func nginxBinary() (string, bool) {
 
 // startNginx runs nginx as a child process (no daemon), listening on a free
 // loopback port and proxying WebSocket upgrades on e2ePath to the exit at
-// exitAddr, as DESIGN.md's deployment behind a reverse proxy does. It
+// exitAddr, as the README's deployment behind a reverse proxy does. It
 // returns the exit URL through nginx.
 func startNginx(t *testing.T, bin, exitAddr string) string {
 	t.Helper()
