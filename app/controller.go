@@ -76,6 +76,11 @@ type Status struct {
 // The registry lives as long as the Controller, across engines, so the
 // inspector keeps its history when settings change.
 //
+// Settings change through SaveSettings, the one policy for the config
+// file (settings.go); a config file that could not be used holds the
+// proxy stopped (HoldForConfig) until the user chooses StartOnDefaults or
+// saves new settings.
+//
 // Concurrency: every method is safe from any goroutine. Changes (Start,
 // Stop, SetSystemProxy, Apply, Close) are serialised by ops and may take
 // seconds (stopping waits for connections, the system proxy runs tools);

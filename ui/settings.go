@@ -44,7 +44,7 @@ type settingsWindow struct {
 
 	win      fyne.Window // nil while closed
 	form     *settingsForm
-	fileNote *widget.Label // the file on disk: broken and moved aside, or overridden
+	fileNote *widget.Label // the file on disk: unusable, with unknown fields, or overridden
 	status   *widget.Label
 	apply    *widget.Button
 	cancel   *widget.Button // closes the window, discarding the edits
@@ -227,7 +227,7 @@ func (s *settingsWindow) describeFile(inUse config.Config) string {
 	onDisk, err := config.Load(s.path)
 	switch {
 	case errors.Is(err, config.ErrInvalid):
-		return err.Error() + ". The form shows the settings in use, the defaults; Apply moves the file aside (it is kept) and saves these settings."
+		return err.Error() + ". The form shows the settings in use; Apply moves the file aside (it is kept) and saves these settings."
 	case errors.Is(err, config.ErrUnknownFields):
 		return err.Error() + ". Apply saves the settings below without them, and keeps the old file beside the new one."
 	case err != nil:

@@ -72,15 +72,6 @@ var fields = func() []field {
 	return out
 }()
 
-// FieldNames is the JSON name of every field, in file order.
-func FieldNames() []string {
-	out := make([]string, len(fields))
-	for i, f := range fields {
-		out[i] = f.name
-	}
-	return out
-}
-
 // Changes is what differs between two configs.
 type Changes struct {
 	Fields  []string // JSON names of the fields that differ, in file order
