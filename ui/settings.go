@@ -206,8 +206,11 @@ func (s *settingsWindow) save(form config.Config, shown settingsValues) (string,
 		}
 	}
 	if failure == nil {
-		if st := s.ctl.Status(); st.State == app.StateRunning {
+		switch st := s.ctl.Status(); {
+		case st.State == app.StateRunning:
 			msg += " The proxy listens on " + st.Addr + "."
+		case errors.Is(saved.SetAsideWhy, config.ErrInvalid):
+			msg += " The proxy is stopped: Start runs it with these settings."
 		}
 		if saved.Changes.Need(config.EffectNextLaunch) {
 			notes = append(notes, "The log level and closed history apply at the next launch.")
