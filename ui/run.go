@@ -471,6 +471,15 @@ func (g *gui) showSettings() {
 	if g.settings == nil {
 		g.settings = newSettings(g.fyne, g.ctl, g.opts.ConfigPath)
 		g.settings.background = func(f func()) { g.wg.Go(f) }
+		g.settings.onSaved = func(saved app.Saved) {
+			if saved.SetAside != "" {
+				g.setFileNote(setAsideNote(saved))
+				select {
+				case g.poke <- struct{}{}: // show it
+				default: // a redraw is already due
+				}
+			}
+		}
 	}
 	g.settings.Show()
 }

@@ -41,6 +41,9 @@ type settingsWindow struct {
 	// onApplied, if set, runs on the Fyne thread after every Apply with
 	// its error (tests wait on it).
 	onApplied func(error)
+	// onSaved, if set, runs on Apply's goroutine after the settings were
+	// saved: the app shows where a file on disk was set aside.
+	onSaved func(app.Saved)
 
 	win      fyne.Window // nil while closed
 	form     *settingsForm
@@ -183,6 +186,9 @@ func (s *settingsWindow) save(form config.Config, shown settingsValues) (string,
 	})
 	if err != nil {
 		return "Not saved: " + err.Error(), fieldOfEngineError(err), err
+	}
+	if s.onSaved != nil {
+		s.onSaved(saved)
 	}
 	var notes []string
 	if saved.SetAside != "" {
