@@ -60,6 +60,10 @@ func TestHeadlessRefusesABrokenConfig(t *testing.T) {
 			if strings.Contains(stderr, "proxy listening") {
 				t.Errorf("the proxy started:\n%s", stderr)
 			}
+			// --print-env would print the defaults' address: refused too.
+			if code, stderr := startPortholeEnv(t, env, "--print-env").wait(t); code != 2 || !strings.Contains(stderr, path) {
+				t.Errorf("--print-env: exit %d, want 2 naming %s; stderr:\n%s", code, path, stderr)
+			}
 			unchanged(t, path, tc.content)
 		})
 	}

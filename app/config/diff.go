@@ -84,9 +84,6 @@ func (c Changes) Need(e Effect) bool { return c.Effects&e != 0 }
 // Has reports whether the field named name (its JSON name) changed.
 func (c Changes) Has(name string) bool { return slices.Contains(c.Fields, name) }
 
-// Empty reports whether nothing changed.
-func (c Changes) Empty() bool { return len(c.Fields) == 0 }
-
 // Diff says which fields differ from old to new and what applying new
 // over old takes. An empty list and a missing one are the same list.
 func Diff(old, new Config) Changes {
