@@ -65,6 +65,7 @@ func TestBrokenFileIsReportedInPlace(t *testing.T) {
 		"bad value":     {"{\n  \"listen\": \"127.0.0.1:8088\",\n    \"mode\": \"sideways\"\n}", "mode", 3, 5},
 		"misspelt mode": {"{\"listen\": \"127.0.0.1:8088\", \"mdoe\": \"tunnel\", \"exit\": \"wss://e.example/p\"}", "mdoe", 1, 30},
 		"not an object": {"[1, 2]", "", 1, 0},
+		"null":          {"null\n", "", 1, 1},
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "config.json")

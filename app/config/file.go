@@ -59,6 +59,10 @@ func parse(data []byte) (Config, []UnknownField, error) {
 	if err := json.Unmarshal(data, &cfg); err != nil {
 		return Config{}, nil, decodeError(data, err)
 	}
+	if trimmed := bytes.TrimSpace(data); len(trimmed) == 0 || trimmed[0] != '{' {
+		// null decodes into nothing: it must not mean the defaults.
+		return Config{}, nil, &FileError{Line: 1, Column: 1, Err: fmt.Errorf("%w: the file holds no object of settings", ErrInvalid)}
+	}
 	keys := topLevelKeys(data)
 	var unknown []UnknownField
 	for _, k := range keys {
