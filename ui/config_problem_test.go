@@ -58,6 +58,9 @@ func TestGUIHoldsStoppedForABrokenConfig(t *testing.T) {
 	if p := g.window.problem; !p.Visible() || !strings.Contains(p.Text, path+":3:") || !strings.Contains(p.Text, "exit") {
 		t.Errorf("main window problem %q (visible %v) should name %s:3 and exit", p.Text, p.Visible(), path)
 	}
+	if !g.tray.modeDirect.Disabled || !g.tray.systemProxy.Disabled || !g.window.mode.Disabled() || !g.window.systemProxy.Disabled() {
+		t.Error("mode and system proxy stay clickable while held; a click would replace the file with the defaults")
+	}
 	if err := g.ctl.Start(); !errors.Is(err, app.ErrConfigUnusable) {
 		t.Errorf("a plain Start with the file unusable: %v, want ErrConfigUnusable", err)
 	}
@@ -73,8 +76,9 @@ func TestGUIHoldsStoppedForABrokenConfig(t *testing.T) {
 	if n := g.window.fileNote; !n.Visible() || !strings.Contains(n.Text, aside) || g.window.problem.Visible() {
 		t.Errorf("main window note %q (visible %v), problem visible %v; want the note to name %s", n.Text, n.Visible(), g.window.problem.Visible(), aside)
 	}
-	if g.tray.startStop.Label != "Stop" {
-		t.Errorf("tray start/stop %q after starting", g.tray.startStop.Label)
+	if g.tray.startStop.Label != "Stop" || g.tray.modeDirect.Disabled || g.tray.systemProxy.Disabled {
+		t.Errorf("after starting: start/stop %q, direct disabled %v, system proxy disabled %v",
+			g.tray.startStop.Label, g.tray.modeDirect.Disabled, g.tray.systemProxy.Disabled)
 	}
 }
 

@@ -73,6 +73,11 @@ type controlsView struct {
 	ModeLabel     string // "Mode: Direct"
 	TunnelLabel   string
 	TunnelBlocked bool // no exit server configured
+	// ModeBlocked: the proxy is held for a config file that cannot be
+	// used; a mode (or system proxy) click would replace that file with
+	// the defaults piecemeal, so only Start with defaults and Settings…
+	// decide about it.
+	ModeBlocked bool
 
 	AtLogin        string
 	AtLoginOn      bool
@@ -118,7 +123,9 @@ func viewOf(in controlsInput) controlsView {
 		v.SystemProxy = "System proxy"
 		v.SystemProxyOn = st.SystemProxy
 	}
-	v.SystemProxyBlocked = v.SystemProxyBlocked || in.Quitting
+	held := st.ConfigProblem != nil && !v.Running
+	v.SystemProxyBlocked = v.SystemProxyBlocked || in.Quitting || held
+	v.ModeBlocked = held
 
 	v.ModeLabel = "Mode: Direct"
 	if v.Mode == outbound.ModeTunnel {

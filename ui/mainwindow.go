@@ -133,7 +133,7 @@ func (m *mainWindow) apply(v controlsView) {
 	}
 	// Without an exit server there is nothing to switch to; the note says
 	// where to set one.
-	setWidgetEnabled(m.mode, !v.TunnelBlocked || v.Mode == outbound.ModeTunnel)
+	setWidgetEnabled(m.mode, !v.ModeBlocked && (!v.TunnelBlocked || v.Mode == outbound.ModeTunnel))
 	m.tunnelNote.SetText("")
 	if v.TunnelBlocked {
 		m.tunnelNote.SetText("Tunnel needs an exit server: Settings…")

@@ -412,6 +412,9 @@ func (g *gui) setSystemProxy(on bool) {
 }
 
 func (g *gui) setMode(m outbound.Mode) {
+	if g.ctl.Config().Mode == string(m) {
+		return // the checked item again: nothing to save
+	}
 	g.do("mode", func() {
 		g.saveConfig("mode", func(c *config.Config) { c.Mode = string(m) })
 	})
@@ -424,6 +427,9 @@ func (g *gui) setStartAtLogin(on bool) {
 		if err := autostartSetter(g.opts.ConfigPath)(on); err != nil {
 			g.notify("Start at login was not changed", err)
 			return
+		}
+		if g.ctl.Status().ConfigProblem != nil {
+			return // the entry changed; the unusable file is left for the user to decide on
 		}
 		g.saveConfig("start at login", func(c *config.Config) { c.StartAtLogin = on })
 	})
