@@ -222,3 +222,35 @@ func TestSaveSettingsEndsTheHold(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSaveSettingsTurnsTheSystemProxyOnAndOff: system_proxy is applied by
+// the settings path itself, without a restart, and put back when turned
+// off.
+func TestSaveSettingsTurnsTheSystemProxyOnAndOff(t *testing.T) {
+	sys := gnomeSysproxy(t)
+	before := gsettingsGet(t, "org.gnome.system.proxy", "mode")
+	c := NewController(directSettings(), sys, quiet)
+	defer c.Close()
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := c.Status().Addr
+	path := filepath.Join(t.TempDir(), "config.json")
+	saved, err := c.SaveSettings(path, func(cfg *config.Config) { cfg.SystemProxy = true })
+	if err != nil || saved.SystemProxyErr != nil || saved.Changes.Need(config.EffectRestart) {
+		t.Fatalf("turning it on: %v, %v, changes %+v", err, saved.SystemProxyErr, saved.Changes)
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	if got := gsettingsGet(t, "org.gnome.system.proxy.http", "port"); got != port || !c.Status().SystemProxy {
+		t.Fatalf("system proxy port %s (set %v), want %s", got, c.Status().SystemProxy, port)
+	}
+	if c.Status().Addr != addr {
+		t.Errorf("the proxy restarted for system_proxy: %s → %s", addr, c.Status().Addr)
+	}
+	if _, err := c.SaveSettings(path, func(cfg *config.Config) { cfg.SystemProxy = false }); err != nil {
+		t.Fatal(err)
+	}
+	if got := gsettingsGet(t, "org.gnome.system.proxy", "mode"); got != before || c.Status().SystemProxy {
+		t.Fatalf("after turning it off: mode %s (want %s), status %+v", got, before, c.Status())
+	}
+}
