@@ -47,6 +47,10 @@ func run(args []string) int {
 		return 2
 	}
 	if opts.PrintEnv {
+		if opts.ConfigProblem != nil {
+			refuseBrokenConfig(opts.ConfigProblem)
+			return 2
+		}
 		fmt.Print(terminalEnv(opts.Config))
 		return 0
 	}
@@ -58,6 +62,12 @@ func run(args []string) int {
 		if !gui {
 			log.Info(why + ", so no tray or window can show: running headless (Ctrl-C stops)")
 		}
+	}
+	// Fail closed: the defaults may send traffic another way than the
+	// file says (direct instead of tunnel). Only the GUI can ask the user.
+	if opts.ConfigProblem != nil && !gui && !opts.RestoreSystemProxy {
+		refuseBrokenConfig(opts.ConfigProblem)
+		return 2
 	}
 	// A second desktop app for the same config only shows the first one's
 	// connections window, and touches nothing else.
@@ -101,7 +111,10 @@ func run(args []string) int {
 		return 0 // Repair logged what it put back, if anything
 	}
 	if opts.ConfigProblem != nil {
-		log.Warn("config file not used", "err", opts.ConfigProblem)
+		log.Warn("the config file cannot be used; the proxy stays stopped until you choose Start with defaults", "err", opts.ConfigProblem)
+	}
+	if opts.ConfigWarning != nil {
+		log.Warn("the config file holds settings this Porthole does not know; they are ignored", "err", opts.ConfigWarning)
 	}
 	if err := app.CheckSettings(opts.Config, log); err != nil {
 		fmt.Fprintln(os.Stderr, "porthole:", err)
@@ -122,6 +135,13 @@ func run(args []string) int {
 	return 0
 }
 
+// refuseBrokenConfig tells why porthole does not start (the error names
+// the file, the field and its line) and what to do.
+func refuseBrokenConfig(problem error) {
+	fmt.Fprintln(os.Stderr, "porthole:", problem)
+	fmt.Fprintln(os.Stderr, "porthole: not starting on the defaults in its place, which may send traffic another way than the file says; fix the file, or move it away to start on the defaults")
+}
+
 // runGUI runs the tray (or the main window) until the user quits.
 func runGUI(opts app.Options, sys *sysproxy.Manager, sysProblem error, show <-chan struct{}, quitting func(), log *slog.Logger) int {
 	cfg := opts.Config
@@ -130,6 +150,7 @@ func runGUI(opts app.Options, sys *sysproxy.Manager, sysProblem error, show <-ch
 	err := ui.Run(ctl, ui.Options{
 		ConfigPath:         opts.ConfigPath,
 		ConfigProblem:      opts.ConfigProblem,
+		ConfigWarning:      opts.ConfigWarning,
 		Version:            version,
 		Log:                log,
 		SystemProxyProblem: sysProblem,

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 	"sync"
 
 	"porthole/app/config"
@@ -46,6 +45,10 @@ func (s State) String() string {
 // ErrControllerClosed is returned by a closed Controller.
 var ErrControllerClosed = errors.New("porthole is quitting")
 
+// ErrConfigUnusable is returned by Start while the controller holds the
+// proxy for a config file that could not be used (HoldForConfig).
+var ErrConfigUnusable = errors.New("the config file cannot be used: start with the defaults or save new settings")
+
 // Status is the app's state for the tray and the main window.
 type Status struct {
 	State State
@@ -63,12 +66,20 @@ type Status struct {
 	SystemProxy     bool
 	SystemProxyErr  error
 	WantSystemProxy bool
+	// ConfigProblem is the config file that could not be used, while the
+	// proxy is held stopped for it (HoldForConfig).
+	ConfigProblem error
 }
 
 // Controller owns the proxy engine and the system proxy, and is the one
 // place the tray, the main window and headless mode change them through.
 // The registry lives as long as the Controller, across engines, so the
 // inspector keeps its history when settings change.
+//
+// Settings change through SaveSettings, the one policy for the config
+// file (settings.go); a config file that could not be used holds the
+// proxy stopped (HoldForConfig) until the user chooses StartOnDefaults or
+// saves new settings.
 //
 // Concurrency: every method is safe from any goroutine. Changes (Start,
 // Stop, SetSystemProxy, Apply, Close) are serialised by ops and may take
@@ -82,7 +93,8 @@ type Controller struct {
 	sys *sysproxy.Manager // nil: never touch the system proxy
 	reg *registry.Registry
 
-	ops sync.Mutex // held through every change, never by readers
+	ops    sync.Mutex // held through every change, never by readers
+	saveMu sync.Mutex // held through SaveSettings: one read-change-write at a time
 
 	mu      sync.Mutex // guards the fields below; held only briefly
 	cfg     config.Config
@@ -92,6 +104,7 @@ type Controller struct {
 	wantSys bool // the user wants the system proxy set while running
 	sysOn   bool // the system proxy points at the proxy now
 	sysErr  error
+	hold    error // a config file that could not be used: Start refuses
 	closed  bool
 	changed chan struct{} // closed and replaced at every change
 }
@@ -131,7 +144,7 @@ func (c *Controller) update(f func()) {
 func (c *Controller) Status() Status {
 	c.mu.Lock()
 	st := Status{State: c.state, Err: c.err, Mode: outbound.Mode(c.cfg.Mode),
-		SystemProxy: c.sysOn, SystemProxyErr: c.sysErr, WantSystemProxy: c.wantSys}
+		SystemProxy: c.sysOn, SystemProxyErr: c.sysErr, WantSystemProxy: c.wantSys, ConfigProblem: c.hold}
 	eng := c.eng
 	c.mu.Unlock()
 	if eng != nil { // the engine's readers are safe while it stops
@@ -158,16 +171,28 @@ func (c *Controller) Start() error {
 	return c.startOps()
 }
 
+// HoldForConfig keeps the proxy from starting: the settings in use stand
+// in for a config file that could not be used (problem, config.Load's
+// error), and running on them could send traffic another way than the
+// file says. Start refuses with ErrConfigUnusable until the user chooses
+// StartOnDefaults or SaveSettings replaces the file. Call it before the
+// first Start.
+func (c *Controller) HoldForConfig(problem error) {
+	c.update(func() { c.hold = problem })
+}
+
 // startOps starts; the caller holds ops.
 func (c *Controller) startOps() error {
 	c.mu.Lock()
-	closed, running, cfg := c.closed, c.state == StateRunning, c.cfg
+	closed, running, cfg, hold := c.closed, c.state == StateRunning, c.cfg, c.hold
 	c.mu.Unlock()
 	switch {
 	case closed:
 		return ErrControllerClosed
 	case running:
 		return nil
+	case hold != nil:
+		return fmt.Errorf("%w: %w", ErrConfigUnusable, hold)
 	}
 	c.update(func() { c.state, c.err = StateStarting, nil })
 	eng, err := c.newEngine(cfg)
@@ -299,38 +324,64 @@ func (c *Controller) releaseSystemProxyOps() error {
 	return nil
 }
 
-// Apply validates and takes new settings. The proxy restarts when a
-// setting the running engine depends on changed, or when its last start
-// failed (the new settings may fix it); the system proxy follows.
+// Apply validates and takes new settings without saving them
+// (SaveSettings saves and applies). The proxy restarts when a changed
+// setting needs it (config.Diff), or when its last start failed (the new
+// settings may fix it); the system proxy follows, and a change of
+// system_proxy turns it on or off. The error is the failed start and the
+// system proxy's, joined.
 func (c *Controller) Apply(cfg config.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	c.ops.Lock()
 	defer c.ops.Unlock()
+	_, startErr, sysErr := c.applyOps(cfg)
+	return errors.Join(startErr, sysErr)
+}
+
+// applyOps takes cfg (valid); the caller holds ops.
+func (c *Controller) applyOps(cfg config.Config) (changes config.Changes, startErr, sysErr error) {
 	c.mu.Lock()
 	closed, old, state := c.closed, c.cfg, c.state
 	c.mu.Unlock()
 	if closed {
-		return ErrControllerClosed
+		return changes, ErrControllerClosed, nil
 	}
+	changes = config.Diff(old, cfg)
 	c.update(func() { c.cfg = cfg })
-	restart := state == StateFailed || state == StateRunning && needsRestart(old, cfg)
-	if !restart {
-		return nil
+	// The system proxy choice first, so a restart sets it (or not) once.
+	switchSys := changes.Has("system_proxy")
+	if switchSys {
+		if c.sys == nil {
+			sysErr = sysproxy.ErrUnsupported
+		} else {
+			c.update(func() { c.wantSys, c.sysErr = cfg.SystemProxy, nil })
+			if !cfg.SystemProxy {
+				sysErr = c.releaseSystemProxyOps()
+			}
+		}
 	}
-	c.log.Info("settings changed; restarting the proxy")
-	if err := c.stopOps(); err != nil {
-		c.log.Warn("stopping for new settings", "err", err)
+	restart := state == StateFailed || state == StateRunning && changes.Need(config.EffectRestart)
+	if restart {
+		c.log.Info("settings changed; restarting the proxy", "changed", changes.Fields)
+		if err := c.stopOps(); err != nil {
+			c.log.Warn("stopping for new settings", "err", err)
+		}
+		startErr = c.startOps()
 	}
-	return c.startOps()
-}
-
-// needsRestart reports whether the engine must be rebuilt for b.
-func needsRestart(a, b config.Config) bool {
-	return a.Listen != b.Listen || a.Mode != b.Mode || a.Exit != b.Exit || a.TokenFile != b.TokenFile ||
-		a.Token != b.Token || a.ExitCA != b.ExitCA || !slices.Equal(a.Bypass, b.Bypass) ||
-		a.Username != b.Username || a.Password != b.Password
+	if switchSys && c.sys != nil && cfg.SystemProxy {
+		c.mu.Lock()
+		eng, running, lastErr := c.eng, c.state == StateRunning, c.sysErr
+		c.mu.Unlock()
+		switch {
+		case restart:
+			sysErr = lastErr // startOps set it, if the proxy started
+		case running:
+			sysErr = c.applySystemProxyOps(eng)
+		}
+	}
+	return changes, startErr, sysErr
 }
 
 // Close puts the system proxy back, stops the proxy and closes the

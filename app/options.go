@@ -34,9 +34,16 @@ type Options struct {
 	PrintEnv   bool
 	ConfigPath string
 	Config     config.Config // the file's settings with the flags applied
-	// ConfigProblem is a config file that could not be used (it was set
-	// aside and the defaults apply); the caller tells the user.
+	// ConfigProblem is a config file that cannot be used (config.Load's
+	// *FileError, wrapping config.ErrInvalid); the file is left in place
+	// and Config holds the defaults with the flags applied. The caller
+	// must not run on them unasked: headless mode exits, the GUI keeps the
+	// proxy stopped until the user chooses Start with defaults.
 	ConfigProblem error
+	// ConfigWarning is a usable config file that also holds fields this
+	// version does not know (config.ErrUnknownFields); Config holds its
+	// known settings. The caller tells the user and runs.
+	ConfigWarning error
 }
 
 // ParseArgs reads the command line and the config file it names (or the
@@ -80,11 +87,14 @@ func ParseArgs(args []string, stderr io.Writer) (Options, error) {
 		o.ConfigPath = p
 	}
 	cfg, err := config.Load(o.ConfigPath)
-	if err != nil {
-		if !errors.Is(err, config.ErrInvalid) {
-			return o, err
-		}
+	switch {
+	case err == nil:
+	case errors.Is(err, config.ErrUnknownFields):
+		o.ConfigWarning = err
+	case errors.Is(err, config.ErrInvalid):
 		o.ConfigProblem = err
+	default:
+		return o, err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

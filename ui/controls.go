@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -38,6 +39,10 @@ type controlsInput struct {
 	AtLogin    bool
 	AtLoginErr error
 	Quitting   bool
+	// FileNote is what the GUI says about the config file besides a
+	// problem the controller holds for (Status.ConfigProblem): unknown
+	// fields, or where a file that could not be used was moved.
+	FileNote string
 
 	totalsUp, totalsDown int64 // the registry's byte totals, for the speeds
 }
@@ -49,6 +54,12 @@ type controlsInput struct {
 type controlsView struct {
 	Status string // "Running · 12 connections · ↓ 1.2 MB/s ↑ 40 kB/s"
 	Icon   trayIconKind
+	// Problem is the whole story of a config file that cannot be used,
+	// while the proxy is held stopped for it; FileNote is a lesser note
+	// about the file. The main window shows them; the tray's status line
+	// and a notification stand in for them there.
+	Problem  string
+	FileNote string
 
 	Running          bool   // Start/Stop stops
 	StartStop        string // its label
@@ -62,6 +73,11 @@ type controlsView struct {
 	ModeLabel     string // "Mode: Direct"
 	TunnelLabel   string
 	TunnelBlocked bool // no exit server configured
+	// ModeBlocked: the proxy is held for a config file that cannot be
+	// used; a mode (or system proxy) click would replace that file with
+	// the defaults piecemeal, so only Start with defaults and Settings…
+	// decide about it.
+	ModeBlocked bool
 
 	AtLogin        string
 	AtLoginOn      bool
@@ -83,9 +99,15 @@ func viewOf(in controlsInput) controlsView {
 
 	v.Running = st.State == app.StateRunning || st.State == app.StateStarting
 	v.StartStop = "Start"
-	if v.Running {
+	switch {
+	case v.Running:
 		v.StartStop = "Stop"
+	case st.ConfigProblem != nil:
+		v.StartStop = "Start with defaults"
+		v.Problem = "Porthole did not start: " + st.ConfigProblem.Error() +
+			". The defaults may send your traffic another way than the file says. Fix the file and start Porthole again, or choose Start with defaults (the file is then moved aside and kept)."
 	}
+	v.FileNote = in.FileNote
 	v.StartStopBlocked = in.Quitting || st.State == app.StateStarting || st.State == app.StateStopping
 
 	switch {
@@ -101,7 +123,9 @@ func viewOf(in controlsInput) controlsView {
 		v.SystemProxy = "System proxy"
 		v.SystemProxyOn = st.SystemProxy
 	}
-	v.SystemProxyBlocked = v.SystemProxyBlocked || in.Quitting
+	held := st.ConfigProblem != nil && !v.Running
+	v.SystemProxyBlocked = v.SystemProxyBlocked || in.Quitting || held
+	v.ModeBlocked = held
 
 	v.ModeLabel = "Mode: Direct"
 	if v.Mode == outbound.ModeTunnel {
@@ -139,6 +163,9 @@ func statusLine(in controlsInput) string {
 	case app.StateStopping:
 		return "Stopping…"
 	case app.StateStopped:
+		if st.ConfigProblem != nil {
+			return "Not started: " + configProblemShort(st.ConfigProblem)
+		}
 		return "Stopped"
 	case app.StateFailed:
 		return "Error: " + startProblem(st.Err, in.Config.Listen)
@@ -165,11 +192,16 @@ func tunnelWord(s tunnel.State) string {
 }
 
 // iconOf picks the tray icon: off, direct, tunnel, or error when the proxy
-// failed or cannot reach its exit.
+// failed, cannot reach its exit, or is held stopped by a config file that
+// cannot be used.
 func iconOf(st app.Status) trayIconKind {
 	switch st.State {
 	case app.StateFailed:
 		return trayIconError
+	case app.StateStopped:
+		if st.ConfigProblem != nil { // held stopped: something is wrong
+			return trayIconError
+		}
 	case app.StateRunning, app.StateStarting:
 		if !st.HasTunnel {
 			return trayIconDirect
@@ -180,6 +212,23 @@ func iconOf(st app.Status) trayIconKind {
 		return trayIconTunnel
 	}
 	return trayIconOff
+}
+
+// configProblemShort names a config file that cannot be used in a few
+// words, for the tray's status line: "config.json line 3 (mode) is wrong".
+func configProblemShort(err error) string {
+	var fe *config.FileError
+	if !errors.As(err, &fe) {
+		return shortError(err, 70)
+	}
+	s := filepath.Base(fe.Path)
+	if fe.Line > 0 {
+		s += fmt.Sprintf(" line %d", fe.Line)
+	}
+	if fe.Field != "" {
+		s += " (" + fe.Field + ")"
+	}
+	return s + " is wrong"
 }
 
 // startProblem says why the proxy did not start, briefly: the common case

@@ -50,6 +50,9 @@ func TestStatusLineForEachState(t *testing.T) {
 			Tunnel: tunnel.Status{State: tunnel.StateWaiting}}},
 			"Running (tunnel reconnecting) · 0 connections · ↓ 0 B/s ↑ 0 B/s", trayIconError},
 		{"quitting", controlsInput{Status: app.Status{State: app.StateRunning}, Quitting: true}, "Quitting…", trayIconDirect},
+		{"held for the config", controlsInput{Status: app.Status{State: app.StateStopped, ConfigProblem: &config.FileError{
+			Path: "/home/u/.config/porthole/config.json", Field: "mode", Line: 3, Column: 3, Err: config.ErrInvalid}}},
+			"Not started: config.json line 3 (mode) is wrong", trayIconError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.in.Config = cfg

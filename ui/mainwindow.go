@@ -19,6 +19,8 @@ import (
 type mainWindow struct {
 	win         fyne.Window
 	why         *widget.Label
+	problem     *widget.Label // a config file that cannot be used; hidden when none
+	fileNote    *widget.Label // a lesser note about the config file; hidden when none
 	icon        *widget.Icon
 	status      *widget.Label
 	startStop   *widget.Button
@@ -48,6 +50,15 @@ func newMainWindow(g *gui, noTray error) *mainWindow {
 		reason + ". Closing the window quits Porthole.")
 	m.why.Wrapping = fyne.TextWrapWord
 	m.why.Importance = widget.WarningImportance
+
+	m.problem = widget.NewLabel("")
+	m.problem.Wrapping = fyne.TextWrapWord
+	m.problem.Importance = widget.DangerImportance
+	m.problem.Hide()
+	m.fileNote = widget.NewLabel("")
+	m.fileNote.Wrapping = fyne.TextWrapWord
+	m.fileNote.Importance = widget.WarningImportance
+	m.fileNote.Hide()
 
 	m.icon = widget.NewIcon(iconOff)
 	m.status = widget.NewLabel("Starting…")
@@ -87,6 +98,8 @@ func newMainWindow(g *gui, noTray error) *mainWindow {
 	m.win.SetContent(container.NewPadded(container.NewVBox(
 		m.why,
 		widget.NewSeparator(),
+		m.problem,
+		m.fileNote,
 		container.NewBorder(nil, nil, m.icon, m.startStop, m.status),
 		m.systemProxy,
 		container.NewHBox(widget.NewLabel("Mode"), m.mode, m.tunnelNote),
@@ -103,6 +116,8 @@ func newMainWindow(g *gui, noTray error) *mainWindow {
 func (m *mainWindow) apply(v controlsView) {
 	m.applying = true
 	defer func() { m.applying = false }()
+	showNote(m.problem, v.Problem)
+	showNote(m.fileNote, v.FileNote)
 	m.icon.SetResource(v.Icon.resource())
 	m.status.SetText(arrowSpaces.Replace(v.Status))
 	m.startStop.SetText(v.StartStop)
@@ -118,7 +133,7 @@ func (m *mainWindow) apply(v controlsView) {
 	}
 	// Without an exit server there is nothing to switch to; the note says
 	// where to set one.
-	setWidgetEnabled(m.mode, !v.TunnelBlocked || v.Mode == outbound.ModeTunnel)
+	setWidgetEnabled(m.mode, !v.ModeBlocked && (!v.TunnelBlocked || v.Mode == outbound.ModeTunnel))
 	m.tunnelNote.SetText("")
 	if v.TunnelBlocked {
 		m.tunnelNote.SetText("Tunnel needs an exit server: Settings…")
@@ -135,6 +150,16 @@ func (m *mainWindow) apply(v controlsView) {
 // glyph comes out as a missing-glyph box ("↓0" draws well, "↓ 0" does
 // not). The tray menu is drawn by the panel and keeps the spaces.
 var arrowSpaces = strings.NewReplacer("↓ ", "↓", "↑ ", "↑")
+
+// showNote shows text in l, or hides l when text is empty.
+func showNote(l *widget.Label, text string) {
+	if text == "" {
+		l.Hide()
+		return
+	}
+	l.SetText(text)
+	l.Show()
+}
 
 // setWidgetEnabled enables or disables w.
 func setWidgetEnabled(w fyne.Disableable, on bool) {

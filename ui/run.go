@@ -25,9 +25,13 @@ import (
 // Options is what main tells the GUI besides the controller.
 type Options struct {
 	ConfigPath string
-	// ConfigProblem is a config file that could not be used (set aside;
-	// the defaults apply). The GUI tells the user.
+	// ConfigProblem is a config file that cannot be used (left in place;
+	// the controller holds the defaults). The GUI keeps the proxy stopped,
+	// shows the problem and offers Start with defaults.
 	ConfigProblem error
+	// ConfigWarning is a config file with fields this version does not
+	// know (the known ones are in use). The GUI shows it.
+	ConfigWarning error
 	Version       string
 	Log           *slog.Logger
 	// SystemProxyProblem is why this desktop has no system proxy setting
@@ -82,13 +86,7 @@ func Run(ctl *app.Controller, opts Options) error {
 	}
 	g.wantSystemProxy.Store(ctl.Config().SystemProxy)
 	g.fyne.SetIcon(iconOff)
-	if ctl.Config().StartProxy {
-		// A failure (port in use) is not fatal: the status line shows it
-		// and Start retries.
-		if err := ctl.Start(); err != nil {
-			g.log.Warn("the proxy did not start", "err", err)
-		}
-	}
+	g.begin()
 	first := g.gather(nil, true)
 	desk, isDesktop := g.fyne.(desktop.App)
 	hostErr := findStatusNotifierHost()
@@ -106,9 +104,6 @@ func Run(ctl *app.Controller, opts Options) error {
 		g.apply(viewOf(first))
 		desk.SetSystemTrayMenu(g.tray.menu)
 		g.log.Info("tray menu set", "after", time.Since(begun).Round(time.Millisecond))
-	}
-	if opts.ConfigProblem != nil {
-		g.notify("The config file was not used", opts.ConfigProblem)
 	}
 	g.wg.Go(g.work)
 	g.wg.Go(func() { g.watch(first) })
@@ -168,6 +163,30 @@ func Run(ctl *app.Controller, opts Options) error {
 	return ctl.Close()
 }
 
+// begin starts the proxy if the settings say so, or holds it stopped for
+// a config file that cannot be used, and tells the user about the file.
+// Run calls it before the controls are first drawn.
+func (g *gui) begin() {
+	if p := g.opts.ConfigProblem; p != nil {
+		// Fail closed: the defaults in use may send traffic another way
+		// than the file says. Start reads "Start with defaults" until the
+		// user chooses it or saves new settings.
+		g.ctl.HoldForConfig(p)
+		g.notify("Porthole did not start: its config file cannot be used",
+			fmt.Errorf("%w. Fix the file and start Porthole again, or choose Start with defaults", p))
+	} else if g.ctl.Config().StartProxy {
+		// A failure (port in use) is not fatal: the status line shows it
+		// and Start retries.
+		if err := g.ctl.Start(); err != nil {
+			g.log.Warn("the proxy did not start", "err", err)
+		}
+	}
+	if w := g.opts.ConfigWarning; w != nil {
+		g.setFileNote(w.Error() + ". The file is left as it is until you save settings.")
+		g.notify("The config file holds settings this Porthole does not know", w)
+	}
+}
+
 // gui is the running app: the controller and what shows it.
 type gui struct {
 	fyne fyne.App
@@ -184,6 +203,10 @@ type gui struct {
 	iconShown fyne.Resource
 
 	wantSystemProxy atomic.Bool
+	// fileNote is what the main window says about the config file besides
+	// a problem the controller holds for: unknown fields, or where a file
+	// that could not be used was moved.
+	fileNote atomic.Pointer[string]
 	// noSystemProxy is ErrUnsupported as SetSystemProxy returned it, for
 	// a desktop Options.SystemProxyProblem did not already rule out.
 	noSystemProxy atomic.Pointer[error]
@@ -284,6 +307,9 @@ func (g *gui) gather(prev *controlsInput, rereadLogin bool) controlsInput {
 		totalsUp:           tot.Up,
 		totalsDown:         tot.Down,
 	}
+	if p := g.fileNote.Load(); p != nil {
+		in.FileNote = *p
+	}
 	if p := g.noSystemProxy.Load(); p != nil && in.SystemProxyProblem == nil {
 		in.SystemProxyProblem = *p
 	}
@@ -325,13 +351,20 @@ func (g *gui) toggleRunning() {
 	// The intent is what the user saw when clicking: a second click while
 	// a slow Stop runs must not turn into a Start. Stop and Start are
 	// idempotent.
-	st := g.ctl.Status().State
+	status := g.ctl.Status()
+	st := status.State
 	stop := st == app.StateRunning || st == app.StateStarting
+	// Start reads "Start with defaults" while the config file cannot be
+	// used: that click is the user's choice of the defaults.
+	defaults := !stop && status.ConfigProblem != nil
 	g.do("start/stop", func() {
 		var err error
-		if stop {
+		switch {
+		case stop:
 			err = g.ctl.Stop()
-		} else {
+		case defaults:
+			err = g.startOnDefaults()
+		default:
 			err = g.ctl.Start() // a failure shows in the status line
 		}
 		if err != nil {
@@ -340,24 +373,48 @@ func (g *gui) toggleRunning() {
 	})
 }
 
+// startOnDefaults starts on the defaults the user chose over a config
+// file that cannot be used, and says where that file went. Work's
+// goroutine.
+func (g *gui) startOnDefaults() error {
+	aside, err := g.ctl.StartOnDefaults(g.opts.ConfigPath)
+	if aside != "" {
+		g.setFileNote("Porthole runs on the defaults, as you chose. The config file that could not be used was moved to " + aside + ".")
+		g.notify("Porthole runs on the defaults", fmt.Errorf("the config file that could not be used was moved to %s", aside))
+	}
+	return err
+}
+
+// setFileNote sets what the main window says about the config file.
+func (g *gui) setFileNote(note string) { g.fileNote.Store(&note) }
+
 func (g *gui) setSystemProxy(on bool) {
 	g.wantSystemProxy.Store(on)
 	g.do("system proxy", func() {
+		saved, ok := g.saveConfig("system proxy", func(c *config.Config) { c.SystemProxy = on })
+		if !ok {
+			return
+		}
+		err := saved.SystemProxyErr
+		if !saved.Changes.Has("system_proxy") {
+			err = g.ctl.SetSystemProxy(on) // already the setting: a retry after a failure
+		}
 		// The label shows a failure (Status.SystemProxyErr); the log
 		// keeps the whole text.
-		if err := g.ctl.SetSystemProxy(on); err != nil {
+		if err != nil {
 			g.log.Warn("system proxy", "on", on, "err", err)
-			if errors.Is(err, sysproxy.ErrUnsupported) {
-				g.noSystemProxy.Store(&err)
-				g.wantSystemProxy.Store(false)
-				return
-			}
 		}
-		g.saveConfig("system proxy", func(c *config.Config) { c.SystemProxy = on })
+		if errors.Is(err, sysproxy.ErrUnsupported) {
+			g.noSystemProxy.Store(&err)
+			g.wantSystemProxy.Store(false)
+		}
 	})
 }
 
 func (g *gui) setMode(m outbound.Mode) {
+	if g.ctl.Config().Mode == string(m) {
+		return // the checked item again: nothing to save
+	}
 	g.do("mode", func() {
 		g.saveConfig("mode", func(c *config.Config) { c.Mode = string(m) })
 	})
@@ -371,37 +428,42 @@ func (g *gui) setStartAtLogin(on bool) {
 			g.notify("Start at login was not changed", err)
 			return
 		}
+		if g.ctl.Status().ConfigProblem != nil {
+			return // the entry changed; the unusable file is left for the user to decide on
+		}
 		g.saveConfig("start at login", func(c *config.Config) { c.StartAtLogin = on })
 	})
 }
 
-// saveConfig changes the settings in use and in the config file. A
-// setting the controller refuses is not saved; one it took but could not
-// start with (the proxy restarts for a new mode) is saved, and the status
-// line shows the failure.
-func (g *gui) saveConfig(what string, change func(*config.Config)) {
-	cfg := g.ctl.Config()
-	change(&cfg)
-	if err := g.ctl.Apply(cfg); err != nil {
-		if errors.Is(err, config.ErrInvalid) || errors.Is(err, app.ErrControllerClosed) {
-			g.notify("Porthole could not change the "+what, err)
-			return
-		}
-		g.log.Warn("new settings taken, but the proxy did not start", "err", err)
+// saveConfig changes the settings in use and in the config file, through
+// the one settings policy (app.Controller.SaveSettings). Settings it
+// refuses are not saved, and a notification says why; settings it took
+// but could not start with (the proxy restarts for a new mode) stay, and
+// the status line shows the failure. ok is false when nothing was saved.
+// Work's goroutine.
+func (g *gui) saveConfig(what string, change func(*config.Config)) (saved app.Saved, ok bool) {
+	saved, err := g.ctl.SaveSettings(g.opts.ConfigPath, change)
+	if err != nil {
+		g.notify("Porthole did not change the "+what, err)
+		return saved, false
 	}
-	// The file may have been broken meanwhile (edited by hand): Load sets a
-	// broken one aside first, so it is never overwritten unseen, and one
-	// that cannot be read at all is left alone.
-	if _, err := config.Load(g.opts.ConfigPath); err != nil {
-		if !errors.Is(err, config.ErrInvalid) || errors.Is(err, config.ErrStuck) {
-			g.notify("Porthole did not save its settings", err)
-			return
-		}
-		g.notify("The config file on disk was broken and was set aside", err)
+	if saved.SetAside != "" {
+		note := setAsideNote(saved)
+		g.setFileNote(note)
+		g.notify("The config file on disk was set aside", errors.New(note))
 	}
-	if err := config.Save(g.opts.ConfigPath, cfg); err != nil {
-		g.notify("Porthole could not save its settings", err)
+	if saved.StartErr != nil {
+		g.log.Warn("new settings taken, but the proxy did not start", "err", saved.StartErr)
 	}
+	return saved, true
+}
+
+// setAsideNote says why SaveSettings moved the file on disk and where.
+func setAsideNote(saved app.Saved) string {
+	if errors.Is(saved.SetAsideWhy, config.ErrInvalid) {
+		return fmt.Sprintf("%v. It was moved to %s and the new settings were saved.", saved.SetAsideWhy, saved.SetAside)
+	}
+	return fmt.Sprintf("%v. Saving settings leaves them out of the file; the old file is kept as %s.", saved.SetAsideWhy, saved.SetAside)
 }
 
 func (g *gui) showConnections() {
@@ -414,8 +476,16 @@ func (g *gui) showConnections() {
 func (g *gui) showSettings() {
 	if g.settings == nil {
 		g.settings = newSettings(g.fyne, g.ctl, g.opts.ConfigPath)
-		g.settings.startupProblem = g.opts.ConfigProblem // shown at the first Show
 		g.settings.background = func(f func()) { g.wg.Go(f) }
+		g.settings.onSaved = func(saved app.Saved) {
+			if saved.SetAside != "" {
+				g.setFileNote(setAsideNote(saved))
+				select {
+				case g.poke <- struct{}{}: // show it
+				default: // a redraw is already due
+				}
+			}
+		}
 	}
 	g.settings.Show()
 }

@@ -3,10 +3,8 @@ package ui
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"fyne.io/fyne/v2"
@@ -34,9 +32,6 @@ type settingsWindow struct {
 	ctl  *app.Controller
 	path string // the config file
 
-	// startupProblem is the config problem found at launch (the broken
-	// file already moved aside); the first Show reports it.
-	startupProblem error
 	// setAutostart turns Start at login on or off; tests keep the real
 	// one with XDG_CONFIG_HOME in a temporary directory.
 	setAutostart func(on bool) error
@@ -46,10 +41,13 @@ type settingsWindow struct {
 	// onApplied, if set, runs on the Fyne thread after every Apply with
 	// its error (tests wait on it).
 	onApplied func(error)
+	// onSaved, if set, runs on Apply's goroutine after the settings were
+	// saved: the app shows where a file on disk was set aside.
+	onSaved func(app.Saved)
 
 	win      fyne.Window // nil while closed
 	form     *settingsForm
-	fileNote *widget.Label // the file on disk: broken and moved aside, or overridden
+	fileNote *widget.Label // the file on disk: unusable, with unknown fields, or overridden
 	status   *widget.Label
 	apply    *widget.Button
 	cancel   *widget.Button // closes the window, discarding the edits
@@ -175,108 +173,80 @@ func (s *settingsWindow) applied(v settingsValues, msg string, field settingsFie
 	}
 }
 
-// save checks cfg as the engine would, writes it to the config file and
-// hands it to the controller, then follows the system proxy and
-// autostart choices if they changed. It returns the message for the
-// status line and, on failure, the field the error belongs to.
-func (s *settingsWindow) save(cfg config.Config, shown settingsValues) (string, settingsField, error) {
-	// The engine's own checks (a token for tunnel mode, a password beyond
-	// loopback) before anything is written, so a refused config is not
-	// saved either.
-	if err := app.CheckSettings(cfg, slog.New(slog.DiscardHandler)); err != nil {
+// save hands the form's settings to the one settings policy
+// (app.Controller.SaveSettings: checked as the engine would, the file on
+// disk set aside if it must not be overwritten, saved, applied), then
+// follows the Start at login choice if it changed. It returns the message
+// for the status line and, on failure, the field the error belongs to.
+func (s *settingsWindow) save(form config.Config, shown settingsValues) (string, settingsField, error) {
+	saved, err := s.ctl.SaveSettings(s.path, func(c *config.Config) {
+		inUse := *c
+		*c = form
+		c.MaxConns = inUse.MaxConns // not in the form: kept as it is
+	})
+	if err != nil {
 		return "Not saved: " + err.Error(), fieldOfEngineError(err), err
 	}
+	if s.onSaved != nil {
+		s.onSaved(saved)
+	}
 	var notes []string
-	// Load sets a broken file aside (and says where) instead of letting
-	// Save replace it; a file that cannot be read is not replaced at all.
-	if _, err := config.Load(s.path); errors.Is(err, config.ErrInvalid) && !errors.Is(err, config.ErrStuck) {
-		notes = append(notes, err.Error()+".")
-	} else if err != nil {
-		return "Not saved: " + err.Error(), fieldGeneral, err
-	}
-	if err := config.Save(s.path, cfg); err != nil {
-		return "Not saved: " + err.Error(), fieldGeneral, err
-	}
-	old := s.ctl.Config()
-	if err := s.ctl.Apply(cfg); err != nil {
-		return fmt.Sprintf("Saved to %s, but the proxy could not start: %v", s.path, err), fieldGeneral, err
-	}
-	if cfg.SystemProxy != shown.SystemProxy {
-		if err := s.ctl.SetSystemProxy(cfg.SystemProxy); errors.Is(err, sysproxy.ErrUnsupported) {
-			notes = append(notes, "The system proxy cannot be set on this desktop; point programs at Porthole yourself (Copy terminal env).")
-		} else if err != nil {
-			return fmt.Sprintf("Saved to %s, but the system proxy: %v", s.path, err), fieldGeneral, err
-		}
-	}
-	if cfg.StartAtLogin != shown.StartAtLogin {
-		if err := s.setAutostart(cfg.StartAtLogin); err != nil {
-			return fmt.Sprintf("Saved to %s, but Start at login: %v", s.path, err), fieldGeneral, err
-		}
-	}
-	if old.LogLevel != cfg.LogLevel || old.History != cfg.History {
-		notes = append(notes, "The log level and closed history apply at the next launch.")
+	if saved.SetAside != "" {
+		notes = append(notes, setAsideNote(saved))
 	}
 	msg := "Saved to " + s.path + "."
-	if st := s.ctl.Status(); st.State == app.StateRunning {
-		msg += " The proxy listens on " + st.Addr + "."
+	failure := saved.StartErr
+	switch {
+	case failure != nil:
+		msg = fmt.Sprintf("Saved to %s, but the proxy could not start: %v.", s.path, failure)
+	case errors.Is(saved.SystemProxyErr, sysproxy.ErrUnsupported):
+		notes = append(notes, "The system proxy cannot be set on this desktop; point programs at Porthole yourself (Copy terminal env).")
+	case saved.SystemProxyErr != nil:
+		failure = saved.SystemProxyErr
+		msg = fmt.Sprintf("Saved to %s, but the system proxy: %v.", s.path, failure)
 	}
-	return strings.Join(append([]string{msg}, notes...), " "), fieldGeneral, nil
+	if failure == nil && form.StartAtLogin != shown.StartAtLogin {
+		if err := s.setAutostart(form.StartAtLogin); err != nil {
+			failure = err
+			msg = fmt.Sprintf("Saved to %s, but Start at login: %v.", s.path, err)
+		}
+	}
+	if failure == nil {
+		switch st := s.ctl.Status(); {
+		case st.State == app.StateRunning:
+			msg += " The proxy listens on " + st.Addr + "."
+		case errors.Is(saved.SetAsideWhy, config.ErrInvalid):
+			msg += " The proxy is stopped: Start runs it with these settings."
+		}
+		if saved.Changes.Need(config.EffectNextLaunch) {
+			notes = append(notes, "The log level and closed history apply at the next launch.")
+		}
+	}
+	return strings.Join(append([]string{msg}, notes...), " "), fieldGeneral, failure
 }
 
 // describeFile says what the window should tell about the file on disk:
-// that it was broken and moved aside (at launch or now), that it cannot be
-// read, that there is none yet, or which settings in use differ from it.
+// that it cannot be used, or holds fields this version does not know,
+// that it cannot be read, that there is none yet, or which settings in use
+// differ from it.
 func (s *settingsWindow) describeFile(inUse config.Config) string {
-	if err := s.startupProblem; err != nil {
-		s.startupProblem = nil
-		return brokenNote(err)
-	}
 	if _, err := os.Stat(s.path); errors.Is(err, os.ErrNotExist) {
 		return ""
 	}
 	onDisk, err := config.Load(s.path)
 	switch {
 	case errors.Is(err, config.ErrInvalid):
-		return brokenNote(err)
+		return err.Error() + ". The form shows the settings in use; Apply moves the file aside (it is kept) and saves these settings."
+	case errors.Is(err, config.ErrUnknownFields):
+		return err.Error() + ". Apply saves the settings below without them, and keeps the old file beside the new one."
 	case err != nil:
 		return err.Error() + " Apply will not replace it."
 	}
-	if diff := differingFields(onDisk, inUse); len(diff) > 0 {
+	if diff := config.Diff(onDisk, inUse).Fields; len(diff) > 0 {
 		return fmt.Sprintf("The settings in use differ from %s in %s (command-line flags). Apply saves the values below.",
 			filepath.Base(s.path), strings.Join(diff, ", "))
 	}
 	return ""
-}
-
-// brokenNote tells about a config file config.Load set aside; its error
-// names the file and where it went.
-func brokenNote(err error) string {
-	return err.Error() + ". The form shows the settings in use; Apply writes them to a new file."
-}
-
-// differingFields names, as the file spells them, the fields that differ.
-func differingFields(a, b config.Config) []string {
-	var out []string
-	add := func(name string, differ bool) {
-		if differ {
-			out = append(out, name)
-		}
-	}
-	add("listen", a.Listen != b.Listen)
-	add("mode", a.Mode != b.Mode)
-	add("exit", a.Exit != b.Exit)
-	add("token_file", a.TokenFile != b.TokenFile)
-	add("token", a.Token != b.Token)
-	add("exit_ca", a.ExitCA != b.ExitCA)
-	add("bypass", !slices.Equal(a.Bypass, b.Bypass))
-	add("username", a.Username != b.Username)
-	add("password", a.Password != b.Password)
-	add("log_level", a.LogLevel != b.LogLevel)
-	add("history", a.History != b.History)
-	add("start_proxy", a.StartProxy != b.StartProxy)
-	add("system_proxy", a.SystemProxy != b.SystemProxy)
-	add("start_at_login", a.StartAtLogin != b.StartAtLogin)
-	return out
 }
 
 // readAutostart puts the OS's real Start at login state into v and

@@ -2,7 +2,7 @@ package ui
 
 import (
 	"bytes"
-	"fmt"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -179,9 +179,12 @@ func TestSettingsSecretsAreMasked(t *testing.T) {
 	}
 }
 
-func TestSettingsReportsBrokenFileMovedAside(t *testing.T) {
+// TestSettingsReportsBrokenFileAndSetsItAsideOnApply: a file that cannot
+// be used is named with its field, left in place by opening the window,
+// and set aside (kept, and named) only when Apply writes the new one.
+func TestSettingsReportsBrokenFileAndSetsItAsideOnApply(t *testing.T) {
 	path := settingsEnv(t)
-	broken := []byte("{\"listen\": \"127.0.0.1:8088\", \"no_such_field\": 1}\n")
+	broken := []byte("{\n  \"listen\": \"127.0.0.1:8088\",\n  \"mode\": \"sideways\"\n}\n")
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -191,18 +194,24 @@ func TestSettingsReportsBrokenFileMovedAside(t *testing.T) {
 	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
 	defer func() { _ = ctl.Close() }()
 	s, done := openSettings(t, ctl, path)
-
-	aside := brokenCopy(t, path, broken)
-	if !s.fileNote.Visible() || !strings.Contains(s.fileNote.Text, aside) {
-		t.Errorf("file note %q (visible %v) should name %s", s.fileNote.Text, s.fileNote.Visible(), aside)
+	if !s.fileNote.Visible() || !strings.Contains(s.fileNote.Text, path+":3:") || !strings.Contains(s.fileNote.Text, "mode") {
+		t.Errorf("file note %q (visible %v) should name %s, line 3 and mode", s.fileNote.Text, s.fileNote.Visible(), path)
+	}
+	if data, err := os.ReadFile(path); err != nil || !bytes.Equal(data, broken) {
+		t.Fatalf("opening Settings changed the broken file: %q %v", data, err)
 	}
 	if err := tapApply(t, s, done); err != nil {
 		t.Fatalf("Apply: %v (status %q)", err, s.status.Text)
 	}
-	brokenCopy(t, path, broken) // still there, untouched
+	aside := brokenCopy(t, path, ".broken-*", broken)
+	if !strings.Contains(s.status.Text, aside) {
+		t.Errorf("status %q should name %s", s.status.Text, aside)
+	}
+	if got, err := config.Load(path); err != nil || got.Mode != "direct" {
+		t.Errorf("new file: %+v, %v", got, err)
+	}
 
-	// Broken again while the window is open: Apply sets it aside, says
-	// where, and only then writes the new file.
+	// Broken again while the window is open: the next Apply does the same.
 	if err := os.Remove(aside); err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +222,7 @@ func TestSettingsReportsBrokenFileMovedAside(t *testing.T) {
 	if err := tapApply(t, s, done); err != nil {
 		t.Fatalf("Apply: %v (status %q)", err, s.status.Text)
 	}
-	aside = brokenCopy(t, path, broken)
+	aside = brokenCopy(t, path, ".broken-*", broken)
 	if !strings.Contains(s.status.Text, aside) {
 		t.Errorf("status %q should name %s", s.status.Text, aside)
 	}
@@ -222,30 +231,53 @@ func TestSettingsReportsBrokenFileMovedAside(t *testing.T) {
 	}
 }
 
-// brokenCopy finds the one file config.Load set aside for path, checks it
-// holds content, and returns its path.
-func brokenCopy(t *testing.T, path string, content []byte) string {
+// brokenCopy finds the one file set aside for path (pattern: its suffix),
+// checks it holds content, and returns its path.
+func brokenCopy(t *testing.T, path, pattern string, content []byte) string {
 	t.Helper()
-	matches, err := filepath.Glob(path + ".broken-*")
+	matches, err := filepath.Glob(path + pattern)
 	if err != nil || len(matches) != 1 {
 		t.Fatalf("set-aside files %v, %v; want one", matches, err)
 	}
 	data, err := os.ReadFile(matches[0])
 	if err != nil || !bytes.Equal(data, content) {
-		t.Fatalf("%s holds %q, %v; want the broken file unchanged", matches[0], data, err)
+		t.Fatalf("%s holds %q, %v; want the old file unchanged", matches[0], data, err)
 	}
 	return matches[0]
 }
 
-func TestSettingsStartupProblemIsReported(t *testing.T) {
+// TestSettingsUnknownFieldsAreNamedAndKeptOnApply: fields a newer
+// Porthole wrote are named; Apply says they leave the file and keeps the
+// old one; the fields the form does not show (max_conns) keep their value.
+func TestSettingsUnknownFieldsAreNamedAndKeptOnApply(t *testing.T) {
 	path := settingsEnv(t)
-	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
+	newer := []byte("{\n  \"listen\": \"127.0.0.1:0\",\n  \"max_conns\": 50,\n  \"rules\": []\n}\n")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, newer, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, warning := config.Load(path)
+	if !errors.Is(warning, config.ErrUnknownFields) {
+		t.Fatalf("Load: %v", warning)
+	}
+	ctl := app.NewController(cfg, nil, testLogger(t))
 	defer func() { _ = ctl.Close() }()
-	s := newSettings(fyne.CurrentApp(), ctl, path)
-	s.startupProblem = fmt.Errorf("config %s: %w: x; it was moved to %s.broken-1 and the defaults are used", path, config.ErrInvalid, path)
-	s.Show()
-	if !s.fileNote.Visible() || !strings.Contains(s.fileNote.Text, path+".broken-1") {
-		t.Errorf("file note %q (visible %v)", s.fileNote.Text, s.fileNote.Visible())
+	s, done := openSettings(t, ctl, path)
+	if !s.fileNote.Visible() || !strings.Contains(s.fileNote.Text, `"rules"`) {
+		t.Errorf("file note %q (visible %v) should name the unknown field", s.fileNote.Text, s.fileNote.Visible())
+	}
+	retype(s.form.history, "20")
+	if err := tapApply(t, s, done); err != nil {
+		t.Fatalf("Apply: %v (status %q)", err, s.status.Text)
+	}
+	aside := brokenCopy(t, path, ".newer-*", newer)
+	if !strings.Contains(s.status.Text, aside) || !strings.Contains(s.status.Text, "leaves them out") {
+		t.Errorf("status %q should say the unknown fields leave the file and name %s", s.status.Text, aside)
+	}
+	if got, err := config.Load(path); err != nil || got.History != 20 || got.MaxConns != 50 {
+		t.Errorf("new file: %+v, %v; want history 20 and max_conns kept at 50", got, err)
 	}
 }
 

@@ -78,7 +78,8 @@ func (t *trayMenu) apply(v controlsView) {
 	t.modeDirect.Checked = v.Mode == outbound.ModeDirect
 	t.modeTunnel.Label = v.TunnelLabel
 	t.modeTunnel.Checked = v.Mode == outbound.ModeTunnel
-	t.modeTunnel.Disabled = v.TunnelBlocked
+	t.modeDirect.Disabled = v.ModeBlocked
+	t.modeTunnel.Disabled = v.TunnelBlocked || v.ModeBlocked
 	t.atLogin.Label = v.AtLogin
 	t.atLogin.Checked, t.atLogin.Disabled = v.AtLoginOn, v.AtLoginBlocked
 	t.menu.Refresh()

@@ -1,8 +1,10 @@
 package ui
 
 import (
+	"errors"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,15 +27,23 @@ func newTestGUI(t *testing.T) *gui {
 	t.Helper()
 	dir := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "xdg")) // autostart looks there
-	t.Setenv("PORTHOLE_TOKEN", "")
-	a := test.NewTempApp(t)
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
+	return newTestGUIFor(t, cfg, Options{ConfigPath: filepath.Join(dir, "config.json")})
+}
+
+// newTestGUIFor is newTestGUI with the given settings and options (main's
+// ParseArgs gives both); XDG_CONFIG_HOME is the caller's to set.
+func newTestGUIFor(t *testing.T, cfg config.Config, opts Options) *gui {
+	t.Helper()
+	t.Setenv("PORTHOLE_TOKEN", "")
+	a := test.NewTempApp(t)
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	opts.Log = log
 	ctl := app.NewController(cfg, nil, log)
 	g := &gui{
 		fyne: a, ctl: ctl, log: log,
-		opts:    Options{ConfigPath: filepath.Join(dir, "config.json"), Log: log},
+		opts:    opts,
 		actions: make(chan func(), 8),
 		poke:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -155,7 +165,7 @@ func TestTrayModeSwitchAppliesAndSaves(t *testing.T) {
 	g := newTestGUI(t)
 	tm := g.tray
 	cfg := g.ctl.Config()
-	cfg.Exit = "wss://exit.example/porthole"
+	cfg.Exit = "wss://127.0.0.1:1/porthole" // loopback, where nothing answers
 	if err := g.ctl.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -167,6 +177,21 @@ func TestTrayModeSwitchAppliesAndSaves(t *testing.T) {
 		t.Fatalf("an exit is set: tunnel %q disabled=%v", tm.modeTunnel.Label, tm.modeTunnel.Disabled)
 	}
 
+	// No token: the settings policy refuses tunnel mode before anything
+	// is written, and the proxy keeps running as it was.
+	click(t, g, tm.modeTunnel)
+	if st := g.ctl.Status(); st.State != app.StateRunning || g.ctl.Config().Mode != string(outbound.ModeDirect) {
+		t.Errorf("tunnel without a token: %v, mode %q; want direct, still running", st.State, g.ctl.Config().Mode)
+	}
+	if _, err := os.Stat(g.opts.ConfigPath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("refused settings were written: %v", err)
+	}
+
+	cfg = g.ctl.Config()
+	cfg.Token = "t"
+	if err := g.ctl.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
 	click(t, g, tm.modeTunnel)
 	saved, err := config.Load(g.opts.ConfigPath)
 	if err != nil {
@@ -175,17 +200,16 @@ func TestTrayModeSwitchAppliesAndSaves(t *testing.T) {
 	if saved.Mode != string(outbound.ModeTunnel) || g.ctl.Config().Mode != string(outbound.ModeTunnel) {
 		t.Errorf("mode in use %q, saved %q; want tunnel", g.ctl.Config().Mode, saved.Mode)
 	}
-	// No token: the restart in tunnel mode fails, and says why.
-	if st := g.ctl.Status(); st.State != app.StateFailed || !strings.HasPrefix(tm.status.Label, "Error: tunnel mode needs") {
-		t.Errorf("tunnel without a token: %v, %q", st.State, tm.status.Label)
+	if st := g.ctl.Status(); st.State != app.StateRunning || !st.HasTunnel || !strings.HasPrefix(tm.status.Label, "Running (tunnel") {
+		t.Errorf("tunnel mode: %v (tunnel %v), %q", st.State, st.HasTunnel, tm.status.Label)
 	}
 	if tm.mode.Label != "Mode: Tunnel" || !tm.modeTunnel.Checked || tm.modeDirect.Checked {
 		t.Errorf("mode items: %q, tunnel %v, direct %v", tm.mode.Label, tm.modeTunnel.Checked, tm.modeDirect.Checked)
 	}
 
 	click(t, g, tm.modeDirect)
-	if st := g.ctl.Status(); g.ctl.Config().Mode != string(outbound.ModeDirect) {
-		t.Errorf("back to direct: mode %q, state %v", g.ctl.Config().Mode, st.State)
+	if st := g.ctl.Status(); g.ctl.Config().Mode != string(outbound.ModeDirect) || st.HasTunnel {
+		t.Errorf("back to direct: mode %q, state %v, tunnel %v", g.ctl.Config().Mode, st.State, st.HasTunnel)
 	}
 }
 

@@ -51,37 +51,94 @@ func TestSaveLoadRoundTripAtomic0600(t *testing.T) {
 	}
 }
 
-func TestBrokenFileIsSetAsideNotOverwritten(t *testing.T) {
-	for name, content := range map[string]string{
-		"not json":      "{ this is not json",
-		"unknown field": `{"listen": "127.0.0.1:8088", "colour": "blue"}`,
-		"bad value":     `{"listen": "127.0.0.1:8088", "mode": "sideways"}`,
+// TestBrokenFileIsReportedInPlace: a file that cannot be used gives the
+// defaults with an error that names the file, the field and its line, and
+// stays where it is, unchanged.
+func TestBrokenFileIsReportedInPlace(t *testing.T) {
+	for name, tc := range map[string]struct {
+		content   string
+		field     string
+		line, col int
+	}{
+		"not json":      {"{\n  \"listen\": \"127.0.0.1:8088\",\n  this is not json", "", 3, 3},
+		"wrong type":    {"{\n  \"listen\": \"127.0.0.1:8088\",\n  \"history\": \"many\"\n}", "history", 3, 3},
+		"bad value":     {"{\n  \"listen\": \"127.0.0.1:8088\",\n    \"mode\": \"sideways\"\n}", "mode", 3, 5},
+		"misspelt mode": {"{\"listen\": \"127.0.0.1:8088\", \"mdoe\": \"tunnel\", \"exit\": \"wss://e.example/p\"}", "mdoe", 1, 30},
+		"not an object": {"[1, 2]", "", 1, 0},
+		"null":          {"null\n", "", 1, 1},
 	} {
 		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "config.json")
-			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			path := filepath.Join(t.TempDir(), "config.json")
+			if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			cfg, err := Load(path)
-			if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("Load error %v, want ErrInvalid", err)
+			var fe *FileError
+			if !errors.Is(err, ErrInvalid) || !errors.As(err, &fe) {
+				t.Fatalf("Load error %v, want a *FileError wrapping ErrInvalid", err)
+			}
+			if fe.Path != path || fe.Field != tc.field || fe.Line != tc.line || (tc.col > 0 && fe.Column != tc.col) {
+				t.Errorf("located at %s field %q %d:%d, want %s field %q %d:%d", fe.Path, fe.Field, fe.Line, fe.Column, path, tc.field, tc.line, tc.col)
+			}
+			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.field) {
+				t.Errorf("message %q should name %s and %q", err, path, tc.field)
 			}
 			if !reflect.DeepEqual(cfg, Default()) {
 				t.Errorf("a broken file should give the defaults, got %+v", cfg)
 			}
-			if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("broken file still in place: %v", err)
-			}
-			aside, err := filepath.Glob(path + ".broken-*")
-			if err != nil || len(aside) != 1 {
-				t.Fatalf("set-aside file: %v %v", aside, err)
-			}
-			kept, err := os.ReadFile(aside[0])
-			if err != nil || string(kept) != content {
-				t.Errorf("set-aside content changed: %q %v", kept, err)
+			kept, err := os.ReadFile(path)
+			if err != nil || string(kept) != tc.content {
+				t.Errorf("the broken file was moved or changed: %q %v", kept, err)
 			}
 		})
+	}
+}
+
+// TestUnknownFieldsAreAWarning: fields a newer Porthole wrote are named
+// with their lines; the known ones are used.
+func TestUnknownFieldsAreAWarning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.json")
+	content := "{\n  \"listen\": \"127.0.0.1:9999\",\n  \"mode\": \"tunnel\",\n  \"exit\": \"wss://exit.example/porthole\",\n  \"rules\": [{\"deny\": \"*\"}],\n  \"Telemetry\": false\n}\n"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	var ue *UnknownFieldsError
+	if !errors.Is(err, ErrUnknownFields) || errors.Is(err, ErrInvalid) || !errors.As(err, &ue) {
+		t.Fatalf("Load error %v, want an *UnknownFieldsError only", err)
+	}
+	want := []UnknownField{{"rules", 5, 3}, {"Telemetry", 6, 3}}
+	if !reflect.DeepEqual(ue.Fields, want) || ue.Path != path {
+		t.Errorf("unknown fields %+v in %s, want %+v", ue.Fields, ue.Path, want)
+	}
+	if cfg.Listen != "127.0.0.1:9999" || cfg.Mode != "tunnel" || cfg.Exit != "wss://exit.example/porthole" {
+		t.Errorf("the known fields were not used: %+v", cfg)
+	}
+	if kept, err := os.ReadFile(path); err != nil || string(kept) != content {
+		t.Errorf("the file was changed: %q %v", kept, err)
+	}
+}
+
+func TestSetAsideKeepsEveryCopy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.json")
+	var asides []string
+	for i := range 3 {
+		if err := os.WriteFile(path, []byte{byte('a' + i)}, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		aside, err := SetAside(path, "broken")
+		if err != nil {
+			t.Fatal(err)
+		}
+		asides = append(asides, aside)
+	}
+	for i, aside := range asides {
+		if b, err := os.ReadFile(aside); err != nil || string(b) != string(rune('a'+i)) {
+			t.Errorf("%s: %q %v", aside, b, err)
+		}
+	}
+	if _, err := SetAside(path, "broken"); !errors.Is(err, ErrStuck) {
+		t.Errorf("setting aside a missing file: %v, want ErrStuck", err)
 	}
 }
 
