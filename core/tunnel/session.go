@@ -17,43 +17,6 @@ import (
 	"github.com/rs/xid"
 )
 
-// Session errors and stream endings. Recognise them with errors.Is.
-var (
-	// ErrTunnelLost ends the streams of a session that died or closed.
-	ErrTunnelLost = errors.New("tunnel lost")
-	// ErrSessionDead is why a session ended that heard nothing for three
-	// ping intervals.
-	ErrSessionDead = errors.New("no answer from the other end")
-	// ErrReset ends a stream the peer reset; the *ResetError says why.
-	ErrReset = errors.New("stream reset by the other end")
-	// ErrProtocol is a peer breaking the protocol.
-	ErrProtocol = errors.New("tunnel protocol violation")
-	// ErrNotReading is why a session ended whose peer stopped reading:
-	// frames waited too long to be written, or piled up.
-	ErrNotReading = errors.New("the other end stopped reading")
-)
-
-// OpenError is an OPEN the exit refused, with its code and reason.
-type OpenError struct {
-	Code   Code
-	Reason string
-}
-
-func (e *OpenError) Error() string {
-	return fmt.Sprintf("the exit could not connect (%s): %s", e.Code, e.Reason)
-}
-
-// ResetError is a stream the peer reset.
-type ResetError struct {
-	Code   Code
-	Reason string
-}
-
-func (e *ResetError) Error() string {
-	return fmt.Sprintf("stream reset by the other end (%s): %s", e.Code, e.Reason)
-}
-func (e *ResetError) Unwrap() error { return ErrReset }
-
 // DefaultWindow is every stream's first window, and what a client may send
 // before OPEN_OK.
 const DefaultWindow = 256 << 10
