@@ -5,8 +5,8 @@ import (
 	"fmt"
 )
 
-// Every error the package returns for a reason of its own is here.
-// Recognise them with errors.Is (and errors.As for the two types).
+// The package's sentinel errors and error types, all in this file.
+// Recognise the sentinels with errors.Is, the types with errors.As.
 
 // Decoding and encoding errors; every one a decoder returns wraps
 // ErrMalformed.
