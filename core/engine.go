@@ -155,9 +155,6 @@ func isLoopback(host string) bool {
 // Registry is the engine's connection registry.
 func (e *Engine) Registry() *registry.Registry { return e.registry }
 
-// Mode is the outbound mode the engine was configured with.
-func (e *Engine) Mode() outbound.Mode { return e.router.Mode() }
-
 // TunnelStatus is the tunnel's state; ok is false without an exit
 // configured. State is tunnel.StateClosed while the engine is stopped.
 func (e *Engine) TunnelStatus() (st tunnel.Status, ok bool) {

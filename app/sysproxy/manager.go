@@ -28,8 +28,8 @@ type Manager struct {
 	owner   *ownerLock // held while journal is set
 }
 
-// NewManager returns a Manager that keeps its journal at journalPath (see
-// DefaultJournalPath). b may be nil where Detect found no backend: Enable
+// NewManager returns a Manager that keeps its journal at journalPath (the
+// app keeps it beside config.json, named JournalName). b may be nil where Detect found no backend: Enable
 // then returns ErrUnsupported, while Repair and Disable can still restore a
 // journal left by another backend if that backend's tools are here.
 func NewManager(b Backend, journalPath string, log *slog.Logger) *Manager {
