@@ -29,7 +29,8 @@ var (
 	ErrPortInUse = errors.New("address already in use")
 	// ErrRunning is returned by Start on a running engine.
 	ErrRunning = errors.New("engine already running")
-	// ErrClosed is returned by Start after Close.
+	// ErrClosed is returned by Start after Close: a closed engine cannot
+	// be started again (a stopped one can).
 	ErrClosed = errors.New("engine closed")
 	// ErrAuthRequired refuses to listen beyond loopback without a password.
 	ErrAuthRequired = errors.New("listening beyond loopback requires a username and password")
@@ -67,9 +68,16 @@ type Config struct {
 // DefaultIdleTimeout ends connections that moved no byte for this long.
 const DefaultIdleTimeout = 15 * time.Minute
 
-// Engine runs the proxy. The registry lives as long as the engine, across
-// Start/Stop cycles, so the inspector keeps its history when the user stops
-// and starts the proxy.
+// Engine runs the proxy: New returns it stopped, Start listens and serves,
+// Stop closes the listener and every connection.
+//
+// An engine can be restarted: Start after Stop listens again on the
+// configured address (a new port where it ends in :0) with the same router,
+// tunnel settings and registry, whose history therefore spans the runs.
+// Close is the end: Start after Close returns ErrClosed. The app does not
+// rely on restarting: its Controller builds a new engine from the settings
+// at every start and closes it at every stop, passing one Config.Registry
+// to all of them.
 //
 // Concurrency: Start, Stop and Close are safe from any goroutine and
 // serialised; Stop and Close are idempotent and return when every goroutine
@@ -159,9 +167,6 @@ func isLoopback(host string) bool {
 
 // Registry is the engine's connection registry.
 func (e *Engine) Registry() *registry.Registry { return e.registry }
-
-// Mode is the outbound mode the engine was configured with.
-func (e *Engine) Mode() outbound.Mode { return e.router.Mode() }
 
 // TunnelStatus is the tunnel's state; ok is false without an exit
 // configured. State is tunnel.StateClosed while the engine is stopped.

@@ -14,22 +14,6 @@ import (
 // D-Bus that never answers must not hang Quit.
 const commandTimeout = 15 * time.Second
 
-// CommandError is a settings command that failed, with its own output.
-type CommandError struct {
-	Command string // the command line, for the message
-	Output  string // what it printed (stderr, else stdout), trimmed
-	Err     error  // the exit status or the reason it did not start
-}
-
-func (e *CommandError) Error() string {
-	if e.Output == "" {
-		return fmt.Sprintf("%s: %v", e.Command, e.Err)
-	}
-	return fmt.Sprintf("%s: %v: %s", e.Command, e.Err, e.Output)
-}
-
-func (e *CommandError) Unwrap() error { return e.Err }
-
 // run runs name with args and returns its standard output. A non-zero exit
 // is a *CommandError carrying what the command printed.
 func run(name string, args ...string) (string, error) {

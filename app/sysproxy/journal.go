@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"porthole/app/internal/atomicfile"
@@ -30,16 +29,6 @@ type Journal struct {
 	Created  time.Time         `json:"created"`
 	Previous map[string]string `json:"previous"` // key → value before Enable
 	Ours     map[string]string `json:"ours"`     // key → value Porthole wrote
-}
-
-// DefaultJournalPath is the journal in the user's config directory, beside
-// the default config.json.
-func DefaultJournalPath() (string, error) {
-	dir, err := os.UserConfigDir()
-	if err != nil {
-		return "", fmt.Errorf("finding the config directory: %w", err)
-	}
-	return filepath.Join(dir, "porthole", JournalName), nil
 }
 
 // ReadJournal reads the journal at path: (nil, nil) if there is none, an

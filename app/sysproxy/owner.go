@@ -7,15 +7,6 @@ import (
 	"path/filepath"
 )
 
-// ErrBusy is a system proxy another running Porthole has set: it holds
-// the journal's lock, so its journal is in use, not left behind by a crash.
-var ErrBusy = errors.New("another running Porthole has the system proxy set")
-
-// errNoLocks is a file system that cannot lock files: the journal then
-// works unlocked, as it did before the lock (a second Porthole may take a
-// running one's journal for a crash's there).
-var errNoLocks = errors.New("file locks are not supported here")
-
 // ownerLock is an exclusive lock on the journal's lock file (path.lock),
 // held by the process whose journal is in effect for as long as it is.
 // The operating system drops it when that process ends, however it ends:

@@ -21,8 +21,12 @@ import (
 	"porthole/core/tunnel"
 )
 
-// ErrClosed is the answer of a closed server to a new session.
-var ErrClosed = errors.New("exit server closed")
+var (
+	// ErrClosed is the answer of a closed server to a new session.
+	ErrClosed = errors.New("exit server closed")
+	// errBadTarget is an OPEN's target that is not a valid host:port.
+	errBadTarget = errors.New("bad target")
+)
 
 // Config configures a Server.
 type Config struct {
@@ -222,8 +226,6 @@ func (s *Server) dial(ctx context.Context, target string) (net.Conn, error) {
 	}
 	return s.cfg.Dialer.DialContext(ctx, "tcp", target)
 }
-
-var errBadTarget = errors.New("bad target")
 
 // dialApart is dial in a goroutine of its own, waited for. Dialling needs
 // a deep stack (resolver, dialer, policy checks), and a goroutine keeps the

@@ -8,10 +8,6 @@ import (
 	"porthole/core/tunnel"
 )
 
-// ErrDenied is the reason of a dial refused by policy (the exit server's
-// target rules, later a user rule).
-var ErrDenied = errors.New("target not allowed")
-
 // Failure is what kind of dial failure an error is, so the inbound side can
 // answer in the client's protocol (HTTP 502/504, SOCKS reply codes).
 type Failure uint8

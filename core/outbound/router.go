@@ -1,7 +1,6 @@
 package outbound
 
 import (
-	"errors"
 	"fmt"
 
 	"porthole/core/registry"
@@ -14,9 +13,6 @@ const (
 	ModeDirect Mode = "direct"
 	ModeTunnel Mode = "tunnel"
 )
-
-// ErrNoTunnel is returned when tunnel mode is asked for without a tunnel.
-var ErrNoTunnel = errors.New("tunnel mode needs an exit server")
 
 // ParseMode checks a mode name.
 func ParseMode(s string) (Mode, error) {

@@ -2,7 +2,6 @@ package outbound
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -12,10 +11,6 @@ import (
 
 	"porthole/core/tunnel"
 )
-
-// ErrTunnelStopped is a dial through a tunnel that is not started (the
-// proxy is stopping).
-var ErrTunnelStopped = errors.New("tunnel not started")
 
 // DialInfo is what a dial is for, carried in its context: the tunnel
 // dialer uses it, the direct one ignores it.

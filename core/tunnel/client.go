@@ -15,15 +15,6 @@ import (
 	"github.com/rs/xid"
 )
 
-// Client errors. Recognise them with errors.Is.
-var (
-	// ErrNoSession is why an Open gave up: no session to the exit came up
-	// in time. The error says what the last attempt ran into.
-	ErrNoSession = errors.New("tunnel to the exit is down")
-	// ErrClientClosed is an Open on a closed Client.
-	ErrClientClosed = errors.New("tunnel client closed")
-)
-
 // State is where a Client is with its exit.
 type State uint8
 

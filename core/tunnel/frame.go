@@ -7,7 +7,6 @@ package tunnel
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"unicode/utf8"
 
@@ -91,17 +90,6 @@ func (c Code) String() string {
 	}
 	return fmt.Sprintf("code 0x%02x", uint8(c))
 }
-
-// Decoding and encoding errors; every one a decoder returns wraps
-// ErrMalformed.
-var (
-	ErrMalformed   = errors.New("malformed frame")
-	ErrUnknownType = fmt.Errorf("%w: unknown type", ErrMalformed)
-	ErrTruncated   = fmt.Errorf("%w: truncated", ErrMalformed)
-	ErrTrailing    = fmt.Errorf("%w: bytes after the payload", ErrMalformed)
-	ErrTooLarge    = fmt.Errorf("%w: field over its size limit", ErrMalformed)
-	ErrBadField    = fmt.Errorf("%w: invalid field", ErrMalformed)
-)
 
 // Frame is one decoded frame. Which fields mean something depends on Type;
 // the others are zero. Data aliases the buffer the frame was parsed from.

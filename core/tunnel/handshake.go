@@ -22,13 +22,6 @@ import (
 // Version is the WebSocket subprotocol of this protocol version.
 const Version = "porthole.v1"
 
-// Handshake errors. Recognise them with errors.Is.
-var (
-	ErrAuthFailed = errors.New("authentication failed")
-	ErrVersion    = errors.New("no common protocol version")
-	ErrOrigin     = errors.New("cross-origin upgrade refused")
-)
-
 // Acceptor checks upgrade requests at the exit (PROTOCOL.md §1) and
 // upgrades the good ones. It is immutable and safe for concurrent use.
 type Acceptor struct {

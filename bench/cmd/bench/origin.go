@@ -173,18 +173,6 @@ func closeWrite(c net.Conn) {
 	}
 }
 
-// waitIdle waits until exactly n connections are in IDLE, up to d.
-func (o *origin) waitIdle(n int64, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for o.idle.Load() != n {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("origin: %d connections idle after %v, want %d", o.idle.Load(), d, n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return nil
-}
-
 func (o *origin) Close() error {
 	err := o.ln.Close()
 	o.mu.Lock()
