@@ -108,13 +108,13 @@ func abortConn(c net.Conn, cause error) {
 // (the socket is drained) the buffer goes back to the pool and the next wait
 // happens without one.
 func copyHalf(dst, src net.Conn, count func(int64)) error {
-	readable := newPeeker(src)
-	if handled, eof, err := spliceHalf(dst, src, count, readable); handled {
+	if handled, eof, err := spliceHalf(dst, src, count); handled {
 		if err != nil || !eof {
 			return err
 		}
 		return closeWrite(dst)
 	}
+	readable := newPeeker(src)
 	rw, _ := src.(readWaiter)
 	var bp *[]byte
 	defer func() {

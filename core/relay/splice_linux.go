@@ -1,8 +1,11 @@
 package relay
 
 import (
+	"errors"
 	"io"
 	"net"
+	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,15 +19,16 @@ import (
 // Each batch is dst.ReadFrom over an io.LimitedReader of src, which the
 // net package turns into splice through a pipe it borrows from its own
 // pool and gives back at once. Between batches the connection holds no
-// pipe and no buffer: it waits with a one-byte peek, as copyHalf does.
+// pipe and no buffer: waitQueued waits in the runtime poller.
 //
-// handled is false when the connections are not both TCP sockets; the
-// caller then copies in user space. On EOF it returns with eof true and
-// the half-close left to the caller.
-func spliceHalf(dst, src net.Conn, count func(int64), readable *peeker) (handled, eof bool, err error) {
+// handled is false when the connections are not both TCP sockets (or the
+// kernel will not splice them) and nothing was moved; the caller then
+// copies in user space. On EOF it returns with eof true and the half-close
+// left to the caller.
+func spliceHalf(dst, src net.Conn, count func(int64)) (handled, eof bool, err error) {
 	d, ok1 := dst.(*net.TCPConn)
 	s, ok2 := src.(*net.TCPConn)
-	if !ok1 || !ok2 || readable == nil {
+	if !ok1 || !ok2 {
 		return false, false, nil
 	}
 	rc, err := s.SyscallConn()
@@ -32,49 +36,73 @@ func spliceHalf(dst, src net.Conn, count func(int64), readable *peeker) (handled
 		return false, false, nil
 	}
 	lr := io.LimitedReader{R: s}
+	moved := false
 	for {
-		n, err := queued(rc)
+		n, err := waitQueued(rc)
 		if err != nil {
-			return true, false, err
+			return true, false, &net.OpError{Op: "read", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: err}
 		}
 		if n == 0 {
-			if err := readable.wait(); err != nil {
-				return true, false, err
-			}
-			if n, err = queued(rc); err != nil {
-				return true, false, err
-			}
-			if n == 0 {
-				// Readable with nothing queued: the peer's FIN.
-				return true, true, nil
-			}
+			return true, true, nil // the peer's FIN
 		}
 		lr.N = int64(n)
 		w, err := d.ReadFrom(&lr)
 		if w > 0 {
+			moved = true
 			count(w)
 		}
 		if err != nil {
 			return true, false, err
 		}
-		if w == 0 {
-			// Nothing moved although bytes were queued: the kernel took
-			// another path (no splice); let the caller copy instead.
+		if w == 0 && !moved {
+			// Bytes queued but none moved: this kernel does not splice
+			// these sockets. Nothing was consumed; copy in user space.
 			return false, false, nil
 		}
 	}
 }
 
-// queued is how many bytes wait in the socket's receive queue (SIOCINQ).
-func queued(rc interface {
-	Control(func(fd uintptr)) error
-}) (int, error) {
+// waitQueued waits until src has bytes queued, or has ended, without
+// holding a buffer, and returns how many bytes are queued (SIOCINQ): 0
+// means EOF. A socket error (a reset) is returned as a syscall error.
+// Waiting happens inside the runtime poller's RawRead, so deadlines and
+// Close unblock it as they do a Read.
+func waitQueued(rc syscall.RawConn) (int, error) {
 	var (
-		n    int
-		ierr error
+		queued int
+		serr   error
 	)
-	if err := rc.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }); err != nil {
+	err := rc.Read(func(fd uintptr) bool {
+		for {
+			n, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+			if err != nil {
+				serr = os.NewSyscallError("ioctl", err)
+				return true
+			}
+			if n > 0 {
+				queued = n
+				return true
+			}
+			// Nothing queued: empty, at EOF, or failed. A one-byte peek
+			// tells which without consuming anything but a pending error.
+			var b [1]byte
+			m, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+			switch {
+			case errors.Is(err, unix.EINTR):
+				continue
+			case errors.Is(err, unix.EAGAIN):
+				return false // empty: the poller waits for readability
+			case err != nil:
+				serr = os.NewSyscallError("recvfrom", err)
+				return true
+			case m == 0:
+				return true // EOF
+			}
+			// A byte arrived between the two calls: count it again.
+		}
+	})
+	if err != nil {
 		return 0, err
 	}
-	return n, ierr
+	return queued, serr
 }
