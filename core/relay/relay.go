@@ -108,6 +108,12 @@ func abortConn(c net.Conn, cause error) {
 // (the socket is drained) the buffer goes back to the pool and the next wait
 // happens without one.
 func copyHalf(dst, src net.Conn, count func(int64)) error {
+	if handled, eof, err := spliceHalf(dst, src, count); handled {
+		if err != nil || !eof {
+			return err
+		}
+		return closeWrite(dst)
+	}
 	readable := newPeeker(src)
 	rw, _ := src.(readWaiter)
 	var bp *[]byte
@@ -139,17 +145,7 @@ func copyHalf(dst, src net.Conn, count func(int64)) error {
 			}
 		}
 		if errors.Is(rerr, io.EOF) {
-			if cw, ok := dst.(closeWriter); ok {
-				// Passing on the end of the stream to a peer that is gone
-				// already (it reset or shut down) is not a failure of this
-				// direction: everything was handed over, and the other
-				// direction reports the peer's reset if it matters.
-				if err := cw.CloseWrite(); err != nil && !peerGone(err) {
-					return err
-				}
-				return nil
-			}
-			return dst.Close()
+			return closeWrite(dst)
 		}
 		if rerr != nil {
 			return rerr
@@ -159,6 +155,22 @@ func copyHalf(dst, src net.Conn, count func(int64)) error {
 			bp = nil
 		}
 	}
+}
+
+// closeWrite passes the end of src's stream on to dst: a half-close where
+// dst has one, else a close.
+func closeWrite(dst net.Conn) error {
+	if cw, ok := dst.(closeWriter); ok {
+		// Passing on the end of the stream to a peer that is gone already
+		// (it reset or shut down) is not a failure of this direction:
+		// everything was handed over, and the other direction reports the
+		// peer's reset if it matters.
+		if err := cw.CloseWrite(); err != nil && !peerGone(err) {
+			return err
+		}
+		return nil
+	}
+	return dst.Close()
 }
 
 // Expected reports whether err is an ordinary way for a connection to end:

@@ -235,3 +235,62 @@ func BenchmarkRelayPingPong(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// Byte counters are live: each trickled byte is counted once delivered,
+// long before the connection ends (the inspector's speed column), and a
+// bulk transfer's count is exact at the end.
+func TestRelayCountsLiveWhileTrickling(t *testing.T) {
+	client, target, cnt, done := setup(t)
+	buf := make([]byte, 16)
+	for i := range 5 {
+		if _, err := target.Write([]byte{'x'}); err != nil {
+			t.Fatal(err)
+		}
+		if err := client.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(client, buf[:1]); err != nil {
+			t.Fatal(err)
+		}
+		// Delivered, so counted right after the write returned: wait for
+		// it a bounded while.
+		want := int64(i + 1)
+		for range 1000 {
+			if cnt.down.Load() == want {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if got := cnt.down.Load(); got != want {
+			t.Fatalf("after %d trickled bytes the counter says %d", want, got)
+		}
+	}
+	bulk := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
+	go func() {
+		if _, err := target.Write(bulk); err != nil {
+			t.Error(err)
+		}
+		if err := target.CloseWrite(); err != nil {
+			t.Error(err)
+		}
+	}()
+	if err := client.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	back, err := io.ReadAll(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sha256.Sum256(back) != sha256.Sum256(bulk) {
+		t.Fatalf("client got %d bytes, want %d", len(back), len(bulk))
+	}
+	if err := client.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitDone(t, done); err != nil {
+		t.Fatalf("clean relay returned %v", err)
+	}
+	if got, want := cnt.down.Load(), int64(5+len(bulk)); got != want {
+		t.Fatalf("counted down %d, want %d", got, want)
+	}
+}

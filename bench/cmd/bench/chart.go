@@ -27,7 +27,7 @@ type panel struct {
 // times faster than any proxy and would flatten the bars that compare
 // the proxies (its figures are in the tables).
 func chartPanels(r *report) []panel {
-	proxies := []string{pathPorthole, pathTunnel, pathYamux, pathSmux}
+	proxies := []string{pathPlain, pathPorthole, pathTunnel, pathYamux, pathSmux}
 	if r.Extra != "" {
 		proxies = append(proxies, pathExtra)
 	}
@@ -50,7 +50,7 @@ func chartPanels(r *report) []panel {
 // pathColor gives each path the same color in every panel (the tunnel's
 // auto-tuned column of the round-trip table is the tunnel's color).
 var pathColor = map[string]int{
-	pathPorthole: 0, pathTunnel: 1, pathYamux: 2, pathSmux: 3, pathExtra: 4,
+	pathPorthole: 0, pathTunnel: 1, pathYamux: 2, pathSmux: 3, pathExtra: 4, pathPlain: 6,
 	pathRTTAuto: 1, pathRTTFixed: 5, pathRTTYamux: 2, pathRTTSmux: 3,
 }
 

@@ -17,7 +17,7 @@ func mainExperiments(t *table, rep *report, o options, prof *profiler) []experim
 	one := func(v float64, err error) ([]float64, error) { return []float64{v}, err }
 	three := func(a, b, c float64, err error) ([]float64, error) { return []float64{a, b, c}, err }
 	two := func(a, b float64, err error) ([]float64, error) { return []float64{a, b}, err }
-	proxies := []string{pathPorthole, pathTunnel, pathYamux, pathSmux}
+	proxies := []string{pathPlain, pathPorthole, pathTunnel, pathYamux, pathSmux}
 	tunnels := []string{pathTunnel, pathYamux, pathSmux}
 	// With CPU time: the value, then CPU s/GiB of the client and the exit.
 	withCPU := func(p path, n int64, measure func() (float64, error)) ([]float64, error) {
@@ -138,6 +138,13 @@ func idleRSSOf(pathKey string, o options, prof *profiler, all10k bool) (kib []fl
 	var dial dialFunc
 	var atFull func()
 	switch pathKey {
+	case pathPlain:
+		p, err := startPlain()
+		if err != nil {
+			return nil, nil, err
+		}
+		st.add(func() []string { return []string{"plainconnect: " + p.Stop()} })
+		procs, dial = []*proc{p}, connectDialer(p.addr, orig.addr)
 	case pathPorthole:
 		p, err := startPorthole(o.bin, false)
 		if err != nil {
@@ -181,7 +188,9 @@ func idleRSSOf(pathKey string, o options, prof *profiler, all10k bool) (kib []fl
 	return v, nil, nil
 }
 
-const mainIntro = "Porthole is reached with HTTP CONNECT on its mixed port. In tunnel mode each connection is a stream of the " +
+const mainIntro = "Porthole is reached with HTTP CONNECT on its mixed port. The plain CONNECT column is the floor for " +
+	"Porthole's direct mode: the bench binary as its own process, answering CONNECT and then io.Copy both ways (splice(2) " +
+	"between the sockets on Linux), counting and showing nothing. In tunnel mode each connection is a stream of the " +
 	"client's one WebSocket session to a porthole-exit process on the same machine, which connects to the origin " +
 	"(client process → WebSocket → exit process → origin). The reference tunnels are built the same way by the bench " +
 	"binary: a client process serving HTTP CONNECT, one WebSocket (gorilla/websocket, 64 KiB buffers) to a server process, " +

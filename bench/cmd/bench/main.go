@@ -28,6 +28,7 @@ const (
 // Paths of the main table, in column order.
 const (
 	pathDirect   = "direct"
+	pathPlain    = "plain"
 	pathPorthole = "porthole"
 	pathTunnel   = "tunnel"
 	pathYamux    = "yamux"
@@ -73,6 +74,8 @@ func main() {
 			os.Exit(refCommand(sub, os.Args[2:]))
 		case "origin":
 			os.Exit(originCommand(os.Args[2:]))
+		case "plainconnect":
+			os.Exit(plainCommand(os.Args[2:]))
 		}
 	}
 	var o options
@@ -190,6 +193,11 @@ func runMain(o options, rep *report, extra *extraProxy, prof *profiler) error {
 	if err != nil {
 		return err
 	}
+	plain, err := startPlain()
+	if err != nil {
+		return err
+	}
+	st.add(func() []string { return []string{"plainconnect: " + plain.Stop()} })
 	refs := map[string]*refSetup{}
 	for _, mux := range []string{muxYamux, muxSmux} {
 		r, err := startRef(mux, 0)
@@ -202,6 +210,7 @@ func runMain(o options, rep *report, extra *extraProxy, prof *profiler) error {
 
 	infos := []pathInfo{
 		{pathDirect, "direct TCP"},
+		{pathPlain, "plain CONNECT"},
 		{pathPorthole, "porthole direct"},
 		{pathTunnel, "porthole tunnel"},
 		{pathYamux, "yamux-ws"},
@@ -212,6 +221,7 @@ func runMain(o options, rep *report, extra *extraProxy, prof *profiler) error {
 	}
 	t := newTable(rep, "loopback", "Loopback: direct TCP, Porthole, and the reference tunnels", infos,
 		[]ratioDef{
+			{"porthole_over_plain", "porthole direct ÷ plain CONNECT", pathPorthole, pathPlain},
 			{"tunnel_over_porthole", "tunnel ÷ porthole direct", pathTunnel, pathPorthole},
 			{"tunnel_over_yamux", "tunnel ÷ yamux-ws", pathTunnel, pathYamux},
 			{"tunnel_over_smux", "tunnel ÷ smux-ws", pathTunnel, pathSmux},
@@ -220,24 +230,25 @@ func runMain(o options, rep *report, extra *extraProxy, prof *profiler) error {
 	t.notes = mainNotes(o)
 	paths := []path{
 		{t.Paths[0], directDialer(orig.addr()), nil},
-		{t.Paths[1], connectDialer(p.addr, orig.addr()), []*proc{p}},
-		{t.Paths[2], connectDialer(client.addr, orig.addr()), []*proc{client, tun.exit}},
-		{t.Paths[3], connectDialer(refs[muxYamux].client.addr, orig.addr()), []*proc{refs[muxYamux].client, refs[muxYamux].server}},
-		{t.Paths[4], connectDialer(refs[muxSmux].client.addr, orig.addr()), []*proc{refs[muxSmux].client, refs[muxSmux].server}},
+		{t.Paths[1], connectDialer(plain.addr, orig.addr()), []*proc{plain}},
+		{t.Paths[2], connectDialer(p.addr, orig.addr()), []*proc{p}},
+		{t.Paths[3], connectDialer(client.addr, orig.addr()), []*proc{client, tun.exit}},
+		{t.Paths[4], connectDialer(refs[muxYamux].client.addr, orig.addr()), []*proc{refs[muxYamux].client, refs[muxYamux].server}},
+		{t.Paths[5], connectDialer(refs[muxSmux].client.addr, orig.addr()), []*proc{refs[muxSmux].client, refs[muxSmux].server}},
 	}
 	if extra != nil {
-		paths = append(paths, path{t.Paths[5], connectDialer(extra.addr, orig.addr()), nil})
+		paths = append(paths, path{t.Paths[6], connectDialer(extra.addr, orig.addr()), nil})
 	}
 	for _, e := range mainExperiments(t, rep, o, prof) {
 		runExperiment(e, paths, o.runs)
 	}
 	if prof != nil {
-		prof.busy("tunnel-download", paths[2].procs, func() error {
-			_, err := download(paths[2].dial, o.size)
+		prof.busy("tunnel-download", paths[3].procs, func() error {
+			_, err := download(paths[3].dial, o.size)
 			return err
 		})
-		prof.busy("tunnel-connrate", paths[2].procs, func() error {
-			_, _, _, err := connRate(paths[2].dial, o.concConns, concWorkers)
+		prof.busy("tunnel-connrate", paths[3].procs, func() error {
+			_, _, _, err := connRate(paths[3].dial, o.concConns, concWorkers)
 			return err
 		})
 	}

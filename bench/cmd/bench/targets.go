@@ -61,6 +61,25 @@ func (r *report) evalTargets(rtt float64) {
 		}
 		add(goal, ok, ok && a/b >= want, m)
 	}
+	// atMost judges num ÷ den ≤ want on the loopback table (lower is better).
+	atMost := func(goal, fig, num, den string, want float64, unit string) {
+		a, okA := r.median("loopback", fig, num)
+		b, okB := r.median("loopback", fig, den)
+		ok := okA && okB && b > 0
+		m := ""
+		if ok {
+			m = fmt.Sprintf("%.2f× (%.3g vs %.3g %s)", a/b, a, b, unit)
+		}
+		add(goal, ok, ok && a/b <= want, m)
+	}
+	atMost("Direct mode CPU per GiB down ≤ 1.1× plain CONNECT", "download_cpu_client_s_per_gib", pathPorthole, pathPlain, 1.1, "s")
+	atMost("Direct mode CPU per GiB up ≤ 1.1× plain CONNECT", "upload_cpu_client_s_per_gib", pathPorthole, pathPlain, 1.1, "s")
+	ratio("Direct mode single-stream download ≥ 0.95× plain CONNECT", "download_mbps", pathPorthole, pathPlain, 0.95, "MB/s")
+	ratio("Direct mode 8-stream download ≥ 0.95× plain CONNECT", "parallel8_download_mbps", pathPorthole, pathPlain, 0.95, "MB/s")
+	ratio("Direct mode 64-stream download ≥ 0.95× plain CONNECT", "parallel64_download_mbps", pathPorthole, pathPlain, 0.95, "MB/s")
+	ratio("Direct mode upload ≥ 0.95× plain CONNECT", "upload_mbps", pathPorthole, pathPlain, 0.95, "MB/s")
+	ratio("New tunneled connections/s (sequential) ≥ 0.8× direct mode", "seq_conn_per_sec", pathTunnel, pathPorthole, 0.8, "conn/s")
+	atMost("Tunneled connection setup p50 ≤ 1.3× direct mode", "seq_conn_p50_ms", pathTunnel, pathPorthole, 1.3, "ms")
 	ratio("Tunnel single-stream download ≥ 1.5× smux-ws", "download_mbps", pathTunnel, pathSmux, 1.5, "MB/s")
 	ratio("Tunnel single-stream upload ≥ 1.5× smux-ws", "upload_mbps", pathTunnel, pathSmux, 1.5, "MB/s")
 	ratio("Tunnel single-stream download ≥ 50% of porthole direct", "download_mbps", pathTunnel, pathPorthole, 0.5, "MB/s")

@@ -1,0 +1,108 @@
+package relay
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// spliceHalf copies src to dst inside the kernel when both are TCP
+// sockets (direct mode), the way io.Copy between two TCPConns does with
+// splice(2), but in batches of exactly what is queued on src, so that
+// every batch is counted as soon as it is delivered: the inspector's speed
+// and totals stay live for a trickle as for a bulk transfer.
+//
+// Each batch is dst.ReadFrom over an io.LimitedReader of src, which the
+// net package turns into splice through a pipe it borrows from its own
+// pool and gives back at once. Between batches the connection holds no
+// pipe and no buffer: waitQueued waits in the runtime poller.
+//
+// handled is false when the connections are not both TCP sockets (or the
+// kernel will not splice them) and nothing was moved; the caller then
+// copies in user space. On EOF it returns with eof true and the half-close
+// left to the caller.
+func spliceHalf(dst, src net.Conn, count func(int64)) (handled, eof bool, err error) {
+	d, ok1 := dst.(*net.TCPConn)
+	s, ok2 := src.(*net.TCPConn)
+	if !ok1 || !ok2 {
+		return false, false, nil
+	}
+	rc, err := s.SyscallConn()
+	if err != nil {
+		return false, false, nil
+	}
+	lr := io.LimitedReader{R: s}
+	moved := false
+	for {
+		n, err := waitQueued(rc)
+		if err != nil {
+			return true, false, &net.OpError{Op: "read", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: err}
+		}
+		if n == 0 {
+			return true, true, nil // the peer's FIN
+		}
+		lr.N = int64(n)
+		w, err := d.ReadFrom(&lr)
+		if w > 0 {
+			moved = true
+			count(w)
+		}
+		if err != nil {
+			return true, false, err
+		}
+		if w == 0 && !moved {
+			// Bytes queued but none moved: this kernel does not splice
+			// these sockets. Nothing was consumed; copy in user space.
+			return false, false, nil
+		}
+	}
+}
+
+// waitQueued waits until src has bytes queued, or has ended, without
+// holding a buffer, and returns how many bytes are queued (SIOCINQ): 0
+// means EOF. A socket error (a reset) is returned as a syscall error.
+// Waiting happens inside the runtime poller's RawRead, so deadlines and
+// Close unblock it as they do a Read.
+func waitQueued(rc syscall.RawConn) (int, error) {
+	var (
+		queued int
+		serr   error
+	)
+	err := rc.Read(func(fd uintptr) bool {
+		for {
+			n, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+			if err != nil {
+				serr = os.NewSyscallError("ioctl", err)
+				return true
+			}
+			if n > 0 {
+				queued = n
+				return true
+			}
+			// Nothing queued: empty, at EOF, or failed. A one-byte peek
+			// tells which without consuming anything but a pending error.
+			var b [1]byte
+			m, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+			switch {
+			case errors.Is(err, unix.EINTR):
+				continue
+			case errors.Is(err, unix.EAGAIN):
+				return false // empty: the poller waits for readability
+			case err != nil:
+				serr = os.NewSyscallError("recvfrom", err)
+				return true
+			case m == 0:
+				return true // EOF
+			}
+			// A byte arrived between the two calls: count it again.
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	return queued, serr
+}
