@@ -104,7 +104,7 @@ func TestProtocolDocMatchesCode(t *testing.T) {
 	})
 
 	t.Run("version", func(t *testing.T) {
-		ms := regexp.MustCompile("porthole\\.v[0-9]+").FindAllString(text, -1)
+		ms := regexp.MustCompile(`porthole\.v[0-9]+`).FindAllString(text, -1)
 		if len(ms) == 0 {
 			t.Fatal("PROTOCOL.md names no protocol version")
 		}
