@@ -110,6 +110,8 @@ func Run(ctl *app.Controller, opts Options) error {
 	if opts.ConfigProblem != nil {
 		g.notify("The config file was not used", opts.ConfigProblem)
 	}
+	g.busiest = newBusiest(ctl.Registry())
+	g.wg.Go(func() { g.busiest.run(g.done) })
 	g.wg.Go(g.work)
 	g.wg.Go(func() { g.watch(first) })
 	g.wg.Go(func() {
@@ -182,6 +184,8 @@ type gui struct {
 	settings  *settingsWindow
 	about     *aboutWindow
 	iconShown fyne.Resource
+
+	busiest *busiest // the status line's busiest program; nil in tests without Run
 
 	wantSystemProxy atomic.Bool
 	// noSystemProxy is ErrUnsupported as SetSystemProxy returned it, for
@@ -256,6 +260,9 @@ func (g *gui) watch(prev controlsInput) {
 				in.DownRate = float64(in.totalsDown-last.Down) / dt
 			}
 			last.Up, last.Down, lastAt = in.totalsUp, in.totalsDown, now
+			if g.busiest != nil {
+				in.Busiest = g.busiest.name()
+			}
 		}
 		prev = in
 		if v := viewOf(in); v != shown {
@@ -289,6 +296,7 @@ func (g *gui) gather(prev *controlsInput, rereadLogin bool) controlsInput {
 	}
 	if prev != nil {
 		in.UpRate, in.DownRate = prev.UpRate, prev.DownRate
+		in.Busiest = prev.Busiest
 		in.AtLogin, in.AtLoginErr = prev.AtLogin, prev.AtLoginErr
 	}
 	if rereadLogin || prev == nil {
