@@ -374,3 +374,30 @@ func TestAppsViewHostsAreBounded(t *testing.T) {
 		t.Fatalf("%d hosts, from %s to %s; want the last %d", len(hs), hs[0], hs[len(hs)-1], maxAppHosts)
 	}
 }
+
+func TestFilterAppTerms(t *testing.T) {
+	known := newConnRow(registry.Info{Meta: registry.Meta{Target: "a.example:443"}, Process: firefox})
+	pending := newConnRow(registry.Info{Meta: registry.Meta{Target: "b.example:443"}})
+	away := newConnRow(registry.Info{Meta: registry.Meta{Target: "c.example:443"}, Process: remote})
+	for _, tc := range []struct {
+		filter               string
+		known, pending, away bool
+	}{
+		{"app:firefox", true, false, false},
+		{"app:Fire", true, false, false},
+		{"app:firefoxes", false, false, false},
+		{"app:fox", false, false, false}, // a prefix, not anywhere in the name
+		{"-app:firefox", false, true, true},
+		{"app:/usr/lib/firefox/firefox", true, false, false},
+		{"app:/usr/lib/firefox", false, false, false},
+		{"app:unknown", false, true, true},
+		{"-app:unknown", true, false, false},
+		{"firefox", true, false, false},
+		{"app:", false, false, false}, // no value: a plain word, found nowhere
+	} {
+		f := parseFilter(tc.filter)
+		if got := [3]bool{f.match(known), f.match(pending), f.match(away)}; got != [3]bool{tc.known, tc.pending, tc.away} {
+			t.Errorf("%q matches known/pending/away %v, want %v", tc.filter, got, [3]bool{tc.known, tc.pending, tc.away})
+		}
+	}
+}
