@@ -214,7 +214,9 @@ func appsSummary(apps []*appRow) string {
 
 func TestInspectorAppsViewAggregatesAndFilters(t *testing.T) {
 	checkLeaks(t)
-	reg := newClockedRegistry(t, 20*time.Millisecond) // stats ticks: speeds
+	// Stats ticks longer than the redraw interval: a tick's speeds are
+	// still there when the next view is built.
+	reg := newClockedRegistry(t, 300*time.Millisecond)
 	f1 := appConn(reg, "alpha.example:443", firefox)
 	f1.conn.AddUp(100)
 	f1.conn.AddDown(1000)
