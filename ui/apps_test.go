@@ -272,6 +272,9 @@ func TestInspectorAppsViewAggregatesAndFilters(t *testing.T) {
 	if got := names(); !slices.Equal(got, []string{"firefox", "curl", "unknown"}) {
 		t.Fatalf("Apps rows %v", got)
 	}
+	if got := i.apps.headerText(appColDown); got != "↓▼" {
+		t.Fatalf("sorted header %q", got)
+	}
 	if got := i.appsItem.Text; got != "Apps (3)" {
 		t.Fatalf("Apps tab title %q", got)
 	}

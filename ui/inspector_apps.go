@@ -112,14 +112,10 @@ func (at *appTable) updateHeader(id widget.TableCellID, o fyne.CanvasObject) {
 }
 
 func (at *appTable) headerText(col appColumn) string {
-	title := appColumns[col].title
 	if at.sort.col == col {
-		if at.sort.desc {
-			return title + " ▼"
-		}
-		return title + " ▲"
+		return sortedTitle(appColumns[col].title, at.sort.desc)
 	}
-	return title
+	return appColumns[col].title
 }
 
 // show replaces the rows, redrawing only when the tab is visible.
