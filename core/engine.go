@@ -55,6 +55,9 @@ type Config struct {
 	MaxConns       int
 	MaxHeaderBytes int
 	History        int // closed connections the registry keeps; 0: registry.DefaultHistory
+	// NoProcessLookup turns off finding the program behind each connection
+	// (on by default; off only to measure its cost).
+	NoProcessLookup bool
 
 	// Registry, if set, is used instead of a registry of the engine's own,
 	// and is not closed by Close: the app keeps one across engines, so the
@@ -225,6 +228,8 @@ func (e *Engine) Start() error {
 		MaxConns:       e.cfg.MaxConns,
 		MaxHeaderBytes: e.cfg.MaxHeaderBytes,
 		Status:         e.tunnelLine(),
+
+		NoProcessLookup: e.cfg.NoProcessLookup,
 	})
 	served := make(chan struct{})
 	go func() {

@@ -255,6 +255,13 @@ func (b *bridge) buildView(gen uint64, st *loopState) *connView {
 		v.rows[t] = buildRows(rows, f, q.sort[t], base.at)
 		v.all[t] = len(rows)
 	}
+	// The Apps view does not filter: it is sorted again only when its
+	// rows or its order changed.
+	if st.last != nil && st.lastBase == base && st.last.query.appSort == q.appSort {
+		v.apps = st.last.apps
+	} else {
+		v.apps = sortApps(base.apps, q.appSort)
+	}
 	st.last, st.lastBase = v, base
 	return v
 }

@@ -21,9 +21,11 @@ type connRow struct {
 	idText     string  // the full xid, as the logs print it
 	host, port string  // Target split once, for the columns and the filter
 	errText    string  // "" for a clean close or a live connection
+	appText    string  // the App column: the program's name, "unknown", or "…" while the lookup runs
+	appKey     string  // the Apps view's group: see appKeyOf
 	upRate     float64 // bytes/s: at the last stats tick while live; the average over its life once closed
 	downRate   float64
-	search     string // lower-case id, target and error: what a plain filter word is looked for in
+	search     string // lower-case id, target, error and program name: what a plain filter word is looked for in
 }
 
 func newConnRow(info registry.Info) *connRow {
@@ -40,7 +42,12 @@ func newConnRow(info registry.Info) *connRow {
 			r.upRate, r.downRate = float64(info.Up)/secs, float64(info.Down)/secs
 		}
 	}
-	r.search = strings.ToLower(r.idText + "\x00" + info.Target + "\x00" + r.errText)
+	r.appText, r.appKey = appTextOf(info.Process), appKeyOf(info.Process)
+	search := r.idText + "\x00" + info.Target + "\x00" + r.errText
+	if info.Process.Known() {
+		search += "\x00" + info.Process.Name
+	}
+	r.search = strings.ToLower(search)
 	return r
 }
 
@@ -99,13 +106,14 @@ type connModel struct {
 	totals     registry.Totals // of the last stats tick (or the snapshot)
 	lastTick   time.Time
 	samples    []rateSample // oldest first
+	apps       *appStats    // per program, for the Apps view
 }
 
 func newConnModel(historyCap int) *connModel {
 	if historyCap <= 0 {
 		historyCap = registry.DefaultHistory
 	}
-	return &connModel{historyCap: historyCap}
+	return &connModel{historyCap: historyCap, apps: newAppStats()}
 }
 
 // reset starts over from a snapshot. The graph's samples are kept: they are
@@ -128,6 +136,13 @@ func (m *connModel) reset(s registry.Snapshot) {
 	m.opened = s.Totals.Opened
 	m.totals = s.Totals
 	m.lastTick = time.Time{}
+	m.apps = newAppStats()
+	for _, r := range m.live {
+		m.apps.attach(r, true)
+	}
+	for _, r := range m.closed {
+		m.apps.attach(r, false)
+	}
 }
 
 // apply advances the model by one event. It reports false when ev does not
@@ -141,17 +156,28 @@ func (m *connModel) apply(ev registry.Event) bool {
 	switch ev.Kind {
 	case registry.KindOpened:
 		m.opened++
-		m.live[ev.Conn.ID] = newConnRow(ev.Conn)
-	case registry.KindEstablished:
+		r := newConnRow(ev.Conn)
+		m.live[ev.Conn.ID] = r
+		m.apps.attach(r, true)
+	case registry.KindEstablished, registry.KindProcess:
 		if old, ok := m.live[ev.Conn.ID]; ok {
 			r := newConnRow(ev.Conn)
 			r.upRate, r.downRate = old.upRate, old.downRate
+			m.apps.detach(old, true)
+			m.apps.attach(r, true)
 			m.live[ev.Conn.ID] = r
+		} else if ev.Kind == registry.KindProcess && ev.Conn.State == registry.StateClosed {
+			m.setClosedProcess(newConnRow(ev.Conn))
 		}
 	case registry.KindClosed:
+		r := newConnRow(ev.Conn)
+		if old, ok := m.live[ev.Conn.ID]; ok {
+			m.apps.detach(old, true)
+		}
+		m.apps.attach(r, false)
 		delete(m.live, ev.Conn.ID)
 		delete(m.moving, ev.Conn.ID)
-		m.pushClosed(newConnRow(ev.Conn))
+		m.pushClosed(r)
 	case registry.KindStats:
 		if ev.Stats != nil {
 			m.applyStats(ev.Stats)
@@ -168,6 +194,24 @@ func (m *connModel) pushClosed(r *connRow) {
 		m.closed = m.closed[1:]
 	}
 	m.closed = append(m.closed, r)
+}
+
+// setClosedProcess shows the program of a connection that ended before
+// its lookup answered: its closed row is replaced, and in the Apps view it
+// moves from "unknown" to its program. A row already gone from the history
+// is still moved there (its totals are counted by program).
+func (m *connModel) setClosedProcess(r *connRow) {
+	old := *r
+	old.Process, old.appKey = nil, appKeyOf(nil) // what it was: SetProcess answers once
+	for n := len(m.closed) - 1; n >= 0; n-- {    // from the newest: a short connection just ended
+		if m.closed[n].ID == r.ID {
+			old = *m.closed[n]
+			m.closed[n] = r
+			break
+		}
+	}
+	m.apps.detach(&old, false)
+	m.apps.attach(r, false)
 }
 
 func (m *connModel) applyStats(st *registry.Stats) {
@@ -214,6 +258,7 @@ type rowBase struct {
 	closed  []*connRow // oldest first
 	totals  registry.Totals
 	samples []rateSample
+	apps    []*appRow // in no particular order
 }
 
 // base copies the model's current state (the rows themselves are shared:
@@ -229,6 +274,7 @@ func (m *connModel) base(now time.Time) *rowBase {
 	for _, r := range m.live {
 		b.live = append(b.live, r)
 	}
+	b.apps = m.apps.rows(b.live)
 	// Between ticks the lifecycle events are newer than the tick's
 	// counts.
 	b.totals.Active = len(m.live)

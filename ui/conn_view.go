@@ -15,6 +15,7 @@ type column uint8
 
 const (
 	colID column = iota
+	colApp
 	colHost
 	colPort
 	colProto
@@ -44,6 +45,9 @@ var columns = [numColumns]columnSpec{
 	colID: {title: "id", width: 90, numeric: true,
 		text:    func(r *connRow, _ time.Time) string { return r.idText[len(r.idText)-shortIDLen:] },
 		compare: func(a, b *connRow, _ time.Time) int { return strings.Compare(a.idText, b.idText) }},
+	colApp: {title: "app", width: 130,
+		text:    func(r *connRow, _ time.Time) string { return r.appText },
+		compare: func(a, b *connRow, _ time.Time) int { return compareApp(a, b) }},
 	colHost: {title: "host", width: 170,
 		text:    func(r *connRow, _ time.Time) string { return r.host },
 		compare: func(a, b *connRow, _ time.Time) int { return strings.Compare(a.host, b.host) }},
@@ -74,9 +78,27 @@ var columns = [numColumns]columnSpec{
 	colDuration: {title: "duration", width: 104, numeric: true,
 		text:    func(r *connRow, now time.Time) string { return formatDuration(r.duration(now)) },
 		compare: func(a, b *connRow, now time.Time) int { return cmp.Compare(a.duration(now), b.duration(now)) }},
-	colError: {title: "error", width: 200,
+	colError: {title: "error", width: 170,
 		text:    func(r *connRow, _ time.Time) string { return r.errText },
 		compare: func(a, b *connRow, _ time.Time) int { return strings.Compare(a.errText, b.errText) }},
+}
+
+// compareApp orders by program name, the connections still waiting for
+// their lookup first and the unknown ones last: what is sorted on is who.
+func compareApp(a, b *connRow) int {
+	rank := func(r *connRow) int {
+		switch {
+		case r.Process == nil:
+			return 0
+		case r.Process.Known():
+			return 1
+		}
+		return 2
+	}
+	if c := cmp.Compare(rank(a), rank(b)); c != 0 {
+		return c
+	}
+	return strings.Compare(a.appText, b.appText)
 }
 
 func portNumber(p string) int {
@@ -104,21 +126,24 @@ func (s sortSpec) toggled(col column) sortSpec {
 	return sortSpec{col: col, desc: desc}
 }
 
-// tab names the inspector's two tables.
+// tab names the inspector's two connection tables. The Apps tab comes
+// after them (tabApps) and is not one of numTabs: its rows are programs.
 type tab uint8
 
 const (
 	tabActive tab = iota
 	tabClosed
 	numTabs
+	tabApps = numTabs
 )
 
 // viewQuery is what the user asked the view to be: the Fyne thread sets it,
 // the bridge builds views that answer it.
 type viewQuery struct {
-	filter string
-	sort   [numTabs]sortSpec
-	paused bool
+	filter  string
+	sort    [numTabs]sortSpec
+	appSort appSortSpec
+	paused  bool
 }
 
 // defaultQuery shows the newest connections first in both tabs.
@@ -126,7 +151,7 @@ func defaultQuery() viewQuery {
 	return viewQuery{sort: [numTabs]sortSpec{
 		tabActive: {col: colStarted, desc: true},
 		tabClosed: {col: colStarted, desc: true},
-	}}
+	}, appSort: appSortSpec{col: appColDown, desc: true}}
 }
 
 // connView is one immutable picture of the registry for the Fyne thread.
@@ -135,6 +160,7 @@ type connView struct {
 	at      time.Time // the "now" of durations: frozen while paused
 	rows    [numTabs][]*connRow
 	all     [numTabs]int // rows before filtering
+	apps    []*appRow    // every program, not filtered, in appSort order
 	totals  registry.Totals
 	samples []rateSample
 	query   viewQuery

@@ -29,6 +29,10 @@ type controlsInput struct {
 	// UpRate and DownRate are bytes per second, from the difference of the
 	// registry's totals between two ticks.
 	UpRate, DownRate float64
+	// Busiest is the program that moved the most bytes over the last
+	// registry tick ("" when none did, or it is not known); renewed with
+	// the speeds.
+	Busiest string
 	// SystemProxyProblem is why no system proxy can be set on this desktop
 	// (Options.SystemProxyProblem); nil when it can.
 	SystemProxyProblem error
@@ -52,7 +56,7 @@ type controlsInput struct {
 // Porthole does not rebuild its tray menu (and every D-Bus client's copy
 // of it) each second.
 type controlsView struct {
-	Status string // "Running · 12 connections · ↓ 1.2 MB/s ↑ 40 kB/s"
+	Status string // "Running · 12 connections · ↓ 1.2 MB/s ↑ 40 kB/s · firefox"
 	Icon   trayIconKind
 	// Problem is the whole story of a config file that cannot be used,
 	// while the proxy is held stopped for it; FileNote is a lesser note
@@ -178,7 +182,13 @@ func statusLine(in controlsInput) string {
 	if in.Active == 1 {
 		conns = "1 connection"
 	}
-	return fmt.Sprintf("%s · %s · ↓ %s ↑ %s", running, conns, trayRate(in.DownRate), trayRate(in.UpRate))
+	line := fmt.Sprintf("%s · %s · ↓ %s ↑ %s", running, conns, trayRate(in.DownRate), trayRate(in.UpRate))
+	// Who is busiest, only while something moves: a name beside "0 B/s"
+	// would be yesterday's news.
+	if in.Busiest != "" && (in.DownRate >= 0.5 || in.UpRate >= 0.5) {
+		line += " · " + in.Busiest
+	}
+	return line
 }
 
 // tunnelWord is the tunnel's state in a word or two. The RTT and stream

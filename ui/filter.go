@@ -12,6 +12,9 @@ import (
 //	route:tunnel  state:closed  proto:socks5   (the value is a prefix: route:tun)
 //	port:443                                   (exact)
 //	host:example  id:c9f2  error:refused       (substring)
+//	app:firefox                                (the program's name, a prefix)
+//	app:/usr/bin/python3                       (its executable's path, exact)
+//	app:unknown                                (no program known, or not yet)
 //
 // A leading "-" negates a word: "-state:open", "-google". A word whose key
 // is not one of these is a plain word, so IPv6 hosts and "host:port" text
@@ -31,6 +34,7 @@ const (
 	fieldHost
 	fieldID
 	fieldError
+	fieldApp
 )
 
 var filterKeys = map[string]filterField{
@@ -43,6 +47,7 @@ var filterKeys = map[string]filterField{
 	"id":       fieldID,
 	"error":    fieldError,
 	"err":      fieldError,
+	"app":      fieldApp,
 }
 
 type filterTerm struct {
@@ -99,6 +104,8 @@ func (t filterTerm) matches(r *connRow) bool {
 		return strings.Contains(r.idText, t.value) // xids are lower case already
 	case fieldError:
 		return containsFold(r.errText, t.value)
+	case fieldApp:
+		return appMatches(r, t.value)
 	}
 	return strings.Contains(r.search, t.value)
 }
@@ -112,4 +119,21 @@ func containsFold(s, lowerNeedle string) bool {
 		}
 	}
 	return strings.Contains(s, lowerNeedle)
+}
+
+// appMatches is the app: word. A value with a path separator is an
+// executable's path and must be all of it: a prefix of a path would take
+// in a whole directory of programs.
+func appMatches(r *connRow, lowerValue string) bool {
+	p := r.Process
+	if lowerValue == unknownApp {
+		return !p.Known()
+	}
+	if !p.Known() {
+		return false
+	}
+	if strings.ContainsAny(lowerValue, "/\\") {
+		return strings.EqualFold(p.Path, lowerValue)
+	}
+	return len(p.Name) >= len(lowerValue) && strings.EqualFold(p.Name[:len(lowerValue)], lowerValue)
 }

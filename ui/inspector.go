@@ -14,8 +14,9 @@ import (
 )
 
 // inspector is the Connections window: the registry's live and recently
-// closed connections in two sortable, filterable tables, a details pane,
-// totals and a traffic graph.
+// closed connections in two sortable, filterable tables, the programs that
+// opened them in a third (Apps), a details pane, totals and a traffic
+// graph.
 //
 // The window is built on the first Show. Its data comes from a bridge that
 // runs only while the window is shown: closing the window hides it and stops
@@ -36,6 +37,8 @@ type inspector struct {
 	tabs     *container.AppTabs
 	tabItems [numTabs]*container.TabItem
 	tables   [numTabs]*connTable
+	apps     *appTable
+	appsItem *container.TabItem
 	filter   *widget.Entry
 	pause    *widget.Button
 	badge    *widget.Label
@@ -91,15 +94,22 @@ func (i *inspector) build() {
 	}
 	i.tabItems[tabActive] = container.NewTabItem("Active", i.tables[tabActive].table)
 	i.tabItems[tabClosed] = container.NewTabItem("Closed", i.tables[tabClosed].table)
-	i.tabs = container.NewAppTabs(i.tabItems[tabActive], i.tabItems[tabClosed])
+	i.apps = newAppTable(i.sortApps, i.selectApp)
+	i.appsItem = container.NewTabItem("Apps", i.apps.table)
+	i.tabs = container.NewAppTabs(i.tabItems[tabActive], i.tabItems[tabClosed], i.appsItem)
 	i.tabs.OnSelected = func(*container.TabItem) {
-		if t := i.tabs.SelectedIndex(); t >= 0 && t < int(numTabs) {
+		t := i.tabs.SelectedIndex()
+		switch {
+		case t == int(tabApps):
+			i.apps.reveal()
+		case t >= 0 && t < int(numTabs):
 			i.tables[t].reveal()
 		}
+		i.showSelection() // the details pane shows the program on the Apps tab
 	}
 
 	i.filter = widget.NewEntry()
-	i.filter.SetPlaceHolder("Filter: host, id or error; route:tunnel state:closed proto:socks5 port:443 -word")
+	i.filter.SetPlaceHolder("Filter: host, id, app or error; app:firefox route:tunnel state:closed proto:socks5 port:443 -word")
 	i.filter.OnChanged = i.setFilter
 	i.pause = widget.NewButton("Pause", i.togglePause)
 	i.badge = widget.NewLabel("")
@@ -145,10 +155,12 @@ func (i *inspector) apply(v *connView) {
 	// AppTabs re-applies the theme to everything under it.
 	active := tabTitle("Active", len(v.rows[tabActive]), v.all[tabActive])
 	closed := tabTitle("Closed", len(v.rows[tabClosed]), v.all[tabClosed])
-	if i.tabItems[tabActive].Text != active || i.tabItems[tabClosed].Text != closed {
-		i.tabItems[tabActive].Text, i.tabItems[tabClosed].Text = active, closed
+	apps := tabTitle("Apps", len(v.apps), len(v.apps))
+	if i.tabItems[tabActive].Text != active || i.tabItems[tabClosed].Text != closed || i.appsItem.Text != apps {
+		i.tabItems[tabActive].Text, i.tabItems[tabClosed].Text, i.appsItem.Text = active, closed, apps
 		i.tabs.Refresh()
 	}
+	i.apps.show(v.apps, v.query.appSort, selected == int(tabApps))
 
 	if v.query.paused {
 		unit := "updates"
@@ -205,7 +217,11 @@ func (i *inspector) selectRow(r *connRow) {
 }
 
 func (i *inspector) showSelection() {
-	setLabel(i.details, detailsText(i.selRow, i.now()))
+	if i.tabs.SelectedIndex() == int(tabApps) {
+		setLabel(i.details, appDetailsText(i.apps.find()))
+	} else {
+		setLabel(i.details, detailsText(i.selRow, i.now()))
+	}
 	if i.selRow != nil && i.selRow.State != registry.StateClosed {
 		i.closeSel.Enable()
 	} else {
@@ -224,6 +240,21 @@ func (i *inspector) now() time.Time {
 func (i *inspector) sortBy(t tab, c column) {
 	i.query.sort[t] = i.query.sort[t].toggled(c)
 	i.bridge.SetQuery(i.query)
+}
+
+func (i *inspector) sortApps(c appColumn) {
+	i.query.appSort = i.query.appSort.toggled(c)
+	i.bridge.SetQuery(i.query)
+}
+
+// selectApp is a click on a program in the Apps tab: the filter shows only
+// its connections (the filter box says so, and the other words stay), and
+// the details pane shows the program.
+func (i *inspector) selectApp(a *appRow) {
+	if text := withAppWord(i.filter.Text, appFilterWord(a, i.apps.rows)); text != i.filter.Text {
+		i.filter.SetText(text) // OnChanged sets the query
+	}
+	i.showSelection()
 }
 
 func (i *inspector) setFilter(text string) {

@@ -2,8 +2,11 @@ package ui
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+
+	"porthole/core/registry"
 )
 
 // detailsText is the details pane for one connection: every field of the
@@ -21,6 +24,7 @@ func detailsText(r *connRow, now time.Time) string {
 	line("Protocol", r.Proto.String())
 	line("Route", r.Route.String())
 	line("Client", orDash(r.Client))
+	processLines(line, r.Process)
 	line("Target", orDash(r.Target))
 	line("Remote", orDash(r.Remote))
 	line("Started", formatStamp(r.Start))
@@ -45,6 +49,50 @@ func detailsText(r *connRow, now time.Time) string {
 		b.WriteString("\nClosed cleanly.\n")
 	}
 	return b.String()
+}
+
+// processLines is the program that opened the connection: who it is,
+// where it runs from, as whom, and its parent (the program a helper works
+// for: a browser's network service, git-remote-https under git).
+func processLines(line func(name, value string), p *registry.Process) {
+	switch {
+	case p == nil:
+		line("App", "… (looking it up)")
+		return
+	case !p.Known():
+		reason := p.Unknown
+		if reason == "" {
+			reason = "not found"
+		}
+		line("App", "unknown: "+reason)
+		if p.UID >= 0 && p.User != "" {
+			line("User", userText(p))
+		}
+		return
+	}
+	line("App", p.Label())
+	line("PID", strconv.Itoa(p.PID))
+	line("Executable", orDash(p.Path))
+	line("User", userText(p))
+	parent := "—"
+	if p.PPID > 0 {
+		parent = strconv.Itoa(p.PPID)
+		if p.ParentName != "" {
+			parent += " (" + p.ParentName + ")"
+		}
+	}
+	line("Parent", parent)
+}
+
+// userText is "alice (uid 1000)", or the uid alone when it has no name.
+func userText(p *registry.Process) string {
+	if p.UID < 0 {
+		return "—"
+	}
+	if p.User == "" {
+		return "uid " + strconv.Itoa(p.UID)
+	}
+	return p.User + " (uid " + strconv.Itoa(p.UID) + ")"
 }
 
 func orDash(s string) string {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"fyne.io/fyne/v2/widget"
 	"golang.org/x/net/proxy"
 
 	"porthole/app"
@@ -184,11 +185,15 @@ func TestInspectorScreenshot(t *testing.T) {
 	}
 	i, tt := openInspector(t, ctl.Registry())
 	startTraffic(t, ctl.Status().Addr)
+	// Real programs beside the test's own clients, for the App column.
+	origin := startTrickleOrigin(t, 3000, 100*time.Millisecond)
+	programs := startProgramClients(t, ctl.Status().Addr, origin.addr)
 
 	// Enough stats ticks (one a second) for the graph to show a line.
 	tt.runUntil(t, "traffic in the view", func() bool {
 		v := tt.last()
-		return v != nil && len(v.samples) >= 8 && liveCount(v) >= 4 && closedCount(v) >= 5 && v.totals.DownRate > 0
+		return v != nil && len(v.samples) >= 8 && liveCount(v) >= 4+programs && closedCount(v) >= 5 && v.totals.DownRate > 0 &&
+			(programs == 0 || hasApps(v.rows[tabActive], "curl", "python"))
 	})
 	v := tt.last()
 	var stream *connRow
@@ -237,4 +242,19 @@ func TestInspectorScreenshot(t *testing.T) {
 	i.tabs.SelectIndex(int(tabClosed))
 	i.selectRow(failed)
 	save("inspector-closed.png")
+
+	// The Apps tab with a program selected: the filter shows its
+	// connections.
+	i.tabs.SelectIndex(int(tabApps))
+	if len(i.apps.rows) == 0 {
+		t.Fatal("the Apps tab is empty")
+	}
+	row := 0 // curl's, when it ran: a real program's row rather than the test's own
+	for n, a := range i.apps.rows {
+		if a.name == "curl" {
+			row = n
+		}
+	}
+	i.apps.table.Select(widget.TableCellID{Row: row, Col: int(appColName)})
+	save("inspector-apps.png")
 }

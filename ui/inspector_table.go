@@ -142,14 +142,24 @@ func (ct *connTable) updateHeader(id widget.TableCellID, o fyne.CanvasObject) {
 // headerText is a column's title with the sort arrow when it is the sort
 // column.
 func (ct *connTable) headerText(col column) string {
-	title := columns[col].title
 	if ct.sort.col == col {
-		if ct.sort.desc {
-			return title + " ▼"
-		}
-		return title + " ▲"
+		return sortedTitle(columns[col].title, ct.sort.desc)
 	}
-	return title
+	return columns[col].title
+}
+
+// sortedTitle is a header with the sort arrow. After "↑" or "↓" the arrow
+// follows without a space: Fyne 2.8 shapes a space after those (taken from
+// a fallback font) as a missing glyph, "↓� ▼".
+func sortedTitle(title string, desc bool) string {
+	arrow := " ▲"
+	if desc {
+		arrow = " ▼"
+	}
+	if title == "↑" || title == "↓" {
+		arrow = arrow[1:]
+	}
+	return title + arrow
 }
 
 // show replaces the rows; only the visible cells are redrawn, and only

@@ -49,6 +49,7 @@ func TestLiveWindowScreenshots(t *testing.T) {
 		c.Close()
 	}
 	defer openConns(t, addr, origin.addr, 40)()
+	startProgramClients(t, addr, origin.addr) // real programs' names in the App column
 
 	child.command(t, "show")
 	waitViewable(t, display, true)

@@ -105,6 +105,8 @@ func Run(ctl *app.Controller, opts Options) error {
 		desk.SetSystemTrayMenu(g.tray.menu)
 		g.log.Info("tray menu set", "after", time.Since(begun).Round(time.Millisecond))
 	}
+	g.busiest = newBusiest(ctl.Registry())
+	g.wg.Go(func() { g.busiest.run(g.done) })
 	g.wg.Go(g.work)
 	g.wg.Go(func() { g.watch(first) })
 	g.wg.Go(func() {
@@ -202,6 +204,8 @@ type gui struct {
 	about     *aboutWindow
 	iconShown fyne.Resource
 
+	busiest *busiest // the status line's busiest program; nil in tests without Run
+
 	wantSystemProxy atomic.Bool
 	// fileNote is what the main window says about the config file besides
 	// a problem the controller holds for: unknown fields, or where a file
@@ -279,6 +283,9 @@ func (g *gui) watch(prev controlsInput) {
 				in.DownRate = float64(in.totalsDown-last.Down) / dt
 			}
 			last.Up, last.Down, lastAt = in.totalsUp, in.totalsDown, now
+			if g.busiest != nil {
+				in.Busiest = g.busiest.name()
+			}
 		}
 		prev = in
 		if v := viewOf(in); v != shown {
@@ -315,6 +322,7 @@ func (g *gui) gather(prev *controlsInput, rereadLogin bool) controlsInput {
 	}
 	if prev != nil {
 		in.UpRate, in.DownRate = prev.UpRate, prev.DownRate
+		in.Busiest = prev.Busiest
 		in.AtLogin, in.AtLoginErr = prev.AtLogin, prev.AtLoginErr
 	}
 	if rereadLogin || prev == nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/xid"
 
 	"porthole/core/outbound"
+	"porthole/core/procinfo"
 	"porthole/core/registry"
 	"porthole/core/relay"
 )
@@ -35,6 +36,9 @@ type clientConn struct {
 	rejected bool // over the connection limit: answer with an error, proxy nothing
 	// relayNext is a CONNECT or SOCKS upstream to relay after serve.
 	relayNext *upstream
+	// proc is the lookup of the client's program, started on accept;
+	// every record of this connection gets its result. nil when off.
+	proc *procinfo.Future
 
 	// HTTP forwarding state (absolute-URI requests).
 	up        *httpUpstream
@@ -59,6 +63,11 @@ func (s *Server) handle(raw net.Conn, overloaded bool) {
 		log:      s.log.With("conn", id.String()),
 		limiter:  &headerLimiter{r: raw},
 		rejected: overloaded,
+	}
+	if !overloaded {
+		// Now, beside reading the request: by the time the record exists
+		// the answer is usually there, and the dial never waits for it.
+		c.proc = s.procs.Start(raw.LocalAddr(), raw.RemoteAddr())
 	}
 	c.ctx, c.cancel = context.WithCancelCause(s.ctx)
 	defer c.cancel(nil)
@@ -190,6 +199,7 @@ func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) 
 	rec, finish := c.s.cfg.Registry.Register(registry.Meta{
 		ID: id, Proto: proto, Client: c.raw.RemoteAddr().String(), Target: target, Route: route,
 	}, c.cancel)
+	c.proc.Attach(rec)
 	u := &upstream{rec: rec, finish: finish, target: target, log: c.log}
 	if rec.ID() != c.id {
 		u.log = c.s.log.With("conn", rec.ID().String())

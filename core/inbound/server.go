@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"porthole/core/outbound"
+	"porthole/core/procinfo"
 	"porthole/core/registry"
 )
 
@@ -39,6 +40,11 @@ type Config struct {
 
 	// Status, if set, adds a line to the status page (the tunnel's state).
 	Status func() string
+
+	// NoProcessLookup turns off finding the program behind each local
+	// client connection (registry.Process); it is on by default, and off
+	// only to measure what it costs.
+	NoProcessLookup bool
 }
 
 // Server accepts client connections and proxies them.
@@ -54,6 +60,11 @@ type Server struct {
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup
 	active atomic.Int64 // client connections being handled
+
+	// procs looks up each connection's program beside its setup; nil
+	// when NoProcessLookup.
+	procs    *procinfo.Async
+	resolver *procinfo.Resolver
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -78,13 +89,26 @@ func New(cfg Config) *Server {
 		cfg.MaxConns = DefaultMaxConns
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return &Server{
+	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
 		ctx:       ctx,
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
 	}
+	if !cfg.NoProcessLookup {
+		s.resolver = procinfo.New()
+		s.procs = procinfo.NewAsync(s.resolver, 0, 0)
+	}
+	return s
+}
+
+// ProcessStats counts the program lookups so far (zero when off).
+func (s *Server) ProcessStats() procinfo.Stats {
+	if s.resolver == nil {
+		return procinfo.Stats{}
+	}
+	return s.resolver.Stats()
 }
 
 // Serve accepts connections on ln until Close; it then returns
@@ -152,5 +176,12 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	// After the handlers: none starts a lookup any more.
+	if s.procs != nil {
+		if err := s.procs.Close(); err != nil {
+			return err
+		}
+		return s.resolver.Close()
+	}
 	return nil
 }

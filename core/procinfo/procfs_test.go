@@ -1,0 +1,30 @@
+package procinfo
+
+import "testing"
+
+func TestParseStat(t *testing.T) {
+	st, err := parseStat([]byte("1234 (we (ird) name) S 77 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615\n"))
+	if err != nil || st.comm != "we (ird) name" || st.ppid != 77 || st.start != 987654 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	for _, bad := range []string{"", "1 (x", "1 (x) S 2", "1 (x) S notanumber 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 5"} {
+		if _, err := parseStat([]byte(bad)); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+func TestDisplayName(t *testing.T) {
+	for _, c := range []struct{ comm, path, want string }{
+		{"curl", "/usr/bin/curl", "curl"},
+		{"git-remote-http", "/usr/lib/git-core/git-remote-https", "git-remote-https"},
+		{"Web Content", "/usr/lib/firefox/firefox", "Web Content"},
+		{"python3", "/usr/bin/python3.11", "python3"},
+		{"", "/usr/bin/x", "x"},
+		{"abcdefghijklmno", "/x/other-long-name-here", "abcdefghijklmno"},
+	} {
+		if got := displayName(c.comm, c.path); got != c.want {
+			t.Errorf("displayName(%q, %q) = %q, want %q", c.comm, c.path, got, c.want)
+		}
+	}
+}

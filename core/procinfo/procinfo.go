@@ -1,0 +1,132 @@
+// Package procinfo finds the program on this machine that opened a TCP
+// connection to the proxy. A local client's socket is the peer of the one
+// the proxy accepted, so the accepted connection's remote address is the
+// client socket's local address and its local address the client's peer:
+// the four numbers name the client's socket exactly, and the operating
+// system's socket table says who owns it.
+//
+// The answer is never a guess: when the owner cannot be proven (it exited,
+// it belongs to another user and we may not look, the OS is not supported,
+// the client is another machine) the Process says "unknown" and why.
+package procinfo
+
+import (
+	"net"
+	"net/netip"
+	"sync/atomic"
+
+	"porthole/core/registry"
+)
+
+// Reasons a Process is unknown (registry.Process.Unknown).
+const (
+	ReasonRemote       = "remote client"
+	ReasonExited       = "process exited"
+	ReasonNoPermission = "no permission"
+	ReasonUnsupported  = "not supported on this OS"
+	ReasonNotFound     = "no process holds the socket"
+	ReasonFailed       = "lookup failed"
+	ReasonNotTCP       = "not a TCP connection"
+)
+
+// Stats counts what a Resolver did since New.
+type Stats struct {
+	Lookups   uint64 // Lookup calls that asked the OS (not remote, not TCP)
+	Found     uint64 // of them, answered with a known program
+	CacheHits uint64 // of Found, answered from the cache without a scan of every process
+	FullScans uint64 // scans of every process's open files
+}
+
+// HitRate is CacheHits / Found, 0 when nothing was found.
+func (s Stats) HitRate() float64 {
+	if s.Found == 0 {
+		return 0
+	}
+	return float64(s.CacheHits) / float64(s.Found)
+}
+
+// Resolver looks connections' programs up and caches what it learnt about
+// processes, so that the next connection of the same program costs little.
+//
+// Concurrency: Lookup is safe from any number of goroutines at once; each
+// call blocks for as long as the OS takes to answer (microseconds when the
+// cache knows the program, a scan of every process's open files when it
+// does not), so callers run it beside, never in front of, the work that
+// must not wait, and bound how many run at once. Lookup starts no
+// goroutine. Close releases the OS handles the Resolver keeps (netlink
+// sockets on Linux); it is idempotent, and a Lookup after (or during) Close
+// still answers, only without reusing handles.
+type Resolver struct {
+	os osResolver
+
+	lookups, found, hits, scans atomic.Uint64
+}
+
+// New returns a Resolver for this OS.
+func New() *Resolver {
+	r := &Resolver{}
+	r.os = newOSResolver(r)
+	return r
+}
+
+// Lookup returns the program that owns the client end of an accepted
+// connection whose local (the proxy's) and remote (the client's) addresses
+// are given. It never returns nil.
+func (r *Resolver) Lookup(local, remote net.Addr) *registry.Process {
+	l, lok := addrPort(local)
+	rm, rok := addrPort(remote)
+	if !lok || !rok {
+		return unknown(ReasonNotTCP, -1)
+	}
+	return r.LookupAddrs(l, rm)
+}
+
+// LookupAddrs is Lookup on parsed addresses.
+func (r *Resolver) LookupAddrs(local, remote netip.AddrPort) *registry.Process {
+	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
+	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
+	if !IsLocalClient(local.Addr(), remote.Addr()) {
+		return unknown(ReasonRemote, -1)
+	}
+	r.lookups.Add(1)
+	p := r.os.lookup(local, remote)
+	if p.Known() {
+		r.found.Add(1)
+	}
+	return p
+}
+
+// IsLocalClient reports whether a client at remote, connected to the
+// proxy's address local, is on this machine: it came over loopback, or
+// from the very address it reached (a client using the machine's LAN
+// address). Only then is its socket in this machine's tables.
+func IsLocalClient(local, remote netip.Addr) bool {
+	local, remote = local.Unmap(), remote.Unmap()
+	return remote.IsLoopback() || (remote.IsValid() && remote == local)
+}
+
+// Stats returns the counters.
+func (r *Resolver) Stats() Stats {
+	return Stats{
+		Lookups:   r.lookups.Load(),
+		Found:     r.found.Load(),
+		CacheHits: r.hits.Load(),
+		FullScans: r.scans.Load(),
+	}
+}
+
+// Close releases the Resolver's OS handles. Idempotent.
+func (r *Resolver) Close() error { return r.os.close() }
+
+func unknown(reason string, uid int) *registry.Process {
+	return &registry.Process{Unknown: reason, UID: uid}
+}
+
+func addrPort(a net.Addr) (netip.AddrPort, bool) {
+	t, ok := a.(*net.TCPAddr)
+	if !ok || t == nil {
+		return netip.AddrPort{}, false
+	}
+	ap := t.AddrPort()
+	return ap, ap.Addr().IsValid()
+}

@@ -1,0 +1,185 @@
+package procinfo
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"porthole/core/registry"
+)
+
+// Linux: the kernel's exact socket lookup (sock_diag) gives the client
+// socket's inode and owner uid; /proc/<pid>/fd says which process holds
+// that inode (procfs_linux.go).
+
+const (
+	// diagTimeout bounds the wait for the kernel's answer; it answers in
+	// microseconds, so this only matters if something is very wrong.
+	diagTimeout = time.Second
+	// diagReads bounds the datagrams read for one answer (stale answers of
+	// timed-out requests are skipped).
+	diagReads = 8
+	// diagPool is how many netlink sockets are kept for reuse.
+	diagPool = 8
+)
+
+type linuxResolver struct {
+	r     *Resolver
+	seq   atomic.Uint32
+	procs *procTable
+
+	mu     sync.Mutex
+	idle   []*diagSock
+	closed bool
+}
+
+func newOSResolver(r *Resolver) osResolver {
+	return &linuxResolver{r: r, procs: newProcTable(r)}
+}
+
+func (l *linuxResolver) lookup(local, remote netip.AddrPort) *registry.Process {
+	// The client's socket: its local end is our remote, its peer our local.
+	q := diagQuery{src: remote, dst: local}
+	ans, err := l.diag(q)
+	switch {
+	case errors.Is(err, errNoSocket):
+		return unknown(ReasonExited, -1) // gone before we asked
+	case err != nil:
+		return unknown(ReasonFailed, -1)
+	case ans.inode == 0:
+		// No file refers to the socket: its last holder closed it or exited.
+		return unknown(ReasonExited, int(ans.uid))
+	}
+	p, why := l.procs.find(uint64(ans.inode), int(ans.uid))
+	if p != nil {
+		return p
+	}
+	if why == ReasonNotFound {
+		// Nobody we can see holds it: if it is gone now, its owner exited
+		// between the two steps.
+		if again, err := l.diag(q); errors.Is(err, errNoSocket) || (err == nil && again.inode != ans.inode) {
+			why = ReasonExited
+		}
+	}
+	return unknown(why, int(ans.uid))
+}
+
+// diag asks the kernel about q's socket and checks the answer.
+func (l *linuxResolver) diag(q diagQuery) (diagAnswer, error) {
+	s, err := l.get()
+	if err != nil {
+		return diagAnswer{}, err
+	}
+	q.seq = l.seq.Add(1)
+	ans, err := s.ask(q)
+	if err != nil && !errors.Is(err, errNoSocket) {
+		s.close() // in an unknown state: do not reuse it
+		return ans, err
+	}
+	l.put(s)
+	return ans, err
+}
+
+func (l *linuxResolver) get() (*diagSock, error) {
+	l.mu.Lock()
+	if n := len(l.idle); n > 0 {
+		s := l.idle[n-1]
+		l.idle = l.idle[:n-1]
+		l.mu.Unlock()
+		return s, nil
+	}
+	l.mu.Unlock()
+	return openDiagSock()
+}
+
+func (l *linuxResolver) put(s *diagSock) {
+	l.mu.Lock()
+	if !l.closed && len(l.idle) < diagPool {
+		l.idle = append(l.idle, s)
+		s = nil
+	}
+	l.mu.Unlock()
+	if s != nil {
+		s.close()
+	}
+}
+
+func (l *linuxResolver) close() error {
+	l.mu.Lock()
+	idle := l.idle
+	l.idle, l.closed = nil, true
+	l.mu.Unlock()
+	for _, s := range idle {
+		s.close()
+	}
+	return nil
+}
+
+// diagSock is one NETLINK_SOCK_DIAG socket, used by one lookup at a time.
+type diagSock struct {
+	fd     int
+	portID uint32
+	buf    []byte
+}
+
+func openDiagSock() (*diagSock, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return nil, fmt.Errorf("sock_diag socket: %w", err)
+	}
+	s := &diagSock{fd: fd, buf: make([]byte, 8192)}
+	tv := unix.NsecToTimeval(diagTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		s.close()
+		return nil, fmt.Errorf("sock_diag timeout: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		s.close()
+		return nil, fmt.Errorf("sock_diag bind: %w", err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("sock_diag getsockname: %w", err)
+	}
+	nl, ok := sa.(*unix.SockaddrNetlink)
+	if !ok {
+		s.close()
+		return nil, errors.New("sock_diag: not a netlink address")
+	}
+	s.portID = nl.Pid
+	return s, nil
+}
+
+func (s *diagSock) close() {
+	_ = unix.Close(s.fd) // nothing was written through it that could be lost
+}
+
+func (s *diagSock) ask(q diagQuery) (diagAnswer, error) {
+	if err := unix.Sendto(s.fd, q.request(), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return diagAnswer{}, fmt.Errorf("sock_diag send: %w", err)
+	}
+	for range diagReads {
+		n, from, err := unix.Recvfrom(s.fd, s.buf, 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return diagAnswer{}, fmt.Errorf("sock_diag receive: %w", err)
+		}
+		// Only the kernel (port id 0) answers; anything else is not to be believed.
+		if nl, ok := from.(*unix.SockaddrNetlink); !ok || nl.Pid != 0 {
+			return diagAnswer{}, fmt.Errorf("%w: not from the kernel", errForged)
+		}
+		ans, done, err := parseDiagAnswer(s.buf[:n], q, s.portID)
+		if done || err != nil {
+			return ans, err
+		}
+	}
+	return diagAnswer{}, fmt.Errorf("%w: no answer in %d datagrams", errForged, diagReads)
+}

@@ -1,0 +1,290 @@
+package procinfo
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"porthole/core/registry"
+)
+
+const waitTimeout = 30 * time.Second
+
+// startChild starts the test binary as a child in mode with args; its
+// first line of output is returned.
+func startChild(t *testing.T, bin, mode string, args []string, cred ...string) (*exec.Cmd, io.WriteCloser, string) {
+	t.Helper()
+	name, argv := bin, []string{"-test.run=^$"}
+	if len(cred) > 0 {
+		name, argv = cred[0], append(append(cred[1:], bin), argv...)
+	}
+	cmd := exec.Command(name, argv...)
+	cmd.Env = append(os.Environ(), childEnv+"="+mode, childArgsEnv+"="+strings.Join(args, " "))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		_ = cmd.Wait() // the exit status of a child told to go does not matter
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("child %s: %v", mode, err)
+	}
+	return cmd, stdin, strings.TrimSpace(line)
+}
+
+func self(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+func listen(t *testing.T, network, addr string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Skipf("listen %s: %v", addr, err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	return ln
+}
+
+// acceptFrom accepts the connection whose remote address is from.
+func acceptFrom(t *testing.T, ln net.Listener, from string) net.Conn {
+	t.Helper()
+	for range 100 {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		if c.RemoteAddr().String() == from {
+			return c
+		}
+	}
+	t.Fatalf("no connection from %s", from)
+	return nil
+}
+
+func checkIs(t *testing.T, p *registry.Process, pid int, path string) {
+	t.Helper()
+	if !p.Known() || p.PID != pid || p.Path != path || p.Name != filepath.Base(path) {
+		t.Fatalf("lookup = %+v, want pid %d path %s", p, pid, path)
+	}
+	if p.PPID != os.Getpid() || p.ParentName == "" {
+		t.Fatalf("parent = %d %q, want %d (us)", p.PPID, p.ParentName, os.Getpid())
+	}
+	if p.UID != os.Getuid() {
+		t.Fatalf("uid = %d, want %d", p.UID, os.Getuid())
+	}
+}
+
+func TestLookupChild(t *testing.T) {
+	bin := self(t)
+	for _, c := range []struct{ network, addr string }{{"tcp4", "127.0.0.1:0"}, {"tcp6", "[::1]:0"}} {
+		t.Run(c.network, func(t *testing.T) {
+			ln := listen(t, c.network, c.addr)
+			r := New()
+			defer r.Close()
+			cmd, _, local := startChild(t, bin, "hold", []string{ln.Addr().String()})
+			conn := acceptFrom(t, ln, local)
+			for i := range 3 { // the first scans, the next come from the cache
+				checkIs(t, r.Lookup(conn.LocalAddr(), conn.RemoteAddr()), cmd.Process.Pid, bin)
+				if st := r.Stats(); i > 0 && st.CacheHits != uint64(i) {
+					t.Fatalf("lookup %d: %+v, want a cache hit", i, st)
+				}
+			}
+		})
+	}
+}
+
+// A dual-stack listener sees an IPv4 client as v4-mapped.
+func TestLookupV4Mapped(t *testing.T) {
+	ln := listen(t, "tcp", "[::]:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	bin := self(t)
+	r := New()
+	defer r.Close()
+	cmd, _, local := startChild(t, bin, "hold", []string{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)).String()})
+	conn := acceptFrom(t, ln, local)
+	la := conn.LocalAddr().(*net.TCPAddr)
+	ra := conn.RemoteAddr().(*net.TCPAddr)
+	mapped := func(a *net.TCPAddr) *net.TCPAddr { return &net.TCPAddr{IP: a.IP.To16(), Port: a.Port} }
+	checkIs(t, r.Lookup(mapped(la), mapped(ra)), cmd.Process.Pid, bin)
+}
+
+// A client that exits right after connecting is "exited" (or, if the
+// lookup was quicker, itself): never anyone else.
+func TestLookupExited(t *testing.T) {
+	ln := listen(t, "tcp4", "127.0.0.1:0")
+	bin := self(t)
+	r := New()
+	defer r.Close()
+	for range 5 {
+		cmd, _, local := startChild(t, bin, "exit", []string{ln.Addr().String()})
+		conn := acceptFrom(t, ln, local)
+		// Racing the exit:
+		p := r.Lookup(conn.LocalAddr(), conn.RemoteAddr())
+		if p.Known() && p.PID != cmd.Process.Pid {
+			t.Fatalf("exiting child %d attributed to %+v", cmd.Process.Pid, p)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		// After the exit:
+		if p := r.Lookup(conn.LocalAddr(), conn.RemoteAddr()); p.Known() || p.Unknown != ReasonExited {
+			t.Fatalf("exited child: %+v, want unknown %q", p, ReasonExited)
+		}
+	}
+}
+
+// A cached process whose pid now belongs to another process (its start
+// time differs) is not trusted: the lookup reads the process again.
+func TestLookupPIDReused(t *testing.T) {
+	ln := listen(t, "tcp4", "127.0.0.1:0")
+	bin := self(t)
+	r := New()
+	defer r.Close()
+	cmd, _, local := startChild(t, bin, "hold", []string{ln.Addr().String()})
+	conn := acceptFrom(t, ln, local)
+	checkIs(t, r.Lookup(conn.LocalAddr(), conn.RemoteAddr()), cmd.Process.Pid, bin)
+	// The cache now says: pid is "impostor", which started at another time.
+	tab := r.os.(*linuxResolver).procs
+	tab.mu.Lock()
+	e := tab.recent[0]
+	if e.pid != cmd.Process.Pid {
+		tab.mu.Unlock()
+		t.Fatalf("cache holds pid %d, want %d", e.pid, cmd.Process.Pid)
+	}
+	fake := *e
+	fake.start++
+	fake.proc = registry.Process{PID: e.pid, Name: "impostor", Path: "/usr/bin/impostor"}
+	tab.recent[0] = &fake
+	tab.mu.Unlock()
+	checkIs(t, r.Lookup(conn.LocalAddr(), conn.RemoteAddr()), cmd.Process.Pid, bin)
+}
+
+// Without the privilege to read root's open files, a lookup of root's
+// socket answers "no permission", with the socket's uid, and no program.
+func TestLookupNoPermission(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root, to run a child as nobody")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv is not installed")
+	}
+	bin := copyForNobody(t, self(t))
+	ln := listen(t, "tcp4", "127.0.0.1:0")
+	client, err := net.Dial("tcp", ln.Addr().String()) // root's socket
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	conn := acceptFrom(t, ln, client.LocalAddr().String())
+	cred := []string{setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"}
+	_, _, line := startChild(t, bin, "lookup", []string{conn.LocalAddr().String(), conn.RemoteAddr().String()}, cred...)
+	var p registry.Process
+	if err := json.Unmarshal([]byte(line), &p); err != nil {
+		t.Fatalf("child said %q: %v", line, err)
+	}
+	if p.Known() || p.PID != 0 || p.Name != "" || p.Unknown != ReasonNoPermission || p.UID != 0 {
+		t.Fatalf("unprivileged lookup of root's socket = %+v, want unknown %q with uid 0", p, ReasonNoPermission)
+	}
+}
+
+// copyForNobody copies the test binary where nobody may run it.
+func copyForNobody(t *testing.T, bin string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "procinfo-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, "procinfo.test")
+	if err := os.WriteFile(dst, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// Many children at once, each connection attributed to its own.
+func TestLookupConcurrent(t *testing.T) {
+	ln := listen(t, "tcp4", "127.0.0.1:0")
+	bin := self(t)
+	r := New()
+	defer r.Close()
+	const n = 10
+	pids := map[string]int{}
+	for range n {
+		cmd, _, local := startChild(t, bin, "hold", []string{ln.Addr().String()})
+		pids[local] = cmd.Process.Pid
+	}
+	conns := make([]net.Conn, 0, n)
+	for range n {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		conns = append(conns, c)
+	}
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() {
+			for range 5 {
+				p := r.Lookup(c.LocalAddr(), c.RemoteAddr())
+				if want := pids[c.RemoteAddr().String()]; p.PID != want {
+					t.Errorf("%s: pid %d (%+v), want %d", c.RemoteAddr(), p.PID, p, want)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestRemoteClient(t *testing.T) {
+	r := New()
+	defer r.Close()
+	p := r.LookupAddrs(netip.MustParseAddrPort("192.0.2.1:8088"), netip.MustParseAddrPort("198.51.100.7:50000"))
+	if p.Known() || p.Unknown != ReasonRemote {
+		t.Fatalf("remote client: %+v", p)
+	}
+	if r.Stats().Lookups != 0 {
+		t.Fatal("a remote client was looked up")
+	}
+	// No socket with this 4-tuple: nothing found, no name.
+	p = r.LookupAddrs(netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"))
+	if p.Known() || p.Unknown != ReasonExited {
+		t.Fatalf("no such socket: %+v", p)
+	}
+}

@@ -1,0 +1,171 @@
+package ui
+
+import (
+	"fmt"
+	"image/color"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+)
+
+// appTable is the Apps tab: one row per program, a header per column that
+// sorts on a click. Clicking a program puts its app: word in the filter,
+// so the Active and Closed tabs show only its connections (their titles
+// say "3 of 40"), and the details pane shows the program.
+//
+// Like connTable, the selection is kept by key, not by row number.
+//
+// Concurrency: Fyne thread only.
+type appTable struct {
+	table    *widget.Table
+	rows     []*appRow
+	sort     appSortSpec
+	selected string // the selected program's key; valid when hasSel
+	hasSel   bool
+	onSort   func(appColumn)
+	onSelect func(*appRow)
+	stale    bool
+}
+
+func newAppTable(onSort func(appColumn), onSelect func(*appRow)) *appTable {
+	at := &appTable{onSort: onSort, onSelect: onSelect}
+	t := widget.NewTableWithHeaders(at.length, at.createCell, at.updateCell)
+	t.ShowHeaderColumn = false
+	t.CreateHeader = at.createHeader
+	t.UpdateHeader = at.updateHeader
+	t.OnSelected = func(id widget.TableCellID) {
+		if id.Row >= 0 && id.Row < len(at.rows) {
+			a := at.rows[id.Row]
+			at.selected, at.hasSel = a.key, true
+			at.onSelect(a)
+			at.table.Refresh()
+		}
+		at.table.UnselectAll()
+	}
+	for c := range numAppColumns {
+		t.SetColumnWidth(int(c), appColumns[c].width)
+	}
+	at.table = t
+	return at
+}
+
+func (at *appTable) length() (int, int) { return len(at.rows), int(numAppColumns) }
+
+func (at *appTable) createCell() fyne.CanvasObject {
+	bg := canvas.NewRectangle(color.Transparent)
+	l := widget.NewLabel("")
+	l.Truncation = fyne.TextTruncateEllipsis
+	return container.NewStack(bg, l)
+}
+
+func (at *appTable) updateCell(id widget.TableCellID, o fyne.CanvasObject) {
+	cell := cellParts(o)
+	text := ""
+	var fill color.Color = color.Transparent
+	align, style := fyne.TextAlignLeading, fyne.TextStyle{}
+	if id.Row >= 0 && id.Row < len(at.rows) && id.Col >= 0 && id.Col < int(numAppColumns) {
+		a, spec := at.rows[id.Row], appColumns[id.Col]
+		text = spec.text(a)
+		if at.hasSel && at.selected == a.key {
+			fill = theme.Color(theme.ColorNameSelection)
+		}
+		if spec.numeric {
+			align, style = fyne.TextAlignTrailing, fyne.TextStyle{Monospace: true}
+		}
+	}
+	if cell.bg.FillColor != fill {
+		cell.bg.FillColor = fill
+		cell.bg.Refresh()
+	}
+	if cell.label.Alignment != align || cell.label.TextStyle != style {
+		cell.label.Alignment, cell.label.TextStyle = align, style
+		cell.label.Refresh()
+	}
+	setLabel(cell.label, text)
+}
+
+func (at *appTable) createHeader() fyne.CanvasObject {
+	b := widget.NewButton("", nil)
+	b.Importance = widget.LowImportance
+	b.Alignment = widget.ButtonAlignLeading
+	return b
+}
+
+func (at *appTable) updateHeader(id widget.TableCellID, o fyne.CanvasObject) {
+	b := o.(*widget.Button)
+	if id.Col < 0 || id.Col >= int(numAppColumns) {
+		if b.Text != "" {
+			b.SetText("")
+		}
+		b.OnTapped = nil
+		return
+	}
+	col := appColumn(id.Col)
+	if text := at.headerText(col); b.Text != text {
+		b.SetText(text)
+	}
+	b.OnTapped = func() { at.onSort(col) }
+}
+
+func (at *appTable) headerText(col appColumn) string {
+	if at.sort.col == col {
+		return sortedTitle(appColumns[col].title, at.sort.desc)
+	}
+	return appColumns[col].title
+}
+
+// show replaces the rows, redrawing only when the tab is visible.
+func (at *appTable) show(rows []*appRow, s appSortSpec, visible bool) {
+	at.rows, at.sort = rows, s
+	at.stale = !visible
+	if visible {
+		at.table.Refresh()
+	}
+}
+
+func (at *appTable) reveal() {
+	if at.stale {
+		at.stale = false
+		at.table.Refresh()
+	}
+}
+
+// find is the selected program in the current rows, or nil.
+func (at *appTable) find() *appRow {
+	if !at.hasSel {
+		return nil
+	}
+	for _, a := range at.rows {
+		if a.key == at.selected {
+			return a
+		}
+	}
+	return nil
+}
+
+// appDetailsText is the details pane for a program: its figures and every
+// host it talked to that is kept (the most recent maxAppHosts).
+func appDetailsText(a *appRow) string {
+	if a == nil {
+		return "Select a program to see its connections."
+	}
+	var b strings.Builder
+	line := func(name, value string) {
+		fmt.Fprintf(&b, "%-12s %s\n", name, value)
+	}
+	line("App", a.name)
+	line("Executable", orDash(a.path))
+	line("Connections", fmt.Sprintf("%s live · %s in all", formatCount(a.live), formatCount(a.total)))
+	line("Up", fmt.Sprintf("%s (%s B)", formatBytes(a.up), formatCount(a.up)))
+	line("Down", fmt.Sprintf("%s (%s B)", formatBytes(a.down), formatCount(a.down)))
+	line("Speed", fmt.Sprintf("↑ %s  ↓ %s", formatRate(a.upRate), formatRate(a.downRate)))
+	fmt.Fprintf(&b, "\nHosts (%s, most recent first)\n", formatCount(len(a.hosts)))
+	for _, h := range a.hosts {
+		b.WriteString(h + "\n")
+	}
+	return b.String()
+}
