@@ -1,4 +1,4 @@
-package core_test
+package e2e
 
 // Minimal clients of the proxy, HTTP CONNECT and SOCKS5, written out by
 // hand so that a test can stop at any byte of the handshake, and the

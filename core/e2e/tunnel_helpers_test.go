@@ -1,6 +1,6 @@
-package core_test
+package e2e
 
-// The surroundings of the tunnel-mode end-to-end tests (tunnel_e2e_test.go):
+// The surroundings of the tunnel-mode end-to-end tests (tunnel_test.go):
 // an exit server as porthole-exit runs it (exit.Server behind a real
 // http.Server on loopback), an engine in tunnel mode connected to it, the
 // origins the traffic goes to, and the clients a user would run: curl,

@@ -1,11 +1,11 @@
-package core_test
+package e2e
 
 // Tunnel mode end to end: real clients (curl, net/http, x/net/proxy and the
 // hand-written ones) → the engine → one WebSocket → an exit server → origins
 // on loopback. Everything clients do in direct mode must work the same
 // through the tunnel; refusals must reach the client in its own protocol;
 // a dying exit, Stop and Start must end each connection exactly once with
-// the right reason. The surroundings are in tunnel_e2e_helpers_test.go.
+// the right reason. The surroundings are in tunnel_helpers_test.go.
 
 import (
 	"bytes"

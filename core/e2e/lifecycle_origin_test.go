@@ -1,4 +1,4 @@
-package core_test
+package e2e
 
 // The origin server behind the proxy: one loopback listener per behaviour
 // (echo, send and close, reset, hang, close together with the client).

@@ -1,4 +1,4 @@
-package core_test
+package e2e
 
 // The registry as the lifecycle test's subscription sees it: every event
 // is checked against the ones before it, and the clients wait on events,

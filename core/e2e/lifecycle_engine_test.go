@@ -1,4 +1,4 @@
-package core_test
+package e2e
 
 // The engine under test and its surroundings: the tunnel dialer whose
 // blackhole host never connects, starting and closing the engine, and the
