@@ -1,0 +1,69 @@
+package childproc
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+const childVar = "CHILDPROC_TEST_CHILD"
+
+// TestMain doubles as the child: with childVar set it prints its
+// arguments' lines to stderr and exits with the code the first one names,
+// or with "hang" first, sleeps until killed.
+func TestMain(m *testing.M) {
+	if os.Getenv(childVar) == "1" {
+		if os.Args[1] == "hang" {
+			time.Sleep(time.Hour)
+		}
+		var code int
+		fmt.Sscan(os.Args[1], &code)
+		for _, a := range os.Args[2:] {
+			fmt.Fprintln(os.Stderr, a)
+		}
+		os.Exit(code)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func TestWaitForAndWait(t *testing.T) {
+	p := Start(t, "child", 30*time.Second, Self(QuietRace(append(os.Environ(), childVar+"=1")), "3", "starting", "ready port=42", "bye"))
+	if m := p.WaitFor(t, regexp.MustCompile(`ready port=(\d+)`)); m[1] != "42" {
+		t.Errorf("WaitFor: %q, want port 42", m)
+	}
+	if code, rest := p.Wait(t); code != 3 || rest != "bye" {
+		t.Errorf("Wait: %d %q, want 3 \"bye\"", code, rest)
+	}
+}
+
+// A child still running when the test ends is killed at cleanup.
+func TestLeftoverIsKilled(t *testing.T) {
+	var p *Proc
+	t.Run("leaves", func(t *testing.T) {
+		p = Start(t, "child", 30*time.Second, Self(QuietRace(append(os.Environ(), childVar+"=1")), "hang"))
+	})
+	select {
+	case <-p.Exited():
+	default:
+		t.Fatal("the child still runs after its test ended")
+	}
+	if p.Err() == nil {
+		t.Error("the killed child's Wait reported no error")
+	}
+}
+
+func TestQuietRace(t *testing.T) {
+	for _, c := range []struct{ in, want []string }{
+		{[]string{"A=1"}, []string{"A=1", "GORACE=atexit_sleep_ms=0"}},
+		{[]string{"GORACE=halt_on_error=1", "B=2"}, []string{"B=2", "GORACE=halt_on_error=1 atexit_sleep_ms=0"}},
+	} {
+		if got := QuietRace(c.in); !slices.Equal(got, c.want) {
+			t.Errorf("QuietRace(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
