@@ -38,6 +38,7 @@ import (
 	"porthole/core/registry"
 	"porthole/core/relay"
 	"porthole/core/tunnel"
+	"porthole/internal/freeport"
 )
 
 // TestTunnelCurl: curl through the HTTP proxy (plain forwarding, -p and
@@ -730,21 +731,14 @@ func nginxBinary() (string, bool) {
 
 // startNginx runs nginx as a child process (no daemon), listening on a free
 // loopback port and proxying WebSocket upgrades on e2ePath to the exit at
-// exitAddr, as DESIGN.md's deployment behind a reverse proxy does. It
+// exitAddr, as a deployment behind a reverse proxy does. It
 // returns the exit URL through nginx.
 func startNginx(t *testing.T, bin, exitAddr string) string {
 	t.Helper()
 	dir := t.TempDir()
-	// Free port: listen and release. Another process could take it in
-	// between; then nginx fails to start and the test says why.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
+	// Another process could take the free port before nginx does; then
+	// nginx fails to start and the test says why.
+	addr := freeport.Loopback(t)
 	var conf strings.Builder
 	if os.Geteuid() == 0 {
 		// Workers would switch to nobody, who cannot enter the test's

@@ -28,6 +28,7 @@ import (
 	"porthole/core"
 	"porthole/core/inbound"
 	"porthole/core/registry"
+	"porthole/internal/origin"
 )
 
 // waitTimeout bounds every wait in these tests: long enough for a loaded
@@ -586,10 +587,7 @@ func expectClosed(t testing.TB, r io.Reader) {
 // newOrigin starts an HTTP origin on loopback (network "tcp4" or "tcp6").
 func newOrigin(t testing.TB, network string, h http.Handler) *httptest.Server {
 	t.Helper()
-	addr := "127.0.0.1:0"
-	if network == "tcp6" {
-		addr = "[::1]:0"
-	}
+	addr := origin.LoopbackAddr(network)
 	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Skipf("cannot listen on %s: %v", addr, err)
@@ -621,15 +619,7 @@ func originMux() *http.ServeMux {
 		_, _ = io.WriteString(w, r.Host)
 	})
 	// /sum answers the sha256 of the request body.
-	mux.HandleFunc("/sum", func(w http.ResponseWriter, r *http.Request) {
-		h := sha256.New()
-		n, err := io.Copy(h, r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		fmt.Fprintf(w, "%x %d", h.Sum(nil), n)
-	})
+	mux.HandleFunc("/sum", origin.Sum)
 	return mux
 }
 
@@ -682,58 +672,19 @@ func tracedGet(t testing.TB, c *http.Client, method, url string, hdr http.Header
 type tcpOrigin struct {
 	ln   net.Listener
 	addr string
-	done chan struct{}
-	wg   sync.WaitGroup
-
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	done <-chan struct{}
 }
 
 func newTCPOrigin(t testing.TB, network string, handle func(o *tcpOrigin, c *net.TCPConn)) *tcpOrigin {
 	t.Helper()
-	addr := "127.0.0.1:0"
-	if network == "tcp6" {
-		addr = "[::1]:0"
-	}
-	ln, err := net.Listen(network, addr)
+	srv := origin.New()
+	t.Cleanup(func() { _ = srv.Close() }) // a listener closed twice says nothing about the proxy
+	o := &tcpOrigin{done: srv.Done()}
+	ln, err := srv.Listen(network, func(c *net.TCPConn) { handle(o, c) })
 	if err != nil {
-		t.Skipf("cannot listen on %s: %v", addr, err)
+		t.Skipf("cannot listen on %s: %v", origin.LoopbackAddr(network), err)
 	}
-	o := &tcpOrigin{ln: ln, addr: ln.Addr().String(), done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
-	o.wg.Add(1)
-	go func() {
-		defer o.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			o.mu.Lock()
-			o.conns[c] = struct{}{}
-			o.mu.Unlock()
-			o.wg.Add(1)
-			go func() {
-				defer o.wg.Done()
-				defer func() {
-					o.mu.Lock()
-					delete(o.conns, c)
-					o.mu.Unlock()
-					_ = c.Close()
-				}()
-				handle(o, c.(*net.TCPConn))
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		close(o.done)
-		_ = ln.Close()
-		o.mu.Lock()
-		for c := range o.conns {
-			_ = c.Close()
-		}
-		o.mu.Unlock()
-		o.wg.Wait()
-	})
+	o.ln, o.addr = ln, ln.Addr().String()
 	return o
 }
 
@@ -863,13 +814,19 @@ func deadline() time.Time { return time.Now().Add(waitTimeout) }
 // await waits for a result from ch, at most waitTimeout.
 func await[T any](t testing.TB, what string, ch <-chan T) T {
 	t.Helper()
-	timer := time.NewTimer(waitTimeout)
+	return within(t, waitTimeout, what, ch)
+}
+
+// within waits for a result from ch, at most d.
+func within[T any](t testing.TB, d time.Duration, what string, ch <-chan T) T {
+	t.Helper()
+	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
 	case v := <-ch:
 		return v
 	case <-timer.C:
-		t.Fatalf("timed out waiting for %s", what)
+		t.Fatalf("%s: nothing within %v", what, d)
 		panic("unreachable")
 	}
 }
