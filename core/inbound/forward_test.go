@@ -75,6 +75,13 @@ func get(hostport, path string) string {
 	return "GET http://" + hostport + path + " HTTP/1.1\r\nHost: " + hostport + "\r\n\r\n"
 }
 
+// ioResult is how many bytes an origin's handler moved, and how that
+// ended.
+type ioResult struct {
+	n   int64
+	err error
+}
+
 // requestOrigin is a raw origin that reads one request on each connection
 // and hands it, with the reader it came from, to handle; a connection that
 // sends no whole request is closed.
@@ -117,11 +124,7 @@ func TestForwardClientHangsUpMidDownload(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			v := newEnv(t, nil)
-			type sendResult struct {
-				sent int64
-				err  error
-			}
-			results := make(chan sendResult, 1)
+			results := make(chan ioResult, 1)
 			origin := requestOrigin(t, func(o *tcpOrigin, c *net.TCPConn, _ *bufio.Reader, req *http.Request) {
 				_ = req.Body.Close()
 				head := "HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(total) + "\r\n\r\n"
@@ -146,7 +149,7 @@ func TestForwardClientHangsUpMidDownload(t *testing.T) {
 					_, err = io.WriteString(c, "0\r\n\r\n")
 				}
 				select {
-				case results <- sendResult{sent, err}:
+				case results <- ioResult{sent, err}:
 				case <-o.done:
 				}
 			})
@@ -166,10 +169,10 @@ func TestForwardClientHangsUpMidDownload(t *testing.T) {
 
 			res := within(t, prompt, "the origin's writes to fail after the client left", results)
 			if res.err == nil {
-				t.Fatalf("the origin sent all %d bytes without error: the proxy read them for nobody", res.sent)
+				t.Fatalf("the origin sent all %d bytes without error: the proxy read them for nobody", res.n)
 			}
-			if res.sent > total/8 {
-				t.Errorf("the origin sent %d of %d bytes before its write failed", res.sent, total)
+			if res.n > total/8 {
+				t.Errorf("the origin sent %d of %d bytes before its write failed", res.n, total)
 			}
 			v.events.closedOf(t, 1, byClient(local))
 		})
@@ -493,14 +496,10 @@ func TestForwardClientDiesMidUpload(t *testing.T) {
 	t.Parallel()
 	const announced, sent = 10 << 20, 5 << 20
 	v := newEnv(t, nil)
-	type readResult struct {
-		n   int64
-		err error
-	}
-	results := make(chan readResult, 1)
+	results := make(chan ioResult, 1)
 	origin := requestOrigin(t, func(_ *tcpOrigin, _ *net.TCPConn, _ *bufio.Reader, req *http.Request) {
 		n, err := io.Copy(io.Discard, req.Body)
-		results <- readResult{n, err} // buffered; one request only
+		results <- ioResult{n, err} // buffered; one request only
 	})
 	c := v.dial(t)
 	local := c.LocalAddr().String()

@@ -700,21 +700,20 @@ func echoHandler(_ *tcpOrigin, c *net.TCPConn) {
 	_ = c.CloseWrite()
 }
 
-// streamHandler writes without end until the connection breaks, and
-// reports the error on errs (if not nil).
-func streamHandler(errs chan<- error) func(*tcpOrigin, *net.TCPConn) {
-	return func(o *tcpOrigin, c *net.TCPConn) {
+// streamOrigin is an origin that writes without end until the connection
+// breaks, and reports the error on the channel it returns, which holds n.
+func streamOrigin(t testing.TB, n int) (*tcpOrigin, <-chan error) {
+	errs := make(chan error, n)
+	return newTCPOrigin(t, "tcp4", func(o *tcpOrigin, c *net.TCPConn) {
 		var err error
 		for err == nil {
 			_, err = c.Write(pattern)
 		}
-		if errs != nil {
-			select {
-			case errs <- err:
-			case <-o.done:
-			}
+		select {
+		case errs <- err:
+		case <-o.done:
 		}
-	}
+	}), errs
 }
 
 // ---------------------------------------------------------------------------

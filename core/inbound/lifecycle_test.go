@@ -88,8 +88,7 @@ func TestStopWithLiveConnections(t *testing.T) {
 	verifyNoLeaks(t)
 	v := newEnv(t, nil)
 	echo := newTCPOrigin(t, "tcp4", echoHandler)
-	streamErrs := make(chan error, 4)
-	stream := newTCPOrigin(t, "tcp4", streamHandler(streamErrs))
+	stream, streamErrs := streamOrigin(t, 4)
 	arrived := make(chan struct{}, 1)
 	held := newOrigin(t, "tcp4", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -227,8 +226,7 @@ func expectClosedNamed(t *testing.T, name string, r io.Reader) {
 func TestCloseByID(t *testing.T) {
 	verifyNoLeaks(t)
 	v := newEnv(t, nil)
-	streamErrs := make(chan error, 1)
-	stream := newTCPOrigin(t, "tcp4", streamHandler(streamErrs))
+	stream, streamErrs := streamOrigin(t, 1)
 	echo := newTCPOrigin(t, "tcp4", echoHandler)
 	reg := v.e.Registry()
 
@@ -277,8 +275,7 @@ func TestCloseByID(t *testing.T) {
 func TestCloseAll(t *testing.T) {
 	verifyNoLeaks(t)
 	v := newEnv(t, nil)
-	streamErrs := make(chan error, 3)
-	stream := newTCPOrigin(t, "tcp4", streamHandler(streamErrs))
+	stream, streamErrs := streamOrigin(t, 3)
 	page := newOrigin(t, "tcp4", http.HandlerFunc(streamingPage))
 	reg := v.e.Registry()
 

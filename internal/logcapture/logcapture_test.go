@@ -7,11 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // A logger writing from other goroutines: Await wakes on the writes and
 // returns once the record it waits for is there; every line is kept.

@@ -12,11 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // A handler serves each connection; Close ends a handler blocked on its
 // connection, refuses new ones, and can be called again.
