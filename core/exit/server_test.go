@@ -26,7 +26,6 @@ import (
 
 	"porthole/core/outbound"
 	"porthole/core/tunnel"
-
 	"porthole/internal/dnstest"
 	"porthole/internal/freeport"
 	"porthole/internal/logcapture"
