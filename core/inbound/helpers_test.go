@@ -410,6 +410,21 @@ func (v *env) socksDialer(t testing.TB, auth *proxy.Auth) proxy.ContextDialer {
 	return d.(proxy.ContextDialer)
 }
 
+// socksTunnel is a SOCKS5 connection through the proxy to target (with
+// golang.org/x/net/proxy), under the test's deadline and closed at cleanup.
+func (v *env) socksTunnel(t testing.TB, target string) net.Conn {
+	t.Helper()
+	c, err := v.socksDialer(t, nil).DialContext(t.Context(), "tcp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.SetDeadline(deadline()); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // socksHTTPClient sends plain HTTP over SOCKS5 connections.
 func (v *env) socksHTTPClient(t testing.TB) *http.Client {
 	d := v.socksDialer(t, nil)
