@@ -14,10 +14,5 @@ func TestWithoutADisplayRunsHeadless(t *testing.T) {
 	p := startPorthole(t, "--listen", "127.0.0.1:0")
 	p.WaitFor(t, regexp.MustCompile(`no display .*running headless`))
 	p.WaitFor(t, listenRE)
-	if err := p.Cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if code, rest := p.Wait(t); code != 0 {
-		t.Fatalf("exit code %d after Ctrl-C, want 0; stderr:\n%s", code, rest)
-	}
+	p.Stop(t, syscall.SIGINT)
 }

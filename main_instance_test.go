@@ -43,10 +43,5 @@ func TestSecondLaunchShowsTheFirstAndExits(t *testing.T) {
 		t.Fatalf("third launch exited %d, want 0; stderr:\n%s", code, rest)
 	}
 
-	if err := first.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code, rest := first.Wait(t); code != 0 {
-		t.Fatalf("first exited %d after SIGTERM, want 0; stderr:\n%s", code, rest)
-	}
+	first.Stop(t, syscall.SIGTERM)
 }

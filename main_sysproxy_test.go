@@ -90,12 +90,7 @@ func TestSystemProxyPutBackAfterCtrlCAndAfterKill(t *testing.T) {
 	}
 
 	p, _ := run()
-	if err := p.Cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if code, rest := p.Wait(t); code != 0 {
-		t.Fatalf("exit %d after Ctrl-C; stderr:\n%s", code, rest)
-	}
+	p.Stop(t, syscall.SIGINT)
 	if after := d.all(t); after != before {
 		t.Fatalf("after Ctrl-C the settings are not the user's:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
@@ -151,22 +146,12 @@ func TestSecondProcessLeavesTheRunningOnesSystemProxy(t *testing.T) {
 	if got := d.all(t); got != set {
 		t.Fatalf("the second process changed the first's system proxy:\nnow:\n%s\nwas:\n%s", got, set)
 	}
-	if err := second.Cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if code, rest := second.Wait(t); code != 0 {
-		t.Fatalf("second: exit %d after Ctrl-C; stderr:\n%s", code, rest)
-	}
+	second.Stop(t, syscall.SIGINT)
 	if got := d.gsettings(t, "get", "org.gnome.system.proxy.http", "port"); got != port {
 		t.Fatalf("after the second ended the port is %s, want the first's %s", got, port)
 	}
 
-	if err := first.Cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if code, rest := first.Wait(t); code != 0 {
-		t.Fatalf("first: exit %d after Ctrl-C; stderr:\n%s", code, rest)
-	}
+	first.Stop(t, syscall.SIGINT)
 	if after := d.all(t); after != before {
 		t.Fatalf("after the first's Ctrl-C the settings are not the user's:\nbefore:\n%s\nafter:\n%s", before, after)
 	}

@@ -105,13 +105,7 @@ func TestHeadlessServesAndStopsCleanlyOnCtrlC(t *testing.T) {
 		t.Fatalf("CONNECT response head: %q, %v", blank, err)
 	}
 
-	if err := p.Cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	code, rest := p.Wait(t)
-	if code != 0 {
-		t.Fatalf("exit code %d after Ctrl-C, want 0; stderr:\n%s", code, rest)
-	}
+	rest := p.Stop(t, syscall.SIGINT)
 	if strings.Contains(rest, "level=ERROR") {
 		t.Errorf("ERROR logged during a clean stop:\n%s", rest)
 	}

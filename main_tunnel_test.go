@@ -79,13 +79,7 @@ func TestHeadlessTunnelMode(t *testing.T) {
 	}
 	tr.CloseIdleConnections()
 
-	if err := p.Cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	code, rest := p.Wait(t)
-	if code != 0 {
-		t.Fatalf("exit code %d after Ctrl-C, want 0; stderr:\n%s", code, rest)
-	}
+	rest := p.Stop(t, syscall.SIGINT)
 	if strings.Contains(rest, "level=ERROR") {
 		t.Errorf("ERROR logged during a clean stop:\n%s", rest)
 	}

@@ -560,13 +560,7 @@ func TestBinaryServesWSS(t *testing.T) {
 		t.Errorf("curl on the tunnel path with a wrong token: %s, want 401", code)
 	}
 
-	if err := p.Cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	code, rest := p.Wait(t)
-	if code != 0 {
-		t.Errorf("exit %d after SIGINT, want 0; stderr:\n%s", code, rest)
-	}
+	rest := p.Stop(t, os.Interrupt)
 	if !strings.Contains(rest, "msg=stopping") {
 		t.Errorf("no \"stopping\" after SIGINT; stderr:\n%s", rest)
 	}
@@ -598,10 +592,7 @@ func TestBinaryDeniesPrivateTargetsAndStopsOnSIGTERM(t *testing.T) {
 		t.Errorf("a loopback target without --allow-private: %v, want OPEN_FAIL denied", err)
 	}
 
-	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code, rest := p.Wait(t); code != 0 || !strings.Contains(rest, "msg=stopping") {
-		t.Errorf("after SIGTERM: exit %d, stderr:\n%s\nwant exit 0 and \"stopping\"", code, rest)
+	if rest := p.Stop(t, syscall.SIGTERM); !strings.Contains(rest, "msg=stopping") {
+		t.Errorf("after SIGTERM: stderr:\n%s\nwant \"stopping\"", rest)
 	}
 }

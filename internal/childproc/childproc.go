@@ -136,6 +136,20 @@ func (p *Proc) Wait(t testing.TB) (int, string) {
 	}
 }
 
+// Stop sends sig and waits for the program to end; the test fails
+// (without stopping) unless it exits 0. It returns the rest of stderr.
+func (p *Proc) Stop(t testing.TB, sig os.Signal) string {
+	t.Helper()
+	if err := p.Cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	code, rest := p.Wait(t)
+	if code != 0 {
+		t.Errorf("%s exited %d after %v, want 0; stderr:\n%s", p.name, code, sig, rest)
+	}
+	return rest
+}
+
 // QuietRace is env with GORACE telling a -race child not to wait a second
 // at exit for nothing (atexit_sleep_ms=0); GORACE options env already has
 // are kept.

@@ -3,7 +3,9 @@ package childproc
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	"regexp"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -15,11 +17,20 @@ const childVar = "CHILDPROC_TEST_CHILD"
 
 // TestMain doubles as the child: with childVar set it prints its
 // arguments' lines to stderr and exits with the code the first one names,
-// or with "hang" first, sleeps until killed.
+// or with "hang" first, sleeps until killed, or with "until-interrupt"
+// first, waits for SIGINT and exits 0.
 func TestMain(m *testing.M) {
 	if os.Getenv(childVar) == "1" {
-		if os.Args[1] == "hang" {
+		switch os.Args[1] {
+		case "hang":
 			time.Sleep(time.Hour)
+		case "until-interrupt":
+			c := make(chan os.Signal, 1)
+			signal.Notify(c, os.Interrupt)
+			fmt.Fprintln(os.Stderr, "ready")
+			<-c
+			fmt.Fprintln(os.Stderr, "stopping")
+			os.Exit(0)
 		}
 		var code int
 		fmt.Sscan(os.Args[1], &code)
@@ -39,6 +50,41 @@ func TestWaitForAndWait(t *testing.T) {
 	if code, rest := p.Wait(t); code != 3 || rest != "bye" {
 		t.Errorf("Wait: %d %q, want 3 \"bye\"", code, rest)
 	}
+}
+
+func TestStop(t *testing.T) {
+	p := Start(t, "child", 30*time.Second, Self(QuietRace(append(os.Environ(), childVar+"=1")), "until-interrupt"))
+	p.WaitFor(t, regexp.MustCompile(`^ready$`))
+	if rest := p.Stop(t, os.Interrupt); rest != "stopping" {
+		t.Errorf("Stop: rest of stderr %q, want \"stopping\"", rest)
+	}
+
+	p = Start(t, "child", 30*time.Second, Self(QuietRace(append(os.Environ(), childVar+"=1")), "hang"))
+	ft := &fakeT{TB: t}
+	ft.run(func() { p.Stop(ft, os.Kill) })
+	if !ft.failed {
+		t.Error("Stop of a program killed by its signal did not fail the test")
+	}
+}
+
+// fakeT records a failure instead of failing the test it wraps.
+type fakeT struct {
+	testing.TB
+	failed bool
+}
+
+func (f *fakeT) Errorf(string, ...any) { f.failed = true }
+func (f *fakeT) Fatal(...any)          { f.failed = true; runtime.Goexit() }
+func (f *fakeT) Fatalf(string, ...any) { f.failed = true; runtime.Goexit() }
+
+// run runs fn in its own goroutine, so a Fatal ends fn only.
+func (f *fakeT) run(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	<-done
 }
 
 // A child still running when the test ends is killed at cleanup.
