@@ -29,6 +29,7 @@ import (
 	"porthole/core/inbound"
 	"porthole/core/registry"
 	"porthole/internal/origin"
+	"porthole/internal/socks5test"
 )
 
 // waitTimeout bounds every wait in these tests: long enough for a loaded
@@ -557,24 +558,12 @@ func (v *env) socks5Raw(t testing.TB, req []byte) (*bufConn, byte) {
 	if _, err := c.Write(req); err != nil {
 		t.Fatalf("write SOCKS5 request: %v", err)
 	}
-	var rep [4]byte
-	if _, err := io.ReadFull(br, rep[:]); err != nil {
+	rep, err := socks5test.ReadReply(br)
+	if err != nil {
 		t.Fatalf("read SOCKS5 reply: %v", err)
 	}
 	if rep[0] != 0x05 {
 		t.Fatalf("SOCKS5 reply version %#x", rep[0])
-	}
-	n := 0
-	switch rep[3] {
-	case 0x01:
-		n = 4 + 2
-	case 0x04:
-		n = 16 + 2
-	default:
-		t.Fatalf("SOCKS5 reply address type %#x", rep[3])
-	}
-	if _, err := io.ReadFull(br, make([]byte, n)); err != nil {
-		t.Fatalf("read SOCKS5 reply address: %v", err)
 	}
 	return &bufConn{TCPConn: c, r: br}, rep[1]
 }

@@ -13,37 +13,48 @@ import (
 	"go.uber.org/goleak"
 )
 
+// childVar turns the test binary into the child; its value is what the
+// child does (see child).
 const childVar = "CHILDPROC_TEST_CHILD"
 
-// TestMain doubles as the child: with childVar set it prints its
-// arguments' lines to stderr and exits with the code the first one names,
-// or with "hang" first, sleeps until killed, or with "until-interrupt"
-// first, waits for SIGINT and exits 0.
 func TestMain(m *testing.M) {
-	if os.Getenv(childVar) == "1" {
-		switch os.Args[1] {
-		case "hang":
-			time.Sleep(time.Hour)
-		case "until-interrupt":
-			c := make(chan os.Signal, 1)
-			signal.Notify(c, os.Interrupt)
-			fmt.Fprintln(os.Stderr, "ready")
-			<-c
-			fmt.Fprintln(os.Stderr, "stopping")
-			os.Exit(0)
-		}
-		var code int
-		fmt.Sscan(os.Args[1], &code)
-		for _, a := range os.Args[2:] {
-			fmt.Fprintln(os.Stderr, a)
-		}
-		os.Exit(code)
+	if does := os.Getenv(childVar); does != "" {
+		os.Exit(child(does, os.Args[1:]))
 	}
 	goleak.VerifyTestMain(m)
 }
 
+// child is the program the tests run: "print" writes its arguments after
+// the first as stderr lines and exits with the code the first names;
+// "hang" sleeps until killed; "until-interrupt" says ready, waits for
+// SIGINT and exits 0.
+func child(does string, args []string) int {
+	switch does {
+	case "hang":
+		time.Sleep(time.Hour)
+	case "until-interrupt":
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, os.Interrupt)
+		fmt.Fprintln(os.Stderr, "ready")
+		<-c
+		fmt.Fprintln(os.Stderr, "stopping")
+		return 0
+	}
+	var code int
+	fmt.Sscan(args[0], &code)
+	for _, a := range args[1:] {
+		fmt.Fprintln(os.Stderr, a)
+	}
+	return code
+}
+
+// startChild runs child(does, args) in a child process.
+func startChild(t *testing.T, does string, args ...string) *Proc {
+	return Start(t, "child", 30*time.Second, Self(QuietRace(append(os.Environ(), childVar+"="+does)), args...))
+}
+
 func TestWaitForAndWait(t *testing.T) {
-	p := Start(t, "child", 30*time.Second, Self(QuietRace(append(os.Environ(), childVar+"=1")), "3", "starting", "ready port=42", "bye"))
+	p := startChild(t, "print", "3", "starting", "ready port=42", "bye")
 	if m := p.WaitFor(t, regexp.MustCompile(`ready port=(\d+)`)); m[1] != "42" {
 		t.Errorf("WaitFor: %q, want port 42", m)
 	}
@@ -53,13 +64,13 @@ func TestWaitForAndWait(t *testing.T) {
 }
 
 func TestStop(t *testing.T) {
-	p := Start(t, "child", 30*time.Second, Self(QuietRace(append(os.Environ(), childVar+"=1")), "until-interrupt"))
+	p := startChild(t, "until-interrupt")
 	p.WaitFor(t, regexp.MustCompile(`^ready$`))
 	if rest := p.Stop(t, os.Interrupt); rest != "stopping" {
 		t.Errorf("Stop: rest of stderr %q, want \"stopping\"", rest)
 	}
 
-	p = Start(t, "child", 30*time.Second, Self(QuietRace(append(os.Environ(), childVar+"=1")), "hang"))
+	p = startChild(t, "hang")
 	ft := &fakeT{TB: t}
 	ft.run(func() { p.Stop(ft, os.Kill) })
 	if !ft.failed {
@@ -91,7 +102,7 @@ func (f *fakeT) run(fn func()) {
 func TestLeftoverIsKilled(t *testing.T) {
 	var p *Proc
 	t.Run("leaves", func(t *testing.T) {
-		p = Start(t, "child", 30*time.Second, Self(QuietRace(append(os.Environ(), childVar+"=1")), "hang"))
+		p = startChild(t, "hang")
 	})
 	select {
 	case <-p.Exited():
