@@ -17,18 +17,16 @@ import (
 	"testing"
 	"time"
 
-	"porthole/internal/childproc"
-
 	"go.uber.org/goleak"
+
+	"porthole/internal/childproc"
 )
 
 // The test binary doubles as porthole: with PORTHOLE_AS_MAIN set it runs
 // main's run() on its arguments, so these tests drive the real program as
 // a separate process, signals and exit codes included.
 func TestMain(m *testing.M) {
-	if os.Getenv("PORTHOLE_AS_MAIN") == "1" {
-		os.Exit(run(os.Args[1:]))
-	}
+	childproc.AsChild("PORTHOLE_AS_MAIN", func() int { return run(os.Args[1:]) })
 	// main imports ui, and Fyne's GL driver starts its call queue's
 	// goroutine when the package is initialised; it lives as long as the
 	// process.

@@ -42,10 +42,10 @@ import (
 // it runs main() on its arguments, so these tests drive the real program
 // as a separate process, signals and exit codes included.
 func TestMain(m *testing.M) {
-	if os.Getenv("PORTHOLE_EXIT_AS_MAIN") == "1" {
+	childproc.AsChild("PORTHOLE_EXIT_AS_MAIN", func() int {
 		main() // exits
-		return
-	}
+		return 0
+	})
 	goleak.VerifyTestMain(m)
 }
 

@@ -166,6 +166,16 @@ func QuietRace(env []string) []string {
 	return append(out, "GORACE="+gorace)
 }
 
+// AsChild, called first in TestMain, turns the test binary into the
+// program under test when the environment variable name is "1" (as the
+// test's own Self command sets it): it runs program and exits with its
+// code. Otherwise it returns and the tests run.
+func AsChild(name string, program func() int) {
+	if os.Getenv(name) == "1" {
+		os.Exit(program())
+	}
+}
+
 // Self is a command running this test binary again with args and env, for
 // a TestMain that turns into the program when it finds its variable in env.
 func Self(env []string, args ...string) *exec.Cmd {

@@ -114,6 +114,16 @@ func TestLeftoverIsKilled(t *testing.T) {
 	}
 }
 
+// AsChild returns when its variable is not set.
+func TestAsChildReturns(t *testing.T) {
+	t.Setenv("CHILDPROC_TEST_UNSET", "")
+	ran := false
+	AsChild("CHILDPROC_TEST_UNSET", func() int { ran = true; return 0 })
+	if ran {
+		t.Error("AsChild ran the program without its variable")
+	}
+}
+
 func TestQuietRace(t *testing.T) {
 	for _, c := range []struct{ in, want []string }{
 		{[]string{"A=1"}, []string{"A=1", "GORACE=atexit_sleep_ms=0"}},
