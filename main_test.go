@@ -47,6 +47,22 @@ func startPortholeEnv(t *testing.T, env []string, args ...string) *childproc.Pro
 	return childproc.Start(t, "porthole", 30*time.Second, childproc.Self(childproc.QuietRace(append(env, "PORTHOLE_AS_MAIN=1")), args...))
 }
 
+// getBody GETs url with c and returns the body; the test fails if that
+// does not work.
+func getBody(t *testing.T, c *http.Client, url string) string {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading the body: %v", url, err)
+	}
+	return string(body)
+}
+
 // helloOrigin serves body to every request on a loopback HTTP server
 // until the test ends, and returns its address.
 func helloOrigin(t *testing.T, body string) string {
@@ -73,14 +89,8 @@ func TestHeadlessServesAndStopsCleanlyOnCtrlC(t *testing.T) {
 
 	proxyURL := &url.URL{Scheme: "http", Host: addr}
 	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: 10 * time.Second}
-	resp, err := client.Get("http://" + originAddr + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || string(body) != "hello from origin" {
-		t.Fatalf("through the proxy: %q, %v", body, err)
+	if body := getBody(t, client, "http://"+originAddr+"/"); body != "hello from origin" {
+		t.Fatalf("through the proxy: %q", body)
 	}
 	client.CloseIdleConnections()
 

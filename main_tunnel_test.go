@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -60,14 +59,8 @@ func TestHeadlessTunnelMode(t *testing.T) {
 	tr := &http.Transport{Proxy: http.ProxyURL(proxyURL)}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	resp, err := client.Get("http://" + originAddr + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || string(body) != "hello through the tunnel" {
-		t.Fatalf("through the tunnel: %q, %v", body, err)
+	if body := getBody(t, client, "http://"+originAddr+"/"); body != "hello through the tunnel" {
+		t.Fatalf("through the tunnel: %q", body)
 	}
 	select {
 	case target := <-opened:

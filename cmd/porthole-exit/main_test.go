@@ -239,19 +239,14 @@ func TestRunServesUntilCancelled(t *testing.T) {
 
 	// Its stream has ended (logged above): room for one more, not two.
 	st2 := openStream(t, client, tg) // left open: the stop must end it
-	ctxOpen, cancelOpen := context.WithTimeout(t.Context(), wait)
-	defer cancelOpen()
-	st3, err := client.Open(ctxOpen, xid.New(), tg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st3.Close()
 	var oe *tunnel.OpenError
-	if err := st3.WaitOpen(ctxOpen); !errors.As(err, &oe) || oe.Code != tunnel.CodeOverloaded {
+	if err := openResult(t, client, tg); !errors.As(err, &oe) || oe.Code != tunnel.CodeOverloaded {
 		t.Errorf("a second stream with --max-streams 1: %v, want OPEN_FAIL overloaded", err)
 	}
 	// One session at most: a second client is turned away.
-	_, err = tunnel.Dial(ctxOpen, url, testToken, tunnel.DialOptions{Timeout: wait})
+	dialCtx, cancelDial := context.WithTimeout(t.Context(), wait)
+	defer cancelDial()
+	_, err := tunnel.Dial(dialCtx, url, testToken, tunnel.DialOptions{Timeout: wait})
 	if !errors.Is(err, websocket.ErrBadHandshake) || errors.Is(err, tunnel.ErrAuthFailed) {
 		t.Errorf("a second session with --max-sessions 1: %v, want a refused upgrade", err)
 	}
@@ -333,6 +328,21 @@ func openStream(t *testing.T, c *tunnel.Client, target string) *tunnel.Stream {
 		t.Fatalf("opening a stream to %s: %v", target, err)
 	}
 	return st
+}
+
+// openResult opens a stream to target and returns how its opening ended
+// (WaitOpen's error: nil, or the exit's OPEN_FAIL); the stream is closed
+// at cleanup.
+func openResult(t *testing.T, c *tunnel.Client, target string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	st, err := c.Open(ctx, xid.New(), target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() }) // its opening is what the test checks
+	return st.WaitOpen(ctx)
 }
 
 // echoChecked sends n random bytes through st to an echo target while
@@ -580,15 +590,8 @@ func TestBinaryDeniesPrivateTargetsAndStopsOnSIGTERM(t *testing.T) {
 	p := startExit(t, childEnv("PORTHOLE_TOKEN="+testToken), "--listen", "127.0.0.1:0")
 	url := p.WaitFor(t, listeningRE)[1]
 	client := newClient(t, url, nil)
-	ctx, cancel := context.WithTimeout(t.Context(), wait)
-	defer cancel()
-	st, err := client.Open(ctx, xid.New(), tg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	var oe *tunnel.OpenError
-	if err := st.WaitOpen(ctx); !errors.As(err, &oe) || oe.Code != tunnel.CodeDenied {
+	if err := openResult(t, client, tg); !errors.As(err, &oe) || oe.Code != tunnel.CodeDenied {
 		t.Errorf("a loopback target without --allow-private: %v, want OPEN_FAIL denied", err)
 	}
 

@@ -426,24 +426,25 @@ func TestTunnelRefusals(t *testing.T) {
 				t.Errorf("%s: %d ERROR log records about connection %s", what, n, info.ID)
 			}
 		}
-		t.Run("CONNECT", func(t *testing.T) {
-			before := v.ev.known()
-			_, status, err := connectStatus(v.proxy(), target)
-			if err != nil || status != w.http {
-				t.Errorf("CONNECT %s: status %d, %v; want %d", target, status, err, w.http)
-			}
-			infos, err := v.ev.newClosed(before, 1)
-			check(t, "CONNECT", infos, err)
-		})
-		t.Run("SOCKS5", func(t *testing.T) {
-			before := v.ev.known()
-			_, code, err := socks5Code(v.proxy(), target)
-			if err != nil || code != w.socks {
-				t.Errorf("SOCKS5 %s: reply %#02x, %v; want %#02x", target, code, err, w.socks)
-			}
-			infos, err := v.ev.newClosed(before, 1)
-			check(t, "SOCKS5", infos, err)
-		})
+		// CONNECT's status and SOCKS5's reply code, each asked on a
+		// connection of its own.
+		for _, a := range []struct {
+			proto string
+			ask   func(proxy, target string) (answer int, err error)
+			want  int
+		}{
+			{"CONNECT", func(p, tg string) (int, error) { _, status, err := connectStatus(p, tg); return status, err }, w.http},
+			{"SOCKS5", func(p, tg string) (int, error) { _, code, err := socks5Code(p, tg); return int(code), err }, int(w.socks)},
+		} {
+			t.Run(a.proto, func(t *testing.T) {
+				before := v.ev.known()
+				if answer, err := a.ask(v.proxy(), target); err != nil || answer != a.want {
+					t.Errorf("%s %s: answer %#x, %v; want %#x", a.proto, target, answer, err, a.want)
+				}
+				infos, err := v.ev.newClosed(before, 1)
+				check(t, a.proto, infos, err)
+			})
+		}
 		t.Run("HTTP", func(t *testing.T) {
 			client, tr := v.httpClient(t)
 			before := v.ev.known()
