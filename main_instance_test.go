@@ -27,26 +27,21 @@ func TestSecondLaunchShowsTheFirstAndExits(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := startPortholeEnv(t, env, "--config", cfg)
-	first.waitFor(t, regexp.MustCompile(`main window shown`))
+	first.WaitFor(t, regexp.MustCompile(`main window shown`))
 
 	second := startPortholeEnv(t, env, "--config", cfg)
-	second.waitFor(t, regexp.MustCompile(`already running: its connections window was brought to the front`))
-	if code, rest := second.wait(t); code != 0 {
+	second.WaitFor(t, regexp.MustCompile(`already running: its connections window was brought to the front`))
+	if code, rest := second.Wait(t); code != 0 {
 		t.Fatalf("second launch exited %d, want 0; stderr:\n%s", code, rest)
 	}
-	first.waitFor(t, regexp.MustCompile(`started again: showing the connections window`))
+	first.WaitFor(t, regexp.MustCompile(`started again: showing the connections window`))
 	desktoptest.WaitForWindows(t, display, "Porthole — Connections")
 
 	// Relative and absolute spellings of one config file are one app.
 	third := startPortholeEnv(t, env, "--config", home+"/./porthole.json")
-	if code, rest := third.wait(t); code != 0 {
+	if code, rest := third.Wait(t); code != 0 {
 		t.Fatalf("third launch exited %d, want 0; stderr:\n%s", code, rest)
 	}
 
-	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code, rest := first.wait(t); code != 0 {
-		t.Fatalf("first exited %d after SIGTERM, want 0; stderr:\n%s", code, rest)
-	}
+	first.Stop(t, syscall.SIGTERM)
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"porthole/internal/childproc"
 )
 
 // gnomeDesktop is a GNOME-like desktop for child processes: gsettings
@@ -56,7 +58,7 @@ func (d *gnomeDesktop) all(t *testing.T) string {
 }
 
 // porthole starts the program as a child on this desktop.
-func (d *gnomeDesktop) porthole(t *testing.T, args ...string) *proc {
+func (d *gnomeDesktop) porthole(t *testing.T, args ...string) *childproc.Proc {
 	t.Helper()
 	return startPortholeEnv(t, d.env, args...)
 }
@@ -73,10 +75,10 @@ func TestSystemProxyPutBackAfterCtrlCAndAfterKill(t *testing.T) {
 	before := d.all(t)
 	cfg := filepath.Join(t.TempDir(), "config.json")
 
-	run := func() (*proc, string) {
+	run := func() (*childproc.Proc, string) {
 		p := d.porthole(t, "--headless", "--config", cfg, "--listen", "127.0.0.1:0", "--system-proxy")
-		addr := p.waitFor(t, listenRE)[1]
-		p.waitFor(t, regexp.MustCompile(`msg="system proxy set"`))
+		addr := p.WaitFor(t, listenRE)[1]
+		p.WaitFor(t, regexp.MustCompile(`msg="system proxy set"`))
 		_, port, _ := strings.Cut(addr, ":")
 		if got := d.gsettings(t, "get", "org.gnome.system.proxy.http", "port"); got != port {
 			t.Fatalf("while running, the http proxy port is %s, want Porthole's %s", got, port)
@@ -88,30 +90,25 @@ func TestSystemProxyPutBackAfterCtrlCAndAfterKill(t *testing.T) {
 	}
 
 	p, _ := run()
-	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if code, rest := p.wait(t); code != 0 {
-		t.Fatalf("exit %d after Ctrl-C; stderr:\n%s", code, rest)
-	}
+	p.Stop(t, syscall.SIGINT)
 	if after := d.all(t); after != before {
 		t.Fatalf("after Ctrl-C the settings are not the user's:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 
 	p, port := run()
-	if err := p.cmd.Process.Kill(); err != nil {
+	if err := p.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	var ee *exec.ExitError
-	if err := <-p.exited; !errors.As(err, &ee) {
+	if err := p.Err(); !errors.As(err, &ee) {
 		t.Fatalf("killed porthole: %v", err)
 	}
 	if got := d.gsettings(t, "get", "org.gnome.system.proxy.http", "port"); got != port {
 		t.Fatalf("after SIGKILL the port is %s; the test needs the crash to have left it set", got)
 	}
 	r := d.porthole(t, "--config", cfg, "--restore-system-proxy")
-	r.waitFor(t, regexp.MustCompile(`put back`))
-	if code, rest := r.wait(t); code != 0 {
+	r.WaitFor(t, regexp.MustCompile(`put back`))
+	if code, rest := r.Wait(t); code != 0 {
 		t.Fatalf("--restore-system-proxy exit %d; stderr:\n%s", code, rest)
 	}
 	if after := d.all(t); after != before {
@@ -119,7 +116,7 @@ func TestSystemProxyPutBackAfterCtrlCAndAfterKill(t *testing.T) {
 	}
 	// Nothing left to repair: a second run says nothing and succeeds.
 	r = d.porthole(t, "--config", cfg, "--restore-system-proxy")
-	if code, rest := r.wait(t); code != 0 || strings.Contains(rest, "put back") {
+	if code, rest := r.Wait(t); code != 0 || strings.Contains(rest, "put back") {
 		t.Fatalf("second --restore-system-proxy: exit %d; stderr:\n%s", code, rest)
 	}
 }
@@ -137,34 +134,24 @@ func TestSecondProcessLeavesTheRunningOnesSystemProxy(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "config.json")
 
 	first := d.porthole(t, "--headless", "--config", cfg, "--listen", "127.0.0.1:0", "--system-proxy")
-	addr := first.waitFor(t, listenRE)[1]
-	first.waitFor(t, regexp.MustCompile(`msg="system proxy set"`))
+	addr := first.WaitFor(t, listenRE)[1]
+	first.WaitFor(t, regexp.MustCompile(`msg="system proxy set"`))
 	_, port, _ := strings.Cut(addr, ":")
 	set := d.all(t)
 
 	second := d.porthole(t, "--headless", "--config", cfg, "--listen", "127.0.0.1:0", "--system-proxy")
-	second.waitFor(t, regexp.MustCompile(`set by another running Porthole; left as it is`))
-	second.waitFor(t, listenRE)
-	second.waitFor(t, regexp.MustCompile(`another running Porthole has the system proxy set`))
+	second.WaitFor(t, regexp.MustCompile(`set by another running Porthole; left as it is`))
+	second.WaitFor(t, listenRE)
+	second.WaitFor(t, regexp.MustCompile(`another running Porthole has the system proxy set`))
 	if got := d.all(t); got != set {
 		t.Fatalf("the second process changed the first's system proxy:\nnow:\n%s\nwas:\n%s", got, set)
 	}
-	if err := second.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if code, rest := second.wait(t); code != 0 {
-		t.Fatalf("second: exit %d after Ctrl-C; stderr:\n%s", code, rest)
-	}
+	second.Stop(t, syscall.SIGINT)
 	if got := d.gsettings(t, "get", "org.gnome.system.proxy.http", "port"); got != port {
 		t.Fatalf("after the second ended the port is %s, want the first's %s", got, port)
 	}
 
-	if err := first.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if code, rest := first.wait(t); code != 0 {
-		t.Fatalf("first: exit %d after Ctrl-C; stderr:\n%s", code, rest)
-	}
+	first.Stop(t, syscall.SIGINT)
 	if after := d.all(t); after != before {
 		t.Fatalf("after the first's Ctrl-C the settings are not the user's:\nbefore:\n%s\nafter:\n%s", before, after)
 	}

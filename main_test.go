@@ -18,118 +18,57 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"porthole/internal/childproc"
 )
 
 // The test binary doubles as porthole: with PORTHOLE_AS_MAIN set it runs
 // main's run() on its arguments, so these tests drive the real program as
 // a separate process, signals and exit codes included.
 func TestMain(m *testing.M) {
-	if os.Getenv("PORTHOLE_AS_MAIN") == "1" {
-		os.Exit(run(os.Args[1:]))
-	}
+	childproc.AsChild("PORTHOLE_AS_MAIN", func() int { return run(os.Args[1:]) })
 	// main imports ui, and Fyne's GL driver starts its call queue's
 	// goroutine when the package is initialised; it lives as long as the
 	// process.
 	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("fyne.io/fyne/v2/internal/async.(*UnboundedChan[...]).processing"))
 }
 
-type proc struct {
-	cmd    *exec.Cmd
-	lines  chan string // stderr, line by line
-	exited chan error
-}
-
 // startPorthole runs porthole with args in fresh, empty HOME and config
 // directories.
-func startPorthole(t *testing.T, args ...string) *proc {
+func startPorthole(t *testing.T, args ...string) *childproc.Proc {
 	t.Helper()
 	return startPortholeEnv(t, append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir(), "HOME="+t.TempDir()), args...)
 }
 
-// startPortholeEnv runs porthole with args in the environment env.
-func startPortholeEnv(t *testing.T, env []string, args ...string) *proc {
+// startPortholeEnv runs porthole with args in the environment env; every
+// wait for it is bounded by 30 s.
+func startPortholeEnv(t *testing.T, env []string, args ...string) *childproc.Proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	// GORACE: a -race child otherwise waits 1 s at exit.
-	cmd.Env = append(env, "PORTHOLE_AS_MAIN=1", "GORACE=atexit_sleep_ms=0")
-	stderr, err := cmd.StderrPipe()
+	return childproc.Start(t, "porthole", 30*time.Second, childproc.Self(childproc.QuietRace(append(env, "PORTHOLE_AS_MAIN=1")), args...))
+}
+
+// getBody GETs url with c and returns the body; the test fails if that
+// does not work.
+func getBody(t *testing.T, c *http.Client, url string) string {
+	t.Helper()
+	resp, err := c.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading the body: %v", url, err)
 	}
-	p := &proc{cmd: cmd, lines: make(chan string, 1000), exited: make(chan error, 1)}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			select {
-			case p.lines <- sc.Text():
-			default: // nobody is looking at more lines
-			}
-		}
-		close(p.lines)
-		p.exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill() // a failed test's leftover; the error says nothing more
-			<-p.exited
-		}
-	})
-	return p
+	return string(body)
 }
 
-var listenRE = regexp.MustCompile(`msg="proxy listening" addr=(\S+)`)
-
-// waitFor returns the first stderr line matching re, failing after 30 s.
-func (p *proc) waitFor(t *testing.T, re *regexp.Regexp) []string {
+// helloOrigin serves body to every request on a loopback HTTP server
+// until the test ends, and returns its address.
+func helloOrigin(t *testing.T, body string) string {
 	t.Helper()
-	deadline := time.After(30 * time.Second)
-	var seen []string
-	for {
-		select {
-		case line, ok := <-p.lines:
-			if !ok {
-				t.Fatalf("porthole exited before printing %v; stderr:\n%s", re, strings.Join(seen, "\n"))
-			}
-			seen = append(seen, line)
-			if m := re.FindStringSubmatch(line); m != nil {
-				return m
-			}
-		case <-deadline:
-			t.Fatalf("no %v within 30 s; stderr:\n%s", re, strings.Join(seen, "\n"))
-		}
-	}
-}
-
-// wait returns the exit code and the rest of stderr, failing after 30 s.
-func (p *proc) wait(t *testing.T) (int, string) {
-	t.Helper()
-	var rest []string
-	timeout := time.After(30 * time.Second)
-	for line := range p.lines {
-		rest = append(rest, line)
-	}
-	select {
-	case err := <-p.exited:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode(), strings.Join(rest, "\n")
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0, strings.Join(rest, "\n")
-	case <-timeout:
-		t.Fatal("porthole did not exit within 30 s")
-		return -1, ""
-	}
-}
-
-func TestHeadlessServesAndStopsCleanlyOnCtrlC(t *testing.T) {
 	origin := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "hello from origin")
+		fmt.Fprint(w, body)
 	})}
 	oln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -137,20 +76,21 @@ func TestHeadlessServesAndStopsCleanlyOnCtrlC(t *testing.T) {
 	}
 	go func() { _ = origin.Serve(oln) }()
 	t.Cleanup(func() { origin.Close() })
+	return oln.Addr().String()
+}
+
+var listenRE = regexp.MustCompile(`msg="proxy listening" addr=(\S+)`)
+
+func TestHeadlessServesAndStopsCleanlyOnCtrlC(t *testing.T) {
+	originAddr := helloOrigin(t, "hello from origin")
 
 	p := startPorthole(t, "--headless", "--listen", "127.0.0.1:0", "--log-level", "debug")
-	addr := p.waitFor(t, listenRE)[1]
+	addr := p.WaitFor(t, listenRE)[1]
 
 	proxyURL := &url.URL{Scheme: "http", Host: addr}
 	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: 10 * time.Second}
-	resp, err := client.Get("http://" + oln.Addr().String() + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || string(body) != "hello from origin" {
-		t.Fatalf("through the proxy: %q, %v", body, err)
+	if body := getBody(t, client, "http://"+originAddr+"/"); body != "hello from origin" {
+		t.Fatalf("through the proxy: %q", body)
 	}
 	client.CloseIdleConnections()
 
@@ -160,7 +100,7 @@ func TestHeadlessServesAndStopsCleanlyOnCtrlC(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer live.Close()
-	fmt.Fprintf(live, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", oln.Addr(), oln.Addr())
+	fmt.Fprintf(live, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", originAddr, originAddr)
 	br := bufio.NewReader(live)
 	if err := live.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
 		t.Fatal(err)
@@ -173,13 +113,7 @@ func TestHeadlessServesAndStopsCleanlyOnCtrlC(t *testing.T) {
 		t.Fatalf("CONNECT response head: %q, %v", blank, err)
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	code, rest := p.wait(t)
-	if code != 0 {
-		t.Fatalf("exit code %d after Ctrl-C, want 0; stderr:\n%s", code, rest)
-	}
+	rest := p.Stop(t, syscall.SIGINT)
 	if strings.Contains(rest, "level=ERROR") {
 		t.Errorf("ERROR logged during a clean stop:\n%s", rest)
 	}
@@ -199,7 +133,7 @@ func TestSecondInstanceOnAPortInUseFailsNamingThePort(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startPorthole(t, "--headless", "--listen", ln.Addr().String())
-	code, stderr := p.wait(t)
+	code, stderr := p.Wait(t)
 	if code != 1 {
 		t.Fatalf("exit code %d, want 1; stderr:\n%s", code, stderr)
 	}

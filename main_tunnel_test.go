@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,15 +21,7 @@ import (
 // server on loopback: the token comes from a file, requests go through the
 // tunnel (the exit logs their stream ids), and Ctrl-C still ends cleanly.
 func TestHeadlessTunnelMode(t *testing.T) {
-	origin := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "hello through the tunnel")
-	})}
-	oln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = origin.Serve(oln) }()
-	t.Cleanup(func() { origin.Close() })
+	originAddr := helloOrigin(t, "hello through the tunnel")
 
 	opened := make(chan string, 16)
 	xs, err := exit.New(exit.Config{Token: "s3cret", AllowPrivate: true, Logger: streamLogger(opened)})
@@ -62,39 +52,27 @@ func TestHeadlessTunnelMode(t *testing.T) {
 	}
 	p := startPorthole(t, "--headless", "--config", cfgFile, "--listen", "127.0.0.1:0", "--mode", "tunnel",
 		"--exit", "ws://"+eln.Addr().String()+"/porthole", "--token-file", tokenFile)
-	addr := p.waitFor(t, listenRE)[1]
-	p.waitFor(t, regexp.MustCompile(`msg="tunnel connected"`))
+	addr := p.WaitFor(t, listenRE)[1]
+	p.WaitFor(t, regexp.MustCompile(`msg="tunnel connected"`))
 
 	proxyURL := &url.URL{Scheme: "http", Host: addr}
 	tr := &http.Transport{Proxy: http.ProxyURL(proxyURL)}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	resp, err := client.Get("http://" + oln.Addr().String() + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || string(body) != "hello through the tunnel" {
-		t.Fatalf("through the tunnel: %q, %v", body, err)
+	if body := getBody(t, client, "http://"+originAddr+"/"); body != "hello through the tunnel" {
+		t.Fatalf("through the tunnel: %q", body)
 	}
 	select {
 	case target := <-opened:
-		if target != oln.Addr().String() {
-			t.Errorf("the exit dialled %s, want the origin %s", target, oln.Addr())
+		if target != originAddr {
+			t.Errorf("the exit dialled %s, want the origin %s", target, originAddr)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the request did not go through the exit")
 	}
 	tr.CloseIdleConnections()
 
-	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	code, rest := p.wait(t)
-	if code != 0 {
-		t.Fatalf("exit code %d after Ctrl-C, want 0; stderr:\n%s", code, rest)
-	}
+	rest := p.Stop(t, syscall.SIGINT)
 	if strings.Contains(rest, "level=ERROR") {
 		t.Errorf("ERROR logged during a clean stop:\n%s", rest)
 	}

@@ -16,20 +16,14 @@ import (
 	"porthole/app/config"
 	"porthole/app/sysproxy"
 	"porthole/core"
+	"porthole/internal/desktoptest"
 )
 
 // gnomeSysproxy is a real system proxy for the test: gsettings writing a
 // keyfile in a temporary HOME. It skips where gsettings cannot run.
 func gnomeSysproxy(t *testing.T) *sysproxy.Manager {
 	t.Helper()
-	if _, err := exec.LookPath("gsettings"); err != nil {
-		t.Skip("gsettings is not installed (Debian: libglib2.0-bin, installed by build/deps.sh)")
-	}
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
-	t.Setenv("GSETTINGS_BACKEND", "keyfile")
-	t.Setenv("XDG_CURRENT_DESKTOP", "GNOME")
+	_, home := desktoptest.GSettings(t)
 	b, err := sysproxy.Detect(quiet)
 	if err != nil {
 		t.Skipf("no GNOME system proxy here: %v", err)

@@ -23,19 +23,12 @@ func TestAfterCloseTheNextStartRunsWithSocketFiles(t *testing.T) {
 func TestStaleSocketFileIsReplaced(t *testing.T) {
 	usePathMode(t)
 	k := key(t)
-	addr, err := address(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("unix", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenAt(t, k)
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	if err := ln.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(addr); err != nil {
+	if _, err := os.Stat(ln.Addr().String()); err != nil {
 		t.Fatalf("the stale file should be there: %v", err)
 	}
 	mustAcquire(t, k)

@@ -8,13 +8,25 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// quiet is a logger for what the test does not look at.
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// listenAt listens on the socket that stands for config path k, as
+// something other than Porthole holding its name would.
+func listenAt(t *testing.T, k string) net.Listener {
+	t.Helper()
+	addr, err := address(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
 
 // key is a config path no other test (or a running Porthole) uses.
 func key(t *testing.T) string { return filepath.Join(t.TempDir(), "config.json") }
@@ -94,14 +106,7 @@ func TestAfterCloseTheNextStartRuns(t *testing.T) { testAfterCloseTheNextStartRu
 // taken for a running Porthole, and is not removed either.
 func TestHolderThatDoesNotAnswer(t *testing.T) {
 	k := key(t)
-	addr, err := address(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("unix", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenAt(t, k)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -112,7 +117,7 @@ func TestHolderThatDoesNotAnswer(t *testing.T) {
 		_, _ = c.Write([]byte("nope\n"))
 		_ = c.Close()
 	}()
-	_, err = Acquire(k, quiet())
+	_, err := Acquire(k, quiet())
 	if err == nil || errors.Is(err, ErrRunning) {
 		t.Fatalf("Acquire = %v, want an error that is not ErrRunning", err)
 	}

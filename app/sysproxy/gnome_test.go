@@ -12,21 +12,14 @@ import (
 	"testing"
 
 	"porthole/core/outbound"
+	"porthole/internal/desktoptest"
 )
 
 // useGsettings points gsettings at a keyfile in a temporary HOME and
 // returns the real gsettings, or skips the test where it cannot run.
 func useGsettings(t *testing.T) string {
 	t.Helper()
-	gs, err := exec.LookPath("gsettings")
-	if err != nil {
-		t.Skip("gsettings is not installed (Debian: libglib2.0-bin, installed by build/deps.sh); the GNOME backend is not tested here")
-	}
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
-	t.Setenv("GSETTINGS_BACKEND", "keyfile")
-	t.Setenv("XDG_CURRENT_DESKTOP", "GNOME")
+	gs, _ := desktoptest.GSettings(t)
 	if out, err := exec.Command(gs, "list-keys", gnomeSchema).CombinedOutput(); err != nil {
 		t.Skipf("gsettings has no %s schema (Debian: gsettings-desktop-schemas, installed by build/deps.sh): %s",
 			gnomeSchema, strings.TrimSpace(string(out)))

@@ -156,11 +156,42 @@ func (l *logBuf) lines(words ...string) []string {
 
 func newLog() (*slog.Logger, *logBuf) {
 	b := &logBuf{}
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
+	return b.logger(), b
+}
+
+// logger is a DEBUG logger writing to b.
+func (b *logBuf) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func journalPath(t *testing.T) string {
 	return filepath.Join(t.TempDir(), "porthole", JournalName)
+}
+
+// enabledManager is a Manager over a fake backend (journal at path, log
+// in logs) that has set the proxy to 127.0.0.1:8088 with no bypass.
+func enabledManager(t *testing.T) (m *Manager, f *fakeBackend, path string, logs *logBuf) {
+	t.Helper()
+	path = journalPath(t)
+	f = newFake(path)
+	log, logs := newLog()
+	m = NewManager(f, path, log)
+	if err := m.Enable("127.0.0.1:8088", nil); err != nil {
+		t.Fatal(err)
+	}
+	return m, f, path, logs
+}
+
+// disableRestores disables m and fails the test unless f's settings are
+// then before again.
+func disableRestores(t *testing.T, m *Manager, f *fakeBackend, before map[string]string) {
+	t.Helper()
+	if err := m.Disable(); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.snapshot(); !maps.Equal(got, before) {
+		t.Fatalf("after Disable: %v, want %v", got, before)
+	}
 }
 
 var defaultBypassJoined = strings.Join(outbound.DefaultBypass, ",")
@@ -204,12 +235,7 @@ func TestEnableJournalsFirstAndDisableRestores(t *testing.T) {
 		t.Error("the journal records a key Porthole does not touch")
 	}
 
-	if err := m.Disable(); err != nil {
-		t.Fatal(err)
-	}
-	if got := f.snapshot(); !maps.Equal(got, before) {
-		t.Fatalf("after Disable: %v, want %v", got, before)
-	}
+	disableRestores(t, m, f, before)
 	if m.Enabled() {
 		t.Fatal("Enabled() = true after Disable")
 	}
@@ -267,13 +293,7 @@ func TestEnableAndDisableAreIdempotent(t *testing.T) {
 }
 
 func TestDisableLeavesWhatOthersChanged(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
-	log, logs := newLog()
-	m := NewManager(f, path, log)
-	if err := m.Enable("127.0.0.1:8088", nil); err != nil {
-		t.Fatal(err)
-	}
+	m, f, path, logs := enabledManager(t)
 	f.set("host", "users-new-proxy") // the user changed it meanwhile
 	if err := m.Disable(); err != nil {
 		t.Fatal(err)
@@ -294,13 +314,7 @@ func TestDisableLeavesWhatOthersChanged(t *testing.T) {
 }
 
 func TestDisableSkipsKeysThatNoLongerExist(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
-	log, logs := newLog()
-	m := NewManager(f, path, log)
-	if err := m.Enable("127.0.0.1:8088", nil); err != nil {
-		t.Fatal(err)
-	}
+	m, f, _, logs := enabledManager(t)
 	f.mu.Lock()
 	f.gone["bypass"] = true // e.g. a network service removed meanwhile
 	f.mu.Unlock()
@@ -416,12 +430,7 @@ func TestEnableRepairsAJournalLeftBehindFirst(t *testing.T) {
 	if j.Previous["host"] != "corp-proxy" || j.Previous["mode"] != "manual" {
 		t.Fatalf("Porthole's own values were journaled as the user's: %v", j.Previous)
 	}
-	if err := m.Disable(); err != nil {
-		t.Fatal(err)
-	}
-	if got := f.snapshot(); !maps.Equal(got, before) {
-		t.Fatalf("after Disable: %v, want %v", got, before)
-	}
+	disableRestores(t, m, f, before)
 }
 
 func TestCorruptJournalIsSetAside(t *testing.T) {
@@ -545,12 +554,7 @@ func TestNormalisedValuesAreJournaledAsRead(t *testing.T) {
 	f.mu.Lock()
 	f.upper = false
 	f.mu.Unlock()
-	if err := m.Disable(); err != nil {
-		t.Fatal(err)
-	}
-	if got := f.snapshot(); !maps.Equal(got, before) {
-		t.Fatalf("after Disable: %v, want %v", got, before)
-	}
+	disableRestores(t, m, f, before)
 }
 
 func TestBadInputIsRejectedBeforeAnything(t *testing.T) {
@@ -674,12 +678,7 @@ func TestConcurrentUse(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if err := m.Disable(); err != nil {
-		t.Fatal(err)
-	}
-	if got := f.snapshot(); !maps.Equal(got, before) {
-		t.Fatalf("after all: %v, want %v", got, before)
-	}
+	disableRestores(t, m, f, before)
 }
 
 func TestJournalFileFormat(t *testing.T) {
@@ -719,16 +718,10 @@ func TestJournalFileFormat(t *testing.T) {
 // restores, the second may set it. (Two Managers in one process behave as
 // two processes: the lock is per open file.)
 func TestRunningOwnersJournalIsNotRepaired(t *testing.T) {
-	path := journalPath(t)
-	fb := newFake(path)
-	log, buf := newLog()
-	first := NewManager(fb, path, log)
-	if err := first.Enable("127.0.0.1:8088", nil); err != nil {
-		t.Fatal(err)
-	}
+	first, fb, path, buf := enabledManager(t)
 	set := fb.snapshot()
 
-	second := NewManager(fb, path, log)
+	second := NewManager(fb, path, buf.logger())
 	if repaired, err := second.Repair(); repaired || err != nil {
 		t.Fatalf("Repair of a running owner's journal = %v, %v; want false, nil", repaired, err)
 	}
@@ -764,18 +757,12 @@ func TestRunningOwnersJournalIsNotRepaired(t *testing.T) {
 
 // A crashed owner's lock is gone with it: the journal is repaired.
 func TestCrashedOwnersJournalIsRepaired(t *testing.T) {
-	path := journalPath(t)
-	fb := newFake(path)
-	log, _ := newLog()
-	crashed := NewManager(fb, path, log)
-	if err := crashed.Enable("127.0.0.1:8088", nil); err != nil {
-		t.Fatal(err)
-	}
+	crashed, fb, path, logs := enabledManager(t)
 	// What the OS does when the process dies.
 	if err := crashed.owner.release(); err != nil {
 		t.Fatal(err)
 	}
-	next := NewManager(fb, path, log)
+	next := NewManager(fb, path, logs.logger())
 	if repaired, err := next.Repair(); !repaired || err != nil {
 		t.Fatalf("Repair = %v, %v; want true, nil", repaired, err)
 	}

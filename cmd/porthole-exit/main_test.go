@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -24,7 +23,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -35,16 +33,19 @@ import (
 	"go.uber.org/goleak"
 
 	"porthole/core/tunnel"
+	"porthole/internal/childproc"
+	"porthole/internal/logcapture"
+	"porthole/internal/origin"
 )
 
 // The test binary doubles as porthole-exit: with PORTHOLE_EXIT_AS_MAIN set
 // it runs main() on its arguments, so these tests drive the real program
 // as a separate process, signals and exit codes included.
 func TestMain(m *testing.M) {
-	if os.Getenv("PORTHOLE_EXIT_AS_MAIN") == "1" {
+	childproc.AsChild("PORTHOLE_EXIT_AS_MAIN", func() int {
 		main() // exits
-		return
-	}
+		return 0
+	})
 	goleak.VerifyTestMain(m)
 }
 
@@ -101,52 +102,16 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// lineSink is an output of run: it keeps what was written and wakes whoever
-// waits for a line.
-type lineSink struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{}
-}
-
-func newLineSink() *lineSink { return &lineSink{changed: make(chan struct{})} }
-
-func (l *lineSink) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n, err := l.buf.Write(p)
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return n, err
-}
-
-func (l *lineSink) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// waitFor returns the submatches of the first match of re, failing after wait.
-func (l *lineSink) waitFor(t *testing.T, re *regexp.Regexp) []string {
+// waitLine returns the submatches of the first match of re in what run
+// wrote to out, failing after wait.
+func waitLine(t *testing.T, out *logcapture.Sink, re *regexp.Regexp) []string {
 	t.Helper()
-	timeout := time.NewTimer(wait)
-	defer timeout.Stop()
-	for range 100_000 { // one round per write
-		l.mu.Lock()
-		m := re.FindStringSubmatch(l.buf.String())
-		changed := l.changed
-		l.mu.Unlock()
-		if m != nil {
-			return m
-		}
-		select {
-		case <-changed:
-		case <-timeout.C:
-			t.Fatalf("no %v within %v; output:\n%s", re, wait, l)
-		}
-	}
-	t.Fatalf("no %v after 100,000 writes", re)
-	return nil
+	var m []string
+	out.Await(t, wait, re.String(), func(data []byte) bool {
+		m = re.FindStringSubmatch(string(data))
+		return m != nil
+	})
+	return m
 }
 
 // runResult is run's outcome.
@@ -238,7 +203,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	tg := startEcho(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stdout, stderr := newLineSink(), newLineSink()
+	stdout, stderr := logcapture.NewSink(), logcapture.NewSink()
 	var released atomic.Int32
 	code := make(chan int, 1)
 	go func() {
@@ -252,7 +217,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 			<-code
 		}
 	})
-	url := stderr.waitFor(t, listeningRE)[1]
+	url := waitLine(t, stderr, listeningRE)[1]
 	if !strings.HasPrefix(url, "ws://127.0.0.1:") || !strings.HasSuffix(url, "/porthole") {
 		t.Fatalf("listening on %q", url)
 	}
@@ -270,23 +235,18 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	client := newClient(t, url, nil)
 	st := openStream(t, client, tg)
 	echoChecked(t, st, 256<<10)
-	stderr.waitFor(t, regexp.MustCompile(`level=DEBUG msg="stream closed" session=\S+ stream=`+st.ID().String()))
+	waitLine(t, stderr, regexp.MustCompile(`level=DEBUG msg="stream closed" session=\S+ stream=`+st.ID().String()))
 
 	// Its stream has ended (logged above): room for one more, not two.
 	st2 := openStream(t, client, tg) // left open: the stop must end it
-	ctxOpen, cancelOpen := context.WithTimeout(t.Context(), wait)
-	defer cancelOpen()
-	st3, err := client.Open(ctxOpen, xid.New(), tg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st3.Close()
 	var oe *tunnel.OpenError
-	if err := st3.WaitOpen(ctxOpen); !errors.As(err, &oe) || oe.Code != tunnel.CodeOverloaded {
+	if err := openResult(t, client, tg); !errors.As(err, &oe) || oe.Code != tunnel.CodeOverloaded {
 		t.Errorf("a second stream with --max-streams 1: %v, want OPEN_FAIL overloaded", err)
 	}
 	// One session at most: a second client is turned away.
-	_, err = tunnel.Dial(ctxOpen, url, testToken, tunnel.DialOptions{Timeout: wait})
+	dialCtx, cancelDial := context.WithTimeout(t.Context(), wait)
+	defer cancelDial()
+	_, err := tunnel.Dial(dialCtx, url, testToken, tunnel.DialOptions{Timeout: wait})
 	if !errors.Is(err, websocket.ErrBadHandshake) || errors.Is(err, tunnel.ErrAuthFailed) {
 		t.Errorf("a second session with --max-sessions 1: %v, want a refused upgrade", err)
 	}
@@ -370,6 +330,21 @@ func openStream(t *testing.T, c *tunnel.Client, target string) *tunnel.Stream {
 	return st
 }
 
+// openResult opens a stream to target and returns how its opening ended
+// (WaitOpen's error: nil, or the exit's OPEN_FAIL); the stream is closed
+// at cleanup.
+func openResult(t *testing.T, c *tunnel.Client, target string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	st, err := c.Open(ctx, xid.New(), target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() }) // its opening is what the test checks
+	return st.WaitOpen(ctx)
+}
+
 // echoChecked sends n random bytes through st to an echo target while
 // reading the echo, half-closes, and checks the echo (SHA-256) and its EOF.
 func echoChecked(t *testing.T, st *tunnel.Stream, n int) {
@@ -406,68 +381,31 @@ func echoChecked(t *testing.T, st *tunnel.Stream, n int) {
 // input ends) and returns its address.
 func startEcho(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv := origin.New()
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("closing the echo server: %v", err)
+		}
+	})
+	ln, err := srv.Listen("tcp", func(c *net.TCPConn) {
+		if _, err := io.Copy(c, c); err == nil {
+			_ = c.CloseWrite() // the client checks what it got
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		conns  = map[net.Conn]struct{}{}
-		closed bool
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return // closed at cleanup
-			}
-			mu.Lock()
-			if closed {
-				mu.Unlock()
-				_ = c.Close() // the test is over
-				continue
-			}
-			conns[c] = struct{}{}
-			wg.Add(1)
-			mu.Unlock()
-			go func() {
-				defer wg.Done()
-				if _, err := io.Copy(c, c); err == nil {
-					_ = c.(*net.TCPConn).CloseWrite() // the client checks what it got
-				}
-				mu.Lock()
-				delete(conns, c)
-				mu.Unlock()
-				_ = c.Close() // done with it either way
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		if err := ln.Close(); err != nil {
-			t.Errorf("closing the echo server: %v", err)
-		}
-		mu.Lock()
-		closed = true
-		for c := range conns {
-			_ = c.Close() // unblocks its handler
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
 	return ln.Addr().String()
 }
 
 // ---------------------------------------------------------------------------
 // The program as a process.
 
+// proc is porthole-exit running as a child process; stdout is its
+// standard output.
 type proc struct {
-	cmd    *exec.Cmd
+	*childproc.Proc
 	stdout bytes.Buffer
-	lines  chan string // stderr, line by line
-	exited chan error
 }
 
 // childEnv is this process's environment without PORTHOLE_TOKEN, plus extra.
@@ -475,113 +413,26 @@ type proc struct {
 // (atexit_sleep_ms): that is turned off, the caller's GORACE kept.
 func childEnv(extra ...string) []string {
 	var env []string
-	gorace := "atexit_sleep_ms=0"
 	for _, kv := range os.Environ() {
-		switch {
-		case strings.HasPrefix(kv, "PORTHOLE_TOKEN="), strings.HasPrefix(kv, "PORTHOLE_EXIT_AS_MAIN="):
-		case strings.HasPrefix(kv, "GORACE="):
-			gorace = strings.TrimPrefix(kv, "GORACE=") + " " + gorace
-		default:
+		if !strings.HasPrefix(kv, "PORTHOLE_TOKEN=") && !strings.HasPrefix(kv, "PORTHOLE_EXIT_AS_MAIN=") {
 			env = append(env, kv)
 		}
 	}
-	return append(append(env, "PORTHOLE_EXIT_AS_MAIN=1", "GORACE="+gorace), extra...)
+	return append(childproc.QuietRace(append(env, "PORTHOLE_EXIT_AS_MAIN=1")), extra...)
 }
 
 func startExit(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = env
-	p := &proc{cmd: cmd, lines: make(chan string, 1000), exited: make(chan error, 1)}
+	p := &proc{}
+	cmd := childproc.Self(env, args...)
 	cmd.Stdout = &p.stdout
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			select {
-			case p.lines <- sc.Text():
-			default: // nobody is looking at more lines
-			}
-		}
-		close(p.lines)
-		p.exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill() // a failed test's leftover; the error says nothing more
-			<-p.exited
-		}
-	})
+	p.Proc = childproc.Start(t, "porthole-exit", wait, cmd)
 	return p
-}
-
-// waitFor returns the submatches of the first stderr line matching re.
-func (p *proc) waitFor(t *testing.T, re *regexp.Regexp) []string {
-	t.Helper()
-	deadline := time.NewTimer(wait)
-	defer deadline.Stop()
-	var seen []string
-	for range 100_000 {
-		select {
-		case line, ok := <-p.lines:
-			if !ok {
-				t.Fatalf("porthole-exit ended before printing %v; stderr:\n%s", re, strings.Join(seen, "\n"))
-			}
-			seen = append(seen, line)
-			if m := re.FindStringSubmatch(line); m != nil {
-				return m
-			}
-		case <-deadline.C:
-			t.Fatalf("no %v within %v; stderr:\n%s", re, wait, strings.Join(seen, "\n"))
-		}
-	}
-	t.Fatalf("no %v in 100,000 lines", re)
-	return nil
-}
-
-// wait returns the exit code and the rest of stderr.
-func (p *proc) wait(t *testing.T) (int, string) {
-	t.Helper()
-	deadline := time.NewTimer(wait)
-	defer deadline.Stop()
-	var rest []string
-	for {
-		select {
-		case line, ok := <-p.lines:
-			if ok {
-				rest = append(rest, line)
-				continue
-			}
-		case <-deadline.C:
-			t.Fatalf("porthole-exit did not exit within %v; stderr:\n%s", wait, strings.Join(rest, "\n"))
-		}
-		break
-	}
-	select {
-	case err := <-p.exited:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode(), strings.Join(rest, "\n")
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0, strings.Join(rest, "\n")
-	case <-deadline.C:
-		t.Fatalf("porthole-exit did not exit within %v", wait)
-		return -1, ""
-	}
 }
 
 func TestBinaryUsage(t *testing.T) {
 	p := startExit(t, childEnv(), "--version")
-	if code, stderr := p.wait(t); code != 0 || p.stdout.String() != "porthole-exit dev\n" || stderr != "" {
+	if code, stderr := p.Wait(t); code != 0 || p.stdout.String() != "porthole-exit dev\n" || stderr != "" {
 		t.Errorf("--version: exit %d, stdout %q, stderr %q; want 0 and \"porthole-exit dev\"", code, p.stdout.String(), stderr)
 	}
 	token := writeFile(t, "token", testToken)
@@ -598,7 +449,7 @@ func TestBinaryUsage(t *testing.T) {
 		{"cert without key", childEnv(), []string{"--token-file", token, "--tls-cert", token}, "--tls-key"},
 	} {
 		p := startExit(t, c.env, c.args...)
-		if code, stderr := p.wait(t); code != 2 || !strings.Contains(stderr, c.says) {
+		if code, stderr := p.Wait(t); code != 2 || !strings.Contains(stderr, c.says) {
 			t.Errorf("%s: exit %d, stderr %q; want exit 2 and a message with %q", c.name, code, stderr, c.says)
 		}
 	}
@@ -611,7 +462,7 @@ func TestBinaryPortTaken(t *testing.T) {
 	}
 	defer ln.Close()
 	p := startExit(t, childEnv("PORTHOLE_TOKEN="+testToken), "--listen", ln.Addr().String())
-	if code, stderr := p.wait(t); code != 1 || !strings.Contains(stderr, "cannot listen") {
+	if code, stderr := p.Wait(t); code != 1 || !strings.Contains(stderr, "cannot listen") {
 		t.Errorf("listening on a taken port: exit %d, stderr %q; want 1", code, stderr)
 	}
 }
@@ -692,7 +543,7 @@ func TestBinaryServesWSS(t *testing.T) {
 	tg := startEcho(t)
 	p := startExit(t, childEnv(), "--listen", "127.0.0.1:0", "--token-file", tokenFile,
 		"--tls-cert", certFile, "--tls-key", keyFile, "--allow-private", "--path", "/tunnel")
-	url := p.waitFor(t, listeningRE)[1]
+	url := p.WaitFor(t, listeningRE)[1]
 	if !strings.HasPrefix(url, "wss://127.0.0.1:") || !strings.HasSuffix(url, "/tunnel") {
 		t.Fatalf("listening on %q, want wss://127.0.0.1:PORT/tunnel", url)
 	}
@@ -719,13 +570,7 @@ func TestBinaryServesWSS(t *testing.T) {
 		t.Errorf("curl on the tunnel path with a wrong token: %s, want 401", code)
 	}
 
-	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	code, rest := p.wait(t)
-	if code != 0 {
-		t.Errorf("exit %d after SIGINT, want 0; stderr:\n%s", code, rest)
-	}
+	rest := p.Stop(t, os.Interrupt)
 	if !strings.Contains(rest, "msg=stopping") {
 		t.Errorf("no \"stopping\" after SIGINT; stderr:\n%s", rest)
 	}
@@ -743,24 +588,14 @@ func TestBinaryServesWSS(t *testing.T) {
 func TestBinaryDeniesPrivateTargetsAndStopsOnSIGTERM(t *testing.T) {
 	tg := startEcho(t)
 	p := startExit(t, childEnv("PORTHOLE_TOKEN="+testToken), "--listen", "127.0.0.1:0")
-	url := p.waitFor(t, listeningRE)[1]
+	url := p.WaitFor(t, listeningRE)[1]
 	client := newClient(t, url, nil)
-	ctx, cancel := context.WithTimeout(t.Context(), wait)
-	defer cancel()
-	st, err := client.Open(ctx, xid.New(), tg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	var oe *tunnel.OpenError
-	if err := st.WaitOpen(ctx); !errors.As(err, &oe) || oe.Code != tunnel.CodeDenied {
+	if err := openResult(t, client, tg); !errors.As(err, &oe) || oe.Code != tunnel.CodeDenied {
 		t.Errorf("a loopback target without --allow-private: %v, want OPEN_FAIL denied", err)
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code, rest := p.wait(t); code != 0 || !strings.Contains(rest, "msg=stopping") {
-		t.Errorf("after SIGTERM: exit %d, stderr:\n%s\nwant exit 0 and \"stopping\"", code, rest)
+	if rest := p.Stop(t, syscall.SIGTERM); !strings.Contains(rest, "msg=stopping") {
+		t.Errorf("after SIGTERM: stderr:\n%s\nwant \"stopping\"", rest)
 	}
 }

@@ -26,8 +26,10 @@ import (
 
 	"porthole/core/outbound"
 	"porthole/core/tunnel"
-
+	"porthole/internal/dnstest"
 	"porthole/internal/freeport"
+	"porthole/internal/logcapture"
+	"porthole/internal/origin"
 )
 
 const testToken = "exit-test-token"
@@ -41,31 +43,12 @@ var discard = slog.New(slog.DiscardHandler)
 // ---------------------------------------------------------------------------
 // The exit's log, captured as structured records.
 
-// logSink receives a test server's JSON log. slog writes each record with
-// one Write, so each Write is one line; every Write wakes whoever waits for
-// a record, so tests wait for log records without polling.
-type logSink struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{}
-}
+// logSink receives a test server's JSON log: slog writes each record with
+// one Write, so each Write is one line, and every Write wakes whoever waits
+// for a record, so tests wait for log records without polling.
+type logSink struct{ *logcapture.Sink }
 
-func newLogSink() *logSink { return &logSink{changed: make(chan struct{})} }
-
-func (l *logSink) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n, err := l.buf.Write(p)
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return n, err
-}
-
-func (l *logSink) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+func newLogSink() *logSink { return &logSink{logcapture.NewSink()} }
 
 // record is one decoded log record: "level", "msg" and the attributes,
 // those given by Logger.With included.
@@ -85,10 +68,13 @@ func (r record) num(key string) (float64, bool) {
 // the next one.
 func (l *logSink) snapshot(t *testing.T) ([]record, <-chan struct{}) {
 	t.Helper()
-	l.mu.Lock()
-	data := slices.Clone(l.buf.Bytes())
-	changed := l.changed
-	l.mu.Unlock()
+	data, changed := l.Snapshot()
+	return decode(t, data), changed
+}
+
+// decode decodes JSON log lines.
+func decode(t *testing.T, data []byte) []record {
+	t.Helper()
 	var recs []record
 	for line := range bytes.Lines(data) {
 		var r record
@@ -97,7 +83,7 @@ func (l *logSink) snapshot(t *testing.T) ([]record, <-chan struct{}) {
 		}
 		recs = append(recs, r)
 	}
-	return recs, changed
+	return recs
 }
 
 func (l *logSink) records(t *testing.T) []record {
@@ -109,21 +95,12 @@ func (l *logSink) records(t *testing.T) []record {
 // waitFor waits until the records satisfy ok, and returns them.
 func (l *logSink) waitFor(t *testing.T, what string, ok func([]record) bool) []record {
 	t.Helper()
-	timeout := time.NewTimer(wait)
-	defer timeout.Stop()
-	for range 100_000 { // each round is one new record
-		recs, changed := l.snapshot(t)
-		if ok(recs) {
-			return recs
-		}
-		select {
-		case <-changed:
-		case <-timeout.C:
-			t.Fatalf("no %s in the exit's log within %v; log:\n%s", what, wait, l)
-		}
-	}
-	t.Fatalf("no %s in the exit's log after 100,000 records", what)
-	return nil
+	var recs []record
+	l.Await(t, wait, what+" in the exit's log", func(data []byte) bool {
+		recs = decode(t, data)
+		return ok(recs)
+	})
+	return recs
 }
 
 // where returns the records for which all the given key/value pairs hold.
@@ -324,10 +301,6 @@ func finish(t *testing.T, st *tunnel.Stream) {
 type target struct {
 	addr     string
 	accepted chan string // the remote address of every accepted connection, in order
-
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
 }
 
 // startTarget listens on addr and serves each connection with serve, which
@@ -339,52 +312,23 @@ func startTarget(t *testing.T, addr string, serve func(*net.TCPConn)) *target {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg := &target{addr: ln.Addr().String(), accepted: make(chan string, 256), conns: make(map[net.Conn]struct{})}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return // the listener was closed at cleanup
-			}
-			select {
-			case tg.accepted <- c.RemoteAddr().String():
-			default:
-				t.Errorf("target %s: more than 256 connections", tg.addr)
-			}
-			tg.mu.Lock()
-			if tg.closed {
-				tg.mu.Unlock()
-				_ = c.Close() // too late: the test is over
-				continue
-			}
-			tg.conns[c] = struct{}{}
-			wg.Add(1)
-			tg.mu.Unlock()
-			go func() {
-				defer wg.Done()
-				serve(c.(*net.TCPConn))
-				tg.mu.Lock()
-				delete(tg.conns, c)
-				tg.mu.Unlock()
-				_ = c.Close() // the handler's verdict is in what the client received
-			}()
+	tg := &target{addr: ln.Addr().String(), accepted: make(chan string, 256)}
+	srv := origin.New()
+	srv.Accepted = func(c net.Conn) {
+		select {
+		case tg.accepted <- c.RemoteAddr().String():
+		default:
+			t.Errorf("target %s: more than 256 connections", tg.addr)
 		}
-	}()
+	}
 	t.Cleanup(func() {
-		if err := ln.Close(); err != nil {
+		if err := srv.Close(); err != nil {
 			t.Errorf("closing target %s: %v", tg.addr, err)
 		}
-		tg.mu.Lock()
-		tg.closed = true
-		for c := range tg.conns {
-			_ = c.Close() // unblocks its handler; already closed is fine
-		}
-		tg.mu.Unlock()
-		wg.Wait()
 	})
+	if err := srv.Serve(ln, serve); err != nil {
+		t.Fatal(err)
+	}
 	return tg
 }
 
@@ -455,112 +399,6 @@ func payload(seed uint64, n int) []byte {
 		panic(err) // ChaCha8.Read never fails
 	}
 	return b
-}
-
-// ---------------------------------------------------------------------------
-// A DNS server on loopback UDP, for names the test decides (as in
-// core/outbound/guard_test.go).
-
-// dnsResolver is a Go resolver whose every query goes to a DNS server on a
-// loopback UDP socket answering with answer(query); nil answers nothing.
-func dnsResolver(t *testing.T, answer func(query []byte) []byte) *net.Resolver {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		if err := pc.Close(); err != nil {
-			t.Errorf("closing the DNS server: %v", err)
-		}
-		<-done
-	})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 512)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return // closed at cleanup
-			}
-			if resp := answer(buf[:n]); resp != nil {
-				if _, err := pc.WriteTo(resp, from); err != nil {
-					return
-				}
-			}
-		}
-	}()
-	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
-	}}
-}
-
-// silentResolver is a Go resolver whose DNS server never answers. Its
-// connections are in-memory pipes, closed at cleanup: the resolver goes on
-// with a lookup its caller gave up on until its own timeout (seconds), and
-// closing is what ends those lookups before the leak check.
-func silentResolver(t *testing.T) *net.Resolver {
-	t.Helper()
-	var (
-		mu     sync.Mutex
-		ends   []net.Conn
-		closed bool
-		wg     sync.WaitGroup
-	)
-	t.Cleanup(func() {
-		mu.Lock()
-		closed = true
-		for _, c := range ends {
-			_ = c.Close() // the resolver's Read on the other end returns
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if closed {
-			return nil, net.ErrClosed
-		}
-		theirs, ours := net.Pipe()
-		ends = append(ends, ours)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, _ = io.Copy(io.Discard, ours) // swallow the queries until closed
-		}()
-		return theirs, nil
-	}}
-}
-
-// dnsReply builds the answer to a one-question query: rcode, and an A
-// record with ip when ip is set and the question is for A.
-func dnsReply(q []byte, rcode byte, ip *[4]byte) []byte {
-	if len(q) < 12 || binary.BigEndian.Uint16(q[4:]) != 1 {
-		return nil
-	}
-	i := 12
-	for i < len(q) && q[i] != 0 {
-		i += int(q[i]) + 1
-	}
-	if i+5 > len(q) {
-		return nil
-	}
-	qtype := binary.BigEndian.Uint16(q[i+1:])
-	resp := append([]byte(nil), q[:i+5]...)
-	resp[2] |= 0x80        // a response
-	resp[3] = 0x80 | rcode // recursion available
-	binary.BigEndian.PutUint16(resp[6:], 0)
-	binary.BigEndian.PutUint16(resp[8:], 0)
-	binary.BigEndian.PutUint16(resp[10:], 0)
-	if ip != nil && qtype == 1 {
-		binary.BigEndian.PutUint16(resp[6:], 1)
-		resp = append(resp, 0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4)
-		resp = append(resp, ip[:]...)
-	}
-	return resp
 }
 
 // ---------------------------------------------------------------------------
@@ -709,7 +547,7 @@ func TestPolicyDeniesInsideTargetsWithoutDialling(t *testing.T) {
 
 	plain := startExit(t, Config{}) // the default dialer: outbound.Guarded, no private targets
 	own := netip.MustParseAddr("203.0.113.7")
-	rebinding := dnsResolver(t, func(q []byte) []byte { return dnsReply(q, 0, &[4]byte{127, 0, 0, 1}) })
+	rebinding := dnstest.Resolver(t, func(q []byte) []byte { return dnstest.Reply(q, 0, &[4]byte{127, 0, 0, 1}) })
 	guarded := startExit(t, Config{Dialer: &outbound.Guarded{
 		Resolver: rebinding,
 		Timeout:  wait,
@@ -763,7 +601,7 @@ func TestPolicyDeniesInsideTargetsWithoutDialling(t *testing.T) {
 // resolve, a DNS timeout and malformed targets each get OPEN_FAIL with
 // their code, and the session carries on.
 func TestDialFailuresGetTheirCodes(t *testing.T) {
-	nxdomain := dnsResolver(t, func(q []byte) []byte { return dnsReply(q, 3, nil) })
+	nxdomain := dnstest.Resolver(t, func(q []byte) []byte { return dnstest.Reply(q, dnstest.RcodeNXDomain, nil) })
 	h := startExit(t, Config{Dialer: &outbound.Guarded{AllowPrivate: true, Resolver: nxdomain, Timeout: wait}})
 	sess := h.session(t)
 	for _, c := range []struct {
@@ -788,7 +626,7 @@ func TestDialFailuresGetTheirCodes(t *testing.T) {
 	}
 
 	// A DNS server that never answers: the exit's dial timeout.
-	silent := silentResolver(t)
+	silent := dnstest.Silent(t)
 	slow := startExit(t, Config{Dialer: &outbound.Guarded{AllowPrivate: true, Resolver: silent, Timeout: 300 * time.Millisecond}})
 	if oe := refusal(t, slow.session(t), "slow.example:80"); oe.Code != tunnel.CodeTimeout {
 		t.Errorf("unanswered DNS: OPEN_FAIL %v (%s), want %v", oe.Code, oe.Reason, tunnel.CodeTimeout)

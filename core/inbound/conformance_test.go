@@ -739,3 +739,34 @@ func TestLocalPages(t *testing.T) {
 		}
 	}
 }
+
+// A body to a proxy page that stops half-way gets 408, in HTTP.
+func TestPageBodyTimeoutAnswers408(t *testing.T) {
+	v := newEnv(t, func(c *core.Config) { c.HeaderTimeout = 300e6 })
+	v.noisy = true
+	c := v.dial(t)
+	defer c.Close()
+	if _, err := io.WriteString(c, "POST / HTTP/1.1\r\nHost: proxy\r\nContent-Length: 10\r\n\r\nabc"); err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, c, http.StatusRequestTimeout)
+}
+
+// The PAC file needs no proxy credentials; the rest of the proxy does.
+func TestPACWithoutCredentials(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, func(c *core.Config) { c.Auth = &inbound.Auth{Username: "alice", Password: "s3cret"} })
+	v.noisy = true // the 407 is logged
+	tr := &http.Transport{Proxy: nil}
+	t.Cleanup(tr.CloseIdleConnections)
+	hc := &http.Client{Transport: tr, Timeout: waitTimeout}
+
+	resp, body, _, _ := tracedGet(t, hc, http.MethodGet, "http://"+v.addr+"/proxy.pac", nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "FindProxyForURL") {
+		t.Errorf("PAC without credentials: %d %q, want 200 with the script", resp.StatusCode, body)
+	}
+	resp, _, _, _ = tracedGet(t, hc, http.MethodGet, "http://"+v.addr+"/", nil)
+	if resp.StatusCode != http.StatusProxyAuthRequired {
+		t.Errorf("status page without credentials: %d, want 407", resp.StatusCode)
+	}
+}

@@ -68,11 +68,29 @@ func fzTarget(t *testing.T, req socksRequest) {
 	}
 }
 
+// fzSeeds adds every seed twice: with a proxy that wants no credentials,
+// and with one that wants fzAuth's.
+func fzSeeds(f *testing.F, seeds [][]byte) {
+	for _, s := range seeds {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+}
+
+// fzAuthIf is the proxy's credentials for a fuzz input: fzAuth when
+// withAuth, none otherwise.
+func fzAuthIf(withAuth bool) *Auth {
+	if withAuth {
+		return fzAuth
+	}
+	return nil
+}
+
 func FuzzSOCKS5(f *testing.F) {
 	v4 := []byte{127, 0, 0, 1}
 	v6 := netip.MustParseAddr("2001:db8::1").AsSlice()
 	up := []string{"user", "pa:ss"}
-	for _, s := range [][]byte{
+	fzSeeds(f, [][]byte{
 		fzSOCKS5([]byte{0}, nil, 1, 1, v4, 80),
 		fzSOCKS5([]byte{0, 2}, nil, 1, 4, v6, 443),
 		fzSOCKS5([]byte{0}, nil, 1, 3, []byte("example.com"), 8080),
@@ -95,15 +113,9 @@ func FuzzSOCKS5(f *testing.F) {
 		{5},
 		{},
 		{5, 255},
-	} {
-		f.Add(s, false)
-		f.Add(s, true)
-	}
+	})
 	f.Fuzz(func(t *testing.T, data []byte, withAuth bool) {
-		var auth *Auth
-		if withAuth {
-			auth = fzAuth
-		}
+		auth := fzAuthIf(withAuth)
 		var w bytes.Buffer
 		req, err := readSOCKS5(bufio.NewReader(bytes.NewReader(data)), &w, auth)
 		fzSOCKS5Replies(t, w.Bytes(), auth != nil, err)
@@ -201,7 +213,7 @@ func FuzzSOCKS4(f *testing.F) {
 		}
 		return b
 	}
-	for _, s := range [][]byte{
+	fzSeeds(f, [][]byte{
 		req(1, 80, [4]byte{127, 0, 0, 1}, "", ""),
 		req(1, 443, [4]byte{192, 0, 2, 1}, "alice", ""),
 		req(1, 80, [4]byte{0, 0, 0, 1}, "", "example.com"), // 4a
@@ -216,15 +228,9 @@ func FuzzSOCKS4(f *testing.F) {
 		{4, 1, 0, 80, 127, 0, 0, 1}, // no NUL
 		{4},
 		{},
-	} {
-		f.Add(s, false)
-		f.Add(s, true)
-	}
+	})
 	f.Fuzz(func(t *testing.T, data []byte, withAuth bool) {
-		var auth *Auth
-		if withAuth {
-			auth = fzAuth
-		}
+		auth := fzAuthIf(withAuth)
 		var w bytes.Buffer
 		req, err := readSOCKS4(bufio.NewReader(bytes.NewReader(data)), &w, auth)
 		out := w.Bytes()

@@ -28,6 +28,8 @@ import (
 	"porthole/core"
 	"porthole/core/inbound"
 	"porthole/core/registry"
+	"porthole/internal/origin"
+	"porthole/internal/socks5test"
 )
 
 // waitTimeout bounds every wait in these tests: long enough for a loaded
@@ -409,6 +411,21 @@ func (v *env) socksDialer(t testing.TB, auth *proxy.Auth) proxy.ContextDialer {
 	return d.(proxy.ContextDialer)
 }
 
+// socksTunnel is a SOCKS5 connection through the proxy to target (with
+// golang.org/x/net/proxy), under the test's deadline and closed at cleanup.
+func (v *env) socksTunnel(t testing.TB, target string) net.Conn {
+	t.Helper()
+	c, err := v.socksDialer(t, nil).DialContext(t.Context(), "tcp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.SetDeadline(deadline()); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // socksHTTPClient sends plain HTTP over SOCKS5 connections.
 func (v *env) socksHTTPClient(t testing.TB) *http.Client {
 	d := v.socksDialer(t, nil)
@@ -541,24 +558,12 @@ func (v *env) socks5Raw(t testing.TB, req []byte) (*bufConn, byte) {
 	if _, err := c.Write(req); err != nil {
 		t.Fatalf("write SOCKS5 request: %v", err)
 	}
-	var rep [4]byte
-	if _, err := io.ReadFull(br, rep[:]); err != nil {
+	rep, err := socks5test.ReadReply(br)
+	if err != nil {
 		t.Fatalf("read SOCKS5 reply: %v", err)
 	}
 	if rep[0] != 0x05 {
 		t.Fatalf("SOCKS5 reply version %#x", rep[0])
-	}
-	n := 0
-	switch rep[3] {
-	case 0x01:
-		n = 4 + 2
-	case 0x04:
-		n = 16 + 2
-	default:
-		t.Fatalf("SOCKS5 reply address type %#x", rep[3])
-	}
-	if _, err := io.ReadFull(br, make([]byte, n)); err != nil {
-		t.Fatalf("read SOCKS5 reply address: %v", err)
 	}
 	return &bufConn{TCPConn: c, r: br}, rep[1]
 }
@@ -586,10 +591,7 @@ func expectClosed(t testing.TB, r io.Reader) {
 // newOrigin starts an HTTP origin on loopback (network "tcp4" or "tcp6").
 func newOrigin(t testing.TB, network string, h http.Handler) *httptest.Server {
 	t.Helper()
-	addr := "127.0.0.1:0"
-	if network == "tcp6" {
-		addr = "[::1]:0"
-	}
+	addr := origin.LoopbackAddr(network)
 	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Skipf("cannot listen on %s: %v", addr, err)
@@ -621,15 +623,7 @@ func originMux() *http.ServeMux {
 		_, _ = io.WriteString(w, r.Host)
 	})
 	// /sum answers the sha256 of the request body.
-	mux.HandleFunc("/sum", func(w http.ResponseWriter, r *http.Request) {
-		h := sha256.New()
-		n, err := io.Copy(h, r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		fmt.Fprintf(w, "%x %d", h.Sum(nil), n)
-	})
+	mux.HandleFunc("/sum", origin.Sum)
 	return mux
 }
 
@@ -682,58 +676,19 @@ func tracedGet(t testing.TB, c *http.Client, method, url string, hdr http.Header
 type tcpOrigin struct {
 	ln   net.Listener
 	addr string
-	done chan struct{}
-	wg   sync.WaitGroup
-
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	done <-chan struct{}
 }
 
 func newTCPOrigin(t testing.TB, network string, handle func(o *tcpOrigin, c *net.TCPConn)) *tcpOrigin {
 	t.Helper()
-	addr := "127.0.0.1:0"
-	if network == "tcp6" {
-		addr = "[::1]:0"
-	}
-	ln, err := net.Listen(network, addr)
+	srv := origin.New()
+	t.Cleanup(func() { _ = srv.Close() }) // a listener closed twice says nothing about the proxy
+	o := &tcpOrigin{done: srv.Done()}
+	ln, err := srv.Listen(network, func(c *net.TCPConn) { handle(o, c) })
 	if err != nil {
-		t.Skipf("cannot listen on %s: %v", addr, err)
+		t.Skipf("cannot listen on %s: %v", origin.LoopbackAddr(network), err)
 	}
-	o := &tcpOrigin{ln: ln, addr: ln.Addr().String(), done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
-	o.wg.Add(1)
-	go func() {
-		defer o.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			o.mu.Lock()
-			o.conns[c] = struct{}{}
-			o.mu.Unlock()
-			o.wg.Add(1)
-			go func() {
-				defer o.wg.Done()
-				defer func() {
-					o.mu.Lock()
-					delete(o.conns, c)
-					o.mu.Unlock()
-					_ = c.Close()
-				}()
-				handle(o, c.(*net.TCPConn))
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		close(o.done)
-		_ = ln.Close()
-		o.mu.Lock()
-		for c := range o.conns {
-			_ = c.Close()
-		}
-		o.mu.Unlock()
-		o.wg.Wait()
-	})
+	o.ln, o.addr = ln, ln.Addr().String()
 	return o
 }
 
@@ -749,21 +704,20 @@ func echoHandler(_ *tcpOrigin, c *net.TCPConn) {
 	_ = c.CloseWrite()
 }
 
-// streamHandler writes without end until the connection breaks, and
-// reports the error on errs (if not nil).
-func streamHandler(errs chan<- error) func(*tcpOrigin, *net.TCPConn) {
-	return func(o *tcpOrigin, c *net.TCPConn) {
+// streamOrigin is an origin that writes without end until the connection
+// breaks, and reports the error on the channel it returns, which holds n.
+func streamOrigin(t testing.TB, n int) (*tcpOrigin, <-chan error) {
+	errs := make(chan error, n)
+	return newTCPOrigin(t, "tcp4", func(o *tcpOrigin, c *net.TCPConn) {
 		var err error
 		for err == nil {
 			_, err = c.Write(pattern)
 		}
-		if errs != nil {
-			select {
-			case errs <- err:
-			case <-o.done:
-			}
+		select {
+		case errs <- err:
+		case <-o.done:
 		}
-	}
+	}), errs
 }
 
 // ---------------------------------------------------------------------------
@@ -863,13 +817,19 @@ func deadline() time.Time { return time.Now().Add(waitTimeout) }
 // await waits for a result from ch, at most waitTimeout.
 func await[T any](t testing.TB, what string, ch <-chan T) T {
 	t.Helper()
-	timer := time.NewTimer(waitTimeout)
+	return within(t, waitTimeout, what, ch)
+}
+
+// within waits for a result from ch, at most d.
+func within[T any](t testing.TB, d time.Duration, what string, ch <-chan T) T {
+	t.Helper()
+	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
 	case v := <-ch:
 		return v
 	case <-timer.C:
-		t.Fatalf("timed out waiting for %s", what)
+		t.Fatalf("%s: nothing within %v", what, d)
 		panic("unreachable")
 	}
 }

@@ -88,8 +88,7 @@ func TestStopWithLiveConnections(t *testing.T) {
 	verifyNoLeaks(t)
 	v := newEnv(t, nil)
 	echo := newTCPOrigin(t, "tcp4", echoHandler)
-	streamErrs := make(chan error, 4)
-	stream := newTCPOrigin(t, "tcp4", streamHandler(streamErrs))
+	stream, streamErrs := streamOrigin(t, 4)
 	arrived := make(chan struct{}, 1)
 	held := newOrigin(t, "tcp4", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -115,14 +114,7 @@ func TestStopWithLiveConnections(t *testing.T) {
 	clients = append(clients, client{"connect", c1, c1.LocalAddr().String(), true})
 
 	// A SOCKS5 tunnel with bytes flowing.
-	c2, err := v.socksDialer(t, nil).DialContext(t.Context(), "tcp", stream.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c2.Close() })
-	if err := c2.SetDeadline(deadline()); err != nil {
-		t.Fatal(err)
-	}
+	c2 := v.socksTunnel(t, stream.addr)
 	if _, err := io.ReadFull(c2, make([]byte, 64<<10)); err != nil {
 		t.Fatal(err)
 	}
@@ -227,8 +219,7 @@ func expectClosedNamed(t *testing.T, name string, r io.Reader) {
 func TestCloseByID(t *testing.T) {
 	verifyNoLeaks(t)
 	v := newEnv(t, nil)
-	streamErrs := make(chan error, 1)
-	stream := newTCPOrigin(t, "tcp4", streamHandler(streamErrs))
+	stream, streamErrs := streamOrigin(t, 1)
 	echo := newTCPOrigin(t, "tcp4", echoHandler)
 	reg := v.e.Registry()
 
@@ -277,8 +268,7 @@ func TestCloseByID(t *testing.T) {
 func TestCloseAll(t *testing.T) {
 	verifyNoLeaks(t)
 	v := newEnv(t, nil)
-	streamErrs := make(chan error, 3)
-	stream := newTCPOrigin(t, "tcp4", streamHandler(streamErrs))
+	stream, streamErrs := streamOrigin(t, 3)
 	page := newOrigin(t, "tcp4", http.HandlerFunc(streamingPage))
 	reg := v.e.Registry()
 
@@ -292,14 +282,7 @@ func TestCloseAll(t *testing.T) {
 	c1 := v.connect(t, stream.addr, nil)
 	flows = append(flows, flow{"connect", c1.LocalAddr().String(), startReader(c1, 64<<10)})
 
-	c2, err := v.socksDialer(t, nil).DialContext(t.Context(), "tcp", stream.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c2.Close() })
-	if err := c2.SetDeadline(deadline()); err != nil {
-		t.Fatal(err)
-	}
+	c2 := v.socksTunnel(t, stream.addr)
 	flows = append(flows, flow{"socks5", c2.LocalAddr().String(), startReader(c2, 64<<10)})
 
 	c3, rep := v.socks4(t, 0x01, [4]byte{127, 0, 0, 1}, stream.port(), "")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"porthole/core/registry"
+	"porthole/internal/dnstest"
 )
 
 func TestBypassMatch(t *testing.T) {
@@ -127,46 +128,7 @@ func TestClassifyRealDialErrors(t *testing.T) {
 // loopbackResolver is a Go resolver whose DNS server, on a loopback UDP
 // socket, answers every query with NXDOMAIN.
 func loopbackResolver(t *testing.T) *net.Resolver {
-	return dnsResolver(t, func(q []byte) []byte {
-		resp := append([]byte(nil), q...)
-		resp[2] |= 0x80            // QR: a response
-		resp[3] = resp[3]&0xF0 | 3 // RCODE: NXDOMAIN
-		return resp
-	})
-}
-
-// dnsResolver is a Go resolver whose DNS server is a loopback UDP socket
-// answering each query (of at least a header's 12 bytes) with answer(query);
-// a nil answer is no answer.
-func dnsResolver(t *testing.T, answer func(query []byte) []byte) *net.Resolver {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() { pc.Close(); <-done })
-	go func() {
-		defer close(done)
-		buf := make([]byte, 512)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if n < 12 {
-				continue
-			}
-			if resp := answer(buf[:n]); resp != nil {
-				if _, err := pc.WriteTo(resp, from); err != nil {
-					return
-				}
-			}
-		}
-	}()
-	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
-	}}
+	return dnstest.Resolver(t, func(q []byte) []byte { return dnstest.Reply(q, dnstest.RcodeNXDomain, nil) })
 }
 
 func TestPAC(t *testing.T) {

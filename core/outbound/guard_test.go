@@ -2,12 +2,13 @@ package outbound
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
+
+	"porthole/internal/dnstest"
 )
 
 func TestBlocked(t *testing.T) {
@@ -113,33 +114,5 @@ func TestGuardRefusesNamesResolvingInside(t *testing.T) {
 // answeringResolver is a Go resolver whose DNS server, on a loopback UDP
 // socket, answers every A question with ip and every other with no record.
 func answeringResolver(t *testing.T, ip [4]byte) *net.Resolver {
-	return dnsResolver(t, func(q []byte) []byte { return dnsAnswer(q, ip) })
-}
-
-// dnsAnswer builds the reply to a one-question query: an A record with ip
-// for type A, an empty answer otherwise.
-func dnsAnswer(q []byte, ip [4]byte) []byte {
-	if len(q) < 12 || binary.BigEndian.Uint16(q[4:]) != 1 {
-		return nil
-	}
-	i := 12
-	for i < len(q) && q[i] != 0 {
-		i += int(q[i]) + 1
-	}
-	if i+5 > len(q) {
-		return nil
-	}
-	qtype := binary.BigEndian.Uint16(q[i+1:])
-	resp := append([]byte(nil), q[:i+5]...)
-	resp[2] |= 0x80 // a response
-	resp[3] = 0x80  // recursion available, no error
-	binary.BigEndian.PutUint16(resp[6:], 0)
-	binary.BigEndian.PutUint16(resp[8:], 0)
-	binary.BigEndian.PutUint16(resp[10:], 0)
-	if qtype == 1 {
-		binary.BigEndian.PutUint16(resp[6:], 1)
-		resp = append(resp, 0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4)
-		resp = append(resp, ip[:]...)
-	}
-	return resp
+	return dnstest.Resolver(t, func(q []byte) []byte { return dnstest.Reply(q, 0, &ip) })
 }

@@ -110,43 +110,50 @@ func next(t testing.TB, sub *Subscription, n int, pending *[]Event) []Event {
 // up to and including it.
 func until(t testing.TB, sub *Subscription, stop func(Event) bool) []Event {
 	t.Helper()
-	deadline := time.After(waitLimit)
 	var out []Event
-	for {
-		select {
-		case batch, ok := <-sub.C:
-			if !ok {
-				t.Fatalf("subscription ended early: %v", sub.Err())
-			}
-			for i, ev := range batch {
-				if stop(ev) {
-					return append(out, batch[:i+1]...)
-				}
-			}
-			out = append(out, batch...)
-		case <-deadline:
-			t.Fatalf("condition not reached after %d events", len(out))
-			return nil
+	readBatches(t, sub, func(batch []Event, ok bool) bool {
+		if !ok {
+			t.Fatalf("subscription ended early: %v", sub.Err())
 		}
-	}
+		for i, ev := range batch {
+			if stop(ev) {
+				out = append(out, batch[:i+1]...)
+				return true
+			}
+		}
+		out = append(out, batch...)
+		return false
+	}, func() { t.Fatalf("condition not reached after %d events", len(out)) })
+	return out
 }
 
 // drainClosed waits for C to be closed, returning the events still
 // delivered before it.
 func drainClosed(t testing.TB, sub *Subscription) []Event {
 	t.Helper()
-	deadline := time.After(waitLimit)
 	var out []Event
+	readBatches(t, sub, func(batch []Event, ok bool) bool {
+		out = append(out, batch...)
+		return !ok
+	}, func() { t.Fatal("subscription channel not closed") })
+	return out
+}
+
+// readBatches hands each batch from sub.C (ok false once C is closed) to
+// handle until it returns true; if that takes longer than waitLimit it
+// calls timedOut, which must fail the test.
+func readBatches(t testing.TB, sub *Subscription, handle func(batch []Event, ok bool) bool, timedOut func()) {
+	t.Helper()
+	deadline := time.After(waitLimit)
 	for {
 		select {
 		case batch, ok := <-sub.C:
-			if !ok {
-				return out
+			if handle(batch, ok) {
+				return
 			}
-			out = append(out, batch...)
 		case <-deadline:
-			t.Fatal("subscription channel not closed")
-			return nil
+			timedOut()
+			return
 		}
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/rs/xid"
 )
 
 // TestRecvBufKeepsEveryByteInOrder delivers payloads of random sizes (some
@@ -82,12 +80,7 @@ func TestRecvBufSmallFramesShareABuffer(t *testing.T) {
 // has caught up the stream holds no receive buffer (an idle stream costs
 // no buffer memory).
 func TestStreamReleasesBuffersWhenDrained(t *testing.T) {
-	client, _, opened := sessionPair(t, Config{})
-	st, err := client.Open(xid.New(), "bulk:1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := <-opened
+	_, _, st, peer := openStream(t, Config{}, "bulk:1")
 	rng := rand.New(rand.NewPCG(3, 4))
 	data := make([]byte, 3<<20)
 	for i := range data {

@@ -3,20 +3,13 @@ package tunnel
 import (
 	"io"
 	"testing"
-
-	"github.com/rs/xid"
 )
 
 // BenchmarkStreamThroughput is one stream over a real WebSocket on
 // loopback, client to exit, 64 KiB writes. With -benchmem it also shows what
 // the data path allocates.
 func BenchmarkStreamThroughput(b *testing.B) {
-	client, _, opened := sessionPair(b, Config{})
-	st, err := client.Open(xid.New(), "bench:1", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	peer := <-opened
+	_, _, st, peer := openStream(b, Config{}, "bench:1")
 	drained := make(chan error, 1)
 	go func() {
 		_, err := io.Copy(io.Discard, peer)

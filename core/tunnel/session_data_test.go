@@ -148,12 +148,7 @@ func TestOpenRefused(t *testing.T) {
 }
 
 func TestSessionEndEndsStreamsWithTunnelLost(t *testing.T) {
-	client, exit, opened := sessionPair(t, Config{})
-	st, err := client.Open(xid.New(), "x:1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := <-opened
+	client, exit, st, peer := openStream(t, Config{}, "x:1")
 	readErr := make(chan error, 1)
 	go func() {
 		_, err := st.Read(make([]byte, 10)) // blocked when the session dies
@@ -188,12 +183,7 @@ func TestSessionEndEndsStreamsWithTunnelLost(t *testing.T) {
 // reader drains (forced here by setting the measured RTT), the receive
 // window doubles up to MaxWindow, and the budget is charged for the growth.
 func TestWindowAutoTune(t *testing.T) {
-	client, _, opened := sessionPair(t, Config{MaxWindow: 4 << 20, fixedRTT: time.Second})
-	st, err := client.Open(xid.New(), "bulk:1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := <-opened
+	client, _, st, peer := openStream(t, Config{MaxWindow: 4 << 20, fixedRTT: time.Second}, "bulk:1")
 	go func() {
 		defer peer.Close()
 		buf := make([]byte, 1<<20)

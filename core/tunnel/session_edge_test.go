@@ -16,12 +16,7 @@ import (
 
 // Concurrent Writes on one stream all complete and every byte arrives once.
 func TestConcurrentWrites(t *testing.T) {
-	client, _, opened := sessionPair(t, Config{})
-	st, err := client.Open(xid.New(), "w:1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := <-opened
+	_, _, st, peer := openStream(t, Config{}, "w:1")
 	got := make(chan int64, 1)
 	go func() {
 		n, _ := io.Copy(io.Discard, peer) // the count is what is checked
@@ -56,12 +51,7 @@ func TestConcurrentWrites(t *testing.T) {
 // A Write waiting for credit when CloseWrite comes ends with net.ErrClosed;
 // no DATA follows the FIN (the peer would reset the stream).
 func TestCloseWriteDuringWrite(t *testing.T) {
-	client, _, opened := sessionPair(t, Config{})
-	st, err := client.Open(xid.New(), "w:2", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := <-opened // reads nothing yet: the Write below runs out of credit
+	_, _, st, peer := openStream(t, Config{}, "w:2") // reads nothing yet: the Write below runs out of credit
 	wrote := make(chan error, 1)
 	go func() {
 		_, err := st.Write(make([]byte, 4<<20))
@@ -135,12 +125,7 @@ func TestExpireOpen(t *testing.T) {
 // stay readable, as with TCP, and the reset comes after them; closing then
 // gives the budget back.
 func TestPeerResetKeepsBufferedData(t *testing.T) {
-	client, _, opened := sessionPair(t, Config{})
-	st, err := client.Open(xid.New(), "answer-then-reset:1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := <-opened
+	client, _, st, peer := openStream(t, Config{}, "answer-then-reset:1")
 	answer := bytes.Repeat([]byte("response "), 7000) // 63,000 bytes
 	if _, err := peer.Write(answer); err != nil {
 		t.Fatal(err)

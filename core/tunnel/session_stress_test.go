@@ -147,16 +147,7 @@ func stressPair(t *testing.T, cfg Config, onOpen func(ctx context.Context, st *S
 	if err != nil {
 		t.Fatal(err)
 	}
-	exits := make(chan *Session, 1)
-	exitSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := a.Accept(w, r)
-		if err != nil {
-			return
-		}
-		ecfg := cfg
-		ecfg.OnOpen = onOpen
-		exits <- NewSession(ws, false, ecfg)
-	}))
+	exitSrv, exits := exitServer(a, cfg, onOpen)
 	wire = &wireCounter{sides: map[string]map[xid.ID]*wireSide{}}
 	var pumps sync.WaitGroup
 	mitm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

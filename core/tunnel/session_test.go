@@ -21,12 +21,21 @@ func sessionPair(t testing.TB, cfg Config) (client, exit *Session, opened <-chan
 	return sessionPairAnswering(t, cfg, true)
 }
 
-func sessionPairAnswering(t testing.TB, cfg Config, accept bool) (client, exit *Session, opened <-chan *Stream) {
-	a, err := NewAcceptor("tok")
+// openStream opens one stream to target on a new session pair with cfg:
+// the sessions, the client's stream and the exit's end of it.
+func openStream(t testing.TB, cfg Config, target string) (client, exit *Session, st, peer *Stream) {
+	t.Helper()
+	client, exit, opened := sessionPair(t, cfg)
+	st, err := client.Open(xid.New(), target, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch := make(chan *Stream, 64)
+	return client, exit, st, <-opened
+}
+
+// exitServer serves exit sessions with cfg, onOpen their streams' handler,
+// on a loopback HTTP server; it sends each new session on the channel.
+func exitServer(a *Acceptor, cfg Config, onOpen func(context.Context, *Stream, string)) (*httptest.Server, <-chan *Session) {
 	exits := make(chan *Session, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := a.Accept(w, r)
@@ -34,14 +43,24 @@ func sessionPairAnswering(t testing.TB, cfg Config, accept bool) (client, exit *
 			return
 		}
 		ecfg := cfg
-		ecfg.OnOpen = func(_ context.Context, st *Stream, _ string) {
-			if accept {
-				st.Accept()
-			}
-			ch <- st
-		}
+		ecfg.OnOpen = onOpen
 		exits <- NewSession(ws, false, ecfg)
 	}))
+	return srv, exits
+}
+
+func sessionPairAnswering(t testing.TB, cfg Config, accept bool) (client, exit *Session, opened <-chan *Stream) {
+	a, err := NewAcceptor("tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan *Stream, 64)
+	srv, exits := exitServer(a, cfg, func(_ context.Context, st *Stream, _ string) {
+		if accept {
+			st.Accept()
+		}
+		ch <- st
+	})
 	t.Cleanup(srv.Close)
 	ws, err := Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), "tok", DialOptions{Timeout: 10 * time.Second})
 	if err != nil {

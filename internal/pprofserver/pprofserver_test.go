@@ -7,14 +7,11 @@ import (
 	"net/http"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"porthole/internal/freeport"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// quiet is a logger for what the test does not look at.
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func TestUnsetListensNowhere(t *testing.T) {
 	t.Setenv(EnvVar, "")

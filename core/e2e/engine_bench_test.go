@@ -1,4 +1,4 @@
-package core_test
+package e2e
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package core_test
+package e2e
 
 // Minimal clients of the proxy, HTTP CONNECT and SOCKS5, written out by
 // hand so that a test can stop at any byte of the handshake, and the
@@ -15,6 +15,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"porthole/internal/socks5test"
 )
 
 type lcProto int
@@ -119,20 +121,11 @@ func (c *lcClient) reply() error {
 		// c.br. (Its Body would read the tunnel: leave it alone.)
 		return nil
 	}
-	var hdr [4]byte
-	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
-		return fmt.Errorf("%w: %w", errNoReply, err)
+	hdr, err := socks5test.ReadReply(c.br)
+	if errors.Is(err, socks5test.ErrAddressType) {
+		return fmt.Errorf("socks5 reply %x: %w", hdr, err)
 	}
-	n := 0
-	switch hdr[3] {
-	case 1:
-		n = 4 + 2
-	case 4:
-		n = 16 + 2
-	default:
-		return fmt.Errorf("socks5 reply %x: bad address type", hdr)
-	}
-	if _, err := io.ReadFull(c.br, make([]byte, n)); err != nil {
+	if err != nil {
 		return fmt.Errorf("%w: %w", errNoReply, err)
 	}
 	if hdr[0] != 5 || hdr[2] != 0 {

@@ -1,6 +1,6 @@
-package core_test
+package e2e
 
-// The surroundings of the tunnel-mode end-to-end tests (tunnel_e2e_test.go):
+// The surroundings of the tunnel-mode end-to-end tests (tunnel_test.go):
 // an exit server as porthole-exit runs it (exit.Server behind a real
 // http.Server on loopback), an engine in tunnel mode connected to it, the
 // origins the traffic goes to, and the clients a user would run: curl,
@@ -41,6 +41,8 @@ import (
 	"porthole/core/outbound"
 	"porthole/core/registry"
 	"porthole/core/tunnel"
+	"porthole/internal/freeport"
+	"porthole/internal/origin"
 )
 
 const (
@@ -226,7 +228,7 @@ func newE2E(t *testing.T, opts e2eOptions) *e2eEnv {
 	}
 
 	logger, logs := newCapturedLogger()
-	eng, err := core.New(core.Config{
+	eng := startEngine(t, core.Config{
 		Listen: "127.0.0.1:0",
 		Mode:   outbound.ModeTunnel,
 		Bypass: []string{}, // nothing goes direct, loopback included
@@ -238,13 +240,6 @@ func newE2E(t *testing.T, opts e2eOptions) *e2eEnv {
 		DialTimeout: opts.dialTimeout,
 		Logger:      logger,
 	})
-	if err != nil {
-		t.Fatalf("core.New: %v", err)
-	}
-	if err := eng.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() { closeEngine(t, eng) })
 	v.eng, v.reg, v.logs = eng, eng.Registry(), logs
 	v.ev = watchRegistry(t, v.reg)
 	v.waitTunnel(t, "connected", func(st tunnel.Status) bool { return st.State == tunnel.StateConnected })
@@ -333,26 +328,6 @@ func (v *e2eEnv) finish(t *testing.T) {
 	v.logs.check(t)
 }
 
-// checkConsistent fails the test for every inconsistency the event stream
-// showed (a second Closed among them) and for connections opened and never
-// closed. Unlike check, it leaves the close reasons to the test.
-func (e *lcEvents) checkConsistent(t *testing.T) {
-	t.Helper()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, p := range e.problems {
-		t.Errorf("event stream: %s", p)
-	}
-	for id, info := range e.opened {
-		if _, ok := e.closed[id]; !ok {
-			t.Errorf("connection %s (%s %s → %s) opened and never closed", id, info.Proto, info.Client, info.Target)
-		}
-	}
-	if e.ended && e.err != nil && !errors.Is(e.err, registry.ErrClosed) {
-		t.Errorf("subscription ended early: %v", e.err)
-	}
-}
-
 // known is the set of connections opened so far.
 func (e *lcEvents) known() map[xid.ID]bool {
 	e.mu.Lock()
@@ -398,84 +373,26 @@ type e2eOrigins struct {
 	sink     string // reads to EOF, answers sha256 (32 bytes) and the count (8), closes
 	echoEOF  string // reads to EOF (at most e2eEchoEOFMax), then sends it all back, closes
 	closedAt string // a loopback port nobody listens on
-
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	lns   []net.Listener
-	conns map[net.Conn]struct{}
-	done  bool
 }
 
 const e2eEchoEOFMax = 16 << 20
 
 func newE2EOrigins(t *testing.T) *e2eOrigins {
 	t.Helper()
-	o := &e2eOrigins{conns: map[net.Conn]struct{}{}}
-	t.Cleanup(o.close)
-	o.sink = o.listen(t, serveSink)
-	o.echoEOF = o.listen(t, serveEchoAfterEOF)
-	// A port that was just free: connecting to it is refused.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.closedAt = ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return o
-}
-
-func (o *e2eOrigins) listen(t *testing.T, h func(*net.TCPConn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.mu.Lock()
-	o.lns = append(o.lns, ln)
-	o.mu.Unlock()
-	o.wg.Add(1)
-	go func() {
-		defer o.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return // closed by close
-			}
-			o.mu.Lock()
-			if o.done {
-				o.mu.Unlock()
-				_ = c.Close()
-				return
-			}
-			o.conns[c] = struct{}{}
-			o.wg.Add(1)
-			o.mu.Unlock()
-			go func() {
-				defer o.wg.Done()
-				h(c.(*net.TCPConn))
-				o.mu.Lock()
-				delete(o.conns, c)
-				o.mu.Unlock()
-				_ = c.Close()
-			}()
+	srv := origin.New()
+	t.Cleanup(func() { _ = srv.Close() }) // a listener closed twice says nothing about the tunnel
+	listen := func(h func(*net.TCPConn)) string {
+		ln, err := srv.Listen("tcp", h)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	return ln.Addr().String()
-}
-
-func (o *e2eOrigins) close() {
-	o.mu.Lock()
-	o.done = true
-	for _, ln := range o.lns {
-		_ = ln.Close()
+		return ln.Addr().String()
 	}
-	for c := range o.conns {
-		_ = c.Close()
+	return &e2eOrigins{
+		sink:     listen(serveSink),
+		echoEOF:  listen(serveEchoAfterEOF),
+		closedAt: freeport.Loopback(t), // connecting to it is refused
 	}
-	o.mu.Unlock()
-	o.wg.Wait()
 }
 
 func serveSink(c *net.TCPConn) {
@@ -517,15 +434,7 @@ func e2eMux() http.Handler {
 		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 		_, _ = writePattern(w, 0, n)
 	})
-	m.HandleFunc("POST /sum", func(w http.ResponseWriter, r *http.Request) {
-		h := sha256.New()
-		n, err := io.Copy(h, r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		fmt.Fprintf(w, "%x %d", h.Sum(nil), n)
-	})
+	m.HandleFunc("POST /sum", origin.Sum)
 	return m
 }
 

@@ -1,4 +1,4 @@
-package core_test
+package e2e
 
 // The engine's log, captured: the lifecycle tests fail on any ERROR record.
 

@@ -1,4 +1,4 @@
-package core_test
+package e2e
 
 // The origin server behind the proxy: one loopback listener per behaviour
 // (echo, send and close, reset, hang, close together with the client).
@@ -9,6 +9,8 @@ import (
 	"net"
 	"sync"
 	"testing"
+
+	"porthole/internal/origin"
 )
 
 type lcOrigin struct {
@@ -18,13 +20,10 @@ type lcOrigin struct {
 	hang  string // reads and discards, never writes
 	meet  string // reads an 8-byte token, answers one byte, then closes when the test says
 
-	done      chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+	srv  *origin.Server
+	done <-chan struct{} // closed when the origin closes
 
 	mu       sync.Mutex
-	lns      []net.Listener
-	conns    map[net.Conn]struct{}
 	meetings map[uint64]*lcMeeting
 }
 
@@ -36,11 +35,8 @@ type lcMeeting struct {
 
 func newOrigin(t *testing.T) *lcOrigin {
 	t.Helper()
-	o := &lcOrigin{
-		done:     make(chan struct{}),
-		conns:    make(map[net.Conn]struct{}),
-		meetings: make(map[uint64]*lcMeeting),
-	}
+	srv := origin.New()
+	o := &lcOrigin{srv: srv, done: srv.Done(), meetings: make(map[uint64]*lcMeeting)}
 	t.Cleanup(o.close)
 	for _, s := range []struct {
 		addr *string
@@ -52,67 +48,18 @@ func newOrigin(t *testing.T) *lcOrigin {
 		{&o.hang, o.serveHang},
 		{&o.meet, o.serveMeet},
 	} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := srv.Listen("tcp", s.h)
 		if err != nil {
 			t.Fatalf("origin listen: %v", err)
 		}
 		*s.addr = ln.Addr().String()
-		o.mu.Lock()
-		o.lns = append(o.lns, ln)
-		o.mu.Unlock()
-		o.wg.Add(1)
-		go o.accept(ln, s.h)
 	}
 	return o
 }
 
-func (o *lcOrigin) accept(ln net.Listener, h func(*net.TCPConn)) {
-	defer o.wg.Done()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return // closed by close()
-		}
-		o.mu.Lock()
-		select {
-		case <-o.done:
-			o.mu.Unlock()
-			_ = c.Close()
-			return
-		default:
-		}
-		o.conns[c] = struct{}{}
-		o.wg.Add(1)
-		o.mu.Unlock()
-		go func() {
-			defer o.wg.Done()
-			defer func() {
-				o.mu.Lock()
-				delete(o.conns, c)
-				o.mu.Unlock()
-				_ = c.Close()
-			}()
-			h(c.(*net.TCPConn))
-		}()
-	}
-}
-
 // close stops the listeners, closes every origin connection and waits for
 // the origin's goroutines. Idempotent.
-func (o *lcOrigin) close() {
-	o.closeOnce.Do(func() {
-		o.mu.Lock()
-		close(o.done)
-		for _, ln := range o.lns {
-			_ = ln.Close()
-		}
-		for c := range o.conns {
-			_ = c.Close()
-		}
-		o.mu.Unlock()
-	})
-	o.wg.Wait()
-}
+func (o *lcOrigin) close() { _ = o.srv.Close() } // a listener closed twice says nothing about the engine
 
 func (o *lcOrigin) serveEcho(c *net.TCPConn) {
 	buf := make([]byte, 32<<10)

@@ -1,4 +1,4 @@
-package core_test
+package e2e
 
 // The lifecycle test's cycles: which scenario a cycle runs, and the checks
 // the scenarios share. The scenarios themselves are in

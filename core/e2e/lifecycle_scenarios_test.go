@@ -1,4 +1,4 @@
-package core_test
+package e2e
 
 // The lifecycle test's scenarios: each is one client connection through the
 // proxy, ended one way a connection can end, and checked against the

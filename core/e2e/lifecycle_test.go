@@ -1,4 +1,4 @@
-package core_test
+package e2e
 
 // The seed's verification made real: many clients opening and closing
 // proxied connections as fast as they can, ending them every way a

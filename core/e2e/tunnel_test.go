@@ -1,11 +1,11 @@
-package core_test
+package e2e
 
 // Tunnel mode end to end: real clients (curl, net/http, x/net/proxy and the
 // hand-written ones) → the engine → one WebSocket → an exit server → origins
 // on loopback. Everything clients do in direct mode must work the same
 // through the tunnel; refusals must reach the client in its own protocol;
 // a dying exit, Stop and Start must end each connection exactly once with
-// the right reason. The surroundings are in tunnel_e2e_helpers_test.go.
+// the right reason. The surroundings are in tunnel_helpers_test.go.
 
 import (
 	"bytes"
@@ -38,6 +38,7 @@ import (
 	"porthole/core/registry"
 	"porthole/core/relay"
 	"porthole/core/tunnel"
+	"porthole/internal/freeport"
 )
 
 // TestTunnelCurl: curl through the HTTP proxy (plain forwarding, -p and
@@ -425,24 +426,25 @@ func TestTunnelRefusals(t *testing.T) {
 				t.Errorf("%s: %d ERROR log records about connection %s", what, n, info.ID)
 			}
 		}
-		t.Run("CONNECT", func(t *testing.T) {
-			before := v.ev.known()
-			_, status, err := connectStatus(v.proxy(), target)
-			if err != nil || status != w.http {
-				t.Errorf("CONNECT %s: status %d, %v; want %d", target, status, err, w.http)
-			}
-			infos, err := v.ev.newClosed(before, 1)
-			check(t, "CONNECT", infos, err)
-		})
-		t.Run("SOCKS5", func(t *testing.T) {
-			before := v.ev.known()
-			_, code, err := socks5Code(v.proxy(), target)
-			if err != nil || code != w.socks {
-				t.Errorf("SOCKS5 %s: reply %#02x, %v; want %#02x", target, code, err, w.socks)
-			}
-			infos, err := v.ev.newClosed(before, 1)
-			check(t, "SOCKS5", infos, err)
-		})
+		// CONNECT's status and SOCKS5's reply code, each asked on a
+		// connection of its own.
+		for _, a := range []struct {
+			proto string
+			ask   func(proxy, target string) (answer int, err error)
+			want  int
+		}{
+			{"CONNECT", func(p, tg string) (int, error) { _, status, err := connectStatus(p, tg); return status, err }, w.http},
+			{"SOCKS5", func(p, tg string) (int, error) { _, code, err := socks5Code(p, tg); return int(code), err }, int(w.socks)},
+		} {
+			t.Run(a.proto, func(t *testing.T) {
+				before := v.ev.known()
+				if answer, err := a.ask(v.proxy(), target); err != nil || answer != a.want {
+					t.Errorf("%s %s: answer %#x, %v; want %#x", a.proto, target, answer, err, a.want)
+				}
+				infos, err := v.ev.newClosed(before, 1)
+				check(t, a.proto, infos, err)
+			})
+		}
 		t.Run("HTTP", func(t *testing.T) {
 			client, tr := v.httpClient(t)
 			before := v.ev.known()
@@ -735,16 +737,9 @@ func nginxBinary() (string, bool) {
 func startNginx(t *testing.T, bin, exitAddr string) string {
 	t.Helper()
 	dir := t.TempDir()
-	// Free port: listen and release. Another process could take it in
-	// between; then nginx fails to start and the test says why.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
+	// Another process could take the free port before nginx does; then
+	// nginx fails to start and the test says why.
+	addr := freeport.Loopback(t)
 	var conf strings.Builder
 	if os.Geteuid() == 0 {
 		// Workers would switch to nobody, who cannot enter the test's

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,26 +19,14 @@ import (
 	"porthole/core/registry"
 )
 
-// Regression tests for what review found in the HTTP forwarding path: each
-// fails on the code before the fix (b14a153~1) and passes since.
+// The HTTP forwarding path (forward.go) where it meets a client or a
+// target that misbehaves: hang-ups, early answers, unread bodies, kept
+// upstreams that die, CONNECT after plain requests. Most began as
+// regression tests for what review found (each failed on b14a153~1).
 
 // prompt bounds what must happen "at once" (a close, an error answer): far
 // longer than it takes, far shorter than the hang it guards against.
 const prompt = 5 * time.Second
-
-// within waits for a result from ch, at most d.
-func within[T any](t testing.TB, d time.Duration, what string, ch <-chan T) T {
-	t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case v := <-ch:
-		return v
-	case <-timer.C:
-		t.Fatalf("%s: nothing within %v", what, d)
-		panic("unreachable")
-	}
-}
 
 // send writes a raw request (or part of one) to the proxy.
 func send(t testing.TB, c net.Conn, raw string) {
@@ -86,10 +75,45 @@ func get(hostport, path string) string {
 	return "GET http://" + hostport + path + " HTTP/1.1\r\nHost: " + hostport + "\r\n\r\n"
 }
 
+// ioResult is how many bytes an origin's handler moved, and how that
+// ended.
+type ioResult struct {
+	n   int64
+	err error
+}
+
+// requestOrigin is a raw origin that reads one request on each connection
+// and hands it, with the reader it came from, to handle; a connection that
+// sends no whole request is closed.
+func requestOrigin(t *testing.T, handle func(o *tcpOrigin, c *net.TCPConn, br *bufio.Reader, req *http.Request)) *tcpOrigin {
+	return newTCPOrigin(t, "tcp4", func(o *tcpOrigin, c *net.TCPConn) {
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		handle(o, c, br, req)
+	})
+}
+
+// expectStatus reads the head of the proxy's answer on c, which must have
+// status want, and returns its header.
+func expectStatus(t *testing.T, c net.Conn, want int) textproto.MIMEHeader {
+	t.Helper()
+	if err := c.SetReadDeadline(deadline()); err != nil {
+		t.Fatal(err)
+	}
+	code, h, err := readHead(bufio.NewReader(c))
+	if err != nil || code != want {
+		t.Fatalf("status %d, %v; want %d", code, err, want)
+	}
+	return h
+}
+
 // ---------------------------------------------------------------------------
 // 1. A client hanging up mid-download stops the download.
 
-func TestRegressClientHangsUpMidDownload(t *testing.T) {
+func TestForwardClientHangsUpMidDownload(t *testing.T) {
 	t.Parallel()
 	const total = 512 << 20
 	for _, chunked := range []bool{false, true} {
@@ -100,23 +124,15 @@ func TestRegressClientHangsUpMidDownload(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			v := newEnv(t, nil)
-			type sendResult struct {
-				sent int64
-				err  error
-			}
-			results := make(chan sendResult, 1)
-			origin := newTCPOrigin(t, "tcp4", func(o *tcpOrigin, c *net.TCPConn) {
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
+			results := make(chan ioResult, 1)
+			origin := requestOrigin(t, func(o *tcpOrigin, c *net.TCPConn, _ *bufio.Reader, req *http.Request) {
 				_ = req.Body.Close()
 				head := "HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(total) + "\r\n\r\n"
 				if chunked {
 					head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 				}
 				var sent int64
-				_, err = io.WriteString(c, head)
+				_, err := io.WriteString(c, head)
 				size := []byte(strconv.FormatInt(int64(len(pattern)), 16) + "\r\n")
 				for err == nil && sent < total {
 					if chunked {
@@ -133,7 +149,7 @@ func TestRegressClientHangsUpMidDownload(t *testing.T) {
 					_, err = io.WriteString(c, "0\r\n\r\n")
 				}
 				select {
-				case results <- sendResult{sent, err}:
+				case results <- ioResult{sent, err}:
 				case <-o.done:
 				}
 			})
@@ -153,10 +169,10 @@ func TestRegressClientHangsUpMidDownload(t *testing.T) {
 
 			res := within(t, prompt, "the origin's writes to fail after the client left", results)
 			if res.err == nil {
-				t.Fatalf("the origin sent all %d bytes without error: the proxy read them for nobody", res.sent)
+				t.Fatalf("the origin sent all %d bytes without error: the proxy read them for nobody", res.n)
 			}
-			if res.sent > total/8 {
-				t.Errorf("the origin sent %d of %d bytes before its write failed", res.sent, total)
+			if res.n > total/8 {
+				t.Errorf("the origin sent %d of %d bytes before its write failed", res.n, total)
 			}
 			v.events.closedOf(t, 1, byClient(local))
 		})
@@ -166,7 +182,7 @@ func TestRegressClientHangsUpMidDownload(t *testing.T) {
 // ---------------------------------------------------------------------------
 // 2. Error responses and local pages never wait for a request body.
 
-func TestRegressUnreadRequestBody(t *testing.T) {
+func TestForwardUnreadRequestBody(t *testing.T) {
 	t.Parallel()
 	short := func(c *core.Config) { c.HeaderTimeout = 300 * time.Millisecond }
 	auth := &inbound.Auth{Username: "alice", Password: "s3cret"}
@@ -219,17 +235,13 @@ func TestRegressUnreadRequestBody(t *testing.T) {
 
 // oneShotOrigin answers one request with resp and closes the connection.
 func oneShotOrigin(t *testing.T, resp string) *tcpOrigin {
-	return newTCPOrigin(t, "tcp4", func(o *tcpOrigin, c *net.TCPConn) {
-		req, err := http.ReadRequest(bufio.NewReader(c))
-		if err != nil {
-			return
-		}
+	return requestOrigin(t, func(_ *tcpOrigin, c *net.TCPConn, _ *bufio.Reader, req *http.Request) {
 		_ = req.Body.Close()
 		_, _ = io.WriteString(c, resp)
 	})
 }
 
-func TestRegressUpstreamCloseKeepsClient(t *testing.T) {
+func TestForwardUpstreamCloseKeepsClient(t *testing.T) {
 	t.Parallel()
 	cases := []struct{ name, resp string }{
 		{"connection-close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello"},
@@ -260,7 +272,7 @@ func TestRegressUpstreamCloseKeepsClient(t *testing.T) {
 // ---------------------------------------------------------------------------
 // 4. CONNECT after plain requests: its own record, and the plain one closed.
 
-func TestRegressPlainThenCONNECT(t *testing.T) {
+func TestForwardPlainThenCONNECT(t *testing.T) {
 	t.Parallel()
 	const idle = time.Second // the registry judges idleness at its 1 s stats tick
 	v := newEnv(t, func(c *core.Config) { c.IdleTimeout = idle })
@@ -349,7 +361,7 @@ func (r *reqCounter) get(key string) int {
 	return r.seen[key]
 }
 
-func TestRegressRetryOnlyIdempotent(t *testing.T) {
+func TestForwardRetryOnlyIdempotent(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name       string
@@ -373,18 +385,14 @@ func TestRegressRetryOnlyIdempotent(t *testing.T) {
 			v := newEnv(t, nil)
 			seen := &reqCounter{seen: map[string]int{}}
 			closed := make(chan struct{}, 4)
-			origin := newTCPOrigin(t, "tcp4", func(o *tcpOrigin, c *net.TCPConn) {
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
+			origin := requestOrigin(t, func(o *tcpOrigin, c *net.TCPConn, br *bufio.Reader, req *http.Request) {
 				_, _ = io.Copy(io.Discard, req.Body)
 				seen.add(req)
 				if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
 					return
 				}
 				if tc.readSecond {
+					var err error
 					if req, err = http.ReadRequest(br); err != nil {
 						return
 					}
@@ -431,7 +439,7 @@ func TestRegressRetryOnlyIdempotent(t *testing.T) {
 // ---------------------------------------------------------------------------
 // 6. Closing a forwarded request from the registry opens nothing new.
 
-func TestRegressCloseByIDOnReusedUpstream(t *testing.T) {
+func TestForwardCloseByIDOnReusedUpstream(t *testing.T) {
 	t.Parallel()
 	v := newEnv(t, nil)
 	arrived := make(chan struct{}, 1)
@@ -484,22 +492,14 @@ func TestRegressCloseByIDOnReusedUpstream(t *testing.T) {
 // ---------------------------------------------------------------------------
 // 7. A client dying mid-upload does not leave the target waiting.
 
-func TestRegressClientDiesMidUpload(t *testing.T) {
+func TestForwardClientDiesMidUpload(t *testing.T) {
 	t.Parallel()
 	const announced, sent = 10 << 20, 5 << 20
 	v := newEnv(t, nil)
-	type readResult struct {
-		n   int64
-		err error
-	}
-	results := make(chan readResult, 1)
-	origin := newTCPOrigin(t, "tcp4", func(o *tcpOrigin, c *net.TCPConn) {
-		req, err := http.ReadRequest(bufio.NewReader(c))
-		if err != nil {
-			return
-		}
+	results := make(chan ioResult, 1)
+	origin := requestOrigin(t, func(_ *tcpOrigin, _ *net.TCPConn, _ *bufio.Reader, req *http.Request) {
 		n, err := io.Copy(io.Discard, req.Body)
-		results <- readResult{n, err} // buffered; one request only
+		results <- ioResult{n, err} // buffered; one request only
 	})
 	c := v.dial(t)
 	local := c.LocalAddr().String()
@@ -518,22 +518,46 @@ func TestRegressClientDiesMidUpload(t *testing.T) {
 }
 
 // ---------------------------------------------------------------------------
-// 8. The PAC file needs no proxy credentials; the rest of the proxy does.
+// 8. A target that answers early or not at all.
 
-func TestRegressPACWithoutCredentials(t *testing.T) {
-	t.Parallel()
-	v := newEnv(t, func(c *core.Config) { c.Auth = &inbound.Auth{Username: "alice", Password: "s3cret"} })
-	v.noisy = true // the 407 is logged
-	tr := &http.Transport{Proxy: nil}
-	t.Cleanup(tr.CloseIdleConnections)
-	hc := &http.Client{Transport: tr, Timeout: waitTimeout}
-
-	resp, body, _, _ := tracedGet(t, hc, http.MethodGet, "http://"+v.addr+"/proxy.pac", nil)
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "FindProxyForURL") {
-		t.Errorf("PAC without credentials: %d %q, want 200 with the script", resp.StatusCode, body)
+// A target that answers before reading a large upload and closes: the
+// response tells the client the connection ends (it cannot go on with an
+// unread body behind the response), instead of promising keep-alive.
+func TestForwardEarlyAnswerToUploadSaysClose(t *testing.T) {
+	v := newEnv(t, nil)
+	origin := requestOrigin(t, func(_ *tcpOrigin, c *net.TCPConn, _ *bufio.Reader, _ *http.Request) {
+		_, _ = io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbig\n")
+		_ = c.Close()
+	})
+	c := v.dial(t)
+	defer c.Close()
+	target := fmt.Sprintf("127.0.0.1:%d", origin.port())
+	if _, err := fmt.Fprintf(c, "POST http://%s/up HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", target, target, 64<<20); err != nil {
+		t.Fatal(err)
 	}
-	resp, _, _, _ = tracedGet(t, hc, http.MethodGet, "http://"+v.addr+"/", nil)
-	if resp.StatusCode != http.StatusProxyAuthRequired {
-		t.Errorf("status page without credentials: %d, want 407", resp.StatusCode)
+	go func() { _, _ = c.Write(make([]byte, 1<<20)) }() // part of the body; the rest never comes
+	h := expectStatus(t, c, http.StatusRequestEntityTooLarge)
+	if !strings.EqualFold(h.Get("Connection"), "close") {
+		t.Fatalf("413 with an unread body behind it must say Connection: close; headers %v", h)
+	}
+}
+
+// A target that closes without answering: the client's 502 comes after the
+// record is closed, so nothing shows as live while the proxy lingers.
+func TestForwardBadGatewayAfterRecordClosed(t *testing.T) {
+	v := newEnv(t, nil)
+	v.noisy = true
+	origin := requestOrigin(t, func(_ *tcpOrigin, c *net.TCPConn, _ *bufio.Reader, _ *http.Request) {
+		_ = c.Close()
+	})
+	c := v.dial(t)
+	defer c.Close()
+	target := fmt.Sprintf("127.0.0.1:%d", origin.port())
+	if _, err := fmt.Fprintf(c, "GET http://%s/ HTTP/1.1\r\nHost: %s\r\n\r\n", target, target); err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, c, http.StatusBadGateway)
+	if live := v.e.Registry().Snapshot().Live; len(live) != 0 {
+		t.Fatalf("%d records still live when the 502 arrived: %+v", len(live), live)
 	}
 }

@@ -1,4 +1,4 @@
-package core_test
+package e2e
 
 // The byte stream the lifecycle test moves: the origin sends it and the
 // streaming clients write it, and both sides check what they receive

@@ -1,4 +1,4 @@
-package core_test
+package e2e
 
 // The engine under test and its surroundings: the tunnel dialer whose
 // blackhole host never connects, starting and closing the engine, and the
@@ -53,13 +53,19 @@ func (lcBlackholeDialer) DialContext(ctx context.Context, network, addr string) 
 // loopback targets match the bypass list and take the real direct dialer.
 func newLifecycleEngine(t *testing.T, logger *slog.Logger) *core.Engine {
 	t.Helper()
-	eng, err := core.New(core.Config{
+	return startEngine(t, core.Config{
 		Listen: "127.0.0.1:0",
 		Mode:   outbound.ModeTunnel,
 		Bypass: []string{"127.0.0.0/8"},
 		Tunnel: lcBlackholeDialer{},
 		Logger: logger,
 	})
+}
+
+// startEngine makes and starts an engine with cfg, closed at cleanup.
+func startEngine(t *testing.T, cfg core.Config) *core.Engine {
+	t.Helper()
+	eng, err := core.New(cfg)
 	if err != nil {
 		t.Fatalf("core.New: %v", err)
 	}
