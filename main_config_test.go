@@ -50,7 +50,7 @@ func TestHeadlessRefusesABrokenConfig(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			env, path := configFile(t, tc.content)
 			p := startPortholeEnv(t, env, "--headless")
-			code, stderr := p.wait(t)
+			code, stderr := p.Wait(t)
 			if code != 2 {
 				t.Fatalf("exit code %d, want 2; stderr:\n%s", code, stderr)
 			}
@@ -61,7 +61,7 @@ func TestHeadlessRefusesABrokenConfig(t *testing.T) {
 				t.Errorf("the proxy started:\n%s", stderr)
 			}
 			// --print-env would print the defaults' address: refused too.
-			if code, stderr := startPortholeEnv(t, env, "--print-env").wait(t); code != 2 || !strings.Contains(stderr, path) {
+			if code, stderr := startPortholeEnv(t, env, "--print-env").Wait(t); code != 2 || !strings.Contains(stderr, path) {
 				t.Errorf("--print-env: exit %d, want 2 naming %s; stderr:\n%s", code, path, stderr)
 			}
 			unchanged(t, path, tc.content)
@@ -83,15 +83,10 @@ func TestHeadlessRunsTheKnownFieldsOfANewerFile(t *testing.T) {
 	content := "{\n  \"listen\": \"" + want + "\",\n  \"rules\": [{\"deny\": \"*\"}]\n}\n"
 	env, path := configFile(t, content)
 	p := startPortholeEnv(t, env, "--headless")
-	p.waitFor(t, regexp.MustCompile(`level=WARN .*does not know.*\\"rules\\" \(line 3\)`))
-	if addr := p.waitFor(t, listenRE)[1]; addr != want {
+	p.WaitFor(t, regexp.MustCompile(`level=WARN .*does not know.*\\"rules\\" \(line 3\)`))
+	if addr := p.WaitFor(t, listenRE)[1]; addr != want {
 		t.Errorf("listening on %s, want the file's %s", addr, want)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if code, rest := p.wait(t); code != 0 {
-		t.Fatalf("exit code %d after Ctrl-C, want 0; stderr:\n%s", code, rest)
-	}
+	p.Stop(t, syscall.SIGINT) // fails the test unless it exits 0
 	unchanged(t, path, content)
 }
