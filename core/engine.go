@@ -17,6 +17,7 @@ import (
 
 	"porthole/core/inbound"
 	"porthole/core/outbound"
+	"porthole/core/procinfo"
 	"porthole/core/registry"
 	"porthole/core/tunnel"
 )
@@ -98,8 +99,9 @@ type Engine struct {
 	served chan struct{} // closed when the accept loop has returned
 	closed bool
 
-	mu   sync.Mutex // guards addr, for readers that must not wait on life
-	addr net.Addr
+	mu      sync.Mutex // guards addr and running, for readers that must not wait on life
+	addr    net.Addr
+	running *inbound.Server
 }
 
 // New validates cfg and returns a stopped engine with its registry.
@@ -171,6 +173,18 @@ func isLoopback(host string) bool {
 // Registry is the engine's connection registry.
 func (e *Engine) Registry() *registry.Registry { return e.registry }
 
+// ProcessStats counts the program lookups of the proxy running now (zero
+// when stopped or when Config.NoProcessLookup).
+func (e *Engine) ProcessStats() procinfo.Stats {
+	e.mu.Lock()
+	srv := e.running
+	e.mu.Unlock()
+	if srv == nil {
+		return procinfo.Stats{}
+	}
+	return srv.ProcessStats()
+}
+
 // TunnelStatus is the tunnel's state; ok is false without an exit
 // configured. State is tunnel.StateClosed while the engine is stopped.
 func (e *Engine) TunnelStatus() (st tunnel.Status, ok bool) {
@@ -240,7 +254,7 @@ func (e *Engine) Start() error {
 	}()
 	e.server, e.served = srv, served
 	e.mu.Lock()
-	e.addr = ln.Addr()
+	e.addr, e.running = ln.Addr(), srv
 	e.mu.Unlock()
 	e.log.Info("proxy listening", "addr", ln.Addr().String(), "mode", e.router.Mode())
 	return nil
@@ -259,7 +273,7 @@ func (e *Engine) stopLocked() error {
 		return nil
 	}
 	e.mu.Lock()
-	e.addr = nil
+	e.addr, e.running = nil, nil
 	e.mu.Unlock()
 	err := e.server.Close()
 	<-e.served

@@ -1,4 +1,4 @@
-//go:build !linux && !darwin && !windows
+//go:build !linux
 
 package procinfo
 
@@ -8,6 +8,8 @@ import (
 	"porthole/core/registry"
 )
 
+// otherResolver: no lookup on this OS yet (macOS and Windows are to come:
+// the pcblist_n sysctl walk and GetExtendedTcpTable).
 type otherResolver struct{}
 
 func newOSResolver(*Resolver) osResolver { return otherResolver{} }
