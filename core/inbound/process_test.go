@@ -103,9 +103,9 @@ func childExchange(mode, proxyAddr, target string) (net.Conn, error) {
 		if mode == "connect-exit" {
 			return c, nil
 		}
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("CONNECT: %v %v", resp, err)
+		resp, rerr := http.ReadResponse(br, nil)
+		if rerr != nil || resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("CONNECT: %v %v", resp, rerr)
 		}
 		err = get("/hello")
 	case "http":

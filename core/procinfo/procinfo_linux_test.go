@@ -12,12 +12,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"porthole/core/registry"
 )
-
-const waitTimeout = 30 * time.Second
 
 // startChild starts the test binary as a child in mode with args; its
 // first line of output is returned.
