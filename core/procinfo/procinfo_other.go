@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !windows
 
 package procinfo
 
@@ -8,8 +8,8 @@ import (
 	"porthole/core/registry"
 )
 
-// otherResolver: no lookup on this OS yet (macOS and Windows are to come:
-// the pcblist_n sysctl walk and GetExtendedTcpTable).
+// otherResolver: no lookup on this OS yet (macOS is to come: the
+// pcblist_n sysctl walk).
 type otherResolver struct{}
 
 func newOSResolver(*Resolver) osResolver { return otherResolver{} }
