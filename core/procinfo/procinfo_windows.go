@@ -44,14 +44,13 @@ const (
 var errTableTooBig = errors.New("tcp table: larger than the bound")
 
 type windowsResolver struct {
-	r       *Resolver
 	findErr error // GetExtendedTcpTable is missing: nothing to look up with
 	bufs    sync.Pool
 	procs   *winProcCache
 }
 
 func newOSResolver(r *Resolver) osResolver {
-	w := &windowsResolver{r: r, findErr: procGetExtendedTcpTable.Find(), procs: newWinProcCache(r)}
+	w := &windowsResolver{findErr: procGetExtendedTcpTable.Find(), procs: newWinProcCache(r)}
 	w.bufs.New = func() any {
 		b := make([]uint32, initialTable) // uint32: the table's DWORD alignment
 		return &b

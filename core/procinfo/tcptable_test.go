@@ -130,13 +130,16 @@ func TestTCPTableAmbiguous(t *testing.T) {
 	if m, err := findTCPOwner(same, false, client4, proxy4); err != nil || m.ambiguous || m.pid != 10 || m.rows != 2 {
 		t.Errorf("same owner twice: got %+v, %v; want pid 10", m, err)
 	}
-	for name, tab := range map[string][]byte{
-		"two pids":          table4(testRow{client4, proxy4, 10, established}, testRow{client4, proxy4, 11, established}),
-		"pid and time-wait": table4(testRow{client4, proxy4, 0, 11}, testRow{client4, proxy4, 10, established}),
-		"v6 two pids":       table6(testRow{client6, proxy6, 10, established}, testRow{client6, proxy6, 12, established}, testRow{client6, proxy6, 10, established}),
+	for name, c := range map[string]struct {
+		tab        []byte
+		v6         bool
+		self, peer netip.AddrPort
+	}{
+		"two pids":          {table4(testRow{client4, proxy4, 10, established}, testRow{client4, proxy4, 11, established}), false, client4, proxy4},
+		"pid and time-wait": {table4(testRow{client4, proxy4, 0, 11}, testRow{client4, proxy4, 10, established}), false, client4, proxy4},
+		"v6 two pids":       {table6(testRow{client6, proxy6, 10, established}, testRow{client6, proxy6, 12, established}, testRow{client6, proxy6, 10, established}), true, client6, proxy6},
 	} {
-		m, err := findTCPOwner(tab, name[:2] == "v6", map[bool]netip.AddrPort{false: client4, true: client6}[name[:2] == "v6"],
-			map[bool]netip.AddrPort{false: proxy4, true: proxy6}[name[:2] == "v6"])
+		m, err := findTCPOwner(c.tab, c.v6, c.self, c.peer)
 		if err != nil || !m.ambiguous || m.pid != 0 {
 			t.Errorf("%s: got %+v, %v; want ambiguous with no pid", name, m, err)
 		}
