@@ -1,4 +1,4 @@
-//go:build !linux && !darwin
+//go:build !linux && !darwin && !windows
 
 package procinfo
 
@@ -8,8 +8,8 @@ import (
 	"porthole/core/registry"
 )
 
-// otherResolver: no lookup on this OS yet (Windows is to come:
-// GetExtendedTcpTable).
+// otherResolver: no lookup on this OS (Linux, macOS and Windows have
+// theirs).
 type otherResolver struct{}
 
 func newOSResolver(*Resolver) osResolver { return otherResolver{} }
