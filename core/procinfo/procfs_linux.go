@@ -15,30 +15,47 @@ import (
 
 // Which process holds socket inode N: the one with a /proc/<pid>/fd/<fd>
 // link reading "socket:[N]". Every read about one process goes through a
-// descriptor of its /proc/<pid> directory, opened once: if the process
-// exits, reads through it fail (ENOENT/ESRCH) even when the pid has been
-// given to a new process, so what is read is always about the process that
-// held the socket, and a process that exits half-way is "exited", never
-// someone else.
+// descriptor of its /proc/<pid> directory: if the process exits, reads
+// through it fail (ENOENT/ESRCH) even when the pid has been given to a new
+// process, so what is read is always about the process that held the
+// socket, and a process that exits half-way is "exited", never someone
+// else.
 //
-// The cache remembers the processes that owned recent connections, their
-// identity checked by start time (pid reuse), and the fd numbers their
-// sockets had: a program opening its 500th connection is found by looking
-// at its own open files only, usually the first fd tried.
+// The cache remembers the processes that owned recent connections and the
+// fd numbers their sockets had, and keeps each one's /proc/<pid> directory
+// open (at most cachedProcs descriptors, closed on eviction and at Close).
+// That pinned descriptor is the process's identity: while it reads, the
+// process is the one the cached name was read about, so a program opening
+// its 500th connection costs one readlinkat of its remembered fd, with no
+// start-time check and no scan.
 
 const (
-	cachedProcs = 64 // processes remembered
+	cachedProcs = 64 // processes remembered (and directories kept open)
 	candidates  = 8  // of them, tried before a scan of every process
 	hintFDs     = 4  // fd numbers remembered per process
 	maxFDs      = 1 << 20
 	maxProcs    = 1 << 22
 )
 
+// procEntry is a cached process. pid, dir and proc never change; fds,
+// refs and evicted are guarded by procTable.mu.
 type procEntry struct {
-	pid   int
-	start uint64           // start time (clock ticks after boot): the pid's identity
-	proc  registry.Process // without UID, which is the socket's
-	fds   []int            // fd numbers of its recent sockets, most recent first
+	pid  int
+	dir  int              // open /proc/<pid>: pinned to this very process
+	proc registry.Process // without UID, which is the socket's
+	fds  []int            // fd numbers of its recent sockets, most recent first
+
+	refs    int  // lookups using dir now
+	evicted bool // out of the cache: dir is closed when refs drops to 0
+}
+
+// candidate is what one lookup borrowed from the cache: e (dir held open
+// for it) and a copy of e's fd hints.
+type candidate struct {
+	e    *procEntry
+	fds  [hintFDs]int
+	n    int
+	gone bool // its process exited
 }
 
 type procTable struct {
@@ -47,6 +64,7 @@ type procTable struct {
 	mu     sync.Mutex
 	recent []*procEntry // most recently used first, at most cachedProcs
 	users  map[int]string
+	closed bool
 }
 
 func newProcTable(r *Resolver) *procTable {
@@ -55,12 +73,13 @@ func newProcTable(r *Resolver) *procTable {
 
 // find returns the process holding the socket inode, or nil and the reason.
 func (t *procTable) find(inode uint64, uid int) (*registry.Process, string) {
-	want := []byte("socket:[" + strconv.FormatUint(inode, 10) + "]")
+	var cands [candidates]candidate
+	n := t.borrow(&cands)
+	defer t.release(cands[:n])
 	denied := false
-	tried := make(map[int]bool, candidates)
-	for _, e := range t.candidates() {
-		tried[e.pid] = true
-		p, res := t.search(e.pid, want, e.fds, e)
+	for i := range cands[:n] {
+		c := &cands[i]
+		p, res := t.search(c.e.dir, c.e.pid, inode, c.fds[:c.n], c.e)
 		switch res {
 		case searchFound:
 			t.r.hits.Add(1)
@@ -68,18 +87,30 @@ func (t *procTable) find(inode uint64, uid int) (*registry.Process, string) {
 		case searchDenied:
 			denied = true
 		case searchGone:
-			t.forget(e)
+			// Its pid may now be another process's: that one is scanned.
+			t.forget(c.e)
+			c.gone = true
 		}
 	}
 	t.r.scans.Add(1)
 	for _, pid := range t.allPIDs(uid) {
-		if tried[pid] {
+		if tried(cands[:n], pid) {
 			continue
 		}
-		p, res := t.search(pid, want, nil, nil)
+		dir, err := unix.Open("/proc/"+strconv.Itoa(pid), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			if resultOf(err) == searchDenied {
+				denied = true
+			}
+			continue
+		}
+		p, res := t.search(dir, pid, inode, nil, nil)
+		if res != searchFound {
+			_ = unix.Close(dir) // read-only
+		}
 		switch res {
 		case searchFound:
-			return t.withUID(p, uid), ""
+			return t.withUID(p, uid), "" // dir now belongs to the cache
 		case searchDenied:
 			denied = true
 		}
@@ -88,6 +119,16 @@ func (t *procTable) find(inode uint64, uid int) (*registry.Process, string) {
 		return nil, ReasonNoPermission
 	}
 	return nil, ReasonNotFound
+}
+
+// tried reports whether pid's process was searched already.
+func tried(cands []candidate, pid int) bool {
+	for i := range cands {
+		if !cands[i].gone && cands[i].e.pid == pid {
+			return true
+		}
+	}
+	return false
 }
 
 type searchResult int
@@ -99,62 +140,77 @@ const (
 	searchGone   // exited
 )
 
-// search looks for the link want among pid's open files, trying the fd
-// numbers in hint first. cached is what the cache knew of pid (or nil).
-func (t *procTable) search(pid int, want []byte, hint []int, cached *procEntry) (*registry.Process, searchResult) {
-	dir, err := unix.Open("/proc/"+strconv.Itoa(pid), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, resultOf(err)
-	}
-	defer unix.Close(dir)
-	fdDir, err := unix.Openat(dir, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, resultOf(err)
-	}
-	defer unix.Close(fdDir)
+// search looks for socket inode among the open files of the process whose
+// /proc directory is dir, trying the fd numbers in hint first. cached is
+// the cache's entry of that same dir, or nil when dir is newly opened:
+// then, if found, dir is handed to a new cache entry (the caller closes it
+// otherwise).
+func (t *procTable) search(dir, pid int, inode uint64, hint []int, cached *procEntry) (registry.Process, searchResult) {
+	var path [32]byte
 	var link [64]byte
-	holds := func(fd string) bool {
-		n, err := unix.Readlinkat(fdDir, fd, link[:])
-		return err == nil && bytes.Equal(link[:n], want)
+	// holds reads fd's link through dir: it fails if the process exited.
+	holds := func(fd int) bool {
+		n, err := unix.Readlinkat(dir, string(strconv.AppendInt(append(path[:0], "fd/"...), int64(fd), 10)), link[:])
+		return err == nil && isSocket(link[:n], inode)
 	}
 	fd := -1
 	for _, h := range hint {
-		if holds(strconv.Itoa(h)) {
+		if holds(h) {
 			fd = h
 			break
 		}
 	}
 	if fd < 0 {
-		names, err := readNames(fdDir, maxFDs)
+		fdDir, err := unix.Openat(dir, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return nil, resultOf(err)
+			return registry.Process{}, resultOf(err)
+		}
+		names, err := readNames(fdDir, maxFDs)
+		_ = unix.Close(fdDir) // read-only
+		if err != nil {
+			return registry.Process{}, resultOf(err)
 		}
 		for _, name := range names {
-			if holds(name) {
-				fd, _ = strconv.Atoi(name)
+			n, err := strconv.Atoi(name)
+			if err == nil && holds(n) {
+				fd = n
 				break
 			}
 		}
 	}
 	if fd < 0 {
-		return nil, searchMissing
+		return registry.Process{}, searchMissing
+	}
+	if cached != nil {
+		// Read through the pinned dir: the process the cached identity was
+		// read about holds the socket right now.
+		return t.remember(cached, fd), searchFound
 	}
 	st, err := readStat(dir)
 	if err != nil {
-		return nil, resultOf(err)
+		return registry.Process{}, resultOf(err)
 	}
-	var e *procEntry
-	if cached != nil && cached.start == st.start {
-		e = cached
-	} else {
-		e = &procEntry{pid: pid, start: st.start, proc: t.identity(dir, pid, st)}
-	}
+	e := &procEntry{pid: pid, dir: dir, proc: t.identity(dir, pid, st)}
 	// Still holding it after everything was read through dir: alive all
 	// along, so what was read is about the process that holds the socket.
-	if !holds(strconv.Itoa(fd)) {
-		return nil, searchGone
+	if !holds(fd) {
+		return registry.Process{}, searchGone
 	}
 	return t.remember(e, fd), searchFound
+}
+
+// isSocket reports whether link is "socket:[inode]".
+func isSocket(link []byte, inode uint64) bool {
+	const prefix = "socket:["
+	if len(link) < len(prefix)+2 || string(link[:len(prefix)]) != prefix || link[len(link)-1] != ']' {
+		return false
+	}
+	digits := link[len(prefix) : len(link)-1]
+	if digits[0] == '0' && len(digits) > 1 {
+		return false // not how the kernel writes numbers
+	}
+	n, err := strconv.ParseUint(string(digits), 10, 64)
+	return err == nil && n == inode
 }
 
 // identity reads what a person is shown about a process.
@@ -185,11 +241,10 @@ func displayName(comm, path string) string {
 	return comm
 }
 
-func (t *procTable) withUID(p *registry.Process, uid int) *registry.Process {
-	c := *p
-	c.UID = uid
-	c.User = t.user(uid)
-	return &c
+func (t *procTable) withUID(p registry.Process, uid int) *registry.Process {
+	p.UID = uid
+	p.User = t.user(uid)
+	return &p
 }
 
 func (t *procTable) user(uid int) string {
@@ -213,34 +268,109 @@ func (t *procTable) user(uid int) string {
 	return name
 }
 
-func (t *procTable) candidates() []*procEntry {
+// borrow fills cands with the most recently used cached processes, their
+// directories held open until release.
+func (t *procTable) borrow(cands *[candidates]candidate) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := min(len(t.recent), candidates)
-	return slices.Clone(t.recent[:n])
+	for i, e := range t.recent[:n] {
+		e.refs++
+		cands[i] = candidate{e: e, n: copy(cands[i].fds[:], e.fds)}
+	}
+	return n
+}
+
+func (t *procTable) release(cands []candidate) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range cands {
+		e := cands[i].e
+		e.refs--
+		t.closeIfDone(e)
+	}
+}
+
+// closeIfDone closes an evicted entry's directory once no lookup uses it.
+// Called with t.mu held.
+func (t *procTable) closeIfDone(e *procEntry) {
+	if e.evicted && e.refs == 0 && e.dir >= 0 {
+		_ = unix.Close(e.dir) // read-only
+		e.dir = -1
+	}
+}
+
+// evict takes e out of the cache. Called with t.mu held.
+func (t *procTable) evict(e *procEntry) {
+	e.evicted = true
+	t.closeIfDone(e)
 }
 
 // remember puts e first in the cache, with fd first among its hints, and
-// returns its process. It replaces any entry of the same pid (an older
-// process when the pid was reused). Entries are never modified once
-// published: a change is a new entry.
-func (t *procTable) remember(e *procEntry, fd int) *registry.Process {
+// returns its process. A new e replaces any entry of the same
+// pid (an older process when the pid was reused, or the same one found by
+// a scan).
+func (t *procTable) remember(e *procEntry, fd int) registry.Process {
+	p := e.proc
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	fds := append([]int{fd}, slices.DeleteFunc(slices.Clone(e.fds), func(x int) bool { return x == fd })...)
-	ne := &procEntry{pid: e.pid, start: e.start, proc: e.proc, fds: fds[:min(len(fds), hintFDs)]}
-	t.recent = slices.DeleteFunc(t.recent, func(x *procEntry) bool { return x.pid == e.pid })
-	t.recent = slices.Insert(t.recent, 0, ne)
-	if len(t.recent) > cachedProcs {
-		t.recent = t.recent[:cachedProcs]
+	if e.evicted {
+		return p // forgotten meanwhile: the answer stands, the cache is not told
 	}
-	return &ne.proc
+	if t.closed {
+		e.evicted = true
+		t.closeIfDone(e)
+		return p
+	}
+	i := slices.Index(t.recent, e)
+	if i < 0 {
+		for j, x := range t.recent {
+			if x.pid == e.pid {
+				t.evict(x)
+				t.recent = slices.Delete(t.recent, j, j+1)
+				break
+			}
+		}
+		t.recent = slices.Insert(t.recent, 0, e)
+		if len(t.recent) > cachedProcs {
+			for _, x := range t.recent[cachedProcs:] {
+				t.evict(x)
+			}
+			clear(t.recent[cachedProcs:])
+			t.recent = t.recent[:cachedProcs]
+		}
+	} else if i > 0 {
+		copy(t.recent[1:i+1], t.recent[:i])
+		t.recent[0] = e
+	}
+	if len(e.fds) == 0 || e.fds[0] != fd {
+		e.fds = slices.DeleteFunc(e.fds, func(x int) bool { return x == fd })
+		e.fds = slices.Insert(e.fds, 0, fd)
+		e.fds = e.fds[:min(len(e.fds), hintFDs)]
+	}
+	return p
 }
 
 func (t *procTable) forget(e *procEntry) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if e.evicted {
+		return
+	}
 	t.recent = slices.DeleteFunc(t.recent, func(x *procEntry) bool { return x == e })
+	t.evict(e)
+}
+
+// close closes the cached directories (those in use by a lookup as it
+// ends). Idempotent.
+func (t *procTable) close() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closed = true
+	for _, e := range t.recent {
+		t.evict(e)
+	}
+	t.recent = nil
 }
 
 // allPIDs lists every process, those owned by uid (the socket's owner, most

@@ -117,6 +117,7 @@ func (l *linuxResolver) close() error {
 	for _, s := range idle {
 		s.close()
 	}
+	l.procs.close()
 	return nil
 }
 

@@ -9,9 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"porthole/core/registry"
 )
@@ -157,8 +161,10 @@ func TestLookupExited(t *testing.T) {
 	}
 }
 
-// A cached process whose pid now belongs to another process (its start
-// time differs) is not trusted: the lookup reads the process again.
+// A cached process whose pid now belongs to another process is not
+// trusted: the cache's entry is pinned to the /proc directory of the
+// process it was read about, which fails once that one exited, so the
+// lookup reads the new holder of the pid again.
 func TestLookupPIDReused(t *testing.T) {
 	ln := listen(t, "tcp4", "127.0.0.1:0")
 	bin := self(t)
@@ -167,20 +173,75 @@ func TestLookupPIDReused(t *testing.T) {
 	cmd, _, local := startChild(t, bin, "hold", []string{ln.Addr().String()})
 	conn := acceptFrom(t, ln, local)
 	checkIs(t, r.Lookup(conn.LocalAddr(), conn.RemoteAddr()), cmd.Process.Pid, bin)
-	// The cache now says: pid is "impostor", which started at another time.
+	// An "impostor" that exits: its /proc directory, opened while it ran,
+	// is what a cache entry holds after its process exited and the pid was
+	// given to someone else.
+	imp, stdin, _ := startChild(t, bin, "hold", []string{ln.Addr().String()})
+	dead, err := unix.Open("/proc/"+strconv.Itoa(imp.Process.Pid), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = stdin.Close() // tells it to go
+	_ = imp.Wait()    // reaped: its directory is dead
+	// The cache now says: pid is "impostor", pinned to the dead directory,
+	// with the real child's fd numbers as hints.
 	tab := r.os.(*linuxResolver).procs
 	tab.mu.Lock()
 	e := tab.recent[0]
 	if e.pid != cmd.Process.Pid {
 		tab.mu.Unlock()
+		_ = unix.Close(dead)
 		t.Fatalf("cache holds pid %d, want %d", e.pid, cmd.Process.Pid)
 	}
-	fake := *e
-	fake.start++
-	fake.proc = registry.Process{PID: e.pid, Name: "impostor", Path: "/usr/bin/impostor"}
-	tab.recent[0] = &fake
+	fake := &procEntry{pid: e.pid, dir: dead, fds: slices.Clone(e.fds),
+		proc: registry.Process{PID: e.pid, Name: "impostor", Path: "/usr/bin/impostor"}}
+	tab.recent[0] = fake
+	tab.evict(e)
 	tab.mu.Unlock()
 	checkIs(t, r.Lookup(conn.LocalAddr(), conn.RemoteAddr()), cmd.Process.Pid, bin)
+	tab.mu.Lock()
+	defer tab.mu.Unlock()
+	if !fake.evicted || fake.dir != -1 || slices.Contains(tab.recent, fake) {
+		t.Fatalf("dead entry kept: evicted %v dir %d", fake.evicted, fake.dir)
+	}
+}
+
+// The cache keeps at most cachedProcs directories open, closes those it
+// evicts, and all of them at Close.
+func TestCacheBounded(t *testing.T) {
+	r := New()
+	tab := r.os.(*linuxResolver).procs
+	self := os.Getpid()
+	var all []*procEntry
+	for range cachedProcs + 10 {
+		dir, err := unix.Open("/proc/self", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Distinct pids (fake ones, never looked up): only the bound is tested.
+		e := &procEntry{pid: self + 1000000 + len(all), dir: dir}
+		all = append(all, e)
+		tab.remember(e, 3)
+	}
+	tab.mu.Lock()
+	if len(tab.recent) != cachedProcs {
+		t.Errorf("%d cached, want %d", len(tab.recent), cachedProcs)
+	}
+	for i, e := range all {
+		if open := e.dir >= 0; open != (i >= 10) {
+			t.Errorf("entry %d: dir open %v", i, open)
+		}
+	}
+	tab.mu.Unlock()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = r.Close()
+	for i, e := range all {
+		if e.dir != -1 {
+			t.Errorf("entry %d: dir %d open after Close", i, e.dir)
+		}
+	}
 }
 
 // Without the privilege to read root's open files, a lookup of root's
