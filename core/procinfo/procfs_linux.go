@@ -276,7 +276,8 @@ func (t *procTable) borrow(cands *[candidates]candidate) int {
 	n := min(len(t.recent), candidates)
 	for i, e := range t.recent[:n] {
 		e.refs++
-		cands[i] = candidate{e: e, n: copy(cands[i].fds[:], e.fds)}
+		cands[i] = candidate{e: e}
+		cands[i].n = copy(cands[i].fds[:], e.fds)
 	}
 	return n
 }
