@@ -346,3 +346,29 @@ func TestRemoteClient(t *testing.T) {
 		t.Fatalf("no such socket: %+v", p)
 	}
 }
+
+// A lookup borrows the cached processes with their fd hints (the warm
+// path tries them before listing any open files), and gives them back.
+func TestBorrowCarriesHints(t *testing.T) {
+	r := New()
+	defer r.Close()
+	tab := r.os.(*linuxResolver).procs
+	dir, err := unix.Open("/proc/self", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &procEntry{pid: os.Getpid(), dir: dir}
+	tab.remember(e, 7)
+	tab.remember(e, 9)
+	var cands [candidates]candidate
+	n := tab.borrow(&cands)
+	if n != 1 || cands[0].e != e || !slices.Equal(cands[0].fds[:cands[0].n], []int{9, 7}) {
+		t.Fatalf("borrowed %d: %+v", n, cands[0])
+	}
+	tab.release(cands[:n])
+	tab.mu.Lock()
+	defer tab.mu.Unlock()
+	if e.refs != 0 || e.dir != dir {
+		t.Fatalf("after release: refs %d dir %d", e.refs, e.dir)
+	}
+}
