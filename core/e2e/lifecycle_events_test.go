@@ -29,6 +29,7 @@ type lcEvents struct {
 	closed   map[xid.ID]registry.Info
 	byClient map[string][]xid.ID // Opened ids by client address, in order
 	claimed  map[xid.ID]bool
+	process  map[xid.ID]bool // ids whose Process event came
 	problems []string
 	ended    bool
 	err      error // why the subscription ended
@@ -50,6 +51,7 @@ func watchRegistry(t *testing.T, reg *registry.Registry) *lcEvents {
 		closed:   make(map[xid.ID]registry.Info),
 		byClient: make(map[string][]xid.ID),
 		claimed:  make(map[xid.ID]bool),
+		process:  make(map[xid.ID]bool),
 		done:     make(chan struct{}),
 	}
 	for _, info := range snap.Closed {
@@ -129,6 +131,20 @@ func (e *lcEvents) apply(ev registry.Event) {
 			e.problem("Closed %s with negative counts %d/%d", id, ev.Conn.Up, ev.Conn.Down)
 		}
 		e.closed[id] = ev.Conn
+	case registry.KindProcess:
+		// The program lookup answers beside the connection, so it may
+		// come before or after Established, even after Closed; but once,
+		// for a connection that was opened, and with an answer.
+		if _, ok := e.opened[id]; !ok {
+			e.problem("Process without Opened: %s", id)
+		}
+		if e.process[id] {
+			e.problem("second Process for %s", id)
+		}
+		e.process[id] = true
+		if ev.Conn.Process == nil {
+			e.problem("Process event %d for %s without a process", ev.Seq, id)
+		}
 	case registry.KindStats:
 		if ev.Stats == nil {
 			e.problem("Stats event %d without stats", ev.Seq)
