@@ -54,10 +54,14 @@ func spliceHalf(dst, src net.Conn, count func(int64)) (handled, eof bool, err er
 		if err != nil {
 			return true, false, err
 		}
-		if w == 0 && !moved {
-			// Bytes queued but none moved: this kernel does not splice
-			// these sockets. Nothing was consumed; copy in user space.
-			return false, false, nil
+		if w == 0 {
+			if !moved {
+				// Bytes queued but none moved: this kernel does not
+				// splice these sockets. Nothing was consumed; copy in
+				// user space.
+				return false, false, nil
+			}
+			return true, false, io.ErrNoProgress // never spin on a stuck socket
 		}
 	}
 }
