@@ -50,27 +50,27 @@ func (r *report) evalTargets(rtt float64) {
 		}
 		r.Targets = append(r.Targets, target{goal, measured, st})
 	}
-	// ratio judges num ÷ den ≥ want on the loopback table.
-	ratio := func(goal, fig, num, den string, want float64, unit string) {
+	// compare judges num ÷ den against want on the loopback table: at
+	// least want, or at most want for lower-is-better figures.
+	compare := func(goal, fig, num, den string, want float64, unit, format string, atMost bool) {
 		a, okA := r.median("loopback", fig, num)
 		b, okB := r.median("loopback", fig, den)
 		ok := okA && okB && b > 0
 		m := ""
 		if ok {
-			m = fmt.Sprintf("%.2f× (%.0f vs %.0f %s)", a/b, a, b, unit)
+			m = fmt.Sprintf("%.2f× ("+format+" vs "+format+" %s)", a/b, a, b, unit)
 		}
-		add(goal, ok, ok && a/b >= want, m)
+		met := ok && a/b >= want
+		if atMost {
+			met = ok && a/b <= want
+		}
+		add(goal, ok, met, m)
 	}
-	// atMost judges num ÷ den ≤ want on the loopback table (lower is better).
+	ratio := func(goal, fig, num, den string, want float64, unit string) {
+		compare(goal, fig, num, den, want, unit, "%.0f", false)
+	}
 	atMost := func(goal, fig, num, den string, want float64, unit string) {
-		a, okA := r.median("loopback", fig, num)
-		b, okB := r.median("loopback", fig, den)
-		ok := okA && okB && b > 0
-		m := ""
-		if ok {
-			m = fmt.Sprintf("%.2f× (%.3g vs %.3g %s)", a/b, a, b, unit)
-		}
-		add(goal, ok, ok && a/b <= want, m)
+		compare(goal, fig, num, den, want, unit, "%.3g", true)
 	}
 	atMost("Direct mode CPU per GiB down ≤ 1.1× plain CONNECT", "download_cpu_client_s_per_gib", pathPorthole, pathPlain, 1.1, "s")
 	atMost("Direct mode CPU per GiB up ≤ 1.1× plain CONNECT", "upload_cpu_client_s_per_gib", pathPorthole, pathPlain, 1.1, "s")
