@@ -12,6 +12,8 @@ require github.com/gorilla/websocket v1.5.3
 
 require golang.org/x/sys v0.50.0
 
+require gopkg.in/yaml.v3 v3.0.1
+
 require (
 	fyne.io/fyne/v2 v2.8.1
 	fyne.io/systray v1.12.3-0.20260810170012-af4e8e793ec4 // indirect
@@ -45,5 +47,4 @@ require (
 	github.com/yuin/goldmark v1.8.2 // indirect
 	golang.org/x/image v0.24.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
-	gopkg.in/yaml.v3 v3.0.1 // indirect
 )

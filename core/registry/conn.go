@@ -40,6 +40,7 @@ const (
 	RouteDirect Route = iota + 1 // direct mode
 	RouteTunnel                  // through the exit server
 	RouteBypass                  // tunnel mode, but the bypass list sent it direct
+	RouteReject                  // a rule refused it: answered in the client's protocol, never dialled
 )
 
 func (r Route) String() string {
@@ -50,6 +51,8 @@ func (r Route) String() string {
 		return "tunnel"
 	case RouteBypass:
 		return "bypass"
+	case RouteReject:
+		return "reject"
 	}
 	return fmt.Sprintf("route(%d)", uint8(r))
 }
@@ -85,6 +88,8 @@ type Meta struct {
 	// Network is the transport the client asked for: "tcp" ("" means
 	// tcp). UDP relaying will add "udp"; rules can match it.
 	Network string
+	// Rule is the rule that decided the route (zero: none recorded).
+	Rule Rule
 }
 
 // Info is an immutable copy of a connection record, safe to keep and to hand
