@@ -19,6 +19,7 @@ import (
 	"porthole/core/outbound"
 	"porthole/core/procinfo"
 	"porthole/core/registry"
+	"porthole/core/rules"
 	"porthole/core/tunnel"
 )
 
@@ -42,6 +43,9 @@ type Config struct {
 	Listen string // host:port; default DefaultListen
 	Mode   outbound.Mode
 	Bypass []string // nil: outbound.DefaultBypass
+	// Rules is the rule set of rules mode (nil: none, every connection
+	// takes the default action); SetRules swaps it while running.
+	Rules *rules.Set
 	Auth   *inbound.Auth
 	// Exit is the exit server for tunnel mode: the engine connects to it
 	// while running. Tunnel, if set instead, is used as the tunnel's dialer
@@ -134,7 +138,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	var tun *outbound.Tunnel
 	tunnelDialer := cfg.Tunnel
-	if cfg.Exit != nil && tunnelDialer == nil && cfg.Mode == outbound.ModeTunnel {
+	if cfg.Exit != nil && tunnelDialer == nil && (cfg.Mode == outbound.ModeTunnel || cfg.Mode == outbound.ModeRules) {
 		tc := *cfg.Exit
 		if tc.Logger == nil {
 			tc.Logger = cfg.Logger
@@ -148,6 +152,7 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	router.SetRules(cfg.Rules)
 	reg, own := cfg.Registry, cfg.Registry == nil
 	if own {
 		reg = registry.New(registry.Options{IdleTimeout: max(cfg.IdleTimeout, 0), History: cfg.History})
@@ -169,6 +174,13 @@ func isLoopback(host string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// SetRules swaps the rule set (rules mode): open connections keep their
+// route, new ones use s at once. Safe from any goroutine, running or not.
+func (e *Engine) SetRules(s *rules.Set) { e.router.SetRules(s) }
+
+// Rules is the rule set in use (never nil).
+func (e *Engine) Rules() *rules.Set { return e.router.Rules() }
 
 // Registry is the engine's connection registry.
 func (e *Engine) Registry() *registry.Registry { return e.registry }

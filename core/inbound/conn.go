@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"porthole/core/procinfo"
 	"porthole/core/registry"
 	"porthole/core/relay"
+	"porthole/core/rules"
 )
 
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
@@ -195,20 +197,28 @@ type upstream struct {
 // dial registers a connection to target and dials it on the route the
 // router picks. On failure the record is already finished with the error.
 func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) (*upstream, error) {
-	route := c.s.cfg.Router.Route(host)
+	dec := c.decide(proto, target, host)
+	route := dec.Route
 	rec, finish := c.s.cfg.Registry.Register(registry.Meta{
-		ID: id, Proto: proto, Client: c.raw.RemoteAddr().String(), Target: target, Route: route,
+		ID: id, Proto: proto, Client: c.raw.RemoteAddr().String(), Target: target, Route: route, Rule: dec.Rule,
 	}, c.cancel)
 	c.proc.Attach(rec)
 	u := &upstream{rec: rec, finish: finish, target: target, log: c.log}
 	if rec.ID() != c.id {
 		u.log = c.s.log.With("conn", rec.ID().String())
 	}
+	if route == registry.RouteReject {
+		// Logged here, once; the caller answers in the client's protocol.
+		err := fmt.Errorf("%w %s", outbound.ErrRejected, dec.Rule)
+		finish(err)
+		u.log.Info("rejected", "proto", proto, "target", target, "rule", dec.Rule.String())
+		return nil, err
+	}
 	u.log.Debug("dialing", "proto", proto, "target", target, "route", route)
 	// Plain HTTP forwarding writes its request first: through the tunnel
 	// it travels right behind the OPEN, and a refusal comes back as the
 	// response's read error (see exchange).
-	ctx := outbound.WithDialInfo(c.ctx, outbound.DialInfo{ID: rec.ID(), SpeaksFirst: proto == registry.ProtoHTTP})
+	ctx := outbound.WithDialInfo(c.ctx, outbound.DialInfo{ID: rec.ID(), SpeaksFirst: proto == registry.ProtoHTTP, Exit: dec.Exit})
 	conn, err := c.s.cfg.Router.Dialer(route).DialContext(ctx, "tcp", target)
 	if err == nil && !c.socks.add(conn) {
 		err = net.ErrClosed
@@ -230,6 +240,22 @@ func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) 
 	u.conn = conn
 	rec.Established(conn.RemoteAddr().String())
 	return u, nil
+}
+
+// decide asks the router where target goes. An app rule may wait for the
+// program lookup started on accept (bounded by the rule set; the proxy
+// stopping or the client's abort ends it too).
+func (c *clientConn) decide(proto registry.Proto, target, host string) outbound.Decision {
+	q := rules.Query{Host: host, Inbound: proto}
+	if _, p, err := net.SplitHostPort(target); err == nil {
+		if n, err := strconv.ParseUint(p, 10, 16); err == nil {
+			q.Port = uint16(n)
+		}
+	}
+	if c.proc != nil {
+		q.Program = c.proc
+	}
+	return c.s.cfg.Router.Decide(c.ctx, &q)
 }
 
 // close releases the upstream socket, then finishes its record, so the

@@ -49,7 +49,7 @@ func (c *clientConn) servePage(req *http.Request) (keep bool, err error) {
 		body = c.statusPage()
 	case pacPath:
 		ctype = "application/x-ns-proxy-autoconfig"
-		body = c.s.cfg.Router.Bypass().PAC(proxyHost(req, c))
+		body = c.s.cfg.Router.PAC(proxyHost(req, c))
 	default:
 		code, ctype, body = http.StatusNotFound, "text/plain; charset=utf-8", "porthole: no such page; this is a proxy, try / or /proxy.pac\n"
 	}

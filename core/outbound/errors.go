@@ -13,4 +13,8 @@ var (
 	// ErrTunnelStopped is a dial through a tunnel that is not started (the
 	// proxy is stopping).
 	ErrTunnelStopped = errors.New("tunnel not started")
+	// ErrRejected is the reason of a connection a rule refused: never
+	// dialled, answered in the client's protocol (HTTP 403, SOCKS5 0x02,
+	// SOCKS4 0x5B). The error wrapping it names the rule.
+	ErrRejected = errors.New("rejected by rule")
 )

@@ -51,7 +51,7 @@ func Classify(err error) Failure {
 	switch {
 	case err == nil:
 		return FailOther
-	case errors.Is(err, ErrDenied):
+	case errors.Is(err, ErrDenied), errors.Is(err, ErrRejected):
 		return FailDenied
 	case errors.Is(err, context.Canceled), errors.Is(err, ErrTunnelStopped), errors.Is(err, tunnel.ErrClientClosed):
 		return FailCanceled

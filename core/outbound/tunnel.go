@@ -23,6 +23,8 @@ type DialInfo struct {
 	// returns before the exit answers, and the first bytes travel as DATA
 	// right behind the OPEN (early data) instead of one round trip later.
 	SpeaksFirst bool
+	// Exit is the exit a rule named ("" = the policy's pick).
+	Exit string
 }
 
 type dialInfoKey struct{}

@@ -93,6 +93,8 @@ type Set struct {
 	appWait     time.Duration
 	resolveWait time.Duration
 	entries     int // matchers compiled, provider entries included
+	// sets holds the compiled entries of each rule-set rule, by index.
+	sets map[int][]Rule
 }
 
 type portRange struct {
@@ -204,6 +206,12 @@ func Compile(list []Rule, opt Options) (*Set, error) {
 				if err == nil {
 					err = add(n, idx)
 				}
+				if err == nil {
+					if s.sets == nil {
+						s.sets = map[int][]Rule{}
+					}
+					s.sets[int(idx)] = append(s.sets[int(idx)], n)
+				}
 				if err != nil {
 					errs = append(errs, &RuleError{Index: i, Rule: raw, Err: fmt.Errorf("provider %q entry %q: %w", r.Value, e.Value, err)})
 				}
@@ -263,6 +271,16 @@ func (s *Set) Len() int { return len(s.rules) }
 
 // Entries is the number of matchers compiled (provider entries included).
 func (s *Set) Entries() int { return s.entries }
+
+// Expand is what rule i matches: the entries of its provider for a
+// rule-set rule (each with the rule's action), the rule itself otherwise.
+// The slice is shared: do not modify it.
+func (s *Set) Expand(i int) []Rule {
+	if s.rules[i].Kind == KindRuleSet {
+		return s.sets[i]
+	}
+	return s.rules[i : i+1]
+}
 
 // Default is the verdict when nothing matches.
 func (s *Set) Default() Verdict { return s.def }
