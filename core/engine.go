@@ -46,7 +46,7 @@ type Config struct {
 	// Rules is the rule set of rules mode (nil: none, every connection
 	// takes the default action); SetRules swaps it while running.
 	Rules *rules.Set
-	Auth   *inbound.Auth
+	Auth  *inbound.Auth
 	// Exit is the exit server for tunnel mode: the engine connects to it
 	// while running. Tunnel, if set instead, is used as the tunnel's dialer
 	// as is (tests).
