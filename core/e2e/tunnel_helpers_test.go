@@ -40,6 +40,7 @@ import (
 	"porthole/core/exit"
 	"porthole/core/outbound"
 	"porthole/core/registry"
+	"porthole/core/rules"
 	"porthole/core/tunnel"
 	"porthole/internal/freeport"
 	"porthole/internal/origin"
@@ -184,6 +185,9 @@ type e2eOptions struct {
 	// front, if set, puts something in front of the exit (a reverse
 	// proxy) and returns the URL the engine connects to.
 	front func(t *testing.T, exitAddr string) string
+	// mode is the engine's mode (default tunnel); rules its rule set.
+	mode  outbound.Mode
+	rules *rules.Set
 }
 
 // e2eEnv is one tunnel-mode test's world.
@@ -198,6 +202,7 @@ type e2eEnv struct {
 	web    *httptest.Server // plain HTTP origin (e2eMux)
 	tls    *httptest.Server // HTTPS origin (e2eMux)
 	caFile string           // the HTTPS origin's certificate, PEM, for curl --cacert
+	mode   outbound.Mode
 }
 
 // newE2E starts the origins, an exit and an engine in tunnel mode that
@@ -228,9 +233,14 @@ func newE2E(t *testing.T, opts e2eOptions) *e2eEnv {
 	}
 
 	logger, logs := newCapturedLogger()
+	v.mode = opts.mode
+	if v.mode == "" {
+		v.mode = outbound.ModeTunnel
+	}
 	eng := startEngine(t, core.Config{
 		Listen: "127.0.0.1:0",
-		Mode:   outbound.ModeTunnel,
+		Mode:   v.mode,
+		Rules:  opts.rules,
 		Bypass: []string{}, // nothing goes direct, loopback included
 		Exit: &tunnel.ClientConfig{
 			URL: exitURL, Token: e2eToken,
@@ -309,7 +319,7 @@ func (v *e2eEnv) finish(t *testing.T) {
 	v.ev.mu.Lock()
 	for id, info := range v.ev.opened {
 		registered[id.String()] = true
-		if info.Route != registry.RouteTunnel {
+		if v.mode == outbound.ModeTunnel && info.Route != registry.RouteTunnel {
 			t.Errorf("connection %s (%s → %s) went %s, want %s", id, info.Proto, info.Target, info.Route, registry.RouteTunnel)
 		}
 	}
