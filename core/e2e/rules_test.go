@@ -266,12 +266,16 @@ func TestRulesHotSwapUnderLoad(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	swapped := make(chan int, 1)
-	go func() { // the swapper: as fast as it can, bounded
+	go func() { // the swapper: every 100µs until the transfers end (bounded)
 		n := 0
 		defer func() { swapped <- n }()
-		for ; n < 100_000; n++ {
-			if ctx.Err() != nil {
+		tick := time.NewTicker(100 * time.Microsecond)
+		defer tick.Stop()
+		for ; n < int(e2eTimeout/(100*time.Microsecond)); n++ {
+			select {
+			case <-ctx.Done():
 				return
+			case <-tick.C:
 			}
 			v.eng.SetRules(sets[n%2])
 		}
@@ -305,14 +309,20 @@ func TestRulesHotSwapUnderLoad(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	// Records carry the rule their route came from.
+	// Records carry the rule their route came from; both routes were taken.
+	routes := map[registry.Route]int{}
 	v.ev.mu.Lock()
 	for _, info := range v.ev.opened {
+		routes[info.Route]++
 		if (info.Route == registry.RouteTunnel) != (info.Rule.Kind == "ip-cidr") || info.Rule.Index != 0 {
 			t.Errorf("%s: route %s by %q", info.ID, info.Route, info.Rule)
 		}
 	}
 	v.ev.mu.Unlock()
+	t.Logf("routes under load: %v", routes)
+	if routes[registry.RouteTunnel] == 0 || routes[registry.RouteDirect] == 0 {
+		t.Errorf("the swaps did not show: %v", routes)
+	}
 	// After the last swap, new connections use the new set.
 	for _, set := range sets {
 		v.eng.SetRules(set)
