@@ -107,6 +107,8 @@ type Controller struct {
 	hold    error // a config file that could not be used: Start refuses
 	closed  bool
 	changed chan struct{} // closed and replaced at every change
+	// rulesWatch reloads the rules file of the running engine (rules.go).
+	rulesWatch *rulesWatcher
 }
 
 // NewController returns a stopped controller for cfg. sys may be nil.
@@ -195,33 +197,34 @@ func (c *Controller) startOps() error {
 		return fmt.Errorf("%w: %w", ErrConfigUnusable, hold)
 	}
 	c.update(func() { c.state, c.err = StateStarting, nil })
-	eng, err := c.newEngine(cfg)
+	eng, ruleFiles, err := c.newEngine(cfg)
 	if err != nil {
 		c.update(func() { c.state, c.err = StateFailed, err })
 		return err
 	}
 	var want bool
 	c.update(func() { c.eng, c.state, want = eng, StateRunning, c.wantSys })
+	c.startRulesWatchOps(eng, cfg, ruleFiles)
 	if want {
 		c.applySystemProxyOps(eng)
 	}
 	return nil
 }
 
-func (c *Controller) newEngine(cfg config.Config) (*core.Engine, error) {
-	ec, err := EngineConfig(cfg, c.log)
+func (c *Controller) newEngine(cfg config.Config) (*core.Engine, []string, error) {
+	ec, ruleFiles, err := engineConfig(cfg, c.log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ec.Registry = c.reg
 	eng, err := core.New(ec)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := eng.Start(); err != nil {
-		return nil, errors.Join(err, eng.Close())
+		return nil, nil, errors.Join(err, eng.Close())
 	}
-	return eng, nil
+	return eng, ruleFiles, nil
 }
 
 // Stop puts the system proxy back, then stops the proxy and waits for its
@@ -244,6 +247,7 @@ func (c *Controller) stopOps() error {
 		return sysErr
 	}
 	c.update(func() { c.state = StateStopping })
+	c.stopRulesWatchOps()
 	err := eng.Close()
 	c.update(func() { c.eng, c.state = nil, StateStopped })
 	return errors.Join(sysErr, err)
@@ -369,6 +373,8 @@ func (c *Controller) applyOps(cfg config.Config) (changes config.Changes, startE
 			c.log.Warn("stopping for new settings", "err", err)
 		}
 		startErr = c.startOps()
+	} else if state == StateRunning && changes.Need(config.EffectRules) {
+		startErr = c.applyRulesOps(cfg)
 	}
 	if switchSys && c.sys != nil && cfg.SystemProxy {
 		c.mu.Lock()

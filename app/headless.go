@@ -24,9 +24,15 @@ import (
 // EngineConfig turns the user's settings into the engine's. In tunnel mode
 // the token comes from PORTHOLE_TOKEN, else the token file, else the config.
 func EngineConfig(cfg config.Config, log *slog.Logger) (core.Config, error) {
+	ec, _, err := engineConfig(cfg, log)
+	return ec, err
+}
+
+// engineConfig is EngineConfig, with the rules files it read (rules mode).
+func engineConfig(cfg config.Config, log *slog.Logger) (core.Config, []string, error) {
 	mode, err := outbound.ParseMode(cfg.Mode)
 	if err != nil {
-		return core.Config{}, err
+		return core.Config{}, nil, err
 	}
 	ec := core.Config{
 		Listen:   cfg.Listen,
@@ -42,12 +48,18 @@ func EngineConfig(cfg config.Config, log *slog.Logger) (core.Config, error) {
 	if cfg.Username != "" {
 		ec.Auth = &inbound.Auth{Username: cfg.Username, Password: cfg.Password}
 	}
-	if mode == outbound.ModeTunnel {
+	if mode == outbound.ModeTunnel || mode == outbound.ModeRules && cfg.Exit != "" {
 		if ec.Exit, err = exitConfig(cfg); err != nil {
-			return core.Config{}, err
+			return core.Config{}, nil, err
 		}
 	}
-	return ec, nil
+	var ruleFiles []string
+	if mode == outbound.ModeRules {
+		if ec.Rules, ruleFiles, err = CompileRules(cfg); err != nil {
+			return core.Config{}, nil, err
+		}
+	}
+	return ec, ruleFiles, nil
 }
 
 // exitConfig is the tunnel client's configuration: URL, token and the CAs

@@ -59,7 +59,8 @@ func ParseArgs(args []string, stderr io.Writer) (Options, error) {
 	fs.BoolVar(&o.PrintEnv, "print-env", false, "print shell commands that point a terminal's programs at Porthole, then exit")
 	fs.StringVar(&o.ConfigPath, "config", "", "config file (default: the user config dir's porthole/config.json)")
 	listen := fs.String("listen", "", "address of the mixed HTTP/SOCKS5 port (default 127.0.0.1:8088)")
-	mode := fs.String("mode", "", "direct or tunnel")
+	mode := fs.String("mode", "", "direct, tunnel or rules")
+	rulesFile := fs.String("rules", "", "rules file for rules mode (Porthole's JSON, Clash rule lines or a Clash config); reloaded when it changes")
 	exit := fs.String("exit", "", "exit server URL for tunnel mode, wss://host/porthole")
 	tokenFile := fs.String("token-file", "", "file holding the exit server's token (or set PORTHOLE_TOKEN)")
 	exitCA := fs.String("exit-ca", "", "PEM file of CA certificates to trust for the exit (a self-signed exit), besides the system's")
@@ -106,6 +107,9 @@ func ParseArgs(args []string, stderr io.Writer) (Options, error) {
 	}
 	if set["exit"] {
 		cfg.Exit = *exit
+	}
+	if set["rules"] {
+		cfg.RulesFile = *rulesFile
 	}
 	if set["token-file"] {
 		cfg.TokenFile = *tokenFile

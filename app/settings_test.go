@@ -146,7 +146,7 @@ func TestSaveSettingsRefusedChangesNothing(t *testing.T) {
 func TestSaveSettingsSetsAsideWhatItMustNotOverwrite(t *testing.T) {
 	for _, tc := range []struct{ content, suffix string }{
 		{`{"mode": "sideways"}`, ".broken-"},
-		{`{"mode": "direct", "rules": []}`, ".newer-"},
+		{`{"mode": "direct", "plugins": []}`, ".newer-"},
 	} {
 		c := NewController(directSettings(), nil, quiet)
 		path := writeFile(t, "config.json", tc.content)

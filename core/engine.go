@@ -8,6 +8,7 @@
 package core
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -181,6 +182,12 @@ func (e *Engine) SetRules(s *rules.Set) { e.router.SetRules(s) }
 
 // Rules is the rule set in use (never nil).
 func (e *Engine) Rules() *rules.Set { return e.router.Rules() }
+
+// Decide is where a connection described by q would go now (the rules
+// editor's test box; the proxy itself decides in inbound).
+func (e *Engine) Decide(ctx context.Context, q *rules.Query) outbound.Decision {
+	return e.router.Decide(ctx, q)
+}
 
 // Registry is the engine's connection registry.
 func (e *Engine) Registry() *registry.Registry { return e.registry }

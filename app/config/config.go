@@ -16,6 +16,7 @@ import (
 
 	"porthole/core"
 	"porthole/core/outbound"
+	"porthole/core/rules"
 	"porthole/core/tunnel"
 	"porthole/internal/loglevel"
 )
@@ -42,6 +43,12 @@ type Config struct {
 	// SystemProxy and StartAtLogin are read by the desktop app.
 	SystemProxy  bool `json:"system_proxy" apply:"system_proxy"`
 	StartAtLogin bool `json:"start_at_login" apply:"autostart"`
+	// Rules are the rules of rules mode, in order (core/rules' JSON), and
+	// RulesFile a file of more (JSON, Clash rule lines, a Clash config or a
+	// provider), read after them and reloaded when it changes. Both apply
+	// at once, without a restart.
+	Rules     []rules.Rule `json:"rules,omitempty" apply:"rules"`
+	RulesFile string       `json:"rules_file,omitempty" apply:"rules"`
 }
 
 // Default is the configuration of a first start.
@@ -81,6 +88,11 @@ func (c Config) Validate() error {
 	mode, err := outbound.ParseMode(c.Mode)
 	if err != nil {
 		return invalid("mode", "mode: %w", err)
+	}
+	for i, r := range c.Rules {
+		if _, err := r.Normalize(); err != nil {
+			return invalid("rules", "rules: rule %d: %w", i+1, err)
+		}
 	}
 	if mode == outbound.ModeTunnel && c.Exit == "" {
 		return invalid("exit", "exit: tunnel mode needs an exit server URL")

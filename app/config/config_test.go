@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"porthole/core/rules"
 )
 
 func TestLoadMissingGivesDefaults(t *testing.T) {
@@ -98,7 +100,7 @@ func TestBrokenFileIsReportedInPlace(t *testing.T) {
 // with their lines; the known ones are used.
 func TestUnknownFieldsAreAWarning(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "config.json")
-	content := "{\n  \"listen\": \"127.0.0.1:9999\",\n  \"mode\": \"tunnel\",\n  \"exit\": \"wss://exit.example/porthole\",\n  \"rules\": [{\"deny\": \"*\"}],\n  \"Telemetry\": false\n}\n"
+	content := "{\n  \"listen\": \"127.0.0.1:9999\",\n  \"mode\": \"tunnel\",\n  \"exit\": \"wss://exit.example/porthole\",\n  \"plugins\": [{\"deny\": \"*\"}],\n  \"Telemetry\": false\n}\n"
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +109,7 @@ func TestUnknownFieldsAreAWarning(t *testing.T) {
 	if !errors.Is(err, ErrUnknownFields) || errors.Is(err, ErrInvalid) || !errors.As(err, &ue) {
 		t.Fatalf("Load error %v, want an *UnknownFieldsError only", err)
 	}
-	want := []UnknownField{{"rules", 5, 3}, {"Telemetry", 6, 3}}
+	want := []UnknownField{{"plugins", 5, 3}, {"Telemetry", 6, 3}}
 	if !reflect.DeepEqual(ue.Fields, want) || ue.Path != path {
 		t.Errorf("unknown fields %+v in %s, want %+v", ue.Fields, ue.Path, want)
 	}
@@ -152,6 +154,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		"log_level": func(c *Config) { c.LogLevel = "loud" },
 		"history":   func(c *Config) { c.History = -1 },
 		"max_conns": func(c *Config) { c.MaxConns = -1 },
+		"rules":     func(c *Config) { c.Rules = []rules.Rule{{Kind: "geoip", Value: "CN", Action: "direct"}} },
 	}
 	for field, mutate := range cases {
 		cfg := Default()
@@ -163,5 +166,33 @@ func TestValidateNamesTheField(t *testing.T) {
 	}
 	if err := Default().Validate(); err != nil {
 		t.Errorf("defaults invalid: %v", err)
+	}
+	rulesMode := Default()
+	rulesMode.Mode = "rules" // no exit needed: rules may send nothing to the tunnel
+	rulesMode.Rules = []rules.Rule{{Kind: "domain-suffix", Value: "example.com", Action: "tunnel:home"}}
+	if err := rulesMode.Validate(); err != nil {
+		t.Errorf("rules mode: %v", err)
+	}
+}
+
+// TestRulesRoundTrip: the rules and rules_file fields in the file.
+func TestRulesRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.json")
+	cfg := Default()
+	cfg.Mode = "rules"
+	cfg.RulesFile = "/some/rules.list"
+	cfg.Rules = []rules.Rule{
+		{Kind: "domain-suffix", Value: "example.com", Action: "direct"},
+		{Kind: "ip-cidr", Value: "10.0.0.0/8", Action: "tunnel", Exit: "office", Resolve: true},
+	}
+	if err := Save(path, cfg); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Rules, cfg.Rules) || got.RulesFile != cfg.RulesFile || got.Mode != "rules" {
+		t.Errorf("round trip: %+v", got)
 	}
 }

@@ -25,6 +25,9 @@ const (
 	// EffectAutostart: the login entry, which the desktop app keeps in
 	// step with the field.
 	EffectAutostart
+	// EffectRules: the rule set is compiled again and swapped into the
+	// running engine; open connections keep their route.
+	EffectRules
 )
 
 // effectNames are the apply tag's words; "none" is a field whose change
@@ -34,6 +37,7 @@ var effectNames = map[string]Effect{
 	"system_proxy": EffectSystemProxy,
 	"next_launch":  EffectNextLaunch,
 	"autostart":    EffectAutostart,
+	"rules":        EffectRules,
 	"none":         0,
 }
 

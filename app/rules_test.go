@@ -1,0 +1,202 @@
+package app
+
+import (
+	"bufio"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"porthole/app/config"
+	"porthole/core/outbound"
+	"porthole/core/registry"
+	"porthole/core/rules"
+)
+
+func rulesSettings(list ...rules.Rule) config.Config {
+	cfg := directSettings()
+	cfg.Mode = string(outbound.ModeRules)
+	cfg.Rules = list
+	return cfg
+}
+
+// TestRulesApplyLiveKeepsOpenConnections: a change of rules is swapped
+// into the running engine (no restart: same address, the open tunnel keeps
+// working), and new connections follow it at once.
+func TestRulesApplyLiveKeepsOpenConnections(t *testing.T) {
+	target := origin(t)
+	c := NewController(rulesSettings(rules.Rule{Kind: "match", Action: "direct"}), nil, quiet)
+	defer c.Close()
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := c.Status().Addr
+	held, code := connectThrough(t, addr, target)
+	if code != http.StatusOK {
+		t.Fatalf("before: %d", code)
+	}
+	path := filepath.Join(t.TempDir(), "config.json")
+	saved, err := c.SaveSettings(path, func(cfg *config.Config) {
+		cfg.Rules = []rules.Rule{{Kind: "ip-cidr", Value: "127.0.0.0/8", Action: "reject"}}
+	})
+	if err != nil || saved.StartErr != nil || saved.Changes.Need(config.EffectRestart) || !saved.Changes.Need(config.EffectRules) {
+		t.Fatalf("SaveSettings: %v, %v, %+v", err, saved.StartErr, saved.Changes)
+	}
+	if c.Status().Addr != addr {
+		t.Fatalf("restarted: %s → %s", addr, c.Status().Addr)
+	}
+	if _, code := connectThrough(t, addr, target); code != http.StatusForbidden {
+		t.Errorf("after: %d, want 403", code)
+	}
+	if _, err := held.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := http.ReadResponse(bufio.NewReader(held), nil); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the tunnel opened before the change: %v %v", resp, err)
+	}
+	// A rule that does not compile is refused whole.
+	if _, err := c.SaveSettings(path, func(cfg *config.Config) {
+		cfg.Rules = append(cfg.Rules, rules.Rule{Kind: "geoip", Value: "CN", Action: "direct"})
+	}); !errors.Is(err, config.ErrInvalid) {
+		t.Errorf("bad rule saved: %v", err)
+	}
+	if v := c.Rules(); len(v.Rules) != 1 || v.Rules[0].Action != "reject" {
+		t.Errorf("rules in use: %+v", v)
+	}
+}
+
+// TestRulesFileReloadsOnChange: the rules file is polled; a good change
+// is swapped in, a broken one is reported and the last good set stays.
+func TestRulesFileReloadsOnChange(t *testing.T) {
+	target := origin(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "rules.list")
+	write := func(text string) {
+		t.Helper()
+		// A new mtime and size for each version, whatever the clock's step.
+		if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("IP-CIDR,127.0.0.0/8,DIRECT,no-resolve\n")
+	cfg := rulesSettings()
+	cfg.RulesFile = file
+	c := NewController(cfg, nil, quiet)
+	defer c.Close()
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := c.Status().Addr
+	if _, code := connectThrough(t, addr, target); code != http.StatusOK {
+		t.Fatalf("before: %d", code)
+	}
+	write("# now refused\nIP-CIDR,127.0.0.0/8,REJECT,no-resolve\n")
+	waitRules(t, c, func(v RulesView) bool { return len(v.Rules) == 1 && v.Rules[0].Action == "reject" })
+	if _, code := connectThrough(t, addr, target); code != http.StatusForbidden {
+		t.Errorf("after reload: %d, want 403", code)
+	}
+	write("GEOIP,CN,DIRECT\nDOMAIN,x.test,DIRECT\n")
+	time.Sleep(2 * rulesPoll) // no event says "a broken file was looked at"; the rules must not change
+	if v := c.Rules(); len(v.Rules) != 1 || v.Rules[0].Action != "reject" {
+		t.Errorf("a broken file replaced the rules: %+v", v)
+	}
+}
+
+func waitRules(t *testing.T, c *Controller, cond func(RulesView) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for range 10 * time.Second / (50 * time.Millisecond) {
+		if cond(c.Rules()) {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		<-tick.C
+	}
+	t.Fatalf("rules not as wanted within 10 s: %+v", c.Rules())
+}
+
+func TestTestRule(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ads.txt"), []byte("+.ads.example\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "rules.list")
+	if err := os.WriteFile(file, []byte("RULE-SET,ads,REJECT\nPROCESS-NAME,curl,DIRECT\nMATCH,PROXY\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := rulesSettings(rules.Rule{Kind: "port", Value: "22", Action: "direct"})
+	cfg.Bypass = []string{"*.lan"}
+	cfg.RulesFile = file
+	c := NewController(cfg, nil, quiet)
+	defer c.Close()
+	for _, running := range []bool{false, true} {
+		if running {
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tc := range []struct {
+			target, program string
+			route           registry.Route
+			why             string
+		}{
+			{"nas.lan:443", "", registry.RouteBypass, "on the bypass list"},
+			{"host.test:22", "", registry.RouteDirect, "rule 1 matches: #1 port 22 → direct"},
+			{"x.ads.example:443", "curl", registry.RouteReject, "rule 2 matches: #2 rule-set ads → reject"},
+			{"x.test:443", "/usr/bin/curl", registry.RouteDirect, "rule 3 matches: #3 app curl → direct"},
+			{"x.test:443", "", registry.RouteTunnel, "rule 4 matches: #4 match → tunnel"},
+		} {
+			got, err := c.TestRule(t.Context(), tc.target, tc.program)
+			if err != nil || got.Decision.Route != tc.route || !strings.HasPrefix(got.Why, tc.why) {
+				t.Errorf("running %v: %s %s: %+v %v", running, tc.target, tc.program, got, err)
+			}
+		}
+	}
+	if _, err := c.TestRule(t.Context(), "no port", ""); err == nil {
+		t.Error("a bad target tested")
+	}
+	if v := c.Rules(); len(v.Rules) != 4 || v.Entries != 4 || v.File != file || v.Bypass[0] != "*.lan" {
+		t.Errorf("view %+v", v)
+	}
+}
+
+// TestRulesModeMigratesBypass: today's config file (a bypass list, no
+// rules) in rules mode sends the bypass entries direct ahead of the rules,
+// and in tunnel mode routes exactly as before.
+func TestRulesModeMigratesBypass(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(path, []byte(`{"listen":"127.0.0.1:0","mode":"rules","bypass":["localhost","127.0.0.0/8","*.corp.example"],"log_level":"info","history":100,"start_proxy":true}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewController(cfg, nil, quiet)
+	defer c.Close()
+	for _, tc := range []struct {
+		target string
+		route  registry.Route
+	}{{"localhost:80", registry.RouteBypass}, {"127.0.0.1:80", registry.RouteBypass}, {"a.corp.example:443", registry.RouteBypass}, {"example.com:443", registry.RouteTunnel}} {
+		got, err := c.TestRule(t.Context(), tc.target, "")
+		if err != nil || got.Decision.Route != tc.route {
+			t.Errorf("%s: %+v %v", tc.target, got, err)
+		}
+	}
+	// Rules mode without an exit still starts; a loopback target goes
+	// direct by the bypass list.
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	target := origin(t)
+	if got := get(t, c.Status().Addr, target); got != "hi" {
+		t.Errorf("through the bypass: %q", got)
+	}
+}
