@@ -71,8 +71,10 @@ type Verdict struct {
 // use; Match takes no lock and, unless an app rule must wait for the
 // program or an ip-cidr rule must resolve the name, allocates nothing.
 type Set struct {
-	rules    []Rule
-	verdicts []Verdict
+	rules []Rule
+	// exitText is "tunnel:NAME" of the rules that name an exit, so a
+	// verdict is built without allocating.
+	exitText map[int32]string
 	def      Verdict
 
 	names    domains
@@ -221,8 +223,12 @@ func Compile(list []Rule, opt Options) (*Set, error) {
 			continue
 		}
 		s.rules = append(s.rules, r)
-		s.verdicts = append(s.verdicts, Verdict{Index: int(idx), Action: r.Action, Exit: r.Exit,
-			Rule: registry.Rule{Index: int(idx), Kind: r.Kind, Payload: r.Value, Action: r.ActionText()}})
+		if r.Exit != "" {
+			if s.exitText == nil {
+				s.exitText = map[int32]string{}
+			}
+			s.exitText[idx] = r.ActionText()
+		}
 	}
 	s.keywords = kw.build()
 	s.v4, s.v6 = buildCIDRs(v4), buildCIDRs(v6)
@@ -316,7 +322,17 @@ func (s *Set) Match(ctx context.Context, q *Query) Verdict {
 	if best == none {
 		return s.def
 	}
-	return s.verdicts[best]
+	return s.verdict(best)
+}
+
+func (s *Set) verdict(i int32) Verdict {
+	r := &s.rules[i]
+	text := r.Action
+	if r.Exit != "" {
+		text = s.exitText[i]
+	}
+	return Verdict{Index: int(i), Action: r.Action, Exit: r.Exit,
+		Rule: registry.Rule{Index: int(i), Kind: r.Kind, Payload: r.Value, Action: text}}
 }
 
 // parseIP parses an IP literal; a name is told apart first, because
