@@ -124,20 +124,35 @@ func (c *Controller) TestRule(ctx context.Context, target, program string) (Rule
 	c.mu.Lock()
 	cfg, eng := c.cfg, c.eng
 	c.mu.Unlock()
+	if eng == nil {
+		return TestRuleIn(ctx, cfg, target, program)
+	}
 	q := rules.Query{Host: host, Port: port, Inbound: registry.ProtoConnect}
 	if program != "" {
 		q.Program = namedProgram(program)
 	}
-	var d outbound.Decision
-	if eng != nil {
-		d = eng.Decide(ctx, &q)
-	} else {
-		r, err := testRouter(cfg)
-		if err != nil {
-			return RuleTest{}, err
-		}
-		d = r.Decide(ctx, &q)
+	return explain(eng.Decide(ctx, &q)), nil
+}
+
+// TestRuleIn is TestRule under the settings cfg (the rules editor tests
+// the rules being edited, before they are applied).
+func TestRuleIn(ctx context.Context, cfg config.Config, target, program string) (RuleTest, error) {
+	host, port, err := outbound.SplitTarget(target)
+	if err != nil {
+		return RuleTest{}, err
 	}
+	q := rules.Query{Host: host, Port: port, Inbound: registry.ProtoConnect}
+	if program != "" {
+		q.Program = namedProgram(program)
+	}
+	r, err := testRouter(cfg)
+	if err != nil {
+		return RuleTest{}, err
+	}
+	return explain(r.Decide(ctx, &q)), nil
+}
+
+func explain(d outbound.Decision) RuleTest {
 	t := RuleTest{Decision: d}
 	switch {
 	case d.Rule.Kind == "mode":
@@ -149,7 +164,7 @@ func (c *Controller) TestRule(ctx context.Context, target, program string) (Rule
 	default:
 		t.Why = "rule " + strconv.Itoa(d.Rule.Index+1) + " matches: " + d.Rule.String()
 	}
-	return t, nil
+	return t
 }
 
 func testRouter(cfg config.Config) (*outbound.Router, error) {

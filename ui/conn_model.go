@@ -23,6 +23,7 @@ type connRow struct {
 	errText    string  // "" for a clean close or a live connection
 	appText    string  // the App column: the program's name, "unknown", or "…" while the lookup runs
 	appKey     string  // the Apps view's group: see appKeyOf
+	ruleText   string  // the Rule column: the rule that decided the route (registry.Rule.String)
 	upRate     float64 // bytes/s: at the last stats tick while live; the average over its life once closed
 	downRate   float64
 	search     string // lower-case id, target, error and program name: what a plain filter word is looked for in
@@ -43,6 +44,7 @@ func newConnRow(info registry.Info) *connRow {
 		}
 	}
 	r.appText, r.appKey = appTextOf(info.Process), appKeyOf(info.Process)
+	r.ruleText = info.Rule.String()
 	search := r.idText + "\x00" + info.Target + "\x00" + r.errText
 	if info.Process.Known() {
 		search += "\x00" + info.Process.Name

@@ -20,6 +20,7 @@ const (
 	colPort
 	colProto
 	colRoute
+	colRule
 	colState
 	colUp
 	colDown
@@ -60,6 +61,9 @@ var columns = [numColumns]columnSpec{
 	colRoute: {title: "route", width: 64,
 		text:    func(r *connRow, _ time.Time) string { return r.Route.String() },
 		compare: func(a, b *connRow, _ time.Time) int { return cmp.Compare(a.Route, b.Route) }},
+	colRule: {title: "rule", width: 190,
+		text:    func(r *connRow, _ time.Time) string { return r.ruleText },
+		compare: func(a, b *connRow, _ time.Time) int { return compareRule(a, b) }},
 	colState: {title: "state", width: 100,
 		text:    func(r *connRow, _ time.Time) string { return r.State.String() },
 		compare: func(a, b *connRow, _ time.Time) int { return cmp.Compare(a.State, b.State) }},
@@ -99,6 +103,21 @@ func compareApp(a, b *connRow) int {
 		return c
 	}
 	return strings.Compare(a.appText, b.appText)
+}
+
+// compareRule orders by the rule's place in the list, the connections
+// a mode or the default decided (index -1) after the numbered rules.
+func compareRule(a, b *connRow) int {
+	key := func(r *connRow) int {
+		if r.Rule.Kind == "" || r.Rule.Index < 0 {
+			return 1 << 30
+		}
+		return r.Rule.Index
+	}
+	if c := cmp.Compare(key(a), key(b)); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ruleText, b.ruleText)
 }
 
 func portNumber(p string) int {

@@ -132,8 +132,11 @@ func viewOf(in controlsInput) controlsView {
 	v.ModeBlocked = held
 
 	v.ModeLabel = "Mode: Direct"
-	if v.Mode == outbound.ModeTunnel {
+	switch v.Mode {
+	case outbound.ModeTunnel:
 		v.ModeLabel = "Mode: Tunnel"
+	case outbound.ModeRules:
+		v.ModeLabel = "Mode: Rules"
 	}
 	v.TunnelLabel = "Tunnel"
 	if cfg.Exit == "" {

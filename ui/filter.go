@@ -15,6 +15,7 @@ import (
 //	app:firefox                                (the program's name, a prefix)
 //	app:/usr/bin/python3                       (its executable's path, exact)
 //	app:unknown                                (no program known, or not yet)
+//	rule:example.com  rule:#3  rule:reject     (the rule that decided: substring)
 //
 // A leading "-" negates a word: "-state:open", "-google". A word whose key
 // is not one of these is a plain word, so IPv6 hosts and "host:port" text
@@ -35,6 +36,7 @@ const (
 	fieldID
 	fieldError
 	fieldApp
+	fieldRule
 )
 
 var filterKeys = map[string]filterField{
@@ -48,6 +50,7 @@ var filterKeys = map[string]filterField{
 	"error":    fieldError,
 	"err":      fieldError,
 	"app":      fieldApp,
+	"rule":     fieldRule,
 }
 
 type filterTerm struct {
@@ -106,6 +109,8 @@ func (t filterTerm) matches(r *connRow) bool {
 		return containsFold(r.errText, t.value)
 	case fieldApp:
 		return appMatches(r, t.value)
+	case fieldRule:
+		return containsFold(r.ruleText, t.value)
 	}
 	return strings.Contains(r.search, t.value)
 }

@@ -38,6 +38,7 @@ type mainWindow struct {
 const (
 	modeDirectOption = "Direct"
 	modeTunnelOption = "Tunnel"
+	modeRulesOption  = "Rules"
 )
 
 // newMainWindow builds the window; noTray is why there is no tray.
@@ -69,11 +70,13 @@ func newMainWindow(g *gui, noTray error) *mainWindow {
 			g.setSystemProxy(on)
 		}
 	})
-	m.mode = widget.NewRadioGroup([]string{modeDirectOption, modeTunnelOption}, func(choice string) {
+	m.mode = widget.NewRadioGroup([]string{modeDirectOption, modeTunnelOption, modeRulesOption}, func(choice string) {
 		switch {
 		case m.applying || choice == "":
 		case choice == modeTunnelOption:
 			g.setMode(outbound.ModeTunnel)
+		case choice == modeRulesOption:
+			g.setMode(outbound.ModeRules)
 		default:
 			g.setMode(outbound.ModeDirect)
 		}
@@ -126,14 +129,23 @@ func (m *mainWindow) apply(v controlsView) {
 	m.systemProxy.SetChecked(v.SystemProxyOn)
 	m.systemProxy.Refresh() // the text, when the check did not change
 	setWidgetEnabled(m.systemProxy, !v.SystemProxyBlocked)
-	if v.Mode == outbound.ModeTunnel {
+	switch v.Mode {
+	case outbound.ModeTunnel:
 		m.mode.SetSelected(modeTunnelOption)
-	} else {
+	case outbound.ModeRules:
+		m.mode.SetSelected(modeRulesOption)
+	default:
 		m.mode.SetSelected(modeDirectOption)
 	}
-	// Without an exit server there is nothing to switch to; the note says
-	// where to set one.
-	setWidgetEnabled(m.mode, !v.ModeBlocked && (!v.TunnelBlocked || v.Mode == outbound.ModeTunnel))
+	// Without an exit server tunnel mode cannot be chosen; the note says
+	// where to set one (rules mode can: its rules may need no tunnel).
+	setWidgetEnabled(m.mode, !v.ModeBlocked)
+	if v.TunnelBlocked && v.Mode != outbound.ModeTunnel {
+		m.mode.Options = []string{modeDirectOption, modeRulesOption}
+	} else {
+		m.mode.Options = []string{modeDirectOption, modeTunnelOption, modeRulesOption}
+	}
+	m.mode.Refresh()
 	m.tunnelNote.SetText("")
 	if v.TunnelBlocked {
 		m.tunnelNote.SetText("Tunnel needs an exit server: Settings…")

@@ -16,6 +16,7 @@ import (
 const (
 	modeDirectLabel = "Direct"
 	modeTunnelLabel = "Tunnel"
+	modeRulesLabel  = "Rules"
 )
 
 var logLevels = []string{"debug", "info", "warn", "error"}
@@ -36,6 +37,7 @@ type settingsForm struct {
 	startProxy             *widget.Check
 	systemProxy            *widget.Check
 	startAtLogin           *widget.Check
+	rules                  *rulesEditor
 
 	tokenSource   *widget.Label // which token tunnel mode will really use
 	autostartNote *widget.Label // why Start at login cannot be changed
@@ -49,7 +51,7 @@ type settingsForm struct {
 func newSettingsForm(v settingsValues, onChange func()) *settingsForm {
 	f := &settingsForm{
 		listenHost: widget.NewEntry(), listenPort: widget.NewEntry(),
-		mode:      widget.NewRadioGroup([]string{modeDirectLabel, modeTunnelLabel}, nil),
+		mode:      widget.NewRadioGroup([]string{modeDirectLabel, modeTunnelLabel, modeRulesLabel}, nil),
 		exit:      widget.NewEntry(),
 		token:     widget.NewPasswordEntry(),
 		tokenFile: widget.NewEntry(), exitCA: widget.NewEntry(),
@@ -69,6 +71,8 @@ func newSettingsForm(v settingsValues, onChange func()) *settingsForm {
 	f.exit.SetPlaceHolder("wss://exit.example.com/porthole")
 	f.tokenFile.SetPlaceHolder("optional: a file holding the token")
 	f.exitCA.SetPlaceHolder("optional: PEM file, for an exit with its own CA")
+	f.rules = newRulesEditor(v.Rules, v.RulesFile, func() { onChange() },
+		func() config.Config { cfg, _ := f.values().config(); return cfg })
 	f.bypass.SetMinRowsVisible(4)
 	f.mode.Horizontal = true
 	f.mode.Required = true
@@ -88,13 +92,15 @@ func newSettingsForm(v settingsValues, onChange func()) *settingsForm {
 	form := widget.NewForm(
 		f.item("Listen address, port", listen, fieldListen,
 			"The HTTP and SOCKS5 port. Beyond 127.0.0.1 it needs a username and password."),
-		f.item("Mode", f.mode, -1, "Tunnel: through the exit server, except the bypass list"),
+		f.item("Mode", f.mode, -1, "Tunnel: through the exit server, except the bypass list. Rules: the rules below decide"),
 		f.item("Exit server URL", f.exit, fieldExit, "Needed for tunnel mode: ws:// or wss://"),
 		f.item("Token", container.NewVBox(f.token, f.tokenSource), -1, "Stored in the config file, readable by you only (0600)"),
 		f.item("Token file", f.tokenFile, fieldTokenFile, ""),
 		f.item("Exit CA file", f.exitCA, fieldExitCA, ""),
 		f.item("Bypass", f.bypass, fieldBypass,
 			"Go direct even in tunnel mode, one a line: host, *.suffix, CIDR or <local>"),
+		f.item("Rules", f.rules.content, fieldRules,
+			"Rules mode: first match wins, after the bypass list; no match goes through the tunnel (end with a match rule to change that)"),
 		f.item("Username", f.username, -1, "Clients must give these (SOCKS5 and HTTP); leave both empty for none"),
 		f.item("Password", f.password, fieldCredentials, ""),
 		f.item("", container.NewVBox(f.startProxy, f.systemProxy, f.startAtLogin, f.autostartNote), -1, ""),
@@ -139,10 +145,16 @@ func sized(o fyne.CanvasObject, width float32) fyne.CanvasObject {
 func (f *settingsForm) set(v settingsValues) {
 	f.listenHost.SetText(v.ListenHost)
 	f.listenPort.SetText(v.ListenPort)
-	if v.Mode == string(outbound.ModeTunnel) {
+	switch v.Mode {
+	case string(outbound.ModeTunnel):
 		f.mode.SetSelected(modeTunnelLabel)
-	} else {
+	case string(outbound.ModeRules):
+		f.mode.SetSelected(modeRulesLabel)
+	default:
 		f.mode.SetSelected(modeDirectLabel)
+	}
+	if f.rules != nil {
+		f.rules.set(v.Rules, v.RulesFile)
 	}
 	f.exit.SetText(v.Exit)
 	f.token.SetText(v.Token)
@@ -162,8 +174,11 @@ func (f *settingsForm) set(v settingsValues) {
 // values reads the fields.
 func (f *settingsForm) values() settingsValues {
 	mode := string(outbound.ModeDirect)
-	if f.mode.Selected == modeTunnelLabel {
+	switch f.mode.Selected {
+	case modeTunnelLabel:
 		mode = string(outbound.ModeTunnel)
+	case modeRulesLabel:
+		mode = string(outbound.ModeRules)
 	}
 	return settingsValues{
 		ListenHost: f.listenHost.Text, ListenPort: f.listenPort.Text,
@@ -173,6 +188,7 @@ func (f *settingsForm) values() settingsValues {
 		Username: f.username.Text, Password: f.password.Text,
 		LogLevel: f.logLevel.Selected, History: f.history.Text,
 		StartProxy: f.startProxy.Checked, SystemProxy: f.systemProxy.Checked, StartAtLogin: f.startAtLogin.Checked,
+		Rules: f.rules.rules(), RulesFile: f.rules.fileText(),
 	}
 }
 

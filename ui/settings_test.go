@@ -251,7 +251,7 @@ func brokenCopy(t *testing.T, path, pattern string, content []byte) string {
 // old one; the fields the form does not show (max_conns) keep their value.
 func TestSettingsUnknownFieldsAreNamedAndKeptOnApply(t *testing.T) {
 	path := settingsEnv(t)
-	newer := []byte("{\n  \"listen\": \"127.0.0.1:0\",\n  \"max_conns\": 50,\n  \"rules\": []\n}\n")
+	newer := []byte("{\n  \"listen\": \"127.0.0.1:0\",\n  \"max_conns\": 50,\n  \"plugins\": []\n}\n")
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestSettingsUnknownFieldsAreNamedAndKeptOnApply(t *testing.T) {
 	ctl := app.NewController(cfg, nil, testLogger(t))
 	defer func() { _ = ctl.Close() }()
 	s, done := openSettings(t, ctl, path)
-	if !s.fileNote.Visible() || !strings.Contains(s.fileNote.Text, `"rules"`) {
+	if !s.fileNote.Visible() || !strings.Contains(s.fileNote.Text, `"plugins"`) {
 		t.Errorf("file note %q (visible %v) should name the unknown field", s.fileNote.Text, s.fileNote.Visible())
 	}
 	retype(s.form.history, "20")

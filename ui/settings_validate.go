@@ -11,6 +11,7 @@ import (
 	"porthole/app/config"
 	"porthole/core"
 	"porthole/core/outbound"
+	"porthole/core/rules"
 )
 
 // settingsField is a place in the settings form that a problem is shown
@@ -26,6 +27,7 @@ const (
 	fieldCredentials
 	fieldLogLevel
 	fieldHistory
+	fieldRules
 	fieldGeneral // not tied to one field: shown in the status line only
 )
 
@@ -50,6 +52,8 @@ type settingsValues struct {
 	StartProxy             bool
 	SystemProxy            bool
 	StartAtLogin           bool
+	Rules                  []rules.Rule // the rules editor's list
+	RulesFile              string
 }
 
 // valuesOf is the form content that shows cfg.
@@ -66,6 +70,7 @@ func valuesOf(cfg config.Config) settingsValues {
 		Username: cfg.Username, Password: cfg.Password,
 		LogLevel: cfg.LogLevel, History: strconv.Itoa(cfg.History),
 		StartProxy: cfg.StartProxy, SystemProxy: cfg.SystemProxy, StartAtLogin: cfg.StartAtLogin,
+		Rules: cfg.Rules, RulesFile: cfg.RulesFile,
 	}
 }
 
@@ -103,6 +108,7 @@ func (v settingsValues) config() (config.Config, []fieldProblem) {
 		Username: v.Username, Password: v.Password,
 		LogLevel:   v.LogLevel,
 		StartProxy: v.StartProxy, SystemProxy: v.SystemProxy, StartAtLogin: v.StartAtLogin,
+		Rules: v.Rules, RulesFile: strings.TrimSpace(v.RulesFile),
 	}
 
 	add(fieldListen, checkListen(strings.TrimSpace(v.ListenHost), strings.TrimSpace(v.ListenPort)))
@@ -112,6 +118,10 @@ func (v settingsValues) config() (config.Config, []fieldProblem) {
 		add(fieldExitCA, checkFile("exit CA file", cfg.ExitCA))
 	}
 	add(fieldBypass, checkBypass(v.Bypass))
+	add(fieldRules, validateOnly(func(c *config.Config) { c.Rules = cfg.Rules }))
+	if cfg.RulesFile != "" {
+		add(fieldRules, checkFile("rules file", cfg.RulesFile))
+	}
 	add(fieldCredentials, validateOnly(func(c *config.Config) { c.Username, c.Password = cfg.Username, cfg.Password }))
 	add(fieldLogLevel, validateOnly(func(c *config.Config) { c.LogLevel = cfg.LogLevel }))
 	history, err := strconv.Atoi(strings.TrimSpace(v.History))

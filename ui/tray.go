@@ -26,7 +26,7 @@ type trayMenu struct {
 	menu *fyne.Menu
 
 	status, startStop, systemProxy          *fyne.MenuItem
-	mode, modeDirect, modeTunnel            *fyne.MenuItem
+	mode, modeDirect, modeTunnel, modeRules *fyne.MenuItem
 	connections, settings, copyEnv, atLogin *fyne.MenuItem
 	about                                   *fyne.MenuItem
 	quit                                    *fyne.MenuItem
@@ -42,8 +42,9 @@ func newTrayMenu(g *gui) *trayMenu {
 	t.systemProxy = fyne.NewMenuItem("System proxy", func() { g.setSystemProxy(!t.shown.SystemProxyOn) })
 	t.modeDirect = fyne.NewMenuItem("Direct", func() { g.setMode(outbound.ModeDirect) })
 	t.modeTunnel = fyne.NewMenuItem("Tunnel", func() { g.setMode(outbound.ModeTunnel) })
+	t.modeRules = fyne.NewMenuItem("Rules", func() { g.setMode(outbound.ModeRules) })
 	t.mode = fyne.NewMenuItem("Mode", nil)
-	t.mode.ChildMenu = fyne.NewMenu("Mode", t.modeDirect, t.modeTunnel)
+	t.mode.ChildMenu = fyne.NewMenu("Mode", t.modeDirect, t.modeTunnel, t.modeRules)
 	t.connections = fyne.NewMenuItem("Connections…", func() { g.showConnections() })
 	t.settings = fyne.NewMenuItem("Settings…", func() { g.showSettings() })
 	t.copyEnv = fyne.NewMenuItem("Copy terminal env", func() { g.copyTerminalEnv() })
@@ -78,7 +79,9 @@ func (t *trayMenu) apply(v controlsView) {
 	t.modeDirect.Checked = v.Mode == outbound.ModeDirect
 	t.modeTunnel.Label = v.TunnelLabel
 	t.modeTunnel.Checked = v.Mode == outbound.ModeTunnel
+	t.modeRules.Checked = v.Mode == outbound.ModeRules
 	t.modeDirect.Disabled = v.ModeBlocked
+	t.modeRules.Disabled = v.ModeBlocked
 	t.modeTunnel.Disabled = v.TunnelBlocked || v.ModeBlocked
 	t.atLogin.Label = v.AtLogin
 	t.atLogin.Checked, t.atLogin.Disabled = v.AtLoginOn, v.AtLoginBlocked

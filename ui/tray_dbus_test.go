@@ -153,7 +153,7 @@ func TestTrayOverDBus(t *testing.T) {
 
 	m := tray.mustWaitMenu(t, "the running proxy", func(m menuNode) bool {
 		mode, ok := m.find("Mode")
-		return statusIs("Running · 0 connections")(m) && ok && len(mode.Children) == 2
+		return statusIs("Running · 0 connections")(m) && ok && len(mode.Children) == 3
 	})
 	want := []string{"Running · 0 connections · ↓ 0 B/s ↑ 0 B/s", "Stop",
 		"System proxy: not available on this desktop (use Copy terminal env)", "Mode: Direct",
@@ -168,9 +168,12 @@ func TestTrayOverDBus(t *testing.T) {
 		t.Error("the status line is missing or clickable")
 	}
 	mode, _ := m.find("Mode")
-	direct, tunnel := mode.Children[0], mode.Children[1]
+	direct, tunnel, ruled := mode.Children[0], mode.Children[1], mode.Children[2]
 	if direct.Label != "Direct" || !direct.Checked || !strings.HasPrefix(tunnel.Label, "Tunnel (") || tunnel.Enabled {
 		t.Errorf("mode submenu: %+v, %+v", direct, tunnel)
+	}
+	if ruled.Label != "Rules" || ruled.Checked || !ruled.Enabled {
+		t.Errorf("mode submenu: rules %+v", ruled)
 	}
 
 	// A live connection through the proxy shows in the status line.

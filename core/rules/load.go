@@ -201,7 +201,7 @@ func (s *Source) LoadProviders(dir string) error {
 		if _, ok := s.Providers[r.Value]; ok {
 			continue
 		}
-		file, err := findProvider(dir, r)
+		file, err := ProviderPath(dir, r)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("rule-set %q: %w", r.Value, err))
 			continue
@@ -221,7 +221,9 @@ func (s *Source) LoadProviders(dir string) error {
 	return errors.Join(errs...)
 }
 
-func findProvider(dir string, r Rule) (string, error) {
+// ProviderPath is the provider file of rule-set rule r for a rules file in
+// dir: its Path (relative to dir), or the file named after it there.
+func ProviderPath(dir string, r Rule) (string, error) {
 	if r.Path != "" {
 		p := r.Path
 		if !filepath.IsAbs(p) {
