@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestHeadlessRulesModeFromFlags: --mode rules --rules FILE with Clash
+// lines: a loopback target goes direct by its rule, a blocked name is
+// refused with the rule named, and the file's change is picked up
+// without a restart.
+func TestHeadlessRulesModeFromFlags(t *testing.T) {
+	originAddr := helloOrigin(t, "ruled")
+	file := filepath.Join(t.TempDir(), "rules.list")
+	if err := os.WriteFile(file, []byte("DOMAIN-SUFFIX,blocked.test,REJECT\nIP-CIDR,127.0.0.0/8,DIRECT,no-resolve\nMATCH,REJECT\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The default bypass list would send loopback direct before any rule.
+	cfgFile := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(cfgFile, []byte(`{"bypass": []}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startPorthole(t, "--headless", "--config", cfgFile, "--listen", "127.0.0.1:0", "--mode", "rules", "--rules", file, "--log-level", "info")
+	addr := p.WaitFor(t, listenRE)[1]
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: addr})}, Timeout: 10 * time.Second}
+	if body := getBody(t, client, "http://"+originAddr+"/"); body != "ruled" {
+		t.Fatalf("direct by rule: %q", body)
+	}
+	client.CloseIdleConnections()
+	if status := connectLine(t, addr, "www.blocked.test:443"); !strings.Contains(status, " 403 ") {
+		t.Errorf("blocked: %q", status)
+	}
+	// Now the loopback rule rejects too: the reload is logged and applies.
+	if err := os.WriteFile(file, []byte("IP-CIDR,127.0.0.0/8,REJECT,no-resolve\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitFor(t, regexp.MustCompile(`msg="rules reloaded"`))
+	if status := connectLine(t, addr, originAddr); !strings.Contains(status, " 403 ") {
+		t.Errorf("after the reload: %q", status)
+	}
+	if rest := p.Stop(t, syscall.SIGINT); strings.Contains(rest, "level=ERROR") {
+		t.Errorf("ERROR logged:\n%s", rest)
+	}
+}
+
+// connectLine sends a CONNECT for target and returns the status line.
+func connectLine(t *testing.T, proxy, target string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("CONNECT %s: %v", target, err)
+	}
+	return line
+}
+
+// TestHeadlessRulesFileWithErrorsExits2: a rules file with an unknown kind
+// is refused whole, naming the line, before anything listens.
+func TestHeadlessRulesFileWithErrorsExits2(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "rules.list")
+	if err := os.WriteFile(file, []byte("DOMAIN,a.test,DIRECT\nGEOIP,CN,DIRECT\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "--headless", "--listen", "127.0.0.1:0", "--mode", "rules", "--rules", file)
+	cmd.Env = append(os.Environ(), "PORTHOLE_AS_MAIN=1", "XDG_CONFIG_HOME="+t.TempDir(), "HOME="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || !strings.Contains(string(out), "line 2") || !strings.Contains(string(out), "GEOIP") {
+		t.Errorf("exit %v, output %q; want a refusal naming line 2", err, out)
+	}
+}
