@@ -116,6 +116,14 @@ func (r *report) evalTargets(rtt float64) {
 	upper("Idle tunneled connection ≤ 10 KiB RSS on the client (10,000 idle)", "idle10k_rss_client_kib_per_conn", pathTunnel, 10, "KiB")
 	upper("Idle tunneled connection ≤ 10 KiB RSS on the exit (10,000 idle)", "idle10k_rss_exit_kib_per_conn", pathTunnel, 10, "KiB")
 
+	ra, okRA := r.median("rules", "seq_conn_per_sec", pathRules100k)
+	rb, okRB := r.median("rules", "seq_conn_per_sec", pathRulesDirect)
+	m = ""
+	if okRA && okRB && rb > 0 {
+		m = fmt.Sprintf("%.2f× (%.0f vs %.0f conn/s)", ra/rb, ra, rb)
+	}
+	add("New connections/s in rules mode with 100,000 rules ≥ 0.95× direct mode", okRA && okRB && rb > 0, okRA && okRB && rb > 0 && ra/rb >= 0.95, m)
+
 	v, ok := r.median("loopback", "conc_conn_per_sec", pathTunnel)
 	add("New tunneled connections ≥ 5,000/s (32 workers)", ok, ok && v >= 5000, fmt.Sprintf("%.0f conn/s", v))
 	for i := range r.Targets {
