@@ -17,7 +17,22 @@ func (r *Router) PAC(proxy string) string {
 	if r.mode != ModeRules {
 		return r.bypass.PAC(proxy)
 	}
-	return rulesPAC(r.bypass, r.Rules(), proxy)
+	// A big rule set makes a big script: build it once per set and proxy
+	// address, not at every browser's fetch.
+	set := r.Rules()
+	if c := r.pac.Load(); c != nil && c.set == set && c.proxy == proxy {
+		return c.script
+	}
+	script := rulesPAC(r.bypass, set, proxy)
+	r.pac.Store(&pacCache{set: set, proxy: proxy, script: script})
+	return script
+}
+
+// pacCache is the last PAC script generated and what it was made from.
+type pacCache struct {
+	set    *rules.Set
+	proxy  string
+	script string
 }
 
 // pacGroup is a run of consecutive rules with the same answer: within it

@@ -165,3 +165,24 @@ func TestRouterModes(t *testing.T) {
 		t.Errorf("no tunnel: %v", err)
 	}
 }
+
+// TestRulesPACFollowsSetRules: the script is cached per rule set, and a
+// new set gives a new script.
+func TestRulesPACFollowsSetRules(t *testing.T) {
+	r := rulesRouter(t, []rules.Rule{{Kind: "domain", Value: "one.test", Action: "direct"}}, rules.Options{}, nil)
+	first := r.PAC("127.0.0.1:1")
+	if !strings.Contains(first, `"one.test"`) || r.PAC("127.0.0.1:1") != first {
+		t.Fatalf("first script:\n%s", first)
+	}
+	if other := r.PAC("127.0.0.1:2"); !strings.Contains(other, "127.0.0.1:2") {
+		t.Errorf("another proxy address kept the old script")
+	}
+	set, err := rules.Compile([]rules.Rule{{Kind: "domain", Value: "two.test", Action: "direct"}}, rules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetRules(set)
+	if next := r.PAC("127.0.0.1:1"); strings.Contains(next, `"one.test"`) || !strings.Contains(next, `"two.test"`) {
+		t.Errorf("after SetRules:\n%s", next)
+	}
+}

@@ -57,6 +57,7 @@ type Router struct {
 	direct Dialer
 	tunnel Dialer
 	rules  atomic.Pointer[rules.Set]
+	pac    atomic.Pointer[pacCache] // rules mode's PAC script, for the set in use
 }
 
 // NewRouter returns a router. In tunnel mode, tunnel must not be nil; in
