@@ -183,6 +183,21 @@ func TestRulesRejectAnsweredPerProtocol(t *testing.T) {
 	if code, err := socks4aCode(v.proxy(), "x.blocked.test", 80); err != nil || code != 0x5B {
 		t.Errorf("SOCKS4: %#x, %v", code, err)
 	}
+	// The PAC the proxy serves is the rules' (a browser asks the proxy for
+	// blocked.test, which then refuses it).
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	pacResp, err := (&http.Client{Transport: tr, Timeout: e2eTimeout}).Get("http://" + v.proxy() + "/proxy.pac")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pac, err := io.ReadAll(pacResp.Body)
+	if cerr := pacResp.Body.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || !strings.Contains(string(pac), "from its rules") || !strings.Contains(string(pac), `"blocked.test":1`) {
+		t.Errorf("PAC: %v\n%s", err, pac)
+	}
 	v.finish(t)
 	// Logged once each, at INFO.
 	if n := len(v.logs.withAttr("rejected", "target")); n != 4 {
