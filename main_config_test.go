@@ -80,10 +80,10 @@ func TestHeadlessRunsTheKnownFieldsOfANewerFile(t *testing.T) {
 	if err := ln.Close(); err != nil { // free for porthole; loopback ports are not reused at once
 		t.Fatal(err)
 	}
-	content := "{\n  \"listen\": \"" + want + "\",\n  \"rules\": [{\"deny\": \"*\"}]\n}\n"
+	content := "{\n  \"listen\": \"" + want + "\",\n  \"plugins\": [{\"deny\": \"*\"}]\n}\n"
 	env, path := configFile(t, content)
 	p := startPortholeEnv(t, env, "--headless")
-	p.WaitFor(t, regexp.MustCompile(`level=WARN .*does not know.*\\"rules\\" \(line 3\)`))
+	p.WaitFor(t, regexp.MustCompile(`level=WARN .*does not know.*\\"plugins\\" \(line 3\)`))
 	if addr := p.WaitFor(t, listenRE)[1]; addr != want {
 		t.Errorf("listening on %s, want the file's %s", addr, want)
 	}

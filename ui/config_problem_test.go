@@ -87,7 +87,7 @@ func TestGUIHoldsStoppedForABrokenConfig(t *testing.T) {
 // the file is left as it is.
 func TestGUIStartsOnTheKnownFieldsOfANewerFile(t *testing.T) {
 	port := freePort(t)
-	newer := fmt.Sprintf("{\n  \"listen\": \"127.0.0.1:%s\",\n  \"rules\": [{\"deny\": \"*\"}]\n}\n", port)
+	newer := fmt.Sprintf("{\n  \"listen\": \"127.0.0.1:%s\",\n  \"plugins\": [{\"deny\": \"*\"}]\n}\n", port)
 	g, path := guiFromFile(t, newer)
 	g.begin()
 	g.redraw()
@@ -95,7 +95,7 @@ func TestGUIStartsOnTheKnownFieldsOfANewerFile(t *testing.T) {
 	if st.State != app.StateRunning || st.Addr != net.JoinHostPort("127.0.0.1", port) || st.ConfigProblem != nil {
 		t.Fatalf("with unknown fields: %+v; want running on the file's port %s", st, port)
 	}
-	if n := g.window.fileNote; !n.Visible() || !strings.Contains(n.Text, `"rules"`) || !strings.Contains(n.Text, "until you save") {
+	if n := g.window.fileNote; !n.Visible() || !strings.Contains(n.Text, `"plugins"`) || !strings.Contains(n.Text, "until you save") {
 		t.Errorf("main window note %q (visible %v) should name the unknown field", n.Text, n.Visible())
 	}
 	if g.window.problem.Visible() {
