@@ -210,6 +210,10 @@ func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) 
 	// response's read error (see exchange).
 	ctx := outbound.WithDialInfo(c.ctx, outbound.DialInfo{ID: rec.ID(), SpeaksFirst: proto == registry.ProtoHTTP})
 	conn, err := c.s.cfg.Router.Dialer(route).DialContext(ctx, "tcp", target)
+	if en, ok := conn.(outbound.ExitNamer); ok && err == nil {
+		rec.SetExit(en.ExitName()) // before Established: its event carries it
+		conn = outbound.Bare(conn)
+	}
 	if err == nil && !c.socks.add(conn) {
 		err = net.ErrClosed
 	}
