@@ -198,7 +198,7 @@ func (e *Engine) TunnelStatus() (st tunnel.Status, ok bool) {
 	if e.exits == nil {
 		return tunnel.Status{}, false
 	}
-	return exitTunnelStatus(e.exits.State()), true
+	return exitTunnelStatus(e.exits.State(), e.exits.TunnelStatus), true
 }
 
 // tunnelLine is the status page's line about the exits, nil without any.

@@ -66,7 +66,7 @@ func (e *Engine) TestExit(ctx context.Context, name string) (time.Duration, erro
 
 // exitTunnelStatus is the group's state in the tunnel client's terms, for
 // callers that know one exit.
-func exitTunnelStatus(gs outbound.GroupState) tunnel.Status {
+func exitTunnelStatus(gs outbound.GroupState, ts func(string) (tunnel.Status, bool)) tunnel.Status {
 	var x outbound.ExitStatus
 	for _, s := range gs.Exits {
 		if s.Active {
@@ -81,6 +81,9 @@ func exitTunnelStatus(gs outbound.GroupState) tunnel.Status {
 				x = s
 			}
 		}
+	}
+	if ts, ok := ts(x.Name); ok {
+		return ts
 	}
 	st := tunnel.Status{Exit: x.URL, RTT: x.Latency, Err: x.Err, Since: x.Since, Retry: x.Retry}
 	switch x.State {

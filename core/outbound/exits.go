@@ -119,7 +119,7 @@ func (s ExitStatus) String() string {
 			fmt.Fprintf(&b, ": %v", s.Err)
 		}
 		if !s.Retry.IsZero() {
-			fmt.Fprintf(&b, " · next try in %s", untilRounded(s.Retry))
+			fmt.Fprintf(&b, " · %s", nextTry(s.Retry))
 		}
 	}
 	return b.String()
@@ -133,14 +133,14 @@ func roundLatency(d time.Duration) string {
 	return fmt.Sprintf("%d ms", d.Round(time.Millisecond).Milliseconds())
 }
 
-// untilRounded is the time left until t in whole seconds ("8 s"), or
-// "now" when it is due.
-func untilRounded(t time.Time) string {
+// nextTry says when the next attempt is, in whole seconds: "next try in
+// 8 s", or "retrying now" when it is due.
+func nextTry(t time.Time) string {
 	d := time.Until(t)
 	if d < 500*time.Millisecond {
-		return "now"
+		return "retrying now"
 	}
-	return fmt.Sprintf("%d s", d.Round(time.Second)/time.Second)
+	return fmt.Sprintf("next try in %d s", d.Round(time.Second)/time.Second)
 }
 
 // ExitNamer is a connection that knows the exit that carried it: the
@@ -198,7 +198,7 @@ func (e *ExitDownError) Error() string {
 		fmt.Fprintf(&b, ": %v", e.Err)
 	}
 	if !e.Retry.IsZero() {
-		fmt.Fprintf(&b, "; next try in %s", untilRounded(e.Retry))
+		fmt.Fprintf(&b, "; %s", nextTry(e.Retry))
 	}
 	return b.String()
 }

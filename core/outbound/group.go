@@ -301,7 +301,9 @@ func (g *Group) update() {
 	}
 	if st.Active != g.last.Active {
 		switch {
-		case st.Active == "" && g.running:
+		case st.Active == "" && g.running && len(g.members) > 1:
+			// With one exit its own warning (the tunnel's, the probe's)
+			// says it all.
 			g.log.Warn("no exit usable", "exit", g.last.Active)
 		case g.last.Active != "" && st.Active != "":
 			g.log.Info("exit in use changed", "from", g.last.Active, "to", st.Active)
@@ -572,4 +574,18 @@ func (g *Group) Test(ctx context.Context, name string) (time.Duration, error) {
 	d, err := g.members[i].test(ctx)
 	g.update()
 	return d, err
+}
+
+// TunnelStatus is the tunnel client's own status of a porthole exit
+// (sessions and streams included); ok is false for other kinds.
+func (g *Group) TunnelStatus(name string) (st tunnel.Status, ok bool) {
+	i, found := g.names[name]
+	if !found {
+		return tunnel.Status{}, false
+	}
+	p, ok := g.members[i].(*portholeExit)
+	if !ok {
+		return tunnel.Status{}, false
+	}
+	return p.t.Status(), true
 }
