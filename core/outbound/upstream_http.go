@@ -24,8 +24,8 @@ func (e *UpstreamHTTPError) Error() string {
 
 // probeTarget is what the HTTP probe asks a CONNECT to: the discard port
 // of the proxy's own loopback, so the probe needs no DNS and reaches
-// nothing outside the proxy's machine. Any answer but 407 says the proxy
-// is alive and takes our credentials.
+// nothing outside the proxy's machine. Any answer but 407 (or 401) says
+// the proxy is alive and takes our credentials.
 const probeTarget = "127.0.0.1:9"
 
 // connectRequest is the CONNECT request for target, with Basic
@@ -51,7 +51,9 @@ func readConnectAnswer(br *bufio.Reader) error {
 	if res.StatusCode/100 == 2 {
 		return nil
 	}
-	if res.StatusCode == http.StatusProxyAuthRequired {
+	// 407 is the standard answer; some proxies (tinyproxy) answer a
+	// CONNECT with bad credentials 401.
+	if res.StatusCode == http.StatusProxyAuthRequired || res.StatusCode == http.StatusUnauthorized {
 		return &exitFailure{err: ErrUpstreamAuth, auth: true}
 	}
 	return &UpstreamHTTPError{StatusCode: res.StatusCode, Status: res.Status}
@@ -82,8 +84,8 @@ func (x *upstreamExit) httpConnect(ctx context.Context, c net.Conn, target strin
 	return c, nil
 }
 
-// httpProbe is a CONNECT to probeTarget: only 407 (or no HTTP answer)
-// counts against the proxy.
+// httpProbe is a CONNECT to probeTarget: only 407 or 401 (or no HTTP
+// answer) counts against the proxy.
 func (x *upstreamExit) httpProbe(c net.Conn) error {
 	if _, err := io.WriteString(c, x.connectRequest(probeTarget)); err != nil {
 		return err
