@@ -223,8 +223,9 @@ func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) 
 		switch fail := outbound.Classify(err); {
 		case fail == outbound.FailCanceled, errors.Is(err, ErrStopped), errors.Is(err, registry.ErrClosedByUser):
 			u.log.Debug("dial aborted", "target", target, "err", err)
-		case fail == outbound.FailTunnelDown:
-			// The tunnel client logs the outage once; not once per connection.
+		case fail == outbound.FailTunnelDown, errors.Is(err, outbound.ErrExitDown):
+			// The tunnel client (or the exit's probe) logs the outage
+			// once; not once per connection.
 			u.log.Debug("dial failed: tunnel down", "target", target, "err", err)
 		default:
 			u.log.Info("dial failed", "target", target, "route", route, "err", err)
