@@ -30,6 +30,13 @@ type Config struct {
 	TokenFile  string   `json:"token_file,omitempty" apply:"restart"`
 	Token      string   `json:"token,omitempty" apply:"restart"`     // used when neither PORTHOLE_TOKEN nor token_file is set
 	ExitCA     string   `json:"exit_ca,omitempty" apply:"restart"`   // PEM file of CAs to trust for the exit besides the system's
+	// Exits are the exits tunnel mode picks from (see exits.go); a file
+	// with only exit (and its token and CA) stands for one porthole exit
+	// named after its host (ExitList). ExitPolicy is manual, fastest or
+	// failover (""); ExitSelected the manual pick, changed at once.
+	Exits        []Exit `json:"exits,omitempty" apply:"restart"`
+	ExitPolicy   string `json:"exit_policy,omitempty" apply:"restart"`
+	ExitSelected string `json:"exit_selected,omitempty" apply:"select_exit"`
 	Bypass     []string `json:"bypass" apply:"restart,system_proxy"` // also the system proxy's own bypass list
 	Username   string   `json:"username,omitempty" apply:"restart"`
 	Password   string   `json:"password,omitempty" apply:"restart"`
@@ -82,10 +89,13 @@ func (c Config) Validate() error {
 	if err != nil {
 		return invalid("mode", "mode: %w", err)
 	}
-	if mode == outbound.ModeTunnel && c.Exit == "" {
+	if mode == outbound.ModeTunnel && c.Exit == "" && len(c.Exits) == 0 {
 		return invalid("exit", "exit: tunnel mode needs an exit server URL")
 	}
-	if c.Exit != "" {
+	if err := c.validateExits(); err != nil {
+		return err
+	}
+	if c.Exit != "" && len(c.Exits) == 0 {
 		if err := tunnel.CheckURL(c.Exit); err != nil {
 			return invalid("exit", "exit: %w", err)
 		}

@@ -25,6 +25,9 @@ const (
 	// EffectAutostart: the login entry, which the desktop app keeps in
 	// step with the field.
 	EffectAutostart
+	// EffectSelectExit: the running engine takes the new manual pick of
+	// an exit at once, without a restart.
+	EffectSelectExit
 )
 
 // effectNames are the apply tag's words; "none" is a field whose change
@@ -34,6 +37,7 @@ var effectNames = map[string]Effect{
 	"system_proxy": EffectSystemProxy,
 	"next_launch":  EffectNextLaunch,
 	"autostart":    EffectAutostart,
+	"select_exit":  EffectSelectExit,
 	"none":         0,
 }
 
