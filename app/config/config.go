@@ -24,31 +24,32 @@ import (
 // apply tag says what a change of the field takes while Porthole runs (see
 // Effect and Diff); every field must have one.
 type Config struct {
-	Listen    string `json:"listen" apply:"restart"`
-	Mode      string `json:"mode" apply:"restart"`
-	Exit      string `json:"exit,omitempty" apply:"restart"`
-	TokenFile string `json:"token_file,omitempty" apply:"restart"`
-	Token     string `json:"token,omitempty" apply:"restart"`   // used when neither PORTHOLE_TOKEN nor token_file is set
-	ExitCA    string `json:"exit_ca,omitempty" apply:"restart"` // PEM file of CAs to trust for the exit besides the system's
-	// Exits are the exits tunnel mode picks from (see exits.go); a file
-	// with only exit (and its token and CA) stands for one porthole exit
-	// named after its host (ExitList). ExitPolicy is manual, fastest or
-	// failover (""); ExitSelected the manual pick, changed at once.
-	Exits        []Exit   `json:"exits,omitempty" apply:"restart"`
-	ExitPolicy   string   `json:"exit_policy,omitempty" apply:"restart"`
-	ExitSelected string   `json:"exit_selected,omitempty" apply:"select_exit"`
-	Bypass       []string `json:"bypass" apply:"restart,system_proxy"` // also the system proxy's own bypass list
-	Username     string   `json:"username,omitempty" apply:"restart"`
-	Password     string   `json:"password,omitempty" apply:"restart"`
-	LogLevel     string   `json:"log_level" apply:"next_launch"`
-	History      int      `json:"history" apply:"next_launch"` // the registry lives as long as the app
-	StartProxy   bool     `json:"start_proxy" apply:"none"`    // read at launch only, by definition
+	Listen     string   `json:"listen" apply:"restart"`
+	Mode       string   `json:"mode" apply:"restart"`
+	Exit       string   `json:"exit,omitempty" apply:"restart"`
+	TokenFile  string   `json:"token_file,omitempty" apply:"restart"`
+	Token      string   `json:"token,omitempty" apply:"restart"`     // used when neither PORTHOLE_TOKEN nor token_file is set
+	ExitCA     string   `json:"exit_ca,omitempty" apply:"restart"`   // PEM file of CAs to trust for the exit besides the system's
+	Bypass     []string `json:"bypass" apply:"restart,system_proxy"` // also the system proxy's own bypass list
+	Username   string   `json:"username,omitempty" apply:"restart"`
+	Password   string   `json:"password,omitempty" apply:"restart"`
+	LogLevel   string   `json:"log_level" apply:"next_launch"`
+	History    int      `json:"history" apply:"next_launch"` // the registry lives as long as the app
+	StartProxy bool     `json:"start_proxy" apply:"none"`    // read at launch only, by definition
 	// MaxConns caps concurrent client connections (0: the core's default,
 	// 8,192); an advanced setting, not shown in the Settings window.
 	MaxConns int `json:"max_conns,omitempty" apply:"restart"`
 	// SystemProxy and StartAtLogin are read by the desktop app.
 	SystemProxy  bool `json:"system_proxy" apply:"system_proxy"`
 	StartAtLogin bool `json:"start_at_login" apply:"autostart"`
+
+	// Exits are the exits tunnel mode picks from (see exits.go); a file
+	// with only exit (and its token and CA) stands for one porthole exit
+	// named after its host (ExitList). ExitPolicy is manual, fastest or
+	// failover (""); ExitSelected the manual pick, taken at once.
+	Exits        []Exit `json:"exits,omitempty" apply:"restart"`
+	ExitPolicy   string `json:"exit_policy,omitempty" apply:"restart"`
+	ExitSelected string `json:"exit_selected,omitempty" apply:"select_exit"`
 }
 
 // Default is the configuration of a first start.
