@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"porthole/internal/childproc"
 )
 
 // uiChild is the real GUI (runUIChild) running in a child process on a
@@ -38,8 +40,7 @@ func startUIChild(t *testing.T, display, bus string, extraEnv ...string) *uiChil
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(),
+	env := append(os.Environ(),
 		uiChildEnv+"=1",
 		"DISPLAY="+display, "WAYLAND_DISPLAY=",
 		"DBUS_SESSION_BUS_ADDRESS="+bus,
@@ -51,10 +52,9 @@ func startUIChild(t *testing.T, display, bus string, extraEnv ...string) *uiChil
 		"XDG_CURRENT_DESKTOP=",
 		"PORTHOLE_UI_CONFIG="+filepath.Join(home, ".config", "porthole", "config.json"),
 		"PORTHOLE_TOKEN=",
-		// A -race child otherwise waits a second at exit.
-		"GORACE=atexit_sleep_ms=0",
 	)
-	cmd.Env = append(cmd.Env, extraEnv...)
+	// A -race child otherwise waits a second at exit.
+	cmd := childproc.Self(childproc.QuietRace(append(env, extraEnv...)))
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

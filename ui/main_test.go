@@ -15,6 +15,7 @@ import (
 	"porthole/app"
 	"porthole/app/config"
 	"porthole/app/sysproxy"
+	"porthole/internal/childproc"
 	"porthole/internal/pprofserver"
 )
 
@@ -25,9 +26,7 @@ import (
 const uiChildEnv = "PORTHOLE_UI_CHILD"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(uiChildEnv) == "1" {
-		os.Exit(runUIChild())
-	}
+	childproc.AsChild(uiChildEnv, runUIChild)
 	goleak.VerifyTestMain(m,
 		// Fyne's GL driver starts its call queue's goroutine when the
 		// package is initialised; it lives as long as the process.
