@@ -20,6 +20,7 @@ const (
 	colPort
 	colProto
 	colRoute
+	colExit
 	colState
 	colUp
 	colDown
@@ -60,6 +61,9 @@ var columns = [numColumns]columnSpec{
 	colRoute: {title: "route", width: 64,
 		text:    func(r *connRow, _ time.Time) string { return r.Route.String() },
 		compare: func(a, b *connRow, _ time.Time) int { return cmp.Compare(a.Route, b.Route) }},
+	colExit: {title: "exit", width: 90,
+		text:    func(r *connRow, _ time.Time) string { return r.Exit },
+		compare: func(a, b *connRow, _ time.Time) int { return strings.Compare(a.Exit, b.Exit) }},
 	colState: {title: "state", width: 100,
 		text:    func(r *connRow, _ time.Time) string { return r.State.String() },
 		compare: func(a, b *connRow, _ time.Time) int { return cmp.Compare(a.State, b.State) }},

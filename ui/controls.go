@@ -47,6 +47,8 @@ type controlsInput struct {
 	// problem the controller holds for (Status.ConfigProblem): unknown
 	// fields, or where a file that could not be used was moved.
 	FileNote string
+	// Exits is the exits' state (Controller.Exits).
+	Exits outbound.GroupState
 
 	totalsUp, totalsDown int64 // the registry's byte totals, for the speeds
 }
@@ -86,6 +88,8 @@ type controlsView struct {
 	AtLogin        string
 	AtLoginOn      bool
 	AtLoginBlocked bool
+
+	Exits exitsView // the tray's Exits submenu
 
 	Quitting bool
 }
@@ -136,7 +140,8 @@ func viewOf(in controlsInput) controlsView {
 		v.ModeLabel = "Mode: Tunnel"
 	}
 	v.TunnelLabel = "Tunnel"
-	if cfg.Exit == "" {
+	v.Exits = exitsViewOf(in.Exits)
+	if len(cfg.ExitList()) == 0 {
 		v.TunnelLabel = "Tunnel (set an exit server in Settings…)"
 		v.TunnelBlocked = true
 	}

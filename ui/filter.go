@@ -15,6 +15,7 @@ import (
 //	app:firefox                                (the program's name, a prefix)
 //	app:/usr/bin/python3                       (its executable's path, exact)
 //	app:unknown                                (no program known, or not yet)
+//	exit:home                                  (the exit that carried it, a prefix)
 //
 // A leading "-" negates a word: "-state:open", "-google". A word whose key
 // is not one of these is a plain word, so IPv6 hosts and "host:port" text
@@ -35,6 +36,7 @@ const (
 	fieldID
 	fieldError
 	fieldApp
+	fieldExitName
 )
 
 var filterKeys = map[string]filterField{
@@ -48,6 +50,7 @@ var filterKeys = map[string]filterField{
 	"error":    fieldError,
 	"err":      fieldError,
 	"app":      fieldApp,
+	"exit":     fieldExitName,
 }
 
 type filterTerm struct {
@@ -106,6 +109,8 @@ func (t filterTerm) matches(r *connRow) bool {
 		return containsFold(r.errText, t.value)
 	case fieldApp:
 		return appMatches(r, t.value)
+	case fieldExitName:
+		return r.Exit != "" && len(r.Exit) >= len(t.value) && strings.EqualFold(r.Exit[:len(t.value)], t.value)
 	}
 	return strings.Contains(r.search, t.value)
 }

@@ -23,6 +23,9 @@ func detailsText(r *connRow, now time.Time) string {
 	line("State", r.State.String())
 	line("Protocol", r.Proto.String())
 	line("Route", r.Route.String())
+	if r.Exit != "" {
+		line("Exit", r.Exit)
+	}
 	line("Client", orDash(r.Client))
 	processLines(line, r.Process)
 	line("Target", orDash(r.Target))
