@@ -37,6 +37,7 @@ type settingsForm struct {
 	systemProxy            *widget.Check
 	startAtLogin           *widget.Check
 
+	exits         *exitSettings // not edited here: carried from set to values
 	tokenSource   *widget.Label // which token tunnel mode will really use
 	autostartNote *widget.Label // why Start at login cannot be changed
 	problems      map[settingsField]*widget.Label
@@ -156,6 +157,7 @@ func (f *settingsForm) set(v settingsValues) {
 	f.startProxy.SetChecked(v.StartProxy)
 	f.systemProxy.SetChecked(v.SystemProxy)
 	f.startAtLogin.SetChecked(v.StartAtLogin)
+	f.exits = v.exits
 	f.updateTokenSource()
 }
 
@@ -173,6 +175,7 @@ func (f *settingsForm) values() settingsValues {
 		Username: f.username.Text, Password: f.password.Text,
 		LogLevel: f.logLevel.Selected, History: f.history.Text,
 		StartProxy: f.startProxy.Checked, SystemProxy: f.systemProxy.Checked, StartAtLogin: f.startAtLogin.Checked,
+		exits: f.exits,
 	}
 }
 

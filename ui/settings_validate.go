@@ -50,6 +50,16 @@ type settingsValues struct {
 	StartProxy             bool
 	SystemProxy            bool
 	StartAtLogin           bool
+	// exits are the settings' exits, policy and pick, which the form
+	// does not edit (the Exits section and the file do): carried through
+	// for the checks, by pointer so the values stay comparable.
+	exits *exitSettings
+}
+
+// exitSettings are the exits fields of the config.
+type exitSettings struct {
+	Exits            []config.Exit
+	Policy, Selected string
 }
 
 // valuesOf is the form content that shows cfg.
@@ -66,6 +76,7 @@ func valuesOf(cfg config.Config) settingsValues {
 		Username: cfg.Username, Password: cfg.Password,
 		LogLevel: cfg.LogLevel, History: strconv.Itoa(cfg.History),
 		StartProxy: cfg.StartProxy, SystemProxy: cfg.SystemProxy, StartAtLogin: cfg.StartAtLogin,
+		exits: &exitSettings{Exits: cfg.Exits, Policy: cfg.ExitPolicy, Selected: cfg.ExitSelected},
 	}
 }
 
@@ -104,9 +115,12 @@ func (v settingsValues) config() (config.Config, []fieldProblem) {
 		LogLevel:   v.LogLevel,
 		StartProxy: v.StartProxy, SystemProxy: v.SystemProxy, StartAtLogin: v.StartAtLogin,
 	}
+	if v.exits != nil {
+		cfg.Exits, cfg.ExitPolicy, cfg.ExitSelected = v.exits.Exits, v.exits.Policy, v.exits.Selected
+	}
 
 	add(fieldListen, checkListen(strings.TrimSpace(v.ListenHost), strings.TrimSpace(v.ListenPort)))
-	add(fieldExit, validateOnly(func(c *config.Config) { c.Mode, c.Exit = cfg.Mode, cfg.Exit }))
+	add(fieldExit, validateOnly(func(c *config.Config) { c.Mode, c.Exit, c.Exits = cfg.Mode, cfg.Exit, cfg.Exits }))
 	if cfg.Mode == string(outbound.ModeTunnel) { // the engine reads these files only in tunnel mode
 		add(fieldTokenFile, checkFile("token file", cfg.TokenFile))
 		add(fieldExitCA, checkFile("exit CA file", cfg.ExitCA))
