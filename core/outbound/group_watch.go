@@ -50,6 +50,7 @@ func (g *Group) Subscribe() (GroupState, *ExitWatch) {
 	if len(snap.Exits) == 0 {
 		snap = g.stateLocked(sts)
 	}
+	snap.Exits = append([]ExitStatus(nil), snap.Exits...) // the caller's own copy
 	if g.closed {
 		w.end, w.err = true, ErrGroupClosed
 		close(w.ch)

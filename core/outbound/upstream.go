@@ -204,7 +204,11 @@ func (x *upstreamExit) DialContext(ctx context.Context, network, addr string) (n
 	if err != nil {
 		_ = c.Close() // failed handshake; its error is the one to tell
 		if ctx.Err() != nil {
-			err = fmt.Errorf("%w (%w)", context.Cause(ctx), err)
+			// The caller gave up, or the answer took the whole dial
+			// timeout: an HTTP proxy answers a CONNECT only once the
+			// target answered it, so a slow target is no sign of a dead
+			// proxy (the probe watches that). Not the exit's failure.
+			return nil, fmt.Errorf("%w (%v)", context.Cause(ctx), err)
 		}
 		var ef *exitFailure
 		if errors.As(err, &ef) {
