@@ -148,8 +148,6 @@ func tlsFor(base *tls.Config, host string) *tls.Config {
 	return c
 }
 
-func (x *upstreamExit) name() string { return x.cfg.Name }
-
 // connect opens a connection to the proxy itself (TCP, then TLS for an
 // https:// proxy) and returns it with the time the TCP connect took.
 func (x *upstreamExit) connect(ctx context.Context) (net.Conn, time.Duration, error) {
