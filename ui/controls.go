@@ -140,7 +140,9 @@ func viewOf(in controlsInput) controlsView {
 		v.ModeLabel = "Mode: Tunnel"
 	}
 	v.TunnelLabel = "Tunnel"
-	v.Exits = exitsViewOf(in.Exits)
+	if v.Mode == outbound.ModeTunnel { // direct mode uses no exit: no submenu
+		v.Exits = exitsViewOf(in.Exits)
+	}
 	if len(cfg.ExitList()) == 0 {
 		v.TunnelLabel = "Tunnel (set an exit server in Settings…)"
 		v.TunnelBlocked = true

@@ -95,12 +95,14 @@ func (p *portholeExit) test(context.Context) (time.Duration, error) {
 // report does nothing: the tunnel client notices a lost session itself.
 func (p *portholeExit) report(error) {}
 
-// DialContext opens a stream; a tunnel that is down is the exit's
-// failure. Its streams end with "exit lost: NAME" when the session dies.
+// DialContext opens a stream; a tunnel that is down (or dies during the
+// open) is the exit's failure. Its streams end with "exit lost: NAME" when the session dies.
 func (p *portholeExit) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	c, err := p.t.DialContext(ctx, network, addr)
 	if err != nil {
-		if errors.Is(err, tunnel.ErrNoSession) {
+		// No session, or the session died while the exit was answering
+		// the open: the exit's failure, and the group tries the next.
+		if errors.Is(err, tunnel.ErrNoSession) || errors.Is(err, tunnel.ErrTunnelLost) && ctx.Err() == nil {
 			return nil, &exitFailure{err: err, auth: errors.Is(err, tunnel.ErrAuthFailed)}
 		}
 		return nil, err
