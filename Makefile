@@ -7,7 +7,7 @@ BIN      := bin/porthole
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all deps build check fmt-check vet staticcheck test fuzz bench-vet bench bench-quick bench-gui run clean dist-deps dist dist-check
+.PHONY: all deps build check fmt-check vet staticcheck test fuzz bench-vet bench bench-quick bench-exits bench-gui run clean dist-deps dist dist-check
 
 all: build
 
@@ -67,6 +67,12 @@ bench: build
 
 bench-quick: build
 	cd bench && $(GO) run ./cmd/bench -porthole ../$(BIN) -exit ../$(EXIT_BIN) -out $(BENCH_OUT) -quick $(BENCH_FLAGS)
+
+# The several-exits figures (an upstream HTTP proxy exit against the same
+# proxy used directly; failover time over 20 kills) into bench/exits-report.md.
+# Needs tinyproxy (build/deps.sh).
+bench-exits: build
+	cd bench && $(GO) run ./cmd/bench -porthole ../$(BIN) -exit ../$(EXIT_BIN) -out $(BENCH_OUT) -only exits $(BENCH_FLAGS)
 
 # CPU of the GUI process under Xvfb with 1,000 live connections, beside the
 # same proxy without a GUI (ui/gui_cpu_test.go), into bench/gui-report.md.

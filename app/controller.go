@@ -367,6 +367,11 @@ func (c *Controller) applyOps(cfg config.Config) (changes config.Changes, startE
 		}
 	}
 	restart := state == StateFailed || state == StateRunning && changes.Need(config.EffectRestart)
+	if !restart && changes.Need(config.EffectSelectExit) {
+		if err := c.selectExitOps(cfg.ExitSelected); err != nil {
+			c.log.Warn("selecting an exit", "exit", cfg.ExitSelected, "err", err)
+		}
+	}
 	if restart {
 		c.log.Info("settings changed; restarting the proxy", "changed", changes.Fields)
 		if err := c.stopOps(); err != nil {

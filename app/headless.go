@@ -48,10 +48,18 @@ func engineConfig(cfg config.Config, log *slog.Logger) (core.Config, []string, e
 	if cfg.Username != "" {
 		ec.Auth = &inbound.Auth{Username: cfg.Username, Password: cfg.Password}
 	}
-	if mode == outbound.ModeTunnel || mode == outbound.ModeRules && cfg.Exit != "" {
-		if ec.Exit, err = exitConfig(cfg); err != nil {
+	if mode == outbound.ModeTunnel || mode == outbound.ModeRules && (cfg.Exit != "" || len(cfg.Exits) > 0) {
+		// A file of before several exits keeps its one exit's path (the
+		// engine names it after its host, as config.ExitList does).
+		if len(cfg.Exits) > 0 {
+			ec.Exits, err = engineExits(cfg.Exits)
+		} else {
+			ec.Exit, err = exitConfig(cfg)
+		}
+		if err != nil {
 			return core.Config{}, nil, err
 		}
+		ec.ExitPolicy, ec.ExitSelected = outbound.Policy(cfg.ExitPolicy), cfg.ExitSelected
 	}
 	var ruleFiles []string
 	if mode == outbound.ModeRules {
@@ -79,7 +87,20 @@ func exitConfig(cfg config.Config) (*tunnel.ClientConfig, error) {
 	if token == "" {
 		return nil, errors.New("tunnel mode needs the exit's token: --token-file FILE, PORTHOLE_TOKEN, or \"token\" in the config")
 	}
-	tc := &tunnel.ClientConfig{URL: cfg.Exit, Token: token}
+	tc, err := tunnelConfig(cfg.Exit, token, cfg.ExitCA)
+	if err != nil {
+		return nil, err
+	}
+	if err := tc.Check(); err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
+// tunnelConfig is a porthole exit's client configuration, with the CAs of
+// caFile trusted besides the system's.
+func tunnelConfig(exitURL, token, caFile string) (*tunnel.ClientConfig, error) {
+	tc := &tunnel.ClientConfig{URL: exitURL, Token: token}
 	// PORTHOLE_TUNNEL_MAX_WINDOW (bytes) caps how far the receive window of
 	// each tunnel stream may grow (tunnel.Config.MaxWindow; default 16 MiB).
 	// It is a measuring knob, not a setting: the benchmark sets it to
@@ -93,24 +114,31 @@ func exitConfig(cfg config.Config) (*tunnel.ClientConfig, error) {
 		}
 		tc.Session.MaxWindow = uint32(n)
 	}
-	if cfg.ExitCA != "" {
-		pem, err := os.ReadFile(cfg.ExitCA)
+	if caFile != "" {
+		tlsCfg, err := trustFile(caFile)
 		if err != nil {
-			return nil, fmt.Errorf("exit CA: %w", err)
+			return nil, err
 		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool() // no system roots here: the file's alone
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("exit CA: %s holds no PEM certificate", cfg.ExitCA)
-		}
-		tc.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	if err := tc.Check(); err != nil {
-		return nil, err
+		tc.TLS = tlsCfg
 	}
 	return tc, nil
+}
+
+// trustFile is a TLS configuration trusting the CAs of a PEM file besides
+// the system's.
+func trustFile(caFile string) (*tls.Config, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("exit CA: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool() // no system roots here: the file's alone
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("exit CA: %s holds no PEM certificate", caFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // NewEngine builds the engine the settings describe. Its errors are

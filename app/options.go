@@ -63,6 +63,8 @@ func ParseArgs(args []string, stderr io.Writer) (Options, error) {
 	rulesFile := fs.String("rules", "", "rules file for rules mode (Porthole's JSON, Clash rule lines or a Clash config); reloaded when it changes")
 	exit := fs.String("exit", "", "exit server URL for tunnel mode, wss://host/porthole")
 	tokenFile := fs.String("token-file", "", "file holding the exit server's token (or set PORTHOLE_TOKEN)")
+	exitPolicy := fs.String("exit-policy", "", "how tunnel mode picks among the config's exits: manual, fastest or failover")
+	exitSelect := fs.String("exit-select", "", "the exit the manual policy uses (a name from the config's exits)")
 	exitCA := fs.String("exit-ca", "", "PEM file of CA certificates to trust for the exit (a self-signed exit), besides the system's")
 	username := fs.String("username", "", "require this username from clients (SOCKS5 and HTTP Basic)")
 	passwordFile := fs.String("password-file", "", "file holding the password for --username")
@@ -106,7 +108,14 @@ func ParseArgs(args []string, stderr io.Writer) (Options, error) {
 		cfg.Mode = *mode
 	}
 	if set["exit"] {
-		cfg.Exit = *exit
+		// One exit on the command line stands for the file's list.
+		cfg.Exit, cfg.Exits, cfg.ExitSelected = *exit, nil, ""
+	}
+	if set["exit-policy"] {
+		cfg.ExitPolicy = *exitPolicy
+	}
+	if set["exit-select"] {
+		cfg.ExitSelected = *exitSelect
 	}
 	if set["rules"] {
 		cfg.RulesFile = *rulesFile

@@ -19,6 +19,8 @@ PACKAGES=(
 	libkf5config-bin # app/sysproxy: kwriteconfig5/kreadconfig5 for the KDE (kioslaverc) test
 	make
 	nginx-light # core's tunnel test runs the exit behind nginx as a reverse proxy (skipped without it)
+	tinyproxy  # core/e2e exits test: a real upstream HTTP proxy exit (skipped without it)
+	microsocks # core/e2e exits test: a real upstream SOCKS5 proxy exit (skipped without it)
 	pkg-config # Fyne (ui/): cgo build of go-gl/glfw
 	libgl-dev libegl-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev libwayland-dev libxkbcommon-dev
 	xvfb dbus-x11 imagemagick x11-utils # GUI tests: a real X server, a private session bus, screenshots, xwininfo

@@ -48,12 +48,18 @@ type Config struct {
 	// takes the default action); SetRules swaps it while running.
 	Rules *rules.Set
 	Auth  *inbound.Auth
-	// Exit is the exit server for tunnel mode: the engine connects to it
-	// while running. Tunnel, if set instead, is used as the tunnel's dialer
-	// as is (tests).
-	Exit        *tunnel.ClientConfig
-	Tunnel      outbound.Dialer
-	DialTimeout time.Duration
+	// Exits are where tunnel mode (and a rules-mode tunnel rule) sends
+	// connections, picked by ExitPolicy (ExitSelected is the manual pick);
+	// the engine keeps porthole exits connected and upstream proxies probed
+	// while running. Exit, the one exit server of older callers, stands for
+	// a single porthole exit named after its host when Exits is empty.
+	// Tunnel, if set instead, is used as the tunnel's dialer as is (tests).
+	Exits        []outbound.ExitConfig
+	ExitPolicy   outbound.Policy
+	ExitSelected string
+	Exit         *tunnel.ClientConfig
+	Tunnel       outbound.Dialer
+	DialTimeout  time.Duration
 
 	HeaderTimeout  time.Duration
 	KeepAliveIdle  time.Duration // HTTP keep-alive wait for the next request
@@ -97,7 +103,7 @@ type Engine struct {
 	registry *registry.Registry
 	ownReg   bool // the engine made the registry and closes it
 	router   *outbound.Router
-	tunnel   *outbound.Tunnel // nil unless Exit was configured
+	exits    *outbound.Group // nil unless exits were configured
 
 	life   sync.Mutex // held through Start, Stop and Close
 	server *inbound.Server
@@ -137,17 +143,17 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	var tun *outbound.Tunnel
+	var group *outbound.Group
 	tunnelDialer := cfg.Tunnel
-	if cfg.Exit != nil && tunnelDialer == nil && (cfg.Mode == outbound.ModeTunnel || cfg.Mode == outbound.ModeRules) {
-		tc := *cfg.Exit
-		if tc.Logger == nil {
-			tc.Logger = cfg.Logger
-		}
-		if tun, err = outbound.NewTunnel(tc, cfg.DialTimeout); err != nil {
+	if exits := exitList(cfg); len(exits) > 0 && tunnelDialer == nil && (cfg.Mode == outbound.ModeTunnel || cfg.Mode == outbound.ModeRules) {
+		group, err = outbound.NewGroup(outbound.GroupConfig{
+			Exits: exits, Policy: cfg.ExitPolicy, Selected: cfg.ExitSelected,
+			DialTimeout: cfg.DialTimeout, Logger: cfg.Logger,
+		})
+		if err != nil {
 			return nil, err
 		}
-		tunnelDialer = tun
+		tunnelDialer = group
 	}
 	router, err := outbound.NewRouter(cfg.Mode, bypass, outbound.NewDirect(cfg.DialTimeout, nil), tunnelDialer)
 	if err != nil {
@@ -162,7 +168,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		router:   router,
-		tunnel:   tun,
+		exits:    group,
 		registry: reg,
 		ownReg:   own,
 	}, nil
@@ -204,21 +210,22 @@ func (e *Engine) ProcessStats() procinfo.Stats {
 	return srv.ProcessStats()
 }
 
-// TunnelStatus is the tunnel's state; ok is false without an exit
-// configured. State is tunnel.StateClosed while the engine is stopped.
+// TunnelStatus is the state of the exit in use (or, with none usable,
+// of the one the policy wants) in the tunnel client's terms; ok is false
+// without exits. State is tunnel.StateClosed while the engine is stopped.
 func (e *Engine) TunnelStatus() (st tunnel.Status, ok bool) {
-	if e.tunnel == nil {
+	if e.exits == nil {
 		return tunnel.Status{}, false
 	}
-	return e.tunnel.Status(), true
+	return exitTunnelStatus(e.exits.State(), e.exits.TunnelStatus), true
 }
 
-// tunnelLine is the status page's line about the tunnel, nil without one.
+// tunnelLine is the status page's line about the exits, nil without any.
 func (e *Engine) tunnelLine() func() string {
-	if e.tunnel == nil {
+	if e.exits == nil {
 		return nil
 	}
-	return func() string { return "Tunnel: " + e.tunnel.Status().String() }
+	return func() string { return exitsLine(e.exits.State()) }
 }
 
 // Addr is the address the proxy listens on, nil when stopped.
@@ -246,8 +253,8 @@ func (e *Engine) Start() error {
 		}
 		return fmt.Errorf("listen on %s: %w", e.cfg.Listen, err)
 	}
-	if e.tunnel != nil {
-		if err := e.tunnel.Start(); err != nil {
+	if e.exits != nil {
+		if err := e.exits.Start(); err != nil {
 			return errors.Join(err, ln.Close())
 		}
 	}
@@ -297,10 +304,10 @@ func (e *Engine) stopLocked() error {
 	err := e.server.Close()
 	<-e.served
 	e.server, e.served = nil, nil
-	if e.tunnel != nil {
+	if e.exits != nil {
 		// After the connections: they end as "proxy stopped", not as
-		// "tunnel lost".
-		err = errors.Join(err, e.tunnel.Stop())
+		// "exit lost".
+		err = errors.Join(err, e.exits.Stop())
 	}
 	e.log.Info("proxy stopped")
 	return err
@@ -313,6 +320,9 @@ func (e *Engine) Close() error {
 	defer e.life.Unlock()
 	err := e.stopLocked()
 	e.closed = true
+	if e.exits != nil {
+		err = errors.Join(err, e.exits.Close())
+	}
 	if e.ownReg {
 		err = errors.Join(err, e.registry.Close())
 	}

@@ -21,6 +21,7 @@ const (
 	colProto
 	colRoute
 	colRule
+	colExit
 	colState
 	colUp
 	colDown
@@ -64,6 +65,9 @@ var columns = [numColumns]columnSpec{
 	colRule: {title: "rule", width: 190,
 		text:    func(r *connRow, _ time.Time) string { return r.ruleText },
 		compare: func(a, b *connRow, _ time.Time) int { return compareRule(a, b) }},
+	colExit: {title: "exit", width: 90,
+		text:    func(r *connRow, _ time.Time) string { return r.Exit },
+		compare: func(a, b *connRow, _ time.Time) int { return strings.Compare(a.Exit, b.Exit) }},
 	colState: {title: "state", width: 100,
 		text:    func(r *connRow, _ time.Time) string { return r.State.String() },
 		compare: func(a, b *connRow, _ time.Time) int { return cmp.Compare(a.State, b.State) }},

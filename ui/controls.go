@@ -47,6 +47,8 @@ type controlsInput struct {
 	// problem the controller holds for (Status.ConfigProblem): unknown
 	// fields, or where a file that could not be used was moved.
 	FileNote string
+	// Exits is the exits' state (Controller.Exits).
+	Exits outbound.GroupState
 
 	totalsUp, totalsDown int64 // the registry's byte totals, for the speeds
 }
@@ -86,6 +88,8 @@ type controlsView struct {
 	AtLogin        string
 	AtLoginOn      bool
 	AtLoginBlocked bool
+
+	Exits exitsView // the tray's Exits submenu
 
 	Quitting bool
 }
@@ -139,7 +143,10 @@ func viewOf(in controlsInput) controlsView {
 		v.ModeLabel = "Mode: Rules"
 	}
 	v.TunnelLabel = "Tunnel"
-	if cfg.Exit == "" {
+	if v.Mode != outbound.ModeDirect { // direct mode uses no exit: no submenu
+		v.Exits = exitsViewOf(in.Exits)
+	}
+	if len(cfg.ExitList()) == 0 {
 		v.TunnelLabel = "Tunnel (set an exit server in Settings…)"
 		v.TunnelBlocked = true
 	}

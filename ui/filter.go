@@ -16,6 +16,7 @@ import (
 //	app:/usr/bin/python3                       (its executable's path, exact)
 //	app:unknown                                (no program known, or not yet)
 //	rule:example.com  rule:#3  rule:reject     (the rule that decided: substring)
+//	exit:home                                  (the exit that carried it, a prefix)
 //
 // A leading "-" negates a word: "-state:open", "-google". A word whose key
 // is not one of these is a plain word, so IPv6 hosts and "host:port" text
@@ -37,6 +38,7 @@ const (
 	fieldError
 	fieldApp
 	fieldRule
+	fieldExitName
 )
 
 var filterKeys = map[string]filterField{
@@ -51,6 +53,7 @@ var filterKeys = map[string]filterField{
 	"err":      fieldError,
 	"app":      fieldApp,
 	"rule":     fieldRule,
+	"exit":     fieldExitName,
 }
 
 type filterTerm struct {
@@ -111,6 +114,8 @@ func (t filterTerm) matches(r *connRow) bool {
 		return appMatches(r, t.value)
 	case fieldRule:
 		return containsFold(r.ruleText, t.value)
+	case fieldExitName:
+		return r.Exit != "" && len(r.Exit) >= len(t.value) && strings.EqualFold(r.Exit[:len(t.value)], t.value)
 	}
 	return strings.Contains(r.search, t.value)
 }

@@ -24,6 +24,9 @@ func detailsText(r *connRow, now time.Time) string {
 	line("Protocol", r.Proto.String())
 	line("Route", r.Route.String())
 	line("Rule", orDash(r.ruleText))
+	if r.Exit != "" {
+		line("Exit", r.Exit)
+	}
 	line("Client", orDash(r.Client))
 	processLines(line, r.Process)
 	line("Target", orDash(r.Target))

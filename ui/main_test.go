@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -34,6 +35,10 @@ func TestMain(m *testing.M) {
 	)
 }
 
+// uiChildExitsEnv, if set, is a JSON list of exits the child runs tunnel
+// mode over (manual policy).
+const uiChildExitsEnv = "PORTHOLE_UI_EXITS"
+
 // runUIChild is the child's main: a controller on a free loopback port
 // with the settings in $PORTHOLE_UI_CONFIG, no system proxy backend (the
 // tests must not change the machine's proxy settings), and Run.
@@ -42,6 +47,14 @@ func runUIChild() int {
 	path := os.Getenv("PORTHOLE_UI_CONFIG")
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
+	if exits := os.Getenv(uiChildExitsEnv); exits != "" {
+		// Tunnel mode over these exits, picked by hand (tray_exits tests).
+		if err := json.Unmarshal([]byte(exits), &cfg.Exits); err != nil {
+			fmt.Fprintln(os.Stderr, "ui child:", uiChildExitsEnv, err)
+			return 2
+		}
+		cfg.Mode, cfg.ExitPolicy, cfg.Bypass = "tunnel", "manual", []string{}
+	}
 	if err := config.Save(path, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "ui child:", err)
 		return 2

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -44,6 +45,11 @@ type settingsWindow struct {
 	// onSaved, if set, runs on Apply's goroutine after the settings were
 	// saved: the app shows where a file on disk was set aside.
 	onSaved func(app.Saved)
+	// exitsRefresh is how often the Exits section renews its rows (0:
+	// never, for tests); exitsWork runs its buttons' work (nil: a
+	// goroutine).
+	exitsRefresh time.Duration
+	exitsWork    func(func())
 
 	win      fyne.Window // nil while closed
 	form     *settingsForm
@@ -51,6 +57,7 @@ type settingsWindow struct {
 	status   *widget.Label
 	apply    *widget.Button
 	cancel   *widget.Button // closes the window, discarding the edits
+	exits    *exitsSection  // nil without exits
 	shown    settingsValues // what the form held when opened or last applied
 	valid    bool
 	applying bool
@@ -61,7 +68,7 @@ type settingsWindow struct {
 const settingsWidth, settingsHeight = 620, 760
 
 func newSettings(a fyne.App, ctl *app.Controller, configPath string) *settingsWindow {
-	return &settingsWindow{app: a, ctl: ctl, path: configPath, setAutostart: autostartSetter(configPath)}
+	return &settingsWindow{app: a, ctl: ctl, path: configPath, setAutostart: autostartSetter(configPath), exitsRefresh: time.Second}
 }
 
 // Show opens the window filled with the settings in use, or brings the
@@ -95,10 +102,19 @@ func (s *settingsWindow) Show() {
 	buttons := container.NewHBox(layout.NewSpacer(), s.cancel, s.apply)
 
 	s.win = s.app.NewWindow("Porthole Settings")
+	body := s.form.content
+	if s.exits = newExitsSection(s.ctl, s.path, s.exitsRefresh, s.exitsWork); s.exits != nil {
+		body = container.NewVBox(s.form.content, s.exits.content)
+	}
 	s.win.SetContent(container.NewBorder(s.fileNote, container.NewVBox(s.status, buttons), nil, nil,
-		container.NewVScroll(container.NewPadded(s.form.content))))
+		container.NewVScroll(container.NewPadded(body))))
 	s.win.Resize(fyne.NewSize(settingsWidth, settingsHeight))
-	s.win.SetOnClosed(func() { s.win, s.form = nil, nil })
+	s.win.SetOnClosed(func() {
+		if x := s.exits; x != nil {
+			go x.close() // its work ends through fyne.Do: not waited for here
+		}
+		s.win, s.form, s.exits = nil, nil, nil
+	})
 	s.check()
 	s.win.Show()
 }
@@ -183,6 +199,8 @@ func (s *settingsWindow) save(form config.Config, shown settingsValues) (string,
 		inUse := *c
 		*c = form
 		c.MaxConns = inUse.MaxConns // not in the form: kept as it is
+		// Nor are the exits: the tray may have picked another meanwhile.
+		c.Exits, c.ExitPolicy, c.ExitSelected = inUse.Exits, inUse.ExitPolicy, inUse.ExitSelected
 	})
 	if err != nil {
 		return "Not saved: " + err.Error(), fieldOfEngineError(err), err

@@ -39,6 +39,7 @@ type settingsForm struct {
 	startAtLogin           *widget.Check
 	rules                  *rulesEditor
 
+	exits         *exitSettings // not edited here: carried from set to values
 	tokenSource   *widget.Label // which token tunnel mode will really use
 	autostartNote *widget.Label // why Start at login cannot be changed
 	problems      map[settingsField]*widget.Label
@@ -168,6 +169,7 @@ func (f *settingsForm) set(v settingsValues) {
 	f.startProxy.SetChecked(v.StartProxy)
 	f.systemProxy.SetChecked(v.SystemProxy)
 	f.startAtLogin.SetChecked(v.StartAtLogin)
+	f.exits = v.exits
 	f.updateTokenSource()
 }
 
@@ -189,6 +191,7 @@ func (f *settingsForm) values() settingsValues {
 		LogLevel: f.logLevel.Selected, History: f.history.Text,
 		StartProxy: f.startProxy.Checked, SystemProxy: f.systemProxy.Checked, StartAtLogin: f.startAtLogin.Checked,
 		Rules: f.rules.rules(), RulesFile: f.rules.fileText(),
+		exits: f.exits,
 	}
 }
 

@@ -54,6 +54,16 @@ type settingsValues struct {
 	StartAtLogin           bool
 	Rules                  []rules.Rule // the rules editor's list
 	RulesFile              string
+	// exits are the settings' exits, policy and pick, which the form
+	// does not edit (the Exits section and the file do): carried through
+	// for the checks, by pointer so the values stay comparable.
+	exits *exitSettings
+}
+
+// exitSettings are the exits fields of the config.
+type exitSettings struct {
+	Exits            []config.Exit
+	Policy, Selected string
 }
 
 // valuesOf is the form content that shows cfg.
@@ -71,6 +81,7 @@ func valuesOf(cfg config.Config) settingsValues {
 		LogLevel: cfg.LogLevel, History: strconv.Itoa(cfg.History),
 		StartProxy: cfg.StartProxy, SystemProxy: cfg.SystemProxy, StartAtLogin: cfg.StartAtLogin,
 		Rules: cfg.Rules, RulesFile: cfg.RulesFile,
+		exits: &exitSettings{Exits: cfg.Exits, Policy: cfg.ExitPolicy, Selected: cfg.ExitSelected},
 	}
 }
 
@@ -110,10 +121,13 @@ func (v settingsValues) config() (config.Config, []fieldProblem) {
 		StartProxy: v.StartProxy, SystemProxy: v.SystemProxy, StartAtLogin: v.StartAtLogin,
 		Rules: v.Rules, RulesFile: strings.TrimSpace(v.RulesFile),
 	}
+	if v.exits != nil {
+		cfg.Exits, cfg.ExitPolicy, cfg.ExitSelected = v.exits.Exits, v.exits.Policy, v.exits.Selected
+	}
 
 	add(fieldListen, checkListen(strings.TrimSpace(v.ListenHost), strings.TrimSpace(v.ListenPort)))
-	add(fieldExit, validateOnly(func(c *config.Config) { c.Mode, c.Exit = cfg.Mode, cfg.Exit }))
-	if cfg.Mode == string(outbound.ModeTunnel) { // the engine reads these files only in tunnel mode
+	add(fieldExit, validateOnly(func(c *config.Config) { c.Mode, c.Exit, c.Exits = cfg.Mode, cfg.Exit, cfg.Exits }))
+	if cfg.Mode != string(outbound.ModeDirect) { // the engine reads these files only when it may tunnel
 		add(fieldTokenFile, checkFile("token file", cfg.TokenFile))
 		add(fieldExitCA, checkFile("exit CA file", cfg.ExitCA))
 	}

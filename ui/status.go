@@ -18,6 +18,7 @@ func (g *gui) watch(prev controlsInput) {
 	tick := time.NewTicker(statusTick)
 	defer tick.Stop()
 	shown := viewOf(prev)
+	lost := map[string]bool{} // exits lost, for the "back" notification
 	last := g.ctl.Registry().Totals()
 	lastAt := time.Now()
 	changed := g.ctl.Changed()
@@ -45,6 +46,10 @@ func (g *gui) watch(prev controlsInput) {
 				in.Busiest = g.busiest.name()
 			}
 		}
+		for _, n := range exitNotices(prev.Exits, in.Exits, lost) {
+			g.log.Info("exits: "+n.Title, "detail", n.Body)
+			g.fyne.SendNotification(fyne.NewNotification(n.Title, n.Body))
+		}
 		prev = in
 		if v := viewOf(in); v != shown {
 			shown = v
@@ -71,6 +76,7 @@ func (g *gui) gather(prev *controlsInput, rereadLogin bool) controlsInput {
 		Quitting:           g.quitting.Load(),
 		totalsUp:           tot.Up,
 		totalsDown:         tot.Down,
+		Exits:              g.ctl.Exits(),
 	}
 	if p := g.fileNote.Load(); p != nil {
 		in.FileNote = *p

@@ -27,6 +27,8 @@ type trayMenu struct {
 
 	status, startStop, systemProxy          *fyne.MenuItem
 	mode, modeDirect, modeTunnel, modeRules *fyne.MenuItem
+	exits                                   *fyne.MenuItem // submenu; in the menu only with exits
+	exitItems                               [maxTrayExits]*fyne.MenuItem
 	connections, settings, copyEnv, atLogin *fyne.MenuItem
 	about                                   *fyne.MenuItem
 	quit                                    *fyne.MenuItem
@@ -45,6 +47,15 @@ func newTrayMenu(g *gui) *trayMenu {
 	t.modeRules = fyne.NewMenuItem("Rules", func() { g.setMode(outbound.ModeRules) })
 	t.mode = fyne.NewMenuItem("Mode", nil)
 	t.mode.ChildMenu = fyne.NewMenu("Mode", t.modeDirect, t.modeTunnel, t.modeRules)
+	t.exits = fyne.NewMenuItem("Exits", nil)
+	t.exits.ChildMenu = fyne.NewMenu("Exits")
+	for i := range t.exitItems {
+		t.exitItems[i] = fyne.NewMenuItem("", func() {
+			if x := t.shown.Exits.Items[i]; x.Name != "" && !x.Disabled {
+				g.selectExit(x.Name)
+			}
+		})
+	}
 	t.connections = fyne.NewMenuItem("Connections…", func() { g.showConnections() })
 	t.settings = fyne.NewMenuItem("Settings…", func() { g.showSettings() })
 	t.copyEnv = fyne.NewMenuItem("Copy terminal env", func() { g.copyTerminalEnv() })
@@ -83,10 +94,40 @@ func (t *trayMenu) apply(v controlsView) {
 	t.modeDirect.Disabled = v.ModeBlocked
 	t.modeRules.Disabled = v.ModeBlocked
 	t.modeTunnel.Disabled = v.TunnelBlocked || v.ModeBlocked
+	t.applyExits(v.Exits)
 	t.atLogin.Label = v.AtLogin
 	t.atLogin.Checked, t.atLogin.Disabled = v.AtLoginOn, v.AtLoginBlocked
 	t.menu.Refresh()
 	t.refreshes++
+}
+
+// applyExits shows the Exits submenu, right after Mode, or takes it out
+// of the menu when there are no exits.
+func (t *trayMenu) applyExits(v exitsView) {
+	items := t.exitItems[:v.N]
+	for i, it := range items {
+		x := v.Items[i]
+		it.Label, it.Checked, it.Disabled = x.Label, x.Checked, x.Disabled
+	}
+	t.exits.Label = v.Label
+	t.exits.ChildMenu.Items = items
+	at := -1
+	for i, it := range t.menu.Items {
+		if it == t.exits {
+			at = i
+		}
+	}
+	switch {
+	case v.N > 0 && at < 0:
+		for i, it := range t.menu.Items {
+			if it == t.mode {
+				t.menu.Items = append(t.menu.Items[:i+1], append([]*fyne.MenuItem{t.exits}, t.menu.Items[i+1:]...)...)
+				break
+			}
+		}
+	case v.N == 0 && at >= 0:
+		t.menu.Items = append(t.menu.Items[:at], t.menu.Items[at+1:]...)
+	}
 }
 
 // errNoTray is wrapped by findStatusNotifierHost's answer when no tray can

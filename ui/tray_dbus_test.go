@@ -17,7 +17,9 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"porthole/app/autostart"
+	"porthole/app/config"
 	"porthole/internal/desktoptest"
+	"porthole/internal/upstreamtest"
 )
 
 var listeningRE = regexp.MustCompile(`msg="proxy listening" addr=(\S+)`)
@@ -312,4 +314,58 @@ func connectThrough(t *testing.T, proxyAddr, origin string) net.Conn {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestTrayExitsOverDBus: with two exits (real microsocks), the tray has an
+// Exits submenu showing each one's state with the one in use checked;
+// clicking the other selects it (manual policy), the proxy uses it at
+// once and the file keeps the choice.
+func TestTrayExitsOverDBus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the real GUI in a child process")
+	}
+	one, two := upstreamtest.Microsocks(t, "", ""), upstreamtest.Microsocks(t, "", "")
+	display := desktoptest.Xvfb(t)
+	bus := desktoptest.SessionBus(t)
+	conn := connectBus(t, bus)
+	watcher := startFakeWatcher(t, conn, true)
+	origin := startOrigin(t)
+	exits := fmt.Sprintf(`[{"name":"one","kind":"socks5","url":%q},{"name":"two","kind":"socks5","url":%q}]`, one.URL, two.URL)
+	child := startUIChild(t, display, bus, uiChildExitsEnv+"="+exits)
+	addr := child.waitLine(t, listeningRE)[1]
+	var item registeredItem
+	select {
+	case item = <-watcher.items:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the GUI registered no tray item within 60 s")
+	}
+	tray := newTrayClient(t, conn, item)
+	inUse := func(name string) func(menuNode) bool {
+		return func(m menuNode) bool {
+			sub, ok := m.find("Exit: ")
+			if !ok || sub.Label != "Exit: "+name || len(sub.Children) != 2 {
+				return false
+			}
+			for _, c := range sub.Children {
+				if !strings.Contains(c.Label, "· connected") || c.Checked != strings.HasPrefix(c.Label, name+" ") {
+					return false
+				}
+			}
+			return statusIs("Running")(m)
+		}
+	}
+	m := tray.mustWaitMenu(t, "exit one in use", inUse("one"))
+	if got := m.labels(); !slices.Contains(got, "Exit: one") || slices.Index(got, "Exit: one") != slices.Index(got, "Mode: Tunnel")+1 {
+		t.Errorf("tray menu %q: want the Exits submenu after Mode", got)
+	}
+	connectThrough(t, addr, origin).Close()
+
+	tray.click(t, "two ·", "exit two in use", inUse("two"))
+	connectThrough(t, addr, origin).Close()
+	cfg, err := config.Load(filepath.Join(child.home, ".config", "porthole", "config.json"))
+	if err != nil || cfg.ExitSelected != "two" {
+		t.Errorf("config after the click: exit_selected %q, %v", cfg.ExitSelected, err)
+	}
+	tray.click(t, "Quit", "Quitting", func(menuNode) bool { return true })
+	child.waitExit(t)
 }

@@ -49,6 +49,14 @@ type Config struct {
 	// at once, without a restart.
 	Rules     []rules.Rule `json:"rules,omitempty" apply:"rules"`
 	RulesFile string       `json:"rules_file,omitempty" apply:"rules"`
+
+	// Exits are the exits tunnel mode picks from (see exits.go); a file
+	// with only exit (and its token and CA) stands for one porthole exit
+	// named after its host (ExitList). ExitPolicy is manual, fastest or
+	// failover (""); ExitSelected the manual pick, taken at once.
+	Exits        []Exit `json:"exits,omitempty" apply:"restart"`
+	ExitPolicy   string `json:"exit_policy,omitempty" apply:"restart"`
+	ExitSelected string `json:"exit_selected,omitempty" apply:"select_exit"`
 }
 
 // Default is the configuration of a first start.
@@ -94,10 +102,13 @@ func (c Config) Validate() error {
 			return invalid("rules", "rules: rule %d: %w", i+1, err)
 		}
 	}
-	if mode == outbound.ModeTunnel && c.Exit == "" {
+	if mode == outbound.ModeTunnel && c.Exit == "" && len(c.Exits) == 0 {
 		return invalid("exit", "exit: tunnel mode needs an exit server URL")
 	}
-	if c.Exit != "" {
+	if err := c.validateExits(); err != nil {
+		return err
+	}
+	if c.Exit != "" && len(c.Exits) == 0 {
 		if err := tunnel.CheckURL(c.Exit); err != nil {
 			return invalid("exit", "exit: %w", err)
 		}

@@ -28,6 +28,9 @@ const (
 	// EffectRules: the rule set is compiled again and swapped into the
 	// running engine; open connections keep their route.
 	EffectRules
+	// EffectSelectExit: the running engine takes the new manual pick of
+	// an exit at once, without a restart.
+	EffectSelectExit
 )
 
 // effectNames are the apply tag's words; "none" is a field whose change
@@ -38,6 +41,7 @@ var effectNames = map[string]Effect{
 	"next_launch":  EffectNextLaunch,
 	"autostart":    EffectAutostart,
 	"rules":        EffectRules,
+	"select_exit":  EffectSelectExit,
 	"none":         0,
 }
 

@@ -56,6 +56,9 @@ func TestDiffEffects(t *testing.T) {
 		{func(c *Config) { c.LogLevel, c.History = "debug", 1 }, EffectNextLaunch},
 		{func(c *Config) { c.StartProxy = false }, 0},
 		{func(c *Config) { c.StartAtLogin = true }, EffectAutostart},
+		{func(c *Config) { c.Exits = []Exit{{Name: "a"}} }, EffectRestart},
+		{func(c *Config) { c.ExitPolicy = "fastest" }, EffectRestart},
+		{func(c *Config) { c.ExitSelected = "a" }, EffectSelectExit},
 	} {
 		changed := base
 		tc.change(&changed)

@@ -581,9 +581,10 @@ func endFlows(t *testing.T, v *e2eEnv, flows []*flow) []registry.Info {
 }
 
 // TestTunnelExitDies kills the exit while connections stream: each ends
-// once with a reason wrapping ErrTunnelLost, the tunnel reconnects, a
-// connection during the outage gets 502 after its dial timeout, and after
-// the exit is back new connections go through.
+// once with a reason wrapping ErrTunnelLost ("exit lost: NAME"), the
+// tunnel reconnects, a connection during the outage gets 502 at once (the
+// exit is down: no wait for the dial timeout), and after the exit is back
+// new connections go through.
 func TestTunnelExitDies(t *testing.T) {
 	v := newE2E(t, e2eOptions{dialTimeout: time.Second})
 	flows := startFlows(t, v, 12)
@@ -591,8 +592,8 @@ func TestTunnelExitDies(t *testing.T) {
 	old := v.exit()
 	returnsWithin(t, "exit kill", old.kill)
 	for i, info := range endFlows(t, v, flows) {
-		if !errors.Is(info.Err, tunnel.ErrTunnelLost) {
-			t.Errorf("flow %d (%s → %s) closed with %v, want %v", i, info.Proto, info.Target, info.Err, tunnel.ErrTunnelLost)
+		if !errors.Is(info.Err, tunnel.ErrTunnelLost) || !errors.Is(info.Err, outbound.ErrExitLost) {
+			t.Errorf("flow %d (%s → %s) closed with %v, want %v and %v", i, info.Proto, info.Target, info.Err, tunnel.ErrTunnelLost, outbound.ErrExitLost)
 		}
 	}
 	st := v.waitTunnel(t, "reconnecting", func(st tunnel.Status) bool { return st.State == tunnel.StateWaiting })
@@ -600,8 +601,8 @@ func TestTunnelExitDies(t *testing.T) {
 		t.Errorf("status while the exit is down: %s, err %v", st.State, st.Err)
 	}
 
-	// During the outage: the dial waits DialTimeout for a session, then
-	// the client gets 502 and the record closes once, tunnel down.
+	// During the outage: the dial fails fast naming the exit, the client
+	// gets 502 and the record closes once, tunnel down.
 	before := v.ev.known()
 	began := time.Now()
 	laddr, status, err := connectStatus(v.proxy(), v.origin.echo)
@@ -613,8 +614,8 @@ func TestTunnelExitDies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info := infos[0]; info.Client != laddr || !errors.Is(info.Err, tunnel.ErrNoSession) || outbound.Classify(info.Err) != outbound.FailTunnelDown {
-		t.Errorf("outage record: %s closed with %v, want %s with %v", info.Client, info.Err, laddr, tunnel.ErrNoSession)
+	if info := infos[0]; info.Client != laddr || !errors.Is(info.Err, outbound.ErrExitDown) || outbound.Classify(info.Err) != outbound.FailTunnelDown {
+		t.Errorf("outage record: %s closed with %v, want %s with %v", info.Client, info.Err, laddr, outbound.ErrExitDown)
 	}
 	// The tunnel client reports the outage (WARN, once); the connections
 	// it fails are no more than INFO each, never WARN or ERROR.

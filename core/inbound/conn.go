@@ -220,6 +220,10 @@ func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) 
 	// response's read error (see exchange).
 	ctx := outbound.WithDialInfo(c.ctx, outbound.DialInfo{ID: rec.ID(), SpeaksFirst: proto == registry.ProtoHTTP, Exit: dec.Exit})
 	conn, err := c.s.cfg.Router.Dialer(route).DialContext(ctx, "tcp", target)
+	if en, ok := conn.(outbound.ExitNamer); ok && err == nil {
+		rec.SetExit(en.ExitName()) // before Established: its event carries it
+		conn = outbound.Bare(conn)
+	}
 	if err == nil && !c.socks.add(conn) {
 		err = net.ErrClosed
 	}
@@ -229,8 +233,9 @@ func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) 
 		switch fail := outbound.Classify(err); {
 		case fail == outbound.FailCanceled, errors.Is(err, ErrStopped), errors.Is(err, registry.ErrClosedByUser):
 			u.log.Debug("dial aborted", "target", target, "err", err)
-		case fail == outbound.FailTunnelDown:
-			// The tunnel client logs the outage once; not once per connection.
+		case fail == outbound.FailTunnelDown, errors.Is(err, outbound.ErrExitDown):
+			// The tunnel client (or the exit's probe) logs the outage
+			// once; not once per connection.
 			u.log.Debug("dial failed: tunnel down", "target", target, "err", err)
 		default:
 			u.log.Info("dial failed", "target", target, "route", route, "err", err)

@@ -3,6 +3,7 @@ package inbound
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -196,6 +197,10 @@ func writeSOCKS5Reply(w io.Writer, rep byte, bound net.Addr) error {
 
 // socks5Reply is the reply code for a dial failure.
 func socks5Reply(err error) byte {
+	var up *outbound.SOCKS5ReplyError
+	if errors.As(err, &up) {
+		return up.Code // an upstream SOCKS5 proxy's answer, passed on
+	}
 	switch outbound.Classify(err) {
 	case outbound.FailRefused:
 		return repRefused

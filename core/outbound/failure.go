@@ -13,14 +13,15 @@ import (
 type Failure uint8
 
 const (
-	FailOther       Failure = iota // anything else
-	FailCanceled                   // the connection was aborted or the proxy stopped: nobody to answer
-	FailTimeout                    // dial or DNS timed out
-	FailRefused                    // the target answered with a reset
-	FailUnreachable                // no route to the host or network
-	FailNotFound                   // the name does not resolve
-	FailDenied                     // refused by policy
-	FailTunnelDown                 // no session to the exit came up in time
+	FailOther        Failure = iota // anything else
+	FailCanceled                    // the connection was aborted or the proxy stopped: nobody to answer
+	FailTimeout                     // dial or DNS timed out
+	FailRefused                     // the target answered with a reset
+	FailUnreachable                 // no route to the host or network
+	FailNotFound                    // the name does not resolve
+	FailDenied                      // refused by policy
+	FailTunnelDown                  // no session to the exit came up in time; no exit usable
+	FailUpstreamAuth                // an upstream proxy refused our credentials
 )
 
 func (f Failure) String() string {
@@ -39,6 +40,8 @@ func (f Failure) String() string {
 		return "not allowed"
 	case FailTunnelDown:
 		return "tunnel to the exit is down"
+	case FailUpstreamAuth:
+		return "upstream proxy refused the credentials"
 	}
 	return "dial failed"
 }
@@ -48,9 +51,21 @@ func (f Failure) String() string {
 func Classify(err error) Failure {
 	var dnsErr *net.DNSError
 	var openErr *tunnel.OpenError
+	var httpErr *UpstreamHTTPError
+	var socksErr *SOCKS5ReplyError
 	switch {
 	case err == nil:
 		return FailOther
+	case errors.Is(err, ErrUpstreamAuth):
+		return FailUpstreamAuth
+	case errors.Is(err, ErrExitDown):
+		// Before the cause: the exit's refused connection is not the
+		// target's.
+		return FailTunnelDown
+	case errors.As(err, &httpErr):
+		return httpFailure(httpErr.StatusCode)
+	case errors.As(err, &socksErr):
+		return socks5Failure(socksErr.Code)
 	case errors.Is(err, ErrDenied), errors.Is(err, ErrRejected):
 		return FailDenied
 	case errors.Is(err, context.Canceled), errors.Is(err, ErrTunnelStopped), errors.Is(err, tunnel.ErrClientClosed):
@@ -92,6 +107,18 @@ func openFailure(c tunnel.Code) Failure {
 	case tunnel.CodeNotFound:
 		return FailNotFound
 	case tunnel.CodeDenied:
+		return FailDenied
+	}
+	return FailOther
+}
+
+// httpFailure is the kind of failure an upstream proxy's refusal of a
+// CONNECT stands for.
+func httpFailure(status int) Failure {
+	switch status {
+	case 504:
+		return FailTimeout
+	case 403:
 		return FailDenied
 	}
 	return FailOther

@@ -23,7 +23,8 @@ type DialInfo struct {
 	// returns before the exit answers, and the first bytes travel as DATA
 	// right behind the OPEN (early data) instead of one round trip later.
 	SpeaksFirst bool
-	// Exit is the exit a rule named ("" = the policy's pick).
+	// Exit is the exit a rule named for the connection; "" lets the
+	// exits' policy pick (see Group).
 	Exit string
 }
 

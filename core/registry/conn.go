@@ -107,6 +107,9 @@ type Info struct {
 	// lookup has not answered (or none was made), then set once. Shared
 	// and immutable, see Process.
 	Process *Process
+	// Exit is the name of the exit that carried the connection ("" for
+	// direct ones, and before the dial).
+	Exit string
 }
 
 // Conn is the live record of one proxied connection.
@@ -136,6 +139,7 @@ type Conn struct {
 	end         time.Time
 	err         error
 	process     *Process
+	exit        string
 
 	// Only touched by the stats ticker, under reg.mu.
 	seenUp, seenDown int64
@@ -175,6 +179,15 @@ func (c *Conn) Established(remote string) {
 		c.lastActive = c.established
 		r.publish(Event{Kind: KindEstablished, Conn: c.infoLocked()})
 	})
+}
+
+// SetExit records the exit that carries the connection. It publishes no
+// event: the owner calls it right after the dial, before Established,
+// whose event carries it.
+func (c *Conn) SetExit(name string) {
+	c.reg.mu.Lock()
+	defer c.reg.mu.Unlock()
+	c.exit = name
 }
 
 // SetProcess records the program that opened the connection and emits a
@@ -264,5 +277,6 @@ func (c *Conn) infoLocked() Info {
 		Down:        c.down.Load(),
 		Err:         c.err,
 		Process:     c.process,
+		Exit:        c.exit,
 	}
 }

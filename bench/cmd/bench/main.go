@@ -85,7 +85,7 @@ func main() {
 	flag.BoolVar(&o.quick, "quick", false, "1 run per figure and smaller transfers")
 	flag.IntVar(&o.runs, "runs", 0, "runs per figure (default 3, or 1 with -quick)")
 	flag.DurationVar(&o.rtt, "rtt", 50*time.Millisecond, "round trip of the emulated long link")
-	flag.StringVar(&o.only, "only", "", "measure only this table: loopback, rules or rtt (default all)")
+	flag.StringVar(&o.only, "only", "", "measure only this table: loopback, rules or rtt (default all), or exits (exits-report.md)")
 	flag.StringVar(&o.profile, "profile", "", "directory for CPU and memory profiles of porthole and porthole-exit (and profile.md)")
 	flag.DurationVar(&o.profileFor, "profile-for", 10*time.Second, "length of each CPU profile")
 	flag.Parse()
@@ -104,9 +104,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: -rtt must be positive and -profile-for at least 1s")
 		os.Exit(2)
 	}
-	if o.only != "" && o.only != "loopback" && o.only != "rules" && o.only != "rtt" {
-		fmt.Fprintln(os.Stderr, "bench: -only takes loopback, rules or rtt")
+	if o.only != "" && o.only != "loopback" && o.only != "rules" && o.only != "rtt" && o.only != "exits" {
+		fmt.Fprintln(os.Stderr, "bench: -only takes loopback, rules, rtt or exits")
 		os.Exit(2)
+	}
+	if o.only == "exits" {
+		// Its own report (exits-report.md), beside the main one.
+		if err := runExits(o); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

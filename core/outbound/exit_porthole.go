@@ -1,0 +1,140 @@
+package outbound
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"porthole/core/tunnel"
+)
+
+// portholeExit is a Porthole exit server in a group: its Tunnel (one
+// session, kept connected while the proxy runs), its health read from the
+// tunnel client's status, the session's PING round trip as its latency.
+//
+// Concurrency: as Tunnel's; status keeps "down since" under mu.
+type portholeExit struct {
+	name string
+	t    *Tunnel
+
+	mu        sync.Mutex
+	downSince time.Time // when the exit stopped being usable; zero while up
+}
+
+func newPortholeExit(name string, cfg tunnel.ClientConfig, timeout time.Duration) (*portholeExit, error) {
+	t, err := NewTunnel(cfg, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &portholeExit{name: name, t: t}, nil
+}
+
+func (p *portholeExit) start() error { return p.t.Start() }
+func (p *portholeExit) stop() error  { return p.t.Stop() }
+
+// changed is the tunnel client's change channel; nil (never ready) while
+// stopped.
+func (p *portholeExit) changed() <-chan struct{} {
+	p.t.mu.Lock()
+	c := p.t.client
+	p.t.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return c.Changed()
+}
+
+func (p *portholeExit) status() ExitStatus {
+	ts := p.t.Status()
+	st := ExitStatus{Name: p.name, Kind: KindPorthole, URL: ts.Exit, Err: ts.Err, Since: ts.Since, Retry: ts.Retry}
+	if st.URL == "" {
+		st.URL = p.t.cfg.URL
+	}
+	switch ts.State {
+	case tunnel.StateConnected:
+		st.State, st.Latency = ExitUp, ts.RTT
+	case tunnel.StateConnecting:
+		st.State = ExitConnecting
+	case tunnel.StateWaiting:
+		st.State = ExitDown
+	case tunnel.StateAuthFailed:
+		st.State = ExitAuthFailed
+	default:
+		st.State = ExitStopped
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case st.State == ExitUp || st.State == ExitStopped:
+		p.downSince = time.Time{}
+	case st.Err == nil:
+		// The first attempt: connecting since it began, not down.
+	case p.downSince.IsZero():
+		p.downSince = ts.Since
+		st.Since = ts.Since
+	default:
+		// Reconnecting flips between waiting and connecting: the outage
+		// began with the first of them.
+		st.Since = p.downSince
+	}
+	return st
+}
+
+// test is the session's last round trip: it is measured continuously
+// (PING every interval), so "now" is the latest measure.
+func (p *portholeExit) test(context.Context) (time.Duration, error) {
+	st := p.status()
+	if st.State != ExitUp {
+		return 0, &ExitDownError{Name: p.name, State: st.State, Since: st.Since, Err: st.Err, Retry: st.Retry}
+	}
+	return st.Latency, nil
+}
+
+// report does nothing: the tunnel client notices a lost session itself.
+func (p *portholeExit) report(error) {}
+
+// DialContext opens a stream; a tunnel that is down (or dies during the
+// open) is the exit's failure. Its streams end with "exit lost: NAME" when the session dies.
+func (p *portholeExit) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := p.t.DialContext(ctx, network, addr)
+	if err != nil {
+		// No session, or the session died while the exit was answering
+		// the open: the exit's failure, and the group tries the next.
+		if errors.Is(err, tunnel.ErrNoSession) || errors.Is(err, tunnel.ErrTunnelLost) && ctx.Err() == nil {
+			return nil, &exitFailure{err: err, auth: errors.Is(err, tunnel.ErrAuthFailed)}
+		}
+		return nil, err
+	}
+	return &tunnelConn{Stream: c.(*tunnel.Stream), name: p.name}, nil
+}
+
+// tunnelConn is a tunnel stream that names its exit, and whose ending by
+// a lost session reads "exit lost: NAME" (an *ExitLostError). The
+// stream's other methods (CloseWrite, WaitRead, Abort, Reset) are its own.
+type tunnelConn struct {
+	*tunnel.Stream
+	name string
+}
+
+func (c *tunnelConn) ExitName() string { return c.name }
+
+func (c *tunnelConn) lost(err error) error {
+	if err != nil && errors.Is(err, tunnel.ErrTunnelLost) {
+		return &ExitLostError{Name: c.name, Err: err}
+	}
+	return err
+}
+
+func (c *tunnelConn) Read(b []byte) (int, error) {
+	n, err := c.Stream.Read(b)
+	return n, c.lost(err)
+}
+
+func (c *tunnelConn) Write(b []byte) (int, error) {
+	n, err := c.Stream.Write(b)
+	return n, c.lost(err)
+}
+
+func (c *tunnelConn) WaitRead() error { return c.lost(c.Stream.WaitRead()) }

@@ -1,0 +1,237 @@
+package outbound
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Kind is what an exit is: a Porthole exit server, or an upstream proxy.
+type Kind string
+
+const (
+	KindPorthole Kind = "porthole" // a porthole-exit server: one tunnel session
+	KindHTTP     Kind = "http"     // an upstream HTTP proxy: CONNECT per connection
+	KindSOCKS5   Kind = "socks5"   // an upstream SOCKS5 proxy, names resolved by it
+)
+
+// ParseKind checks a kind name; "" is porthole, the kind of old configs.
+func ParseKind(s string) (Kind, error) {
+	switch Kind(s) {
+	case "":
+		return KindPorthole, nil
+	case KindPorthole, KindHTTP, KindSOCKS5:
+		return Kind(s), nil
+	}
+	return "", fmt.Errorf("exit kind %q is not porthole, http or socks5", s)
+}
+
+// Policy is how a Group picks the exit for a new connection that no rule
+// sent to a named exit.
+type Policy string
+
+const (
+	// PolicyManual: the exit the user selected, healthy or not (a down
+	// selection fails fast, it does not move).
+	PolicyManual Policy = "manual"
+	// PolicyFastest: the healthy exit with the lowest latency; it moves
+	// only to one clearly faster (hysteresis), so equal exits do not flap.
+	PolicyFastest Policy = "fastest"
+	// PolicyFailover: the first healthy exit in list order.
+	PolicyFailover Policy = "failover"
+)
+
+// ParsePolicy checks a policy name; "" is failover.
+func ParsePolicy(s string) (Policy, error) {
+	switch Policy(s) {
+	case "":
+		return PolicyFailover, nil
+	case PolicyManual, PolicyFastest, PolicyFailover:
+		return Policy(s), nil
+	}
+	return "", fmt.Errorf("exit policy %q is not manual, fastest or failover", s)
+}
+
+// ExitState is an exit's health as the group sees it.
+type ExitState uint8
+
+const (
+	ExitConnecting ExitState = iota // first attempt (or a reconnect) in flight
+	ExitUp                          // usable: session up, or the proxy answered
+	ExitDown                        // the last attempt failed; Retry says when the next is
+	ExitAuthFailed                  // the exit refused the credentials; retried with backoff
+	ExitStopped                     // not running (the proxy is stopped)
+)
+
+func (s ExitState) String() string {
+	switch s {
+	case ExitConnecting:
+		return "connecting"
+	case ExitUp:
+		return "connected"
+	case ExitDown:
+		return "failed"
+	case ExitAuthFailed:
+		return "authentication failed"
+	case ExitStopped:
+		return "stopped"
+	}
+	return fmt.Sprintf("exit-state(%d)", uint8(s))
+}
+
+// ExitStatus is one exit's state for display and for the policy.
+type ExitStatus struct {
+	Name  string
+	Kind  Kind
+	URL   string // without credentials
+	State ExitState
+	// Latency is the last measured round trip: the tunnel session's PING
+	// for porthole exits, the connect probe's for upstream proxies; 0 when
+	// not known yet.
+	Latency time.Duration
+	Err     error     // why the last attempt or session failed; nil if none did
+	Since   time.Time // when State began
+	Retry   time.Time // ExitDown, ExitAuthFailed: when the next attempt starts
+	// Active: the group's policy sends new connections here now.
+	// Selected: the user's manual pick (exit_selected).
+	Active, Selected bool
+}
+
+// Healthy reports whether new connections may go to the exit.
+func (s ExitStatus) Healthy() bool { return s.State == ExitUp }
+
+// String is the status in one line for people: "home: connected · 12 ms",
+// "office: failed since 12:03: connection refused · next try in 8 s".
+func (s ExitStatus) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s", s.Name, s.State)
+	switch s.State {
+	case ExitUp:
+		if s.Latency > 0 {
+			fmt.Fprintf(&b, " · %s", roundLatency(s.Latency))
+		}
+	case ExitDown, ExitAuthFailed:
+		if !s.Since.IsZero() {
+			fmt.Fprintf(&b, " since %s", s.Since.Format("15:04"))
+		}
+		if s.Err != nil {
+			fmt.Fprintf(&b, ": %v", s.Err)
+		}
+		if !s.Retry.IsZero() {
+			fmt.Fprintf(&b, " · %s", nextTry(s.Retry))
+		}
+	}
+	return b.String()
+}
+
+// roundLatency shows a latency the way people read one: 0.4 ms, 12 ms.
+func roundLatency(d time.Duration) string {
+	if d < time.Millisecond {
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%d ms", d.Round(time.Millisecond).Milliseconds())
+}
+
+// nextTry says when the next attempt is, in whole seconds: "next try in
+// 8 s", or "retrying now" when it is due.
+func nextTry(t time.Time) string {
+	d := time.Until(t)
+	if d < 500*time.Millisecond {
+		return "retrying now"
+	}
+	return fmt.Sprintf("next try in %d s", d.Round(time.Second)/time.Second)
+}
+
+// ExitNamer is a connection that knows the exit that carried it: the
+// Group's connections are. inbound records the name in the registry.
+type ExitNamer interface {
+	ExitName() string
+}
+
+// Errors of the exits. Recognise them with errors.Is / errors.As.
+var (
+	// ErrExitDown is wrapped by an *ExitDownError: no usable exit for a
+	// new connection.
+	ErrExitDown = errors.New("exit down")
+	// ErrExitLost is wrapped by an *ExitLostError: the exit carrying a
+	// connection went away.
+	ErrExitLost = errors.New("exit lost")
+	// ErrUnknownExit is a dial naming an exit the group does not have.
+	ErrUnknownExit = errors.New("no such exit")
+	// ErrUpstreamAuth is an upstream proxy refusing our credentials (HTTP
+	// 407, a SOCKS5 authentication failure or no acceptable method).
+	ErrUpstreamAuth = errors.New("upstream proxy refused the credentials")
+	// ErrUpstreamProtocol is an upstream proxy's answer we cannot read.
+	ErrUpstreamProtocol = errors.New("upstream proxy broke its protocol")
+)
+
+// ExitDownError is why a new connection found no usable exit: which exit
+// (the one the policy or a rule wanted), since when and why it is down,
+// and when it is tried again. Inbound answers it with HTTP 502 or SOCKS
+// general failure.
+type ExitDownError struct {
+	Name  string
+	State ExitState
+	Since time.Time
+	Err   error
+	Retry time.Time
+}
+
+func (e *ExitDownError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "exit %s ", e.Name)
+	switch e.State {
+	case ExitAuthFailed:
+		b.WriteString("refused the credentials")
+	case ExitConnecting:
+		b.WriteString("still connecting")
+	case ExitStopped:
+		b.WriteString("stopped")
+	default:
+		b.WriteString("down")
+	}
+	if !e.Since.IsZero() {
+		fmt.Fprintf(&b, " since %s", e.Since.Format("15:04"))
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	if !e.Retry.IsZero() {
+		fmt.Fprintf(&b, "; %s", nextTry(e.Retry))
+	}
+	return b.String()
+}
+
+// Unwrap gives ErrExitDown and the cause. Classify looks for ErrExitDown
+// before the cause's kind: a refused connection to the exit is not the
+// target refusing.
+func (e *ExitDownError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrExitDown}
+	}
+	return []error{ErrExitDown, e.Err}
+}
+
+// ExitLostError ends a connection whose exit went away (its tunnel session
+// died): the registry's reason reads "exit lost: NAME".
+type ExitLostError struct {
+	Name string
+	Err  error // what the transport said (tunnel.ErrTunnelLost...)
+}
+
+func (e *ExitLostError) Error() string { return "exit lost: " + e.Name }
+
+func (e *ExitLostError) Unwrap() []error { return []error{ErrExitLost, e.Err} }
+
+// exitFailure marks a dial error as the exit's own failure (the proxy or
+// the tunnel cannot be reached, refused the credentials), as opposed to
+// the target's: the group then counts it against the exit's health and
+// may try another exit.
+type exitFailure struct {
+	err  error
+	auth bool
+}
+
+func (e *exitFailure) Error() string { return e.err.Error() }
+func (e *exitFailure) Unwrap() error { return e.err }

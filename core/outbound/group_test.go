@@ -1,0 +1,190 @@
+package outbound
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"porthole/internal/upstreamtest"
+)
+
+// twoSOCKS is a group over two real microsocks exits, "one" and "two".
+func twoSOCKS(t *testing.T, policy Policy) (*Group, *upstreamtest.Proxy, *upstreamtest.Proxy) {
+	t.Helper()
+	p1, p2 := upstreamtest.Microsocks(t, "", ""), upstreamtest.Microsocks(t, "", "")
+	exit := func(name, url string) ExitConfig {
+		return ExitConfig{Name: name, Kind: KindSOCKS5, Upstream: UpstreamConfig{URL: url,
+			ProbeInterval: 200 * time.Millisecond, MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second}}
+	}
+	g, err := NewGroup(GroupConfig{Exits: []ExitConfig{exit("one", p1.URL), exit("two", p2.URL)}, Policy: policy, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := g.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	waitState(t, g, "one", ExitUp)
+	waitState(t, g, "two", ExitUp)
+	return g, p1, p2
+}
+
+func viaName(t *testing.T, g *Group, ctx context.Context, target string) string {
+	t.Helper()
+	c, err := g.DialContext(ctx, "tcp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.(ExitNamer).ExitName()
+}
+
+// TestGroupNamedExitAndSelect: a rule's named exit wins over the policy;
+// the manual pick moves at once; an unknown name is an error.
+func TestGroupNamedExitAndSelect(t *testing.T) {
+	echo := echoOrigin(t)
+	g, _, _ := twoSOCKS(t, PolicyManual)
+	if via := viaName(t, g, t.Context(), echo); via != "one" {
+		t.Errorf("manual, nothing selected: via %s, want the first", via)
+	}
+	named := WithDialInfo(t.Context(), DialInfo{Exit: "two"})
+	if via := viaName(t, g, named, echo); via != "two" {
+		t.Errorf("a rule naming two: via %s", via)
+	}
+	if err := g.Select("two"); err != nil {
+		t.Fatal(err)
+	}
+	if via := viaName(t, g, t.Context(), echo); via != "two" {
+		t.Errorf("two selected: via %s", via)
+	}
+	if err := g.Select("three"); !errors.Is(err, ErrUnknownExit) {
+		t.Errorf("select of an unknown exit: %v", err)
+	}
+	if _, err := g.DialContext(WithDialInfo(t.Context(), DialInfo{Exit: "three"}), "tcp", echo); !errors.Is(err, ErrUnknownExit) {
+		t.Errorf("a rule naming an unknown exit: %v", err)
+	}
+	if d, err := g.Test(t.Context(), "one"); err != nil || d <= 0 {
+		t.Errorf("test now: %v, %v", d, err)
+	}
+}
+
+// TestGroupFailover: failover moves to the second exit when the first
+// dies and back when it returns; a rule naming the dead exit fails fast,
+// naming it, instead of moving.
+func TestGroupFailover(t *testing.T) {
+	echo := echoOrigin(t)
+	g, p1, _ := twoSOCKS(t, PolicyFailover)
+	if via := viaName(t, g, t.Context(), echo); via != "one" {
+		t.Errorf("failover: via %s, want one", via)
+	}
+	p1.Kill(t)
+	// The first dial after the kill finds one down and goes on to two.
+	if via := viaName(t, g, t.Context(), echo); via != "two" {
+		t.Errorf("one killed: via %s, want two", via)
+	}
+	if st := g.State(); st.Active != "two" || st.Exits[0].State != ExitDown {
+		t.Errorf("one killed: %+v", st)
+	}
+	// A rule naming the dead exit fails fast, naming it.
+	began := time.Now()
+	_, err := g.DialContext(WithDialInfo(t.Context(), DialInfo{Exit: "one"}), "tcp", echo)
+	var de *ExitDownError
+	if !errors.As(err, &de) || de.Name != "one" {
+		t.Errorf("named dead exit: %v", err)
+	}
+	t.Logf("named dead exit answered in %v: %v", time.Since(began), err)
+	p1.Start(t)
+	waitState(t, g, "one", ExitUp)
+	if via := viaName(t, g, t.Context(), echo); via != "one" {
+		t.Errorf("one back: via %s, want one", via)
+	}
+}
+
+// TestGroupWatch: a watcher gets the changes after its snapshot; one that
+// does not read is dropped with ErrFellBehind; Close ends the rest and is
+// idempotent.
+func TestGroupWatch(t *testing.T) {
+	g, _, _ := twoSOCKS(t, PolicyManual)
+	snap, w := g.Subscribe()
+	if snap.Selected != "one" || len(snap.Exits) != 2 {
+		t.Fatalf("snapshot %+v", snap)
+	}
+	_, slow := g.Subscribe()
+	if err := g.Select("two"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case st := <-w.C:
+		if st.Selected != "two" || st.Active != "two" || !st.Exits[1].Selected {
+			t.Errorf("after selecting two: %+v", st)
+		}
+	case <-time.After(upTimeout):
+		t.Fatal("no state after a selection")
+	}
+	for i := range 2 * watchBuffer {
+		if err := g.Select([]string{"one", "two"}[i%2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 4 * watchBuffer {
+		if _, ok := <-slow.C; !ok {
+			break
+		}
+	}
+	if !errors.Is(slow.Err(), ErrFellBehind) {
+		t.Errorf("a watcher that did not read: %v", slow.Err())
+	}
+	w.Close()
+	w.Close()
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, late := g.Subscribe()
+	if _, ok := <-late.C; ok || !errors.Is(late.Err(), ErrGroupClosed) {
+		t.Errorf("subscribing to a closed group: %v", late.Err())
+	}
+}
+
+// TestFastestHysteresis is the fastest policy's choice over statuses: it
+// takes the fastest, keeps its pick against one slightly faster, moves to
+// one clearly faster, and skips exits that are not usable.
+func TestFastestHysteresis(t *testing.T) {
+	g := &Group{policy: PolicyFastest, fastest: -1}
+	up := func(ms ...float64) []ExitStatus {
+		var sts []ExitStatus
+		for _, m := range ms {
+			st := ExitStatus{State: ExitUp, Latency: time.Duration(m * float64(time.Millisecond))}
+			if m < 0 {
+				st = ExitStatus{State: ExitDown}
+			}
+			sts = append(sts, st)
+		}
+		return sts
+	}
+	for _, step := range []struct {
+		sts  []ExitStatus
+		want int
+	}{
+		{up(60, 10), 1},
+		{up(9, 10), 1},   // slightly faster: stay
+		{up(7.5, 10), 1}, // 25 % faster: stay
+		{up(5, 10), 0},   // half: move
+		{up(5, 4.9), 0},
+		{up(-1, 30), 1}, // the pick is down
+		{up(0, 30), 1},  // unknown latency does not win
+		{up(-1, -1), -1},
+	} {
+		idx, _, _ := g.pickLocked(step.sts, -1, nil)
+		if idx != step.want {
+			t.Errorf("%v: picked %d, want %d", step.sts, idx, step.want)
+		}
+	}
+}
