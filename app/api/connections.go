@@ -1,0 +1,71 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/rs/xid"
+)
+
+// minInterval is the fastest /connections stream: a dashboard asking for
+// faster gets this, so that it cannot make the proxy spend its CPU on
+// snapshots.
+const minInterval = 100 * time.Millisecond
+
+// snapshot is /connections: the live connections, oldest first, with the
+// totals.
+func (s *Server) snapshot() snapshotJSON {
+	snap := s.opts.Backend.Registry().Snapshot()
+	ib := inboundOf(s.opts.Backend.Listen())
+	exit := s.opts.Backend.SelectedExit()
+	out := snapshotJSON{
+		DownloadTotal: snap.Totals.Down,
+		UploadTotal:   snap.Totals.Up,
+		Connections:   make([]connJSON, 0, len(snap.Live)),
+		Memory:        s.mem.inUse(),
+	}
+	for _, in := range snap.Live {
+		out.Connections = append(out.Connections, connOf(in, ib, exit))
+	}
+	return out
+}
+
+// getConnections answers the snapshot, or streams one every ?interval=
+// milliseconds (default 1000) over a WebSocket.
+func (s *Server) getConnections(w http.ResponseWriter, r *http.Request) {
+	interval := time.Second
+	if v := r.URL.Query().Get("interval"); v != "" {
+		ms, err := strconv.Atoi(v)
+		if err != nil || ms <= 0 {
+			writeError(w, http.StatusBadRequest, errBadRequest)
+			return
+		}
+		interval = max(time.Duration(ms)*time.Millisecond, minInterval)
+	}
+	if !isUpgrade(r) {
+		writeJSON(w, http.StatusOK, s.snapshot())
+		return
+	}
+	s.stream(w, r, func(ctx context.Context, send sender) error {
+		return ticking(ctx, send, interval, func() any { return s.snapshot() })
+	})
+}
+
+// closeAll closes every live connection; the registry records "closed by
+// user".
+func (s *Server) closeAll(w http.ResponseWriter, r *http.Request) {
+	s.opts.Backend.Registry().CloseAll()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// closeOne closes one connection. An unknown or finished id is no error,
+// as in mihomo.
+func (s *Server) closeOne(w http.ResponseWriter, r *http.Request) {
+	if id, err := xid.FromString(chi.URLParam(r, "id")); err == nil {
+		s.opts.Backend.Registry().CloseConn(id)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
