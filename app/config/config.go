@@ -42,6 +42,9 @@ type Config struct {
 	// SystemProxy and StartAtLogin are read by the desktop app.
 	SystemProxy  bool `json:"system_proxy" apply:"system_proxy"`
 	StartAtLogin bool `json:"start_at_login" apply:"autostart"`
+	// API is the control API (app/api); its server is restarted alone
+	// when it changes.
+	API API `json:"api" apply:"api"`
 }
 
 // Default is the configuration of a first start.
@@ -53,6 +56,7 @@ func Default() Config {
 		LogLevel:   "info",
 		History:    1000,
 		StartProxy: true,
+		API:        API{Listen: DefaultAPIListen},
 	}
 }
 
@@ -108,6 +112,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConns < 0 || c.MaxConns > 1000000 {
 		return invalid("max_conns", "max_conns: %d is not between 0 (the default) and 1000000", c.MaxConns)
+	}
+	if err := c.API.validate(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -25,6 +25,8 @@ const (
 	// EffectAutostart: the login entry, which the desktop app keeps in
 	// step with the field.
 	EffectAutostart
+	// EffectAPI: the control API's server is restarted; the proxy is not.
+	EffectAPI
 )
 
 // effectNames are the apply tag's words; "none" is a field whose change
@@ -34,6 +36,7 @@ var effectNames = map[string]Effect{
 	"system_proxy": EffectSystemProxy,
 	"next_launch":  EffectNextLaunch,
 	"autostart":    EffectAutostart,
+	"api":          EffectAPI,
 	"none":         0,
 }
 

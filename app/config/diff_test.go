@@ -27,6 +27,8 @@ func TestDiffClassifiesEveryField(t *testing.T) {
 			v.SetBool(!v.Bool())
 		case reflect.Slice:
 			v.Set(reflect.Append(v, reflect.ValueOf("x")))
+		case reflect.Struct: // its first field, a string (api.listen)
+			v.Field(0).SetString(v.Field(0).String() + "x")
 		default:
 			t.Fatalf("field %s: teach this test to change a %s", typ.Field(i).Name, v.Kind())
 		}
@@ -56,6 +58,7 @@ func TestDiffEffects(t *testing.T) {
 		{func(c *Config) { c.LogLevel, c.History = "debug", 1 }, EffectNextLaunch},
 		{func(c *Config) { c.StartProxy = false }, 0},
 		{func(c *Config) { c.StartAtLogin = true }, EffectAutostart},
+		{func(c *Config) { c.API.Secret = "s" }, EffectAPI},
 	} {
 		changed := base
 		tc.change(&changed)
