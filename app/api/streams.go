@@ -175,7 +175,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 					return sub.Err()
 				}
 				_, sub = ring.Subscribe(level)
-				lost := logring.Record{Time: time.Now(), Level: slog.LevelWarn,
+				lost := logring.Record{Time: time.Now(), Level: max(level, slog.LevelWarn),
 					Message: "porthole: log records were dropped here: this reader fell behind"}
 				if err := send(encode(lost)); err != nil {
 					return err
