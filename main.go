@@ -172,6 +172,7 @@ func runGUI(opts app.Options, sys *sysproxy.Manager, sysProblem error, show <-ch
 		SystemProxyProblem: sysProblem,
 		ShowRequests:       show,
 		Quitting:           quitting,
+		Logs:               apiOpts.Logs,
 	})
 	if err != nil {
 		log.Error("porthole failed", "err", err)

@@ -13,6 +13,7 @@ import (
 	"fyne.io/fyne/v2/driver/desktop"
 
 	"porthole/app"
+	"porthole/app/logring"
 )
 
 // Options is what main tells the GUI besides the controller.
@@ -38,6 +39,10 @@ type Options struct {
 	// (which may take a while): from then on a new launch must start
 	// afresh rather than be shown this Porthole on its way out. May be nil.
 	Quitting func()
+
+	// Logs is the app's log ring, which the Logs window reads; nil: the
+	// window shows nothing.
+	Logs *logring.Ring
 
 	// testWindows, for the tests, opens or hides windows as a click would.
 	testWindows <-chan testWindowRequest

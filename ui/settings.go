@@ -96,7 +96,7 @@ func (s *settingsWindow) Show() {
 
 	s.win = s.app.NewWindow("Porthole Settings")
 	s.win.SetContent(container.NewBorder(s.fileNote, container.NewVBox(s.status, buttons), nil, nil,
-		container.NewVScroll(container.NewPadded(s.form.content))))
+		container.NewVScroll(container.NewPadded(container.NewVBox(s.form.content, newAPISection(s.app, s.ctl).content)))))
 	s.win.Resize(fyne.NewSize(settingsWidth, settingsHeight))
 	s.win.SetOnClosed(func() { s.win, s.form = nil, nil })
 	s.check()

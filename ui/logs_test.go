@@ -1,0 +1,139 @@
+package ui
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+
+	"porthole/app/logring"
+)
+
+// openLogs shows a Logs window of ring in the test driver; the test
+// goroutine is its Fyne thread.
+func openLogs(t *testing.T, ring *logring.Ring) (*logsWindow, *testThread) {
+	t.Helper()
+	fyneThreadErrors(t)
+	a := test.NewTempApp(t)
+	tt := newTestThread(8)
+	w := newLogsWindow(a, ring, tt.post)
+	// At most one post is pending at a time, so stopping never waits
+	// for this Fyne thread.
+	t.Cleanup(w.stop)
+	w.Show()
+	return w, tt
+}
+
+func addRecord(ring *logring.Ring, level slog.Level, msg string, attrs ...logring.Attr) {
+	ring.Add(logring.Record{Time: time.Now(), Level: level, Message: msg, Attrs: attrs})
+}
+
+func shownLines(w *logsWindow) []string {
+	var out []string
+	for _, l := range w.model.visible {
+		out = append(out, l.text)
+	}
+	return out
+}
+
+func TestLogsWindowLevelFilterPauseCopy(t *testing.T) {
+	ring := logring.New(logring.Options{Level: slog.LevelDebug})
+	addRecord(ring, slog.LevelDebug, "a debug record")
+	addRecord(ring, slog.LevelInfo, "proxy listening", logring.Attr{Key: "addr", Value: "127.0.0.1:8088"})
+	addRecord(ring, slog.LevelWarn, "a warning", logring.Attr{Key: "conn", Value: "abc"})
+	w, tt := openLogs(t, ring)
+
+	// The snapshot at the default level (info): two of three.
+	if got := shownLines(w); len(got) != 2 || !strings.Contains(got[0], "INFO  proxy listening addr=127.0.0.1:8088") {
+		t.Fatalf("shown %q", got)
+	}
+	// Live records arrive.
+	addRecord(ring, slog.LevelError, "dial failed", logring.Attr{Key: "conn", Value: "def"})
+	addRecord(ring, slog.LevelDebug, "not at info")
+	tt.runUntil(t, "the live record", func() bool { return len(w.model.visible) == 3 })
+
+	// Level: Warning reads again from the ring at that level.
+	w.level.SetSelected("Warning")
+	if got := shownLines(w); len(got) != 2 || !strings.Contains(got[0], "WARN  a warning conn=abc") {
+		t.Fatalf("at warning: %q", got)
+	}
+	w.level.SetSelected("Debug")
+	if got := shownLines(w); len(got) != 5 {
+		t.Fatalf("at debug: %q", got)
+	}
+
+	// Text filter, case-insensitive, over message, attributes and level.
+	w.filter.SetText("CONN=")
+	if got := shownLines(w); len(got) != 2 {
+		t.Errorf("filter conn=: %q", got)
+	}
+	w.filter.SetText("")
+
+	// Pause: the view keeps still while records arrive; unpausing shows them.
+	w.pause.SetChecked(true)
+	for i := range 3 {
+		addRecord(ring, slog.LevelInfo, fmt.Sprint("while paused ", i))
+	}
+	tt.runUntil(t, "the paused records", func() bool { return w.model.held == 3 })
+	if got := shownLines(w); len(got) != 5 {
+		t.Errorf("paused view changed: %q", got)
+	}
+	if !strings.Contains(w.count.Text, "Paused") || !strings.Contains(w.count.Text, "3 new") {
+		t.Errorf("count line %q", w.count.Text)
+	}
+	w.pause.SetChecked(false)
+	if got := shownLines(w); len(got) != 8 || !strings.Contains(got[7], "while paused 2") {
+		t.Errorf("after pause: %q", got)
+	}
+
+	// Copy puts the lines shown on the clipboard.
+	w.filter.SetText("while paused")
+	test.Tap(findButton(t, w, "Copy"))
+	clip := w.app.Clipboard().Content()
+	if strings.Count(clip, "\n") != 3 || !strings.Contains(clip, "INFO  while paused 0") {
+		t.Errorf("clipboard %q", clip)
+	}
+
+	// Closing the window stops reading; showing it again reads afresh.
+	w.hide() // the close button
+	if w.feed != nil {
+		t.Error("still reading while hidden")
+	}
+	addRecord(ring, slog.LevelWarn, "while hidden")
+	w.Show()
+	if got := shownLines(w); len(got) != 3 {
+		t.Errorf("shown again, the filter kept: %q", got)
+	}
+	w.filter.SetText("")
+	if got := shownLines(w); len(got) != 9 || !strings.Contains(got[8], "WARN  while hidden") {
+		t.Errorf("shown again: %q", got)
+	}
+}
+
+// A reader that falls behind reads again from a fresh snapshot.
+func TestLogsWindowResubscribesWhenBehind(t *testing.T) {
+	ring := logring.New(logring.Options{Size: 100, SubscriberMax: 4})
+	w, tt := openLogs(t, ring)
+	for i := range 50 { // more than the subscriber's queue, with no Fyne thread running
+		addRecord(ring, slog.LevelInfo, fmt.Sprint("burst ", i))
+	}
+	tt.runUntil(t, "the fresh snapshot", func() bool {
+		got := shownLines(w)
+		return len(got) == 50 && strings.Contains(got[49], "burst 49")
+	})
+}
+
+func findButton(t *testing.T, w *logsWindow, label string) *widget.Button {
+	t.Helper()
+	for _, o := range test.LaidOutObjects(w.win.Content()) {
+		if b, ok := o.(*widget.Button); ok && b.Text == label {
+			return b
+		}
+	}
+	t.Fatalf("no %q button", label)
+	return nil
+}
