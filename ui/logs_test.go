@@ -1,13 +1,19 @@
 package ui
 
 import (
+	"bytes"
 	"fmt"
+	"image/png"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"porthole/app/logring"
@@ -137,3 +143,41 @@ func findButton(t *testing.T, w *logsWindow, label string) *widget.Button {
 	t.Fatalf("no %q button", label)
 	return nil
 }
+
+// TestLogsScreenshot renders the Logs window with Fyne's software painter
+// and checks the picture; written to the test's temporary directory, or to
+// docs/screenshots/logs.png with PORTHOLE_UPDATE_SCREENSHOTS=1.
+func TestLogsScreenshot(t *testing.T) {
+	ring := logring.New(logring.Options{Level: slog.LevelDebug})
+	log := slog.New(logring.Tee(ring, slog.DiscardHandler))
+	log.Info("control API listening", "addr", "127.0.0.1:9090")
+	log.Info("proxy listening", "addr", "127.0.0.1:8088", "mode", "tunnel")
+	log.Info("tunnel connected", "exit", "wss://exit.example/porthole", "rtt", "23ms")
+	log.Debug("relay ended", "conn", "d4ot7e0k5dfc73b2ug60", "up", 517, "down", 4420)
+	log.Info("dial failed", "conn", "d4ot7e1k5dfc73b2ug6g", "target", "printer.local:631", "route", "bypass", "err", "no such host")
+	log.Warn("the system proxy was not set; the proxy runs anyway", "err", "no backend for this desktop")
+	log.Error("the exit refused the token", "exit", "wss://exit.example/porthole")
+	w, _ := openLogs(t, ring)
+	w.app.Settings().SetTheme(themeForScreenshots())
+	w.level.SetSelected("Debug")
+	w.win.Resize(fyne.NewSize(900, 340))
+	w.win.Content().Refresh()
+	img := w.win.Canvas().Capture()
+	if n := countColours(img, 1000); n < 16 {
+		t.Errorf("screenshot has %d colours; a rendered list has text and controls", n)
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "logs.png")
+	if os.Getenv("PORTHOLE_UPDATE_SCREENSHOTS") == "1" {
+		out = filepath.Join("..", "docs", "screenshots", "logs.png")
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("logs screenshot: %s (%d bytes)", out, buf.Len())
+}
+
+func themeForScreenshots() fyne.Theme { return theme.DefaultTheme() }
