@@ -15,8 +15,16 @@ import (
 // snapshots.
 const minInterval = 100 * time.Millisecond
 
-// snapshot is /connections: the live connections, oldest first, with the
-// totals.
+// snapshotBytes appends the JSON of /connections to buf, through the
+// cache of each connection's unchanging part (conncache.go).
+func (s *Server) snapshotBytes(buf []byte) []byte {
+	snap := s.opts.Backend.Registry().Snapshot()
+	return s.conns.appendSnapshot(buf, snap, inboundOf(s.opts.Backend.Listen()), s.opts.Backend.SelectedExit(), s.mem.inUse())
+}
+
+// snapshot is /connections as a value: the live connections, oldest
+// first, with the totals. snapshotBytes is what is sent; this is its
+// reference (the tests compare them).
 func (s *Server) snapshot() snapshotJSON {
 	snap := s.opts.Backend.Registry().Snapshot()
 	ib := inboundOf(s.opts.Backend.Listen())
@@ -46,11 +54,17 @@ func (s *Server) getConnections(w http.ResponseWriter, r *http.Request) {
 		interval = max(time.Duration(ms)*time.Millisecond, minInterval)
 	}
 	if !isUpgrade(r) {
-		writeJSON(w, http.StatusOK, s.snapshot())
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(append(s.snapshotBytes(nil), '\n')) // a client gone: nothing to tell it
 		return
 	}
 	s.stream(w, r, func(ctx context.Context, send sender) error {
-		return ticking(ctx, send, interval, func() any { return s.snapshot() })
+		var buf rawJSON // one buffer for the stream's life
+		return ticking(ctx, send, interval, func() any {
+			buf = s.snapshotBytes(buf[:0])
+			return buf
+		})
 	})
 }
 

@@ -52,6 +52,7 @@ type Server struct {
 	router http.Handler
 	mem    *memSampler
 	hist   *delays
+	conns  *connCache
 
 	ctx    context.Context // cancelled by Close: streams end
 	cancel context.CancelFunc
@@ -69,7 +70,7 @@ func New(opts Options) *Server {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, mem: newMemSampler(), hist: newDelays()}
+	s := &Server{opts: opts, mem: newMemSampler(), hist: newDelays(), conns: newConnCache()}
 	s.secret = sha256.Sum256([]byte(opts.Secret))
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.router = s.routes()

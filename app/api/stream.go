@@ -14,6 +14,8 @@ import (
 // is let go rather than waited for.
 const writeWait = 10 * time.Second
 
+var newline = []byte{'\n'}
+
 var upgrader = websocket.Upgrader{
 	ReadBufferSize:  1024,
 	WriteBufferSize: 16 << 10,
@@ -22,8 +24,19 @@ var upgrader = websocket.Upgrader{
 }
 
 // sender sends one value of a stream as one WebSocket text message or one
-// line of newline-delimited JSON.
+// line of newline-delimited JSON. A rawJSON is sent as it is.
 type sender func(v any) error
+
+// rawJSON is JSON already encoded.
+type rawJSON []byte
+
+// encode is v's JSON.
+func encode(v any) ([]byte, error) {
+	if b, ok := v.(rawJSON); ok {
+		return b, nil
+	}
+	return json.Marshal(v)
+}
 
 // stream serves one stream as mihomo does: a WebSocket when the request
 // asks to upgrade, else newline-delimited JSON over a streaming HTTP
@@ -55,7 +68,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, run func(ctx con
 		}
 	}()
 	send := func(v any) error {
-		b, err := json.Marshal(v)
+		b, err := encode(v)
 		if err != nil {
 			return err
 		}
@@ -80,14 +93,17 @@ func (s *Server) streamHTTP(w http.ResponseWriter, r *http.Request, run func(ctx
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	send := func(v any) error {
-		b, err := json.Marshal(v)
+		b, err := encode(v)
 		if err != nil {
 			return err
 		}
 		if err := rc.SetWriteDeadline(time.Now().Add(writeWait)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			return err
 		}
-		if _, err := w.Write(append(b, '\n')); err != nil {
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		if _, err := w.Write(newline); err != nil {
 			return err
 		}
 		return rc.Flush()
