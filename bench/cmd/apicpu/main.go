@@ -43,8 +43,8 @@ func main() {
 	if err := raiseNofile(1 << 16); err != nil {
 		fmt.Fprintln(os.Stderr, "apicpu: open-file limit:", err)
 	}
-	fmt.Println("| idle connections | porthole CPU, API unread | with /connections WS at 1 s | difference | one snapshot |")
-	fmt.Println("|---|---|---|---|---|")
+	fmt.Println("| idle connections | porthole CPU, API unread | with /connections WS at 1 s | difference | one snapshot | settled after |")
+	fmt.Println("|---|---|---|---|---|---|")
 	for _, f := range strings.Split(*connsList, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n <= 0 {
@@ -56,13 +56,14 @@ func main() {
 			fmt.Fprintln(os.Stderr, "apicpu:", err)
 			os.Exit(1)
 		}
-		fmt.Printf("| %d | %.2f %% | %.2f %% | %+.2f %% of a core | %d KiB |\n", n, r.idle, r.ws, r.ws-r.idle, r.msgBytes>>10)
+		fmt.Printf("| %d | %.2f %% | %.2f %% | %+.2f %% of a core | %d KiB | %s |\n", n, r.idle, r.ws, r.ws-r.idle, r.msgBytes>>10, r.settle.Round(time.Second))
 	}
 }
 
 type result struct {
 	idle, ws float64 // % of one core
 	msgBytes int64
+	settle   time.Duration // until the setup's CPU had settled
 }
 
 func runOne(bin string, n int, measure time.Duration) (result, error) {
@@ -109,7 +110,20 @@ func runOne(bin string, n int, measure time.Duration) (result, error) {
 		}
 		conns = append(conns, c)
 	}
-	time.Sleep(8 * time.Second) // the setup's CPU settles (program lookups, GC)
+	// The setup's own work settles first (each new connection's program
+	// lookup, the GC): until a second below 3 % of a core, for at most
+	// two minutes.
+	settled := time.Now()
+	for time.Since(settled) < 2*time.Minute {
+		p, err := cpuPercent(cmd.Process.Pid, time.Second)
+		if err != nil {
+			return r, err
+		}
+		if p < 3 {
+			break
+		}
+	}
+	r.settle = time.Since(settled)
 	if r.idle, err = cpuPercent(cmd.Process.Pid, measure); err != nil {
 		return r, err
 	}
