@@ -113,6 +113,10 @@ type logsWindow struct {
 	app  fyne.App
 	ring *logring.Ring
 	post func(func())
+	// ended reports that the Fyne loop is over, when fyne.Do runs its
+	// function on the caller's goroutine: a flush then touches nothing.
+	// nil: never.
+	ended func() bool
 
 	win    fyne.Window
 	level  *widget.Select
@@ -250,6 +254,9 @@ func (w *logsWindow) restart() {
 
 // flush takes what f gathered; Fyne thread.
 func (w *logsWindow) flush(f *logFeed) {
+	if w.ended != nil && w.ended() {
+		return
+	}
 	recs, behind := f.take()
 	if w.feed != f {
 		return // a feed stopped since

@@ -55,6 +55,8 @@ type testWindowRequest int
 const (
 	testHideConnections testWindowRequest = iota // as the close button does
 	testShowSettings                             // as Settings… does
+	testShowLogs                                 // as Logs… does
+	testCloseSettings                            // as the Settings window's close button
 )
 
 // AppID is the Fyne application id (preferences, notifications).
@@ -119,6 +121,10 @@ func Run(ctl *app.Controller, opts Options) error {
 					case g.ended.Load():
 					case req == testShowSettings:
 						g.showSettings()
+					case req == testShowLogs:
+						g.showLogs()
+					case req == testCloseSettings && g.settings != nil && g.settings.win != nil:
+						g.settings.win.Close()
 					case req == testHideConnections && g.inspector != nil:
 						g.inspector.hide()
 					}
@@ -154,6 +160,9 @@ func Run(ctl *app.Controller, opts Options) error {
 	g.ended.Store(true)
 	if g.inspector != nil {
 		g.inspector.bridge.Stop() // this goroutine was the Fyne thread
+	}
+	if g.logs != nil {
+		g.logs.stop()
 	}
 	close(g.done)
 	g.wg.Wait()

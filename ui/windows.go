@@ -40,6 +40,7 @@ func (g *gui) showSettings() {
 func (g *gui) showLogs() {
 	if g.logs == nil {
 		g.logs = newLogsWindow(g.fyne, g.opts.Logs, fyne.Do)
+		g.logs.ended = g.ended.Load
 	}
 	g.logs.Show()
 }
