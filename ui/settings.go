@@ -183,6 +183,7 @@ func (s *settingsWindow) save(form config.Config, shown settingsValues) (string,
 		inUse := *c
 		*c = form
 		c.MaxConns = inUse.MaxConns // not in the form: kept as it is
+		c.API = inUse.API           // shown, not edited: kept as it is
 	})
 	if err != nil {
 		return "Not saved: " + err.Error(), fieldOfEngineError(err), err
