@@ -491,6 +491,15 @@ func TestAPIModeChangesRouting(t *testing.T) {
 	if info, ok := e.ctl.Registry().Get(xi); !ok || info.Route != registry.RouteTunnel {
 		t.Errorf("route %v, want tunnel", info.Route)
 	}
+	// The exit's delay test goes through it now.
+	page := httpOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
+	d := e.getJSON("/proxies/" + e.exitName + "/delay?timeout=5000&url=" + url.QueryEscape("http://"+page+"/"))
+	if typed[float64](t, d, "delay") < 1 {
+		t.Errorf("exit delay %v", d)
+	}
+	if p := typed[map[string]any](t, e.getJSON("/proxies"), "proxies")[e.exitName].(map[string]any); p["alive"] != true {
+		t.Errorf("the exit is not alive with the tunnel up: %v", p)
+	}
 
 	// Clash's "rule" has no Porthole mode yet: refused, and said why.
 	status, body := e.do("PATCH", "/configs", `{"mode":"rule"}`, true)
