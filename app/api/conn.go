@@ -102,7 +102,10 @@ func connOf(in registry.Info, ib inbound, exit string) connJSON {
 // first as mihomo lists them) and what decided it. Until rules and named
 // exits are in the record, the route decides: direct mode and the bypass
 // list go DIRECT; tunnel mode is Clash's "global", the GLOBAL selector's
-// exit.
+// exit. When they land: Info.Exit (when set) names the exit instead of
+// exit, Info.Rule gives rule and rulePayload (Kind in Clash's words),
+// RouteReject is ["REJECT"]; and any such field that can change after
+// Opened must join the cache's key (conncache.go).
 func routeOf(in registry.Info, exit string) (chains []string, rule, payload string) {
 	switch in.Route {
 	case registry.RouteTunnel:
