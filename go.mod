@@ -14,6 +14,8 @@ require golang.org/x/sys v0.50.0
 
 require gopkg.in/yaml.v3 v3.0.1
 
+require github.com/go-chi/chi/v5 v5.5.0
+
 require (
 	fyne.io/fyne/v2 v2.8.1
 	fyne.io/systray v1.12.3-0.20260810170012-af4e8e793ec4 // indirect

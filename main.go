@@ -16,6 +16,7 @@ import (
 	"porthole/app"
 	"porthole/app/config"
 	"porthole/app/instance"
+	"porthole/app/logring"
 	"porthole/app/sysproxy"
 	"porthole/internal/pprofserver"
 	"porthole/ui"
@@ -54,7 +55,12 @@ func run(args []string) int {
 		fmt.Print(terminalEnv(opts.Config))
 		return 0
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// The log ring (the Logs window, the API's /logs) sits beside stderr
+	// and shares its level, which the API may change while running.
+	logLevel := new(slog.LevelVar)
+	logLevel.Set(level)
+	logs := logring.New(logring.Options{Level: logLevel})
+	log := slog.New(logring.Tee(logs, slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})))
 	gui := false
 	if !opts.Headless && !opts.RestoreSystemProxy {
 		why := noDisplay()
@@ -120,14 +126,21 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "porthole:", err)
 		return 2
 	}
+	if err := app.PrepareAPISecret(&opts.Config, opts.ConfigPath, opts.ConfigProblem == nil); err != nil {
+		log.Warn("control API secret", "err", err)
+	}
+	apiOpts := app.APIOptions{ConfigPath: opts.ConfigPath, Logs: logs, LogLevel: logLevel, Version: version}
 	if gui {
-		return runGUI(opts, sys, sysProblem, showRequests, quitting, log)
+		return runGUI(opts, sys, sysProblem, showRequests, quitting, log, apiOpts)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := opts.Config
 	cfg.SystemProxy = opts.SystemProxy
 	ctl := app.NewController(cfg, sys, log)
+	if err := ctl.StartAPI(apiOpts); err != nil {
+		log.Warn("the control API did not start; the proxy runs anyway", "err", err)
+	}
 	if err := app.RunHeadless(ctx, ctl, log, stop); err != nil {
 		log.Error("porthole failed", "err", err)
 		return 1
@@ -143,10 +156,13 @@ func refuseBrokenConfig(problem error) {
 }
 
 // runGUI runs the tray (or the main window) until the user quits.
-func runGUI(opts app.Options, sys *sysproxy.Manager, sysProblem error, show <-chan struct{}, quitting func(), log *slog.Logger) int {
+func runGUI(opts app.Options, sys *sysproxy.Manager, sysProblem error, show <-chan struct{}, quitting func(), log *slog.Logger, apiOpts app.APIOptions) int {
 	cfg := opts.Config
 	cfg.SystemProxy = opts.SystemProxy
 	ctl := app.NewController(cfg, sys, log)
+	if err := ctl.StartAPI(apiOpts); err != nil {
+		log.Warn("the control API did not start; the proxy runs anyway", "err", err)
+	}
 	err := ui.Run(ctl, ui.Options{
 		ConfigPath:         opts.ConfigPath,
 		ConfigProblem:      opts.ConfigProblem,
@@ -156,6 +172,7 @@ func runGUI(opts app.Options, sys *sysproxy.Manager, sysProblem error, show <-ch
 		SystemProxyProblem: sysProblem,
 		ShowRequests:       show,
 		Quitting:           quitting,
+		Logs:               apiOpts.Logs,
 	})
 	if err != nil {
 		log.Error("porthole failed", "err", err)

@@ -109,6 +109,8 @@ type Controller struct {
 	changed chan struct{} // closed and replaced at every change
 	// rulesWatch reloads the rules file of the running engine (rules.go).
 	rulesWatch *rulesWatcher
+
+	api apiHolder // the control API's server (api.go); its own lock
 }
 
 // NewController returns a stopped controller for cfg. sys may be nil.
@@ -339,9 +341,10 @@ func (c *Controller) Apply(cfg config.Config) error {
 		return err
 	}
 	c.ops.Lock()
-	defer c.ops.Unlock()
 	_, startErr, sysErr := c.applyOps(cfg)
-	return errors.Join(startErr, sysErr)
+	c.ops.Unlock()
+	apiErr := c.syncAPI() // without ops: see apiHolder
+	return errors.Join(startErr, sysErr, apiErr)
 }
 
 // applyOps takes cfg (valid); the caller holds ops.
@@ -398,6 +401,7 @@ func (c *Controller) applyOps(cfg config.Config) (changes config.Changes, startE
 // Close puts the system proxy back, stops the proxy and closes the
 // registry. The controller cannot be used afterwards.
 func (c *Controller) Close() error {
+	apiErr := c.stopAPI() // first, without ops: its requests may wait for ops
 	c.ops.Lock()
 	defer c.ops.Unlock()
 	c.mu.Lock()
@@ -408,5 +412,5 @@ func (c *Controller) Close() error {
 	}
 	err := c.stopOps()
 	c.update(func() { c.closed = true })
-	return errors.Join(err, c.reg.Close())
+	return errors.Join(apiErr, err, c.reg.Close())
 }

@@ -69,6 +69,7 @@ func ParseArgs(args []string, stderr io.Writer) (Options, error) {
 	username := fs.String("username", "", "require this username from clients (SOCKS5 and HTTP Basic)")
 	passwordFile := fs.String("password-file", "", "file holding the password for --username")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
+	apiAddr := fs.String("api", "", "address of the control API that Clash dashboards speak to (default 127.0.0.1:9090; an empty value turns it off)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: porthole [flags]\n\nPorthole is a tray proxy: an HTTP and SOCKS5 proxy on one local port.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -125,6 +126,9 @@ func ParseArgs(args []string, stderr io.Writer) (Options, error) {
 	}
 	if set["exit-ca"] {
 		cfg.ExitCA = *exitCA
+	}
+	if set["api"] {
+		cfg.API.Listen = *apiAddr
 	}
 	if set["log-level"] {
 		cfg.LogLevel = *logLevel

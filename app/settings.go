@@ -23,6 +23,8 @@ type Saved struct {
 	// with them (Status shows it too). SystemProxyErr: the system proxy
 	// did not follow a change of system_proxy.
 	StartErr, SystemProxyErr error
+	// APIErr: the control API did not start with changed api settings.
+	APIErr error
 }
 
 // SaveSettings is the one way the front ends change settings, in one
@@ -39,7 +41,15 @@ type Saved struct {
 // is written the settings are in use, and Saved says what did not follow.
 // Calls are serialised, so a tray click and the Settings window never
 // save over each other's change.
-func (c *Controller) SaveSettings(path string, change func(*config.Config)) (Saved, error) {
+func (c *Controller) SaveSettings(path string, change func(*config.Config)) (s Saved, err error) {
+	// After both locks are released (defers run last in first out): a
+	// restart of the control API waits for its requests, which may be
+	// waiting for these locks.
+	defer func() {
+		if aerr := c.syncAPI(); aerr != nil && err == nil {
+			s.APIErr = aerr
+		}
+	}()
 	c.saveMu.Lock()
 	defer c.saveMu.Unlock()
 	cfg := c.Config()
@@ -56,7 +66,6 @@ func (c *Controller) SaveSettings(path string, change func(*config.Config)) (Sav
 	if closed {
 		return Saved{}, ErrControllerClosed
 	}
-	var s Saved
 	switch _, err := config.Load(path); {
 	case err == nil:
 	case errors.Is(err, config.ErrInvalid), errors.Is(err, config.ErrUnknownFields):

@@ -23,6 +23,7 @@ type gui struct {
 	inspector *inspector
 	settings  *settingsWindow
 	about     *aboutWindow
+	logs      *logsWindow
 	iconShown fyne.Resource
 
 	busiest *busiest // the status line's busiest program; nil in tests without Run

@@ -15,6 +15,7 @@ import (
 
 	"porthole/app"
 	"porthole/app/config"
+	"porthole/app/logring"
 	"porthole/app/sysproxy"
 	"porthole/internal/childproc"
 	"porthole/internal/pprofserver"
@@ -43,7 +44,8 @@ const uiChildExitsEnv = "PORTHOLE_UI_EXITS"
 // with the settings in $PORTHOLE_UI_CONFIG, no system proxy backend (the
 // tests must not change the machine's proxy settings), and Run.
 func runUIChild() int {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logs := logring.New(logring.Options{Level: slog.LevelInfo})
+	log := slog.New(logring.Tee(logs, slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	path := os.Getenv("PORTHOLE_UI_CONFIG")
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
@@ -76,6 +78,7 @@ func runUIChild() int {
 		Version:            "test",
 		SystemProxyProblem: fmt.Errorf("test child: %w", sysproxy.ErrUnsupported),
 		ShowRequests:       show,
+		Logs:               logs,
 		testWindows:        windows,
 	})
 	if err != nil {
@@ -88,7 +91,8 @@ func runUIChild() int {
 
 // childCommands reads the parent test's commands from stdin, one per
 // line: "show" (what a second launch asks for), "hide" (the connections
-// window's close button), "settings" (Settings…).
+// window's close button), "settings" (Settings…), "close-settings" (its close button), "logs"
+// (Logs…).
 func childCommands(log *slog.Logger) (show <-chan struct{}, windows <-chan testWindowRequest) {
 	s, w := make(chan struct{}, 1), make(chan testWindowRequest, 4)
 	go func() { // lives as long as the child process
@@ -101,6 +105,10 @@ func childCommands(log *slog.Logger) (show <-chan struct{}, windows <-chan testW
 				w <- testHideConnections
 			case "settings":
 				w <- testShowSettings
+			case "logs":
+				w <- testShowLogs
+			case "close-settings":
+				w <- testCloseSettings
 			default:
 				log.Error("ui child: unknown command", "cmd", cmd)
 			}

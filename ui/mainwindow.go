@@ -94,6 +94,8 @@ func newMainWindow(g *gui, noTray error) *mainWindow {
 
 	buttons := container.NewHBox(
 		widget.NewButton("Connections…", func() { g.showConnections() }),
+		widget.NewButton("Logs…", func() { g.showLogs() }),
+		widget.NewButton("Open dashboard", func() { g.openDashboard() }),
 		widget.NewButton("Settings…", func() { g.showSettings() }),
 		widget.NewButton("Copy terminal env", func() { g.copyTerminalEnv() }),
 		widget.NewButton("About", func() { g.showAbout() }),

@@ -13,6 +13,7 @@ import (
 	"fyne.io/fyne/v2/driver/desktop"
 
 	"porthole/app"
+	"porthole/app/logring"
 )
 
 // Options is what main tells the GUI besides the controller.
@@ -39,6 +40,10 @@ type Options struct {
 	// afresh rather than be shown this Porthole on its way out. May be nil.
 	Quitting func()
 
+	// Logs is the app's log ring, which the Logs window reads; nil: the
+	// window shows nothing.
+	Logs *logring.Ring
+
 	// testWindows, for the tests, opens or hides windows as a click would.
 	testWindows <-chan testWindowRequest
 }
@@ -50,6 +55,8 @@ type testWindowRequest int
 const (
 	testHideConnections testWindowRequest = iota // as the close button does
 	testShowSettings                             // as Settings… does
+	testShowLogs                                 // as Logs… does
+	testCloseSettings                            // as the Settings window's close button
 )
 
 // AppID is the Fyne application id (preferences, notifications).
@@ -114,6 +121,10 @@ func Run(ctl *app.Controller, opts Options) error {
 					case g.ended.Load():
 					case req == testShowSettings:
 						g.showSettings()
+					case req == testShowLogs:
+						g.showLogs()
+					case req == testCloseSettings && g.settings != nil && g.settings.win != nil:
+						g.settings.win.Close()
 					case req == testHideConnections && g.inspector != nil:
 						g.inspector.hide()
 					}
@@ -149,6 +160,9 @@ func Run(ctl *app.Controller, opts Options) error {
 	g.ended.Store(true)
 	if g.inspector != nil {
 		g.inspector.bridge.Stop() // this goroutine was the Fyne thread
+	}
+	if g.logs != nil {
+		g.logs.stop()
 	}
 	close(g.done)
 	g.wg.Wait()

@@ -107,7 +107,7 @@ func (s *settingsWindow) Show() {
 		body = container.NewVBox(s.form.content, s.exits.content)
 	}
 	s.win.SetContent(container.NewBorder(s.fileNote, container.NewVBox(s.status, buttons), nil, nil,
-		container.NewVScroll(container.NewPadded(body))))
+		container.NewVScroll(container.NewPadded(container.NewVBox(body, newAPISection(s.app, s.ctl).content)))))
 	s.win.Resize(fyne.NewSize(settingsWidth, settingsHeight))
 	s.win.SetOnClosed(func() {
 		if x := s.exits; x != nil {
@@ -201,6 +201,7 @@ func (s *settingsWindow) save(form config.Config, shown settingsValues) (string,
 		c.MaxConns = inUse.MaxConns // not in the form: kept as it is
 		// Nor are the exits: the tray may have picked another meanwhile.
 		c.Exits, c.ExitPolicy, c.ExitSelected = inUse.Exits, inUse.ExitPolicy, inUse.ExitSelected
+		c.API = inUse.API // shown, not edited: kept as it is
 	})
 	if err != nil {
 		return "Not saved: " + err.Error(), fieldOfEngineError(err), err

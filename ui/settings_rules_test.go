@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2/test"
-	"fyne.io/fyne/v2/widget"
 
 	"porthole/app"
 	"porthole/app/config"
@@ -129,17 +128,6 @@ func TestRulesEditorImportAndTestBox(t *testing.T) {
 	}
 }
 
-func findButton(t *testing.T, e *rulesEditor, label string) *widget.Button {
-	t.Helper()
-	for _, o := range test.LaidOutObjects(e.content) {
-		if b, ok := o.(*widget.Button); ok && b.Text == label {
-			return b
-		}
-	}
-	t.Fatalf("no %q button", label)
-	return nil
-}
-
 // testBox taps Test for target and returns the answer, which comes from a
 // goroutine.
 func testBox(t *testing.T, e *rulesEditor, target string) string {
@@ -147,7 +135,7 @@ func testBox(t *testing.T, e *rulesEditor, target string) string {
 	got := make(chan string, 1)
 	e.onTested = func(s string) { got <- s }
 	retype(e.testTarget, target)
-	test.Tap(findButton(t, e, "Test"))
+	test.Tap(findButton(t, e.content, "Test"))
 	select {
 	case s := <-got:
 		return s

@@ -30,6 +30,7 @@ type trayMenu struct {
 	exits                                   *fyne.MenuItem // submenu; in the menu only with exits
 	exitItems                               [maxTrayExits]*fyne.MenuItem
 	connections, settings, copyEnv, atLogin *fyne.MenuItem
+	logs, dashboard                         *fyne.MenuItem
 	about                                   *fyne.MenuItem
 	quit                                    *fyne.MenuItem
 	shown                                   controlsView
@@ -57,6 +58,8 @@ func newTrayMenu(g *gui) *trayMenu {
 		})
 	}
 	t.connections = fyne.NewMenuItem("Connections…", func() { g.showConnections() })
+	t.logs = fyne.NewMenuItem("Logs…", func() { g.showLogs() })
+	t.dashboard = fyne.NewMenuItem("Open dashboard", func() { g.openDashboard() })
 	t.settings = fyne.NewMenuItem("Settings…", func() { g.showSettings() })
 	t.copyEnv = fyne.NewMenuItem("Copy terminal env", func() { g.copyTerminalEnv() })
 	t.atLogin = fyne.NewMenuItem("Start at login", func() { g.setStartAtLogin(!t.shown.AtLoginOn) })
@@ -70,7 +73,7 @@ func newTrayMenu(g *gui) *trayMenu {
 		fyne.NewMenuItemSeparator(),
 		t.startStop, t.systemProxy, t.mode,
 		fyne.NewMenuItemSeparator(),
-		t.connections, t.settings, t.copyEnv,
+		t.connections, t.logs, t.dashboard, t.settings, t.copyEnv,
 		fyne.NewMenuItemSeparator(),
 		t.atLogin, t.about,
 		fyne.NewMenuItemSeparator(),

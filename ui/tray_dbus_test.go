@@ -159,7 +159,7 @@ func TestTrayOverDBus(t *testing.T) {
 	})
 	want := []string{"Running · 0 connections · ↓ 0 B/s ↑ 0 B/s", "Stop",
 		"System proxy: not available on this desktop (use Copy terminal env)", "Mode: Direct",
-		"Connections…", "Settings…", "Copy terminal env", "Start at login", "About Porthole", "Quit"}
+		"Connections…", "Logs…", "Open dashboard", "Settings…", "Copy terminal env", "Start at login", "About Porthole", "Quit"}
 	if got := m.labels(); !slices.Equal(got, want) {
 		t.Errorf("tray menu %q,\nwant %q", got, want)
 	}

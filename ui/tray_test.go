@@ -103,7 +103,7 @@ func TestTrayMenuShowsEachStateInTheSameMenu(t *testing.T) {
 	g.redraw()
 	sameMenu("stopped")
 	if got, want := menuLabels(tm.menu), []string{"Stopped", "Start", "System proxy", "Mode: Direct",
-		"Connections…", "Settings…", "Copy terminal env", "Start at login", "About Porthole", "Quit"}; !slices.Equal(got, want) {
+		"Connections…", "Logs…", "Open dashboard", "Settings…", "Copy terminal env", "Start at login", "About Porthole", "Quit"}; !slices.Equal(got, want) {
 		t.Fatalf("stopped menu %q, want %q", got, want)
 	}
 	if !tm.status.Disabled || tm.startStop.Disabled {

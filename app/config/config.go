@@ -57,6 +57,9 @@ type Config struct {
 	Exits        []Exit `json:"exits,omitempty" apply:"restart"`
 	ExitPolicy   string `json:"exit_policy,omitempty" apply:"restart"`
 	ExitSelected string `json:"exit_selected,omitempty" apply:"select_exit"`
+	// API is the control API (app/api); its server is restarted alone
+	// when it changes.
+	API API `json:"api" apply:"api"`
 }
 
 // Default is the configuration of a first start.
@@ -68,6 +71,7 @@ func Default() Config {
 		LogLevel:   "info",
 		History:    1000,
 		StartProxy: true,
+		API:        API{Listen: DefaultAPIListen},
 	}
 }
 
@@ -131,6 +135,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConns < 0 || c.MaxConns > 1000000 {
 		return invalid("max_conns", "max_conns: %d is not between 0 (the default) and 1000000", c.MaxConns)
+	}
+	if err := c.API.validate(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -196,3 +196,33 @@ func TestRulesRoundTrip(t *testing.T) {
 		t.Errorf("round trip: %+v", got)
 	}
 }
+
+func TestValidateAPI(t *testing.T) {
+	for _, tc := range []struct {
+		api API
+		ok  bool
+	}{
+		{API{Listen: DefaultAPIListen}, true},
+		{API{Listen: ""}, true}, // off
+		{API{Listen: "0.0.0.0:9090", Secret: "s"}, true},
+		{API{Listen: ":9090"}, false},
+		{API{Listen: "9090"}, false},
+		{API{Listen: "127.0.0.1:http-nope"}, false},
+		{API{Listen: DefaultAPIListen, DashboardURL: "https://example.com/#/setup"}, true},
+		{API{Listen: DefaultAPIListen, DashboardURL: "javascript:alert(1)"}, false},
+	} {
+		cfg := Default()
+		cfg.API = tc.api
+		err := cfg.Validate()
+		var fe *FieldError
+		if tc.ok != (err == nil) || err != nil && (!errors.As(err, &fe) || fe.Field != "api") {
+			t.Errorf("%+v: Validate = %v", tc.api, err)
+		}
+	}
+	for addr, beyond := range map[string]bool{"127.0.0.1:9090": false, "[::1]:9090": false, "localhost:9090": false,
+		"0.0.0.0:9090": true, "192.168.1.2:9090": true, "example.com:9090": true} {
+		if APIBeyondLoopback(addr) != beyond {
+			t.Errorf("APIBeyondLoopback(%q) = %v", addr, !beyond)
+		}
+	}
+}

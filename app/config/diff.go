@@ -31,6 +31,8 @@ const (
 	// EffectSelectExit: the running engine takes the new manual pick of
 	// an exit at once, without a restart.
 	EffectSelectExit
+	// EffectAPI: the control API's server is restarted; the proxy is not.
+	EffectAPI
 )
 
 // effectNames are the apply tag's words; "none" is a field whose change
@@ -42,6 +44,7 @@ var effectNames = map[string]Effect{
 	"autostart":    EffectAutostart,
 	"rules":        EffectRules,
 	"select_exit":  EffectSelectExit,
+	"api":          EffectAPI,
 	"none":         0,
 }
 

@@ -27,6 +27,8 @@ func TestDiffClassifiesEveryField(t *testing.T) {
 			v.SetBool(!v.Bool())
 		case reflect.Slice:
 			v.Set(reflect.Append(v, reflect.Zero(v.Type().Elem()))) // one more element of any type
+		case reflect.Struct: // its first field, a string (api.listen)
+			v.Field(0).SetString(v.Field(0).String() + "x")
 		default:
 			t.Fatalf("field %s: teach this test to change a %s", typ.Field(i).Name, v.Kind())
 		}
@@ -59,6 +61,7 @@ func TestDiffEffects(t *testing.T) {
 		{func(c *Config) { c.Exits = []Exit{{Name: "a"}} }, EffectRestart},
 		{func(c *Config) { c.ExitPolicy = "fastest" }, EffectRestart},
 		{func(c *Config) { c.ExitSelected = "a" }, EffectSelectExit},
+		{func(c *Config) { c.API.Secret = "s" }, EffectAPI},
 	} {
 		changed := base
 		tc.change(&changed)

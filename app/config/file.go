@@ -129,6 +129,8 @@ func kindWord(t reflect.Type) string {
 		return "true or false"
 	case reflect.Slice:
 		return "a list"
+	case reflect.Struct:
+		return "an object"
 	}
 	return t.String()
 }
