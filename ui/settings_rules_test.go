@@ -121,7 +121,7 @@ func TestRulesEditorImportAndTestBox(t *testing.T) {
 	if got := testBox(t, e, "git.corp.example:443"); !strings.HasPrefix(got, "rule 1 matches") {
 		t.Errorf("test box: %q", got)
 	}
-	if got := testBox(t, e, "x.test:22"); got != "rule 2 matches: #2 port 22 → reject" {
+	if got := testBox(t, e, "x.test:22"); got != "rule 2 matches: #2 port 22 →reject" {
 		t.Errorf("test box: %q", got)
 	}
 	if got := testBox(t, e, "other.test:80"); got != "no rule matches: the default, tunnel" {
@@ -161,7 +161,7 @@ func TestRuleColumnFilterAndDetails(t *testing.T) {
 	info := registry.Info{Meta: registry.Meta{Target: "ads.example:443", Proto: registry.ProtoConnect, Route: registry.RouteReject,
 		Rule: registry.Rule{Index: 2, Kind: "domain-suffix", Payload: "ads.example", Action: "reject"}}}
 	r := newConnRow(info)
-	if got := columns[colRule].text(r, time.Time{}); got != "#3 domain-suffix ads.example → reject" {
+	if got := columns[colRule].text(r, time.Time{}); got != "#3 domain-suffix ads.example →reject" {
 		t.Errorf("rule column %q", got)
 	}
 	for text, want := range map[string]bool{"rule:ads": true, "rule:#3": true, "rule:reject": true, "rule:direct": false, "-rule:ads": false, "route:rej": true} {
@@ -169,7 +169,7 @@ func TestRuleColumnFilterAndDetails(t *testing.T) {
 			t.Errorf("%s: %v, want %v", text, got, want)
 		}
 	}
-	if d := detailsText(r, time.Now()); !strings.Contains(d, "Rule         #3 domain-suffix ads.example → reject") {
+	if d := detailsText(r, time.Now()); !strings.Contains(d, "Rule         #3 domain-suffix ads.example →reject") {
 		t.Errorf("details:\n%s", d)
 	}
 	mode := newConnRow(registry.Info{Meta: registry.Meta{Route: registry.RouteTunnel, Rule: registry.Rule{Index: -1, Kind: "mode", Payload: "tunnel", Action: "tunnel"}}})
