@@ -373,7 +373,8 @@ func (c *Controller) applyOps(cfg config.Config) (changes config.Changes, startE
 			c.log.Warn("stopping for new settings", "err", err)
 		}
 		startErr = c.startOps()
-	} else if state == StateRunning && changes.Need(config.EffectRules) {
+	} else if state == StateRunning && (changes.Need(config.EffectRules) || cfg.Mode == string(outbound.ModeRules) && cfg.RulesFile != "") {
+		// A rules file is read again at every Apply, changed or not.
 		startErr = c.applyRulesOps(cfg)
 	}
 	if switchSys && c.sys != nil && cfg.SystemProxy {

@@ -236,6 +236,13 @@ func TestParseJSON(t *testing.T) {
 	if _, err := ParseJSON([]byte(`[{"kind":"domain","value":"a.test","action":"direct","typo":1}]`)); err == nil {
 		t.Error("unknown field accepted")
 	}
+	var le *LineError
+	if _, err := ParseJSON([]byte("[\n{\"kind\": \"domain\", \"value\": \"a.test\", \"action\": \"direct\"},\n{\"kind\": \"port\", \"value\": 443}\n]")); !errors.As(err, &le) || le.Line != 3 {
+		t.Errorf("wrong type: %v", err)
+	}
+	if _, err := ParseJSON([]byte("[\n{\"kind\": \"domain\",\n\"value\" \"a.test\"}]")); !errors.As(err, &le) || le.Line != 3 {
+		t.Errorf("syntax: %v", err)
+	}
 	_, err = ParseJSON([]byte(`{"rules":[{"kind":"domain","value":"a.test","action":"direct"},{"kind":"bogus","action":"direct"}]}`))
 	var re *RuleError
 	if !errors.As(err, &re) || re.Index != 1 {
