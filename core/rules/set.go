@@ -396,8 +396,15 @@ func (s *Set) appMatch(ctx context.Context, src ProgramSource) int32 {
 	}
 	best := none
 	if p.Name != "" {
-		if i, ok := s.apps[strings.ToLower(p.Name)]; ok {
+		name := strings.ToLower(p.Name)
+		if i, ok := s.apps[name]; ok {
 			best = i
+		}
+		// Windows names end in .exe; a rule need not say it.
+		if base, ok := strings.CutSuffix(name, ".exe"); ok {
+			if i, ok := s.apps[base]; ok {
+				best = min(best, i)
+			}
 		}
 	}
 	if p.Path != "" {

@@ -166,6 +166,10 @@ func TestApp(t *testing.T) {
 	if v := s.Match(context.Background(), &Query{Host: "first.test", Program: other}); v.Index != 0 || other.calls != 0 {
 		t.Errorf("first: %+v, waited %d", v, other.calls)
 	}
+	win := &program{p: &registry.Process{PID: 13, Name: "CURL.EXE", Path: `C:\Tools\curl.exe`}}
+	if v := s.Match(context.Background(), &Query{Host: "x.test", Program: win}); v.Index != 1 {
+		t.Errorf("curl.exe: %+v", v)
+	}
 	unknown := &program{p: &registry.Process{Unknown: "remote client"}}
 	if v := s.Match(context.Background(), &Query{Host: "x.test", Program: unknown}); v.Index != -1 {
 		t.Errorf("unknown: %+v", v)
