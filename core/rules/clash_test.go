@@ -25,6 +25,8 @@ func TestParseClashLine(t *testing.T) {
 		{"PROCESS-NAME,curl,REJECT", Rule{Kind: KindApp, Value: "curl", Action: ActionReject}},
 		{"RULE-SET,ads,REJECT", Rule{Kind: KindRuleSet, Value: "ads", Action: ActionReject}},
 		{"MATCH,🚀 Proxies", Rule{Kind: KindMatch, Action: ActionTunnel}},
+		{"IN-TYPE,HTTPS,DIRECT", Rule{Kind: KindInbound, Value: "connect", Action: ActionDirect}},
+		{"IN-TYPE,SOCKS5,REJECT", Rule{Kind: KindInbound, Value: "socks5", Action: ActionReject}},
 		{" domain-suffix , x.test , direct ", Rule{Kind: KindDomainSuffix, Value: "x.test", Action: ActionDirect}},
 	}
 	for _, c := range cases {
