@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -175,5 +176,12 @@ func TestRuleColumnFilterAndDetails(t *testing.T) {
 	mode := newConnRow(registry.Info{Meta: registry.Meta{Route: registry.RouteTunnel, Rule: registry.Rule{Index: -1, Kind: "mode", Payload: "tunnel", Action: "tunnel"}}})
 	if compareRule(r, mode) >= 0 || mode.ruleText != "mode: tunnel" {
 		t.Errorf("numbered rules sort before the mode's: %q", mode.ruleText)
+	}
+}
+
+func TestRulesProblemIsNoted(t *testing.T) {
+	v := viewOf(controlsInput{Status: app.Status{State: app.StateRunning, RulesProblem: errors.New("line 2: kind \"GEOIP\": unknown")}, Config: config.Default()})
+	if !strings.Contains(v.FileNote, "rules file changed but cannot be used") || !strings.Contains(v.FileNote, "GEOIP") {
+		t.Errorf("note %q", v.FileNote)
 	}
 }
