@@ -105,9 +105,11 @@ type portRange struct {
 }
 
 // Compile checks and compiles list. The error joins one *RuleError per bad
-// rule (naming its index and field); the set then holds the other rules,
-// and the caller decides whether to use it: the app refuses a list with
-// errors, so a config is never half-applied without saying so.
+// rule (naming its index in list and the field); the set then holds the
+// other rules, numbered by their place in Rules (after a bad rule that is
+// not their place in list), and the caller decides whether to use it: the
+// app refuses a list with errors, so a config is never half-applied
+// without saying so.
 func Compile(list []Rule, opt Options) (*Set, error) {
 	s := &Set{
 		minResolve:  none,
