@@ -99,9 +99,17 @@ func TestRulesFileReloadsOnChange(t *testing.T) {
 		t.Errorf("after reload: %d, want 403", code)
 	}
 	write("GEOIP,CN,DIRECT\nDOMAIN,x.test,DIRECT\n")
-	time.Sleep(2 * rulesPoll) // no event says "a broken file was looked at"; the rules must not change
+	st := waitFor(t, c, "the rules problem", func(st Status) bool { return st.RulesProblem != nil })
+	if !errors.Is(st.RulesProblem, rules.ErrUnknownKind) {
+		t.Errorf("rules problem %v", st.RulesProblem)
+	}
 	if v := c.Rules(); len(v.Rules) != 1 || v.Rules[0].Action != "reject" {
 		t.Errorf("a broken file replaced the rules: %+v", v)
+	}
+	write("IP-CIDR,127.0.0.0/8,DIRECT,no-resolve\nDOMAIN,x.test,DIRECT\n")
+	waitFor(t, c, "the problem to clear", func(st Status) bool { return st.RulesProblem == nil })
+	if _, code := connectThrough(t, addr, target); code != http.StatusOK {
+		t.Errorf("after the fix: %d", code)
 	}
 }
 
