@@ -54,6 +54,9 @@ func CompileRules(cfg config.Config) (set *rules.Set, files []string, err error)
 		}
 		files = own.Files
 	}
+	if i, name := cfg.UnknownRuleExit(list[len(cfg.Rules):]); i >= 0 {
+		errs = append(errs, fmt.Errorf("rules_file: rule %d: exit %q is not one of the config's exits", i+1, name))
+	}
 	set, err = rules.Compile(list, rules.Options{Providers: providers})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("rules: %w", err))

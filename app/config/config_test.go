@@ -169,7 +169,7 @@ func TestValidateNamesTheField(t *testing.T) {
 	}
 	rulesMode := Default()
 	rulesMode.Mode = "rules" // no exit needed: rules may send nothing to the tunnel
-	rulesMode.Rules = []rules.Rule{{Kind: "domain-suffix", Value: "example.com", Action: "tunnel:home"}}
+	rulesMode.Rules = []rules.Rule{{Kind: "domain-suffix", Value: "example.com", Action: "tunnel"}}
 	if err := rulesMode.Validate(); err != nil {
 		t.Errorf("rules mode: %v", err)
 	}
@@ -181,6 +181,7 @@ func TestRulesRoundTrip(t *testing.T) {
 	cfg := Default()
 	cfg.Mode = "rules"
 	cfg.RulesFile = "/some/rules.list"
+	cfg.Exits = []Exit{{Name: "office", Kind: "http", URL: "http://127.0.0.1:3128"}}
 	cfg.Rules = []rules.Rule{
 		{Kind: "domain-suffix", Value: "example.com", Action: "direct"},
 		{Kind: "ip-cidr", Value: "10.0.0.0/8", Action: "tunnel", Exit: "office", Resolve: true},

@@ -232,7 +232,7 @@ func TestLoadFileWithProviders(t *testing.T) {
 
 func TestParseJSON(t *testing.T) {
 	list, err := ParseJSON([]byte(`[{"kind":"DOMAIN-suffix","value":"Example.COM","action":"tunnel:Home"},{"kind":"match","action":"direct"}]`))
-	if err != nil || list[0].Value != "example.com" || list[0].Exit != "home" || list[0].Action != ActionTunnel {
+	if err != nil || list[0].Value != "example.com" || list[0].Exit != "Home" || list[0].Action != ActionTunnel {
 		t.Fatalf("%v %+v", err, list)
 	}
 	if _, err := ParseJSON([]byte(`[{"kind":"domain","value":"a.test","action":"direct","typo":1}]`)); err == nil {
