@@ -38,6 +38,7 @@ import (
 	"porthole/core/registry"
 	"porthole/core/relay"
 	"porthole/core/tunnel"
+	"porthole/internal/curltest"
 	"porthole/internal/freeport"
 )
 
@@ -73,7 +74,7 @@ func TestTunnelCurl(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := v.ev.known()
-			out, err := e2eCurl(t, tc.args...)
+			out, err := curltest.Run(t, tc.args...)
 			if err != nil || out != "hello" {
 				t.Fatalf("%q, %v; want \"hello\"", out, err)
 			}
@@ -904,7 +905,7 @@ func TestTunnelThroughNginx(t *testing.T) {
 			{"-x", "http://" + v.proxy(), "--cacert", v.caFile, v.tls.URL + "/hello"},
 			{"-x", "socks5h://" + v.proxy(), v.web.URL + "/hello"},
 		} {
-			if out, err := e2eCurl(t, args...); err != nil || out != "hello" {
+			if out, err := curltest.Run(t, args...); err != nil || out != "hello" {
 				t.Errorf("curl %v through nginx: %q, %v", args, out, err)
 			}
 		}
