@@ -81,11 +81,7 @@ func TestInspectorAppColumnSortAndFilter(t *testing.T) {
 		appConn(reg, "delta.example:443", remote),
 		appConn(reg, "echo.example:443", firefox),
 	}
-	defer func() {
-		for _, c := range conns {
-			c.finish(nil)
-		}
-	}()
+	defer finishAll(conns...)
 	i, tt := openInspector(t, reg)
 	tt.runUntil(t, "first view", func() bool { return tt.last() != nil && liveCount(tt.last()) == 5 })
 
@@ -138,11 +134,7 @@ func TestInspectorDetailsShowTheProgram(t *testing.T) {
 	pending := appConn(reg, "bravo.example:443", nil)
 	away := appConn(reg, "charlie.example:443", remote)
 	other := appConn(reg, "delta.example:443", hidden)
-	defer func() {
-		for _, c := range []*testConn{known, pending, away, other} {
-			c.finish(nil)
-		}
-	}()
+	defer finishAll(known, pending, away, other)
 	i, tt := openInspector(t, reg)
 	tt.runUntil(t, "first view", func() bool { return tt.last() != nil && liveCount(tt.last()) == 4 })
 	for _, tc := range []struct {
@@ -228,11 +220,7 @@ func TestInspectorAppsViewAggregatesAndFilters(t *testing.T) {
 	c1.conn.AddDown(300)
 	u1 := appConn(reg, "delta.example:443", remote)
 	u2 := appConn(reg, "echo.example:443", nil)
-	defer func() {
-		for _, c := range []*testConn{f1, c1, u1, u2} {
-			c.finish(nil)
-		}
-	}()
+	defer finishAll(f1, c1, u1, u2)
 	i, tt := openInspector(t, reg)
 	want := strings.Join([]string{
 		"curl live=1 total=1 up=0 down=300 hosts=charlie.example",
@@ -332,11 +320,7 @@ func TestInspectorAppsSelectionOfSimilarNames(t *testing.T) {
 		appConn(reg, "b.example:443", python31),
 		appConn(reg, "c.example:443", pyOther),
 	}
-	defer func() {
-		for _, c := range conns {
-			c.finish(nil)
-		}
-	}()
+	defer finishAll(conns...)
 	i, tt := openInspector(t, reg)
 	tt.runUntil(t, "first view", func() bool { return tt.last() != nil && len(tt.last().apps) == 3 })
 	i.tabs.SelectIndex(int(tabApps))

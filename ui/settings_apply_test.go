@@ -18,21 +18,8 @@ import (
 
 	"porthole/app"
 	"porthole/app/config"
+	"porthole/internal/freeport"
 )
-
-// freePort is a loopback port nothing listens on right now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return port
-}
 
 // getVia fetches url through the HTTP proxy at proxy.
 func getVia(t *testing.T, proxy, target string) string {
@@ -152,7 +139,7 @@ func TestSettingsApplySavesAndRestartsOnlyForListen(t *testing.T) {
 	}
 
 	// The listen port: saved and the proxy moves there, carrying traffic.
-	port := freePort(t)
+	_, port, _ := net.SplitHostPort(freeport.Loopback(t))
 	retype(s.form.listenPort, port)
 	if err := tapApply(t, s, done); err != nil {
 		t.Fatalf("Apply: %v (status %q)", err, s.status.Text)

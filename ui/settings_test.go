@@ -31,6 +31,19 @@ func settingsEnv(t *testing.T) (path string) {
 	return filepath.Join(dir, "porthole", "config.json")
 }
 
+// settingsFile is settingsEnv with data already in the config file.
+func settingsFile(t *testing.T, data []byte) (path string) {
+	t.Helper()
+	path = settingsEnv(t)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
@@ -183,14 +196,8 @@ func TestSettingsSecretsAreMasked(t *testing.T) {
 // be used is named with its field, left in place by opening the window,
 // and set aside (kept, and named) only when Apply writes the new one.
 func TestSettingsReportsBrokenFileAndSetsItAsideOnApply(t *testing.T) {
-	path := settingsEnv(t)
 	broken := []byte("{\n  \"listen\": \"127.0.0.1:8088\",\n  \"mode\": \"sideways\"\n}\n")
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, broken, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := settingsFile(t, broken)
 	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
 	defer func() { _ = ctl.Close() }()
 	s, done := openSettings(t, ctl, path)
@@ -250,14 +257,8 @@ func brokenCopy(t *testing.T, path, pattern string, content []byte) string {
 // Porthole wrote are named; Apply says they leave the file and keeps the
 // old one; the fields the form does not show (max_conns) keep their value.
 func TestSettingsUnknownFieldsAreNamedAndKeptOnApply(t *testing.T) {
-	path := settingsEnv(t)
 	newer := []byte("{\n  \"listen\": \"127.0.0.1:0\",\n  \"max_conns\": 50,\n  \"rules\": []\n}\n")
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, newer, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := settingsFile(t, newer)
 	cfg, warning := config.Load(path)
 	if !errors.Is(warning, config.ErrUnknownFields) {
 		t.Fatalf("Load: %v", warning)
