@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"porthole/app/config"
+	"porthole/internal/filetest"
 )
 
 // connectThrough opens an HTTP CONNECT tunnel to target through the proxy
@@ -119,7 +120,7 @@ func TestSaveSettingsRefusedChangesNothing(t *testing.T) {
 	t.Setenv("PORTHOLE_TOKEN", "")
 	c := NewController(directSettings(), nil, quiet)
 	defer c.Close()
-	path := writeFile(t, "config.json", "{}\n")
+	path := filetest.Write(t, "config.json", "{}\n")
 	_, err := c.SaveSettings(path, func(cfg *config.Config) {
 		cfg.Mode, cfg.Exit = "tunnel", "wss://127.0.0.1:1/porthole"
 	})
@@ -149,7 +150,7 @@ func TestSaveSettingsSetsAsideWhatItMustNotOverwrite(t *testing.T) {
 		{`{"mode": "direct", "rules": []}`, ".newer-"},
 	} {
 		c := NewController(directSettings(), nil, quiet)
-		path := writeFile(t, "config.json", tc.content)
+		path := filetest.Write(t, "config.json", tc.content)
 		saved, err := c.SaveSettings(path, func(cfg *config.Config) { cfg.History = 7 })
 		if err != nil {
 			t.Fatal(err)
@@ -174,7 +175,7 @@ func TestSaveSettingsSetsAsideWhatItMustNotOverwrite(t *testing.T) {
 // the file is then set aside.
 func TestHoldForConfigStartsOnlyOnDefaultsWhenAsked(t *testing.T) {
 	broken := `{"mode": "tunnel", "exit": 42}`
-	path := writeFile(t, "config.json", broken)
+	path := filetest.Write(t, "config.json", broken)
 	_, problem := config.Load(path)
 	if !errors.Is(problem, config.ErrInvalid) {
 		t.Fatalf("Load: %v", problem)
@@ -206,7 +207,7 @@ func TestHoldForConfigStartsOnlyOnDefaultsWhenAsked(t *testing.T) {
 // TestSaveSettingsEndsTheHold: saving settings replaces the unusable file,
 // so the proxy may start again (it is not started by the save).
 func TestSaveSettingsEndsTheHold(t *testing.T) {
-	path := writeFile(t, "config.json", `{"listen": 8088}`)
+	path := filetest.Write(t, "config.json", `{"listen": 8088}`)
 	_, problem := config.Load(path)
 	c := NewController(directSettings(), nil, quiet)
 	defer c.Close()

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"porthole/core/outbound"
+	"porthole/internal/filetest"
 )
 
 var errFakeWrite = errors.New("fake backend: the settings store is read-only")
@@ -216,13 +217,7 @@ func TestEnableJournalsFirstAndDisableRestores(t *testing.T) {
 	if got := f.snapshot(); !maps.Equal(got, want) {
 		t.Fatalf("after Enable: %v, want %v", got, want)
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("journal mode %v, want 0600", st.Mode().Perm())
-	}
+	filetest.Mode(t, path, 0o600)
 	j, err := ReadJournal(path)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"porthole/internal/filetest"
 )
 
 func TestWriteReplacesWithModeAndLeavesNoTemporaryFile(t *testing.T) {
@@ -18,20 +20,8 @@ func TestWriteReplacesWithModeAndLeavesNoTemporaryFile(t *testing.T) {
 			t.Fatalf("read back %q, %v; want %q", got, err, content)
 		}
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("mode %v, want 0600", st.Mode().Perm())
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 1 {
-		t.Errorf("directory holds %d entries, want only the file", len(entries))
-	}
+	filetest.Mode(t, path, 0o600)
+	filetest.Alone(t, path)
 }
 
 func TestWriteIntoAFileFails(t *testing.T) {
