@@ -33,3 +33,21 @@ func TestWriteIntoAFileFails(t *testing.T) {
 		t.Fatal("writing under a regular file succeeded")
 	}
 }
+
+func TestWriteJSONIndentsAndEndsWithNewline(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.json")
+	if err := WriteJSON(path, map[string]int{"a": 1}, 0o600, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(path); err != nil || string(got) != "{\n  \"a\": 1\n}\n" {
+		t.Fatalf("read back %q, %v", got, err)
+	}
+	filetest.Mode(t, path, 0o600)
+	other := filepath.Join(t.TempDir(), "g.json")
+	if err := WriteJSON(other, make(chan int), 0o600, 0o700); err == nil {
+		t.Fatal("a value JSON cannot encode was written")
+	}
+	if _, err := os.Stat(other); err == nil {
+		t.Error("a failed encoding left a file")
+	}
+}
