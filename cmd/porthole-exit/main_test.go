@@ -34,6 +34,7 @@ import (
 
 	"porthole/core/tunnel"
 	"porthole/internal/childproc"
+	"porthole/internal/fetch"
 	"porthole/internal/filetest"
 	"porthole/internal/logcapture"
 	"porthole/internal/origin"
@@ -273,17 +274,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 // get fetches url with no proxy and no kept-alive connection.
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
-	c := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: wait}
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(body)
+	return fetch.Get(t, &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: wait}, url)
 }
 
 // ---------------------------------------------------------------------------
