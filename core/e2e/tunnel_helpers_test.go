@@ -445,6 +445,21 @@ func patternSum(off, n int64) [32]byte {
 	return [32]byte(h.Sum(nil))
 }
 
+// closeAndSettle closes c, the client side of the connection from laddr
+// to target, and returns the connection's record once the registry has
+// closed it.
+func (v *e2eEnv) closeAndSettle(t *testing.T, c io.Closer, laddr, target string) registry.Info {
+	t.Helper()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	info, err := v.ev.settle(laddr, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
 // ---- Clients ----
 
 // httpClient is net/http through the proxy as an HTTP proxy (plain

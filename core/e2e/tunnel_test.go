@@ -126,13 +126,7 @@ func TestTunnelBigTransfers(t *testing.T) {
 		if [32]byte(h.Sum(nil)) != patternSum(0, big) {
 			t.Fatalf("checksum of the %d bytes received differs", n)
 		}
-		if err := c.Close(); err != nil {
-			t.Fatal(err)
-		}
-		info, err := v.ev.settle(lc.laddr, v.origin.send)
-		if err != nil {
-			t.Fatal(err)
-		}
+		info := v.closeAndSettle(t, c, lc.laddr, v.origin.send)
 		if info.Err != nil || info.Up != 4 || info.Down != big {
 			t.Errorf("record: up %d, down %d, reason %v; want 4, %d, clean", info.Up, info.Down, info.Err, big)
 		}
@@ -161,13 +155,7 @@ func TestTunnelBigTransfers(t *testing.T) {
 		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 			t.Errorf("after the answer: %v, want EOF", err)
 		}
-		if err := c.Close(); err != nil {
-			t.Fatal(err)
-		}
-		info, err := v.ev.settle(laddr, v.raw.sink)
-		if err != nil {
-			t.Fatal(err)
-		}
+		info := v.closeAndSettle(t, c, laddr, v.raw.sink)
 		if info.Err != nil || info.Up != big || info.Down != 40 {
 			t.Errorf("record: up %d, down %d, reason %v; want %d, 40, clean", info.Up, info.Down, info.Err, big)
 		}
@@ -360,13 +348,7 @@ func TestTunnelHalfClose(t *testing.T) {
 		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 			t.Errorf("after the answer: %v, want EOF", err)
 		}
-		if err := c.Close(); err != nil {
-			t.Fatal(err)
-		}
-		info, err := v.ev.settle(laddr, v.raw.echoEOF)
-		if err != nil {
-			t.Fatal(err)
-		}
+		info := v.closeAndSettle(t, c, laddr, v.raw.echoEOF)
 		if n := int64(len(payload)); info.Err != nil || info.Up != n || info.Down != n {
 			t.Errorf("record: up %d, down %d, reason %v; want %d each way, clean", info.Up, info.Down, info.Err, n)
 		}
@@ -641,13 +623,7 @@ func TestTunnelExitDies(t *testing.T) {
 		if err := echoCheck(c, c, patternBytes(200<<10), c.CloseWrite); err != nil {
 			t.Errorf("after the exit came back, %s: %v", p, err)
 		}
-		if err := c.Close(); err != nil {
-			t.Fatal(err)
-		}
-		info, err := v.ev.settle(lc.laddr, v.origin.echo)
-		if err != nil {
-			t.Fatal(err)
-		}
+		info := v.closeAndSettle(t, c, lc.laddr, v.origin.echo)
 		if info.Err != nil || !v.exit().streamIDs()[info.ID.String()] {
 			t.Errorf("after the exit came back, %s: closed with %v; the new exit logged it: %v", p, info.Err, v.exit().streamIDs()[info.ID.String()])
 		}
@@ -700,13 +676,7 @@ func TestTunnelStopStart(t *testing.T) {
 	if err := echoCheck(c, c, patternBytes(100<<10), c.CloseWrite); err != nil {
 		t.Error(err)
 	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	info, err := v.ev.settle(lc.laddr, v.origin.echo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	info := v.closeAndSettle(t, c, lc.laddr, v.origin.echo)
 	if info.Err != nil {
 		t.Errorf("after Start: closed with %v", info.Err)
 	}
@@ -887,13 +857,7 @@ func TestTunnelThroughNginx(t *testing.T) {
 		if err := echoCheck(c, c, payload, c.CloseWrite); err != nil {
 			t.Errorf("%s through nginx: %v", p, err)
 		}
-		if err := c.Close(); err != nil {
-			t.Fatal(err)
-		}
-		info, err := v.ev.settle(lc.laddr, v.origin.echo)
-		if err != nil {
-			t.Fatal(err)
-		}
+		info := v.closeAndSettle(t, c, lc.laddr, v.origin.echo)
 		if n := int64(len(payload)); info.Err != nil || info.Up != n || info.Down != n {
 			t.Errorf("%s through nginx: up %d, down %d, reason %v", p, info.Up, info.Down, info.Err)
 		}
