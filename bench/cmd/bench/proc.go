@@ -137,6 +137,22 @@ func freePort() (string, error) {
 	return ln.Addr().String(), nil
 }
 
+// startSelf starts the bench binary's own subcommand args (the
+// subcommand and its flags) as the process name, with -listen on a free
+// loopback address; it is ready when it listens there and has logged
+// ready.
+func startSelf(name, ready string, args ...string) (*proc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("%s: find the bench binary: %w", name, err)
+	}
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	return startProc(procSpec{name: name, bin: self, args: append(args, "-listen", addr), addr: addr, ready: ready})
+}
+
 // waitReady waits until the process accepts connections and, with
 // logLine, has logged its ready line.
 func (p *proc) waitReady(logLine bool) error {
