@@ -58,7 +58,7 @@ func newClockedRegistry(t *testing.T, stats time.Duration) *registry.Registry {
 
 func appCellText(t *testing.T, ct *connTable, row int) string {
 	t.Helper()
-	cell := ct.createCell()
+	cell := newTableCell()
 	ct.updateCell(widget.TableCellID{Row: row, Col: int(colApp)}, cell)
 	return cellParts(cell).label.Text
 }
@@ -266,7 +266,7 @@ func TestInspectorAppsViewAggregatesAndFilters(t *testing.T) {
 	if got := i.appsItem.Text; got != "Apps (3)" {
 		t.Fatalf("Apps tab title %q", got)
 	}
-	cell := i.apps.createCell()
+	cell := newTableCell()
 	i.apps.updateCell(widget.TableCellID{Row: 0, Col: int(appColHosts)}, cell)
 	if got := cellParts(cell).label.Text; got != "bravo.example, alpha.example" {
 		t.Fatalf("hosts cell %q", got)
