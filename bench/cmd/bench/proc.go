@@ -198,11 +198,7 @@ func (p *proc) Stop() string {
 		if err := p.cmd.Process.Signal(os.Interrupt); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			fmt.Fprintf(os.Stderr, "bench: %s: SIGINT: %v\n", p.name, err)
 		}
-		t := time.NewTimer(stopTimeout)
-		defer t.Stop()
-		select {
-		case <-p.exited:
-		case <-t.C:
+		if !exitedWithin(p.exited, stopTimeout) {
 			if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 				fmt.Fprintf(os.Stderr, "bench: %s: kill: %v\n", p.name, err)
 			}
@@ -211,6 +207,18 @@ func (p *proc) Stop() string {
 		}
 	}
 	return p.exitDesc()
+}
+
+// exitedWithin reports whether exited is closed within d.
+func exitedWithin(exited <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-exited:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // exitDesc describes how the process ended; call after exited is closed.
