@@ -38,6 +38,18 @@ func connectThrough(t *testing.T, proxy, target string) (net.Conn, int) {
 	return c, resp.StatusCode
 }
 
+// secondConnect opens a tunnel through the proxy at proxy and keeps it
+// open (the test fails unless it is answered 200), then returns the answer
+// to a second CONNECT: what a connection limit decides.
+func secondConnect(t *testing.T, proxy, target string) int {
+	t.Helper()
+	if _, code := connectThrough(t, proxy, target); code != http.StatusOK {
+		t.Fatalf("first tunnel through %s: %d", proxy, code)
+	}
+	_, code := connectThrough(t, proxy, target)
+	return code
+}
+
 // TestSaveSettingsMaxConnsRestartsTheEngine: max_conns is read when the
 // engine is built, so changing it through the settings path must rebuild
 // the engine: past the new limit a client gets the limit's answer (503).
@@ -57,13 +69,7 @@ func TestSaveSettingsMaxConnsRestartsTheEngine(t *testing.T) {
 	if !saved.Changes.Has("max_conns") || !saved.Changes.Need(config.EffectRestart) {
 		t.Errorf("changes %+v, want max_conns needing a restart", saved.Changes)
 	}
-	addr := c.Status().Addr
-	held, code := connectThrough(t, addr, target)
-	if code != http.StatusOK {
-		t.Fatalf("first tunnel: %d", code)
-	}
-	defer held.Close()
-	if _, code := connectThrough(t, addr, target); code != http.StatusServiceUnavailable {
+	if code := secondConnect(t, c.Status().Addr, target); code != http.StatusServiceUnavailable {
 		t.Fatalf("a second connection with max_conns 1: status %d, want 503 (the engine kept its old limit)", code)
 	}
 	if got, err := config.Load(path); err != nil || got.MaxConns != 1 {
@@ -76,13 +82,7 @@ func TestSaveSettingsMaxConnsRestartsTheEngine(t *testing.T) {
 	if err := c.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
-	addr = c.Status().Addr
-	again, code := connectThrough(t, addr, target)
-	if code != http.StatusOK {
-		t.Fatalf("first tunnel after the limit was lifted: %d", code)
-	}
-	defer again.Close()
-	if _, code := connectThrough(t, addr, target); code != http.StatusOK {
+	if code := secondConnect(t, c.Status().Addr, target); code != http.StatusOK {
 		t.Fatalf("a second connection with the default limit: status %d", code)
 	}
 }
