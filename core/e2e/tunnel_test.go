@@ -40,6 +40,7 @@ import (
 	"porthole/core/tunnel"
 	"porthole/internal/curltest"
 	"porthole/internal/freeport"
+	"porthole/internal/randbytes"
 )
 
 // TestTunnelCurl: curl through the HTTP proxy (plain forwarding, -p and
@@ -180,11 +181,7 @@ func TestTunnelBigTransfers(t *testing.T) {
 		if [32]byte(h.Sum(nil)) != patternSum(0, size) {
 			t.Fatal("GET: checksum differs")
 		}
-		body := make([]byte, size)
-		r := rand.New(rand.NewPCG(1, 2))
-		for i := range body {
-			body[i] = byte(r.Uint32())
-		}
+		body := randbytes.New(1, size)
 		resp, err = client.Post(v.web.URL+"/sum", "application/octet-stream", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
@@ -237,10 +234,7 @@ func TestTunnelConcurrent(t *testing.T) {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(seed, uint64(i)))
 			size := r.IntN(512 << 10)
-			payload := make([]byte, size)
-			for j := range payload {
-				payload[j] = byte(r.Uint32())
-			}
+			payload := randbytes.New(seed+uint64(i), size)
 			moved.Add(int64(size))
 			switch i % 4 {
 			case 0:
@@ -335,11 +329,7 @@ func TestTunnelConcurrent(t *testing.T) {
 // and SOCKS5.
 func TestTunnelHalfClose(t *testing.T) {
 	v := newE2E(t, e2eOptions{})
-	payload := make([]byte, 3<<20+11)
-	r := rand.New(rand.NewPCG(3, 4))
-	for i := range payload {
-		payload[i] = byte(r.Uint32())
-	}
+	payload := randbytes.New(3, 3<<20+11)
 	check := func(t *testing.T, c net.Conn, laddr string, closeWrite func() error) {
 		t.Helper()
 		if err := echoCheck(c, c, payload, closeWrite); err != nil {
