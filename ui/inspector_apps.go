@@ -31,25 +31,16 @@ type appTable struct {
 
 func newAppTable(onSort func(appColumn), onSelect func(*appRow)) *appTable {
 	at := &appTable{onSort: onSort, onSelect: onSelect}
-	t := widget.NewTableWithHeaders(at.length, newTableCell, at.updateCell)
-	t.ShowHeaderColumn = false
-	t.CreateHeader = newHeaderCell
-	t.UpdateHeader = func(id widget.TableCellID, o fyne.CanvasObject) {
-		updateHeader(id, o, numAppColumns, at.headerText, at.onSort)
-	}
-	t.OnSelected = func(id widget.TableCellID) {
-		if id.Row >= 0 && id.Row < len(at.rows) {
-			a := at.rows[id.Row]
-			at.selected, at.hasSel = a.key, true
-			at.onSelect(a)
-			at.table.Refresh()
-		}
-		at.table.UnselectAll()
-	}
-	for c := range numAppColumns {
-		t.SetColumnWidth(int(c), appColumns[c].width)
-	}
-	at.table = t
+	at.table = newSortableTable(at.length, at.updateCell, numAppColumns,
+		func(c appColumn) float32 { return appColumns[c].width }, at.headerText, at.onSort,
+		func(row int) {
+			if row >= 0 && row < len(at.rows) {
+				a := at.rows[row]
+				at.selected, at.hasSel = a.key, true
+				at.onSelect(a)
+				at.table.Refresh()
+			}
+		})
 	return at
 }
 

@@ -40,23 +40,36 @@ type tableCell struct {
 
 func newConnTable(selected func() (xid.ID, bool), onSort func(column), onSelect func(*connRow)) *connTable {
 	ct := &connTable{selected: selected, onSort: onSort, onSelect: onSelect}
-	t := widget.NewTableWithHeaders(ct.length, newTableCell, ct.updateCell)
+	ct.table = newSortableTable(ct.length, ct.updateCell, numColumns,
+		func(c column) float32 { return columns[c].width }, ct.headerText, ct.onSort,
+		func(row int) {
+			if row >= 0 && row < len(ct.rows) {
+				ct.onSelect(ct.rows[row])
+			}
+		})
+	return ct
+}
+
+// newSortableTable is one of the inspector's tables, of n columns (each
+// width wide): a header row whose cells show text and sort with onSort,
+// and a tap on a row passes its index to onRow. Fyne's own selection is
+// cleared at once: the tables draw theirs.
+func newSortableTable[C ~uint8](length func() (int, int), update func(widget.TableCellID, fyne.CanvasObject),
+	n C, width func(C) float32, text func(C) string, onSort func(C), onRow func(row int)) *widget.Table {
+	t := widget.NewTableWithHeaders(length, newTableCell, update)
 	t.ShowHeaderColumn = false
 	t.CreateHeader = newHeaderCell
 	t.UpdateHeader = func(id widget.TableCellID, o fyne.CanvasObject) {
-		updateHeader(id, o, numColumns, ct.headerText, ct.onSort)
+		updateHeader(id, o, n, text, onSort)
 	}
 	t.OnSelected = func(id widget.TableCellID) {
-		if id.Row >= 0 && id.Row < len(ct.rows) {
-			ct.onSelect(ct.rows[id.Row])
-		}
-		ct.table.UnselectAll()
+		onRow(id.Row)
+		t.UnselectAll()
 	}
-	for c := range numColumns {
-		t.SetColumnWidth(int(c), columns[c].width)
+	for c := range n {
+		t.SetColumnWidth(int(c), width(c))
 	}
-	ct.table = t
-	return ct
+	return t
 }
 
 func (ct *connTable) length() (int, int) { return len(ct.rows), int(numColumns) }
