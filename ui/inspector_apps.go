@@ -19,14 +19,13 @@ import (
 //
 // Concurrency: Fyne thread only.
 type appTable struct {
-	table    *widget.Table
+	lazyTable
 	rows     []*appRow
 	sort     appSortSpec
 	selected string // the selected program's key; valid when hasSel
 	hasSel   bool
 	onSort   func(appColumn)
 	onSelect func(*appRow)
-	stale    bool
 }
 
 func newAppTable(onSort func(appColumn), onSelect func(*appRow)) *appTable {
@@ -67,17 +66,7 @@ func (at *appTable) headerText(col appColumn) string {
 // show replaces the rows, redrawing only when the tab is visible.
 func (at *appTable) show(rows []*appRow, s appSortSpec, visible bool) {
 	at.rows, at.sort = rows, s
-	at.stale = !visible
-	if visible {
-		at.table.Refresh()
-	}
-}
-
-func (at *appTable) reveal() {
-	if at.stale {
-		at.stale = false
-		at.table.Refresh()
-	}
+	at.changed(visible)
 }
 
 // find is the selected program in the current rows, or nil.

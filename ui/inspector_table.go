@@ -22,14 +22,37 @@ import (
 //
 // Concurrency: Fyne thread only.
 type connTable struct {
-	table    *widget.Table
+	lazyTable
 	rows     []*connRow
 	now      time.Time
 	sort     sortSpec
 	selected func() (xid.ID, bool)
 	onSort   func(column)
 	onSelect func(*connRow)
-	stale    bool // rows changed while hidden behind the other tab
+}
+
+// lazyTable is a table of the inspector that is redrawn only when seen:
+// at once when its rows change while it is shown, else when it is
+// revealed.
+type lazyTable struct {
+	table *widget.Table
+	stale bool // rows changed while hidden behind another tab
+}
+
+// changed redraws the table if it is visible, or marks it for reveal.
+func (l *lazyTable) changed(visible bool) {
+	l.stale = !visible
+	if visible {
+		l.table.Refresh()
+	}
+}
+
+// reveal redraws a table that changed while its tab was not selected.
+func (l *lazyTable) reveal() {
+	if l.stale {
+		l.stale = false
+		l.table.Refresh()
+	}
 }
 
 // tableCell is a cell's template: a highlight behind a label.
@@ -194,18 +217,7 @@ func sortedTitle(title string, desc bool) string {
 // selected).
 func (ct *connTable) show(rows []*connRow, now time.Time, s sortSpec, visible bool) {
 	ct.rows, ct.now, ct.sort = rows, now, s
-	ct.stale = !visible
-	if visible {
-		ct.table.Refresh()
-	}
-}
-
-// reveal redraws a table that changed while its tab was not selected.
-func (ct *connTable) reveal() {
-	if ct.stale {
-		ct.stale = false
-		ct.table.Refresh()
-	}
+	ct.changed(visible)
 }
 
 // rowOf returns the row index of id, or -1.
