@@ -55,6 +55,14 @@ func loopbackConfig() config.Config {
 	return cfg
 }
 
+// testController is a controller of loopbackConfig, closed when the test
+// ends.
+func testController(t *testing.T) *app.Controller {
+	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
+	t.Cleanup(func() { _ = ctl.Close() })
+	return ctl
+}
+
 // openSettings shows the settings window for ctl and returns it with a
 // channel that gets each Apply's result.
 func openSettings(t *testing.T, ctl *app.Controller, path string) (*settingsWindow, <-chan error) {
@@ -99,8 +107,7 @@ func retype(e interface {
 
 func TestSettingsInvalidListenShowsProblemAndDisablesApply(t *testing.T) {
 	path := settingsEnv(t)
-	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
-	defer func() { _ = ctl.Close() }()
+	ctl := testController(t)
 	s, _ := openSettings(t, ctl, path)
 	problem := s.form.problems[fieldListen]
 	if s.apply.Disabled() || problem.Visible() {
@@ -137,8 +144,7 @@ func TestSettingsInvalidListenShowsProblemAndDisablesApply(t *testing.T) {
 
 func TestSettingsBadBypassEntryIsNamed(t *testing.T) {
 	path := settingsEnv(t)
-	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
-	defer func() { _ = ctl.Close() }()
+	ctl := testController(t)
 	s, _ := openSettings(t, ctl, path)
 	problem := s.form.problems[fieldBypass]
 	for _, tc := range []struct{ text, want string }{
@@ -163,8 +169,7 @@ func TestSettingsBadBypassEntryIsNamed(t *testing.T) {
 
 func TestSettingsSecretsAreMasked(t *testing.T) {
 	path := settingsEnv(t)
-	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
-	defer func() { _ = ctl.Close() }()
+	ctl := testController(t)
 	s, _ := openSettings(t, ctl, path)
 	if !s.form.token.Password || !s.form.password.Password {
 		t.Errorf("token entry password=%v, password entry password=%v; both must be masked",
@@ -198,8 +203,7 @@ func TestSettingsSecretsAreMasked(t *testing.T) {
 func TestSettingsReportsBrokenFileAndSetsItAsideOnApply(t *testing.T) {
 	broken := []byte("{\n  \"listen\": \"127.0.0.1:8088\",\n  \"mode\": \"sideways\"\n}\n")
 	path := settingsFile(t, broken)
-	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
-	defer func() { _ = ctl.Close() }()
+	ctl := testController(t)
 	s, done := openSettings(t, ctl, path)
 	if !s.fileNote.Visible() || !strings.Contains(s.fileNote.Text, path+":3:") || !strings.Contains(s.fileNote.Text, "mode") {
 		t.Errorf("file note %q (visible %v) should name %s, line 3 and mode", s.fileNote.Text, s.fileNote.Visible(), path)
@@ -284,8 +288,7 @@ func TestSettingsUnknownFieldsAreNamedAndKeptOnApply(t *testing.T) {
 
 func TestSettingsTunnelWithoutTokenIsNotSaved(t *testing.T) {
 	path := settingsEnv(t)
-	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
-	defer func() { _ = ctl.Close() }()
+	ctl := testController(t)
 	s, done := openSettings(t, ctl, path)
 	s.form.mode.SetSelected(modeTunnelLabel)
 	if p := s.form.problems[fieldExit]; !s.apply.Disabled() || !p.Visible() || !strings.Contains(p.Text, "exit") {
@@ -308,8 +311,7 @@ func TestSettingsTunnelWithoutTokenIsNotSaved(t *testing.T) {
 
 func TestSettingsStartAtLoginWritesAutostartEntry(t *testing.T) {
 	path := settingsEnv(t)
-	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
-	defer func() { _ = ctl.Close() }()
+	ctl := testController(t)
 	s, done := openSettings(t, ctl, path)
 	if s.form.startAtLogin.Checked || s.form.startAtLogin.Disabled() {
 		t.Fatalf("start at login checked %v disabled %v with no entry", s.form.startAtLogin.Checked, s.form.startAtLogin.Disabled())

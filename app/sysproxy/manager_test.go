@@ -165,6 +165,13 @@ func (b *logBuf) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// fakeJournal is a fake backend with the user's own settings whose
+// journal is at path, in a directory of the test's.
+func fakeJournal(t *testing.T) (path string, f *fakeBackend) {
+	path = journalPath(t)
+	return path, newFake(path)
+}
+
 func journalPath(t *testing.T) string {
 	return filepath.Join(t.TempDir(), "porthole", JournalName)
 }
@@ -198,8 +205,7 @@ func disableRestores(t *testing.T, m *Manager, f *fakeBackend, before map[string
 var defaultBypassJoined = strings.Join(outbound.DefaultBypass, ",")
 
 func TestEnableJournalsFirstAndDisableRestores(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	before := f.snapshot()
 	log, _ := newLog()
 	m := NewManager(f, path, log)
@@ -240,8 +246,7 @@ func TestEnableJournalsFirstAndDisableRestores(t *testing.T) {
 }
 
 func TestEnableAndDisableAreIdempotent(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	before := f.snapshot()
 	m := NewManager(f, path, nil)
 
@@ -325,8 +330,7 @@ func TestDisableSkipsKeysThatNoLongerExist(t *testing.T) {
 }
 
 func TestFailedWriteRollsBack(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	f.failAt = 3 // bypass and host written, then the third key fails
 	before := f.snapshot()
 	log, logs := newLog()
@@ -354,8 +358,7 @@ func TestFailedWriteRollsBack(t *testing.T) {
 }
 
 func TestFailedRollbackKeepsJournalForRepair(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	f.failAt, f.failFrom = 3, true // the store breaks for good at the 3rd write
 	before := f.snapshot()
 	m := NewManager(f, path, nil)
@@ -381,8 +384,7 @@ func TestFailedRollbackKeepsJournalForRepair(t *testing.T) {
 }
 
 func TestRepairRestoresJournalLeftBehind(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	before := f.snapshot()
 	if err := enableThenCrash(NewManager(f, path, nil), "127.0.0.1:8088", outbound.DefaultBypass); err != nil {
 		t.Fatal(err)
@@ -408,8 +410,7 @@ func TestRepairRestoresJournalLeftBehind(t *testing.T) {
 }
 
 func TestEnableRepairsAJournalLeftBehindFirst(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	before := f.snapshot()
 	if err := enableThenCrash(NewManager(f, path, nil), "127.0.0.1:8088", nil); err != nil {
 		t.Fatal(err)
@@ -498,8 +499,7 @@ func TestEnableWithCorruptJournalChangesNothing(t *testing.T) {
 }
 
 func TestJournalOfAnUnavailableBackendIsKept(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	if err := enableThenCrash(NewManager(f, path, nil), "127.0.0.1:8088", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -518,8 +518,7 @@ func TestJournalOfAnUnavailableBackendIsKept(t *testing.T) {
 }
 
 func TestWriteWithoutEffectIsAnError(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	f.ignoreWrites = true
 	err := enableThenCrash(NewManager(f, path, nil), "127.0.0.1:8088", nil)
 	if !errors.Is(err, ErrNotApplied) {
@@ -531,8 +530,7 @@ func TestWriteWithoutEffectIsAnError(t *testing.T) {
 }
 
 func TestNormalisedValuesAreJournaledAsRead(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	f.upper = true // the system stores what it is given in its own form
 	before := f.snapshot()
 	m := NewManager(f, path, nil)
@@ -553,8 +551,7 @@ func TestNormalisedValuesAreJournaledAsRead(t *testing.T) {
 }
 
 func TestBadInputIsRejectedBeforeAnything(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	m := NewManager(f, path, nil)
 	for _, c := range []struct {
 		addr   string
@@ -582,8 +579,7 @@ func TestBadInputIsRejectedBeforeAnything(t *testing.T) {
 }
 
 func TestUnspecifiedListenAddressPointsAtLoopback(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	m := NewManager(f, path, nil)
 	if err := m.Enable("0.0.0.0:8088", []string{"[::1]", "*.LOCAL", "example.com."}); err != nil {
 		t.Fatal(err)
@@ -646,8 +642,7 @@ func TestMultiBackend(t *testing.T) {
 }
 
 func TestConcurrentUse(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	before := f.snapshot()
 	m := NewManager(f, path, nil)
 	var wg sync.WaitGroup
@@ -677,8 +672,7 @@ func TestConcurrentUse(t *testing.T) {
 }
 
 func TestJournalFileFormat(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	if err := enableThenCrash(NewManager(f, path, nil), "127.0.0.1:8088", []string{"localhost"}); err != nil {
 		t.Fatal(err)
 	}
