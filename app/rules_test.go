@@ -14,6 +14,7 @@ import (
 	"porthole/core/outbound"
 	"porthole/core/registry"
 	"porthole/core/rules"
+	"porthole/internal/fetch"
 )
 
 func rulesSettings(list ...rules.Rule) config.Config {
@@ -204,7 +205,7 @@ func TestRulesModeMigratesBypass(t *testing.T) {
 		t.Fatal(err)
 	}
 	target := origin(t)
-	if got := get(t, c.Status().Addr, target); got != "hi" {
+	if got := fetch.Via(t, c.Status().Addr, "http://"+target+"/"); got != "hi" {
 		t.Errorf("through the bypass: %q", got)
 	}
 }

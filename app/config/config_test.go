@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"porthole/core/rules"
+	"porthole/internal/filetest"
 )
 
 func TestLoadMissingGivesDefaults(t *testing.T) {
@@ -30,20 +31,8 @@ func TestSaveLoadRoundTripAtomic0600(t *testing.T) {
 	if err := Save(path, cfg); err != nil {
 		t.Fatal(err)
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("config mode %v, want 0600", st.Mode().Perm())
-	}
-	entries, err := os.ReadDir(filepath.Dir(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 1 {
-		t.Errorf("temporary files left beside the config: %v", entries)
-	}
+	filetest.Mode(t, path, 0o600)
+	filetest.Alone(t, path)
 	got, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
