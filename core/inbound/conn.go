@@ -65,9 +65,10 @@ func (s *Server) handle(raw net.Conn, overloaded bool) {
 		rejected: overloaded,
 	}
 	if !overloaded {
-		// Now, beside reading the request: by the time the record exists
-		// the answer is usually there, and the dial never waits for it.
-		c.proc = s.procs.Start(raw.LocalAddr(), raw.RemoteAddr())
+		// Started once the client has its answer (relayAfterSetup,
+		// exchange), while it takes its turn: it never delays the dial nor
+		// the answer, and a connection that never gets a record costs none.
+		c.proc = s.procs.Prepare(raw.LocalAddr(), raw.RemoteAddr())
 	}
 	c.ctx, c.cancel = context.WithCancelCause(s.ctx)
 	defer c.cancel(nil)
@@ -117,6 +118,9 @@ func apart(fn func() error) error {
 // the setup (serve) has returned; see handle.
 func (c *clientConn) relayAfterSetup(u *upstream) {
 	c.relayNext = u
+	// The client reads the answer now: the lookup takes that time (on this
+	// goroutine, whose grown stack ends with the setup).
+	c.proc.Start()
 }
 
 func (c *clientConn) serve() error {
@@ -215,6 +219,7 @@ func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) 
 	}
 	if err != nil {
 		err = c.reason(err)
+		c.proc.Start() // who tried to connect is worth knowing too
 		finish(err)
 		switch fail := outbound.Classify(err); {
 		case fail == outbound.FailCanceled, errors.Is(err, ErrStopped), errors.Is(err, registry.ErrClosedByUser):
@@ -235,6 +240,7 @@ func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) 
 // close releases the upstream socket, then finishes its record, so the
 // Closed event carries the final counts.
 func (c *clientConn) closeUpstream(u *upstream, err error) {
+	c.proc.Start() // if no answer was given (it was started then)
 	c.socks.remove(u.conn)
 	err = c.reason(err)
 	u.finish(err)

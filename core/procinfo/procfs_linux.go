@@ -52,10 +52,9 @@ type procEntry struct {
 // candidate is what one lookup borrowed from the cache: e (dir held open
 // for it) and a copy of e's fd hints.
 type candidate struct {
-	e    *procEntry
-	fds  [hintFDs]int
-	n    int
-	gone bool // its process exited
+	e   *procEntry
+	fds [hintFDs]int
+	n   int
 }
 
 type procTable struct {
@@ -71,30 +70,77 @@ func newProcTable(r *Resolver) *procTable {
 	return &procTable{r: r, users: make(map[int]string)}
 }
 
-// find returns the process holding the socket inode, or nil and the reason.
-func (t *procTable) find(inode uint64, uid int) (*registry.Process, string) {
+// quickHints bounds the fd links a quick lookup reads: past them the
+// answer is left to a full lookup on a worker.
+const quickHints = 8
+
+// quick answers from the cache alone: the remembered fd numbers of the
+// cached processes, nothing listed, nothing forgotten. nil when they do
+// not hold the socket (a full lookup then decides). It costs a few
+// readlinkat calls, less than handing the lookup to another goroutine.
+func (t *procTable) quick(inode uint64, uid int) *registry.Process {
 	var cands [candidates]candidate
 	n := t.borrow(&cands)
 	defer t.release(cands[:n])
-	denied := false
+	budget := quickHints
 	for i := range cands[:n] {
 		c := &cands[i]
-		p, res := t.search(c.e.dir, c.e.pid, inode, c.fds[:c.n], c.e)
+		h := c.fds[:min(c.n, budget)]
+		if len(h) == 0 {
+			break
+		}
+		budget -= len(h)
+		if p, res := t.search(c.e.dir, c.e.pid, inode, h, c.e, false); res == searchFound {
+			t.r.hits.Add(1)
+			return t.withUID(p, uid)
+		}
+	}
+	return nil
+}
+
+// searched is what findCached looked at and a scan can skip.
+type searched struct {
+	pids   [candidates]int // of live processes
+	n      int
+	denied bool // one of them would not let us look
+}
+
+// findCached searches the cached processes (their remembered fds first,
+// then all their open files). nil and what it searched when none holds
+// the socket.
+func (t *procTable) findCached(inode uint64, uid int) (*registry.Process, searched) {
+	var cands [candidates]candidate
+	n := t.borrow(&cands)
+	defer t.release(cands[:n])
+	var done searched
+	for i := range cands[:n] {
+		c := &cands[i]
+		p, res := t.search(c.e.dir, c.e.pid, inode, c.fds[:c.n], c.e, true)
 		switch res {
 		case searchFound:
 			t.r.hits.Add(1)
-			return t.withUID(p, uid), ""
-		case searchDenied:
-			denied = true
+			return t.withUID(p, uid), done
 		case searchGone:
-			// Its pid may now be another process's: that one is scanned.
+			// Its pid may now be another process's: the scan looks at it.
 			t.forget(c.e)
-			c.gone = true
+			continue
+		case searchDenied:
+			done.denied = true
 		}
+		done.pids[done.n] = c.e.pid
+		done.n++
 	}
+	return nil, done
+}
+
+// scan searches every process but those findCached searched just before
+// (one that exited meanwhile is not among them: its pid, maybe reused, is
+// searched), and returns the holder or the reason.
+func (t *procTable) scan(inode uint64, uid int, done searched) (*registry.Process, string) {
 	t.r.scans.Add(1)
+	denied := done.denied
 	for _, pid := range t.allPIDs(uid) {
-		if tried(cands[:n], pid) {
+		if slices.Contains(done.pids[:done.n], pid) {
 			continue
 		}
 		dir, err := unix.Open("/proc/"+strconv.Itoa(pid), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -104,7 +150,7 @@ func (t *procTable) find(inode uint64, uid int) (*registry.Process, string) {
 			}
 			continue
 		}
-		p, res := t.search(dir, pid, inode, nil, nil)
+		p, res := t.search(dir, pid, inode, nil, nil, true)
 		if res != searchFound {
 			_ = unix.Close(dir) // read-only
 		}
@@ -121,16 +167,6 @@ func (t *procTable) find(inode uint64, uid int) (*registry.Process, string) {
 	return nil, ReasonNotFound
 }
 
-// tried reports whether pid's process was searched already.
-func tried(cands []candidate, pid int) bool {
-	for i := range cands {
-		if !cands[i].gone && cands[i].e.pid == pid {
-			return true
-		}
-	}
-	return false
-}
-
 type searchResult int
 
 const (
@@ -141,11 +177,12 @@ const (
 )
 
 // search looks for socket inode among the open files of the process whose
-// /proc directory is dir, trying the fd numbers in hint first. cached is
+// /proc directory is dir, trying the fd numbers in hint first, then (if
+// list) every open file. cached is
 // the cache's entry of that same dir, or nil when dir is newly opened:
 // then, if found, dir is handed to a new cache entry (the caller closes it
 // otherwise).
-func (t *procTable) search(dir, pid int, inode uint64, hint []int, cached *procEntry) (registry.Process, searchResult) {
+func (t *procTable) search(dir, pid int, inode uint64, hint []int, cached *procEntry, list bool) (registry.Process, searchResult) {
 	var path [32]byte
 	var link [64]byte
 	// holds reads fd's link through dir: it fails if the process exited.
@@ -160,7 +197,7 @@ func (t *procTable) search(dir, pid int, inode uint64, hint []int, cached *procE
 			break
 		}
 	}
-	if fd < 0 {
+	if fd < 0 && list {
 		fdDir, err := unix.Openat(dir, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return registry.Process{}, resultOf(err)
@@ -266,6 +303,13 @@ func (t *procTable) user(uid int) string {
 	}
 	t.mu.Unlock()
 	return name
+}
+
+// empty reports whether nothing is cached.
+func (t *procTable) empty() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.recent) == 0
 }
 
 // borrow fills cands with the most recently used cached processes, their

@@ -55,7 +55,16 @@ func (l *linuxResolver) lookup(local, remote netip.AddrPort) *registry.Process {
 		// No file refers to the socket: its last holder closed it or exited.
 		return unknown(ReasonExited, int(ans.uid))
 	}
-	p, why := l.procs.find(uint64(ans.inode), int(ans.uid))
+	p, done := l.procs.findCached(uint64(ans.inode), int(ans.uid))
+	if p != nil {
+		return p
+	}
+	// Before a scan of every process (milliseconds): a client that closed
+	// the socket already (a late lookup) has exited from it.
+	if again, err := l.diag(q); errors.Is(err, errNoSocket) || (err == nil && again.inode != ans.inode) {
+		return unknown(ReasonExited, int(ans.uid))
+	}
+	p, why := l.procs.scan(uint64(ans.inode), int(ans.uid), done)
 	if p != nil {
 		return p
 	}
@@ -67,6 +76,28 @@ func (l *linuxResolver) lookup(local, remote netip.AddrPort) *registry.Process {
 		}
 	}
 	return unknown(why, int(ans.uid))
+}
+
+// quick is lookup from the cache alone, on the caller's goroutine: the
+// kernel's answer and the remembered fds of the cached processes. ok is
+// false when that does not settle it (a full lookup does).
+func (l *linuxResolver) quick(local, remote netip.AddrPort) (*registry.Process, bool) {
+	if l.procs.empty() {
+		return nil, false // nothing cached: the first lookup of all scans
+	}
+	ans, err := l.diag(diagQuery{src: remote, dst: local})
+	switch {
+	case errors.Is(err, errNoSocket):
+		return unknown(ReasonExited, -1), true
+	case err != nil:
+		return nil, false
+	case ans.inode == 0:
+		return unknown(ReasonExited, int(ans.uid)), true
+	}
+	if p := l.procs.quick(uint64(ans.inode), int(ans.uid)); p != nil {
+		return p, true
+	}
+	return nil, false
 }
 
 // diag asks the kernel about q's socket and checks the answer.

@@ -22,7 +22,7 @@ import (
 
 // startChild starts the test binary as a child in mode with args; its
 // first line of output is returned.
-func startChild(t *testing.T, bin, mode string, args []string, cred ...string) (*exec.Cmd, io.WriteCloser, string) {
+func startChild(t testing.TB, bin, mode string, args []string, cred ...string) (*exec.Cmd, io.WriteCloser, string) {
 	t.Helper()
 	name, argv := bin, []string{"-test.run=^$"}
 	if len(cred) > 0 {
@@ -53,7 +53,7 @@ func startChild(t *testing.T, bin, mode string, args []string, cred ...string) (
 	return cmd, stdin, strings.TrimSpace(line)
 }
 
-func self(t *testing.T) string {
+func self(t testing.TB) string {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -73,7 +73,7 @@ func listen(t *testing.T, network, addr string) net.Listener {
 }
 
 // acceptFrom accepts the connection whose remote address is from.
-func acceptFrom(t *testing.T, ln net.Listener, from string) net.Conn {
+func acceptFrom(t testing.TB, ln net.Listener, from string) net.Conn {
 	t.Helper()
 	for range 100 {
 		c, err := ln.Accept()
