@@ -65,6 +65,7 @@ type options struct {
 	only              string
 	profile           string // directory for profiles; empty: none
 	profileFor        time.Duration
+	lookup            string // output of the procinfo lookup benchmark; empty: none
 }
 
 func main() {
@@ -85,7 +86,8 @@ func main() {
 	flag.BoolVar(&o.quick, "quick", false, "1 run per figure and smaller transfers")
 	flag.IntVar(&o.runs, "runs", 0, "runs per figure (default 3, or 1 with -quick)")
 	flag.DurationVar(&o.rtt, "rtt", 50*time.Millisecond, "round trip of the emulated long link")
-	flag.StringVar(&o.only, "only", "", "measure only this table: loopback or rtt (default both)")
+	flag.StringVar(&o.only, "only", "", "measure only this table: loopback, rtt or attribution (default all)")
+	flag.StringVar(&o.lookup, "lookup", "", "file with the output of `go test -bench BenchmarkLookup ./core/procinfo/`, for the lookup table")
 	flag.StringVar(&o.profile, "profile", "", "directory for CPU and memory profiles of porthole and porthole-exit (and profile.md)")
 	flag.DurationVar(&o.profileFor, "profile-for", 10*time.Second, "length of each CPU profile")
 	flag.Parse()
@@ -104,8 +106,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: -rtt must be positive and -profile-for at least 1s")
 		os.Exit(2)
 	}
-	if o.only != "" && o.only != "loopback" && o.only != "rtt" {
-		fmt.Fprintln(os.Stderr, "bench: -only takes loopback or rtt")
+	if o.only != "" && o.only != "loopback" && o.only != "rtt" && o.only != "attribution" {
+		fmt.Fprintln(os.Stderr, "bench: -only takes loopback, rtt or attribution")
 		os.Exit(2)
 	}
 	if err := run(o); err != nil {
@@ -133,13 +135,23 @@ func run(o options) error {
 			return err
 		}
 	}
-	if o.only != "rtt" {
+	if o.only == "" || o.only == "loopback" {
 		if err := runMain(o, rep, extra, prof); err != nil {
 			return err
 		}
 	}
+	if o.only == "" || o.only == "attribution" {
+		if err := runAttribution(o, rep); err != nil {
+			return err
+		}
+		if o.lookup != "" {
+			if err := addLookupTable(rep, o.lookup); err != nil {
+				return err
+			}
+		}
+	}
 	var rttErr error
-	if o.only != "loopback" {
+	if o.only == "" || o.only == "rtt" {
 		// A failure to set the long link up keeps the loopback table.
 		if rttErr = runRTT(o, rep); rttErr != nil && len(rep.Tables) == 0 {
 			return rttErr
