@@ -69,6 +69,9 @@ func (s *Server) handle(raw net.Conn, overloaded bool) {
 		// exchange), while it takes its turn: it never delays the dial nor
 		// the answer, and a connection that never gets a record costs none.
 		c.proc = s.procs.Prepare(raw.LocalAddr(), raw.RemoteAddr())
+		// Last, once the sockets are closed: the program's fd is free, and
+		// the cache tries it first for the program's next connection.
+		defer c.proc.End()
 	}
 	c.ctx, c.cancel = context.WithCancelCause(s.ctx)
 	defer c.cancel(nil)

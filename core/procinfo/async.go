@@ -83,6 +83,15 @@ func (a *Async) Prepare(local, remote net.Addr) *Future {
 	return &Future{a: a, local: local, remote: remote, done: make(chan struct{})}
 }
 
+// ended passes a Future's End on to the Resolver.
+func (a *Async) ended(f *Future) {
+	l, lok := addrPort(f.local)
+	rm, rok := addrPort(f.remote)
+	if lok && rok {
+		a.r.Ended(l, rm)
+	}
+}
+
 // run is Future.Start's work, once per Future.
 func (a *Async) run(f *Future) {
 	l, lok := addrPort(f.local)
@@ -181,6 +190,7 @@ type Future struct {
 	local, remote net.Addr
 	started       atomic.Bool
 	done          chan struct{}
+	ended         bool // the connection ended (guarded by mu)
 
 	mu   sync.Mutex
 	p    *registry.Process
@@ -212,6 +222,21 @@ func (f *Future) Start() {
 		return
 	}
 	f.a.run(f)
+}
+
+// End tells the lookup's Resolver that the connection has ended (its
+// program's fd is free for the next one); the result stays. Idempotent.
+func (f *Future) End() {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	was, known := f.ended, f.ok && f.p.Known()
+	f.ended = true
+	f.mu.Unlock()
+	if !was && known {
+		f.a.ended(f)
+	}
 }
 
 // Wait returns the result, starting the lookup if nobody has and waiting
@@ -254,7 +279,11 @@ func (f *Future) complete(p *registry.Process) {
 	recs := f.recs
 	f.recs = nil
 	close(f.done)
+	ended := f.ended
 	f.mu.Unlock()
+	if ended && p.Known() {
+		f.a.ended(f) // it ended before the answer came
+	}
 	for _, rec := range recs {
 		rec.SetProcess(p) // outside f.mu: it takes the registry's lock
 	}

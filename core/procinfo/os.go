@@ -21,6 +21,9 @@ type osResolver interface {
 // false when only a full lookup can tell.
 type quickResolver interface {
 	quick(local, remote netip.AddrPort) (p *registry.Process, ok bool)
+	// ended: a connection looked up before has ended (the cache learns
+	// which fd its program will likely reuse).
+	ended(local, remote netip.AddrPort)
 }
 
 // userLookupID is the name of a user id.

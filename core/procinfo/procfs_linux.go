@@ -3,6 +3,7 @@ package procinfo
 import (
 	"bytes"
 	"errors"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -30,9 +31,12 @@ import (
 // start-time check and no scan.
 
 const (
-	cachedProcs = 64 // processes remembered (and directories kept open)
-	candidates  = 8  // of them, tried before a scan of every process
-	hintFDs     = 4  // fd numbers remembered per process
+	cachedProcs = 64   // processes remembered (and directories kept open)
+	candidates  = 8    // of them, tried before a scan of every process
+	hintFDs     = 4    // fd numbers remembered per process
+	freedFDs    = 8    // fd numbers of ended connections remembered per process
+	openFDs     = 8    // of the fd numbers of its open connections, how many are tried
+	liveConns   = 8192 // attributed connections remembered until they end
 	maxFDs      = 1 << 20
 	maxProcs    = 1 << 22
 )
@@ -44,6 +48,15 @@ type procEntry struct {
 	dir  int              // open /proc/<pid>: pinned to this very process
 	proc registry.Process // without UID, which is the socket's
 	fds  []int            // fd numbers of its recent sockets, most recent first
+	// freed are fd numbers of its sockets whose connections to us ended
+	// (ended), lowest first: the kernel gives a new socket the lowest
+	// free number, so a program with many connections most likely opens
+	// its next one on one of these.
+	freed []int
+	// open are the fd numbers of its connections to us that have not
+	// ended, oldest first: a program that closed one and opened the next
+	// before we saw the end reuses its number, most likely the oldest's.
+	open []int
 
 	refs    int  // lookups using dir now
 	evicted bool // out of the cache: dir is closed when refs drops to 0
@@ -53,8 +66,20 @@ type procEntry struct {
 // for it) and a copy of e's fd hints.
 type candidate struct {
 	e   *procEntry
-	fds [hintFDs]int
+	fds [freedFDs + openFDs + hintFDs]int // freed, then open (oldest first), then recent
 	n   int
+}
+
+func (c *candidate) hints() []int { return c.fds[:c.n] }
+
+// connKey names an attributed connection: the proxy's and the client's
+// addresses.
+type connKey struct{ local, remote netip.AddrPort }
+
+// heldFD is where an attributed connection's socket was found.
+type heldFD struct {
+	e  *procEntry
+	fd int
 }
 
 type procTable struct {
@@ -62,12 +87,13 @@ type procTable struct {
 
 	mu     sync.Mutex
 	recent []*procEntry // most recently used first, at most cachedProcs
+	live   map[connKey]heldFD
 	users  map[int]string
 	closed bool
 }
 
 func newProcTable(r *Resolver) *procTable {
-	return &procTable{r: r, users: make(map[int]string)}
+	return &procTable{r: r, users: make(map[int]string), live: make(map[connKey]heldFD)}
 }
 
 // quickHints bounds the fd links a quick lookup reads: past them the
@@ -78,19 +104,20 @@ const quickHints = 8
 // cached processes, nothing listed, nothing forgotten. nil when they do
 // not hold the socket (a full lookup then decides). It costs a few
 // readlinkat calls, less than handing the lookup to another goroutine.
-func (t *procTable) quick(inode uint64, uid int) *registry.Process {
+func (t *procTable) quick(key connKey, inode uint64, uid int) *registry.Process {
 	var cands [candidates]candidate
 	n := t.borrow(&cands)
 	defer t.release(cands[:n])
 	budget := quickHints
 	for i := range cands[:n] {
 		c := &cands[i]
-		h := c.fds[:min(c.n, budget)]
+		h := c.hints()
+		h = h[:min(len(h), budget)]
 		if len(h) == 0 {
 			break
 		}
 		budget -= len(h)
-		if p, res := t.search(c.e.dir, c.e.pid, inode, h, c.e, false); res == searchFound {
+		if p, res := t.search(key, c.e.dir, c.e.pid, inode, h, c.e, false); res == searchFound {
 			t.r.hits.Add(1)
 			return t.withUID(p, uid)
 		}
@@ -108,14 +135,14 @@ type searched struct {
 // findCached searches the cached processes (their remembered fds first,
 // then all their open files). nil and what it searched when none holds
 // the socket.
-func (t *procTable) findCached(inode uint64, uid int) (*registry.Process, searched) {
+func (t *procTable) findCached(key connKey, inode uint64, uid int) (*registry.Process, searched) {
 	var cands [candidates]candidate
 	n := t.borrow(&cands)
 	defer t.release(cands[:n])
 	var done searched
 	for i := range cands[:n] {
 		c := &cands[i]
-		p, res := t.search(c.e.dir, c.e.pid, inode, c.fds[:c.n], c.e, true)
+		p, res := t.search(key, c.e.dir, c.e.pid, inode, c.hints(), c.e, true)
 		switch res {
 		case searchFound:
 			t.r.hits.Add(1)
@@ -136,7 +163,7 @@ func (t *procTable) findCached(inode uint64, uid int) (*registry.Process, search
 // scan searches every process but those findCached searched just before
 // (one that exited meanwhile is not among them: its pid, maybe reused, is
 // searched), and returns the holder or the reason.
-func (t *procTable) scan(inode uint64, uid int, done searched) (*registry.Process, string) {
+func (t *procTable) scan(key connKey, inode uint64, uid int, done searched) (*registry.Process, string) {
 	t.r.scans.Add(1)
 	denied := done.denied
 	for _, pid := range t.allPIDs(uid) {
@@ -150,7 +177,7 @@ func (t *procTable) scan(inode uint64, uid int, done searched) (*registry.Proces
 			}
 			continue
 		}
-		p, res := t.search(dir, pid, inode, nil, nil, true)
+		p, res := t.search(key, dir, pid, inode, nil, nil, true)
 		if res != searchFound {
 			_ = unix.Close(dir) // read-only
 		}
@@ -182,7 +209,7 @@ const (
 // the cache's entry of that same dir, or nil when dir is newly opened:
 // then, if found, dir is handed to a new cache entry (the caller closes it
 // otherwise).
-func (t *procTable) search(dir, pid int, inode uint64, hint []int, cached *procEntry, list bool) (registry.Process, searchResult) {
+func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, cached *procEntry, list bool) (registry.Process, searchResult) {
 	var path [32]byte
 	var link [64]byte
 	// holds reads fd's link through dir: it fails if the process exited.
@@ -221,7 +248,7 @@ func (t *procTable) search(dir, pid int, inode uint64, hint []int, cached *procE
 	if cached != nil {
 		// Read through the pinned dir: the process the cached identity was
 		// read about holds the socket right now.
-		return t.remember(cached, fd), searchFound
+		return t.remember(cached, fd, key), searchFound
 	}
 	st, err := readStat(dir)
 	if err != nil {
@@ -233,7 +260,7 @@ func (t *procTable) search(dir, pid int, inode uint64, hint []int, cached *procE
 	if !holds(fd) {
 		return registry.Process{}, searchGone
 	}
-	return t.remember(e, fd), searchFound
+	return t.remember(e, fd, key), searchFound
 }
 
 // isSocket reports whether link is "socket:[inode]".
@@ -320,8 +347,15 @@ func (t *procTable) borrow(cands *[candidates]candidate) int {
 	n := min(len(t.recent), candidates)
 	for i, e := range t.recent[:n] {
 		e.refs++
-		cands[i] = candidate{e: e}
-		cands[i].n = copy(cands[i].fds[:], e.fds)
+		c := &cands[i]
+		*c = candidate{e: e}
+		c.n = copy(c.fds[:], e.freed)
+		for _, fd := range slices.Concat(e.open[:min(len(e.open), openFDs)], e.fds) {
+			if !slices.Contains(c.fds[:c.n], fd) {
+				c.fds[c.n] = fd
+				c.n++
+			}
+		}
 	}
 	return n
 }
@@ -355,10 +389,17 @@ func (t *procTable) evict(e *procEntry) {
 // returns its process. A new e replaces any entry of the same
 // pid (an older process when the pid was reused, or the same one found by
 // a scan).
-func (t *procTable) remember(e *procEntry, fd int) registry.Process {
+func (t *procTable) remember(e *procEntry, fd int, key connKey) registry.Process {
 	p := e.proc
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if _, dup := t.live[key]; !dup && len(t.live) < liveConns {
+		t.live[key] = heldFD{e, fd}
+		if len(e.open) < liveConns {
+			e.open = append(e.open, fd)
+		}
+	}
+	e.freed = slices.DeleteFunc(e.freed, func(x int) bool { return x == fd })
 	if e.evicted {
 		return p // forgotten meanwhile: the answer stands, the cache is not told
 	}
@@ -396,6 +437,30 @@ func (t *procTable) remember(e *procEntry, fd int) registry.Process {
 	return p
 }
 
+// ended notes that the connection key, attributed before, has ended:
+// the fd its program held it on is probably free now.
+func (t *procTable) ended(key connKey) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h, ok := t.live[key]
+	if !ok {
+		return
+	}
+	delete(t.live, key)
+	e := h.e
+	if i := slices.Index(e.open, h.fd); i >= 0 {
+		e.open = slices.Delete(e.open, i, i+1)
+	}
+	if e.evicted || slices.Contains(e.freed, h.fd) {
+		return
+	}
+	i, _ := slices.BinarySearch(e.freed, h.fd)
+	e.freed = slices.Insert(e.freed, i, h.fd)
+	if len(e.freed) > freedFDs {
+		e.freed = e.freed[:freedFDs] // the lowest are the likeliest
+	}
+}
+
 func (t *procTable) forget(e *procEntry) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -412,6 +477,7 @@ func (t *procTable) close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.closed = true
+	clear(t.live)
 	for _, e := range t.recent {
 		t.evict(e)
 	}

@@ -124,6 +124,15 @@ func (r *Resolver) Quick(local, remote netip.AddrPort) (p *registry.Process, ok 
 	return p, true
 }
 
+// Ended tells the Resolver that a connection it attributed (Lookup,
+// Quick) has ended: the fd its program held it on is probably free, and
+// the program's next connection likely gets it.
+func (r *Resolver) Ended(local, remote netip.AddrPort) {
+	if q, can := r.os.(quickResolver); can {
+		q.ended(netip.AddrPortFrom(local.Addr().Unmap(), local.Port()), netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()))
+	}
+}
+
 // IsLocalClient reports whether a client at remote, connected to the
 // proxy's address local, is on this machine: it came over loopback, or
 // from the very address it reached (a client using the machine's LAN

@@ -55,7 +55,8 @@ func (l *linuxResolver) lookup(local, remote netip.AddrPort) *registry.Process {
 		// No file refers to the socket: its last holder closed it or exited.
 		return unknown(ReasonExited, int(ans.uid))
 	}
-	p, done := l.procs.findCached(uint64(ans.inode), int(ans.uid))
+	key := connKey{local, remote}
+	p, done := l.procs.findCached(key, uint64(ans.inode), int(ans.uid))
 	if p != nil {
 		return p
 	}
@@ -64,7 +65,7 @@ func (l *linuxResolver) lookup(local, remote netip.AddrPort) *registry.Process {
 	if again, err := l.diag(q); errors.Is(err, errNoSocket) || (err == nil && again.inode != ans.inode) {
 		return unknown(ReasonExited, int(ans.uid))
 	}
-	p, why := l.procs.scan(uint64(ans.inode), int(ans.uid), done)
+	p, why := l.procs.scan(key, uint64(ans.inode), int(ans.uid), done)
 	if p != nil {
 		return p
 	}
@@ -94,10 +95,15 @@ func (l *linuxResolver) quick(local, remote netip.AddrPort) (*registry.Process, 
 	case ans.inode == 0:
 		return unknown(ReasonExited, int(ans.uid)), true
 	}
-	if p := l.procs.quick(uint64(ans.inode), int(ans.uid)); p != nil {
+	if p := l.procs.quick(connKey{local, remote}, uint64(ans.inode), int(ans.uid)); p != nil {
 		return p, true
 	}
 	return nil, false
+}
+
+// ended: the connection local<-remote, looked up before, has ended.
+func (l *linuxResolver) ended(local, remote netip.AddrPort) {
+	l.procs.ended(connKey{local, remote})
 }
 
 // diag asks the kernel about q's socket and checks the answer.
