@@ -100,3 +100,24 @@ func TestGuardListsOwnOnlyForPublic(t *testing.T) {
 		t.Fatalf("own addresses listed %d times for a public target, want 1", asked)
 	}
 }
+
+// BenchmarkOwnAddrs: what the guard paid per stream for the machine's
+// addresses ("list": reading them, as it did on every dial) and what it
+// pays now ("cached": the kept list, with the watch's check).
+func BenchmarkOwnAddrs(b *testing.B) {
+	b.Run("list", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := interfaceAddrs(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		c := &ownCache{open: openAddrWatch}
+		for b.Loop() {
+			if _, err := c.get(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
