@@ -3,6 +3,8 @@ package procinfo
 import (
 	"bytes"
 	"errors"
+	"iter"
+	"maps"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -31,12 +33,13 @@ import (
 // start-time check and no scan.
 
 const (
-	cachedProcs = 64   // processes remembered (and directories kept open)
-	candidates  = 8    // of them, tried before a scan of every process
-	hintFDs     = 4    // fd numbers remembered per process
-	freedFDs    = 8    // fd numbers of ended connections remembered per process
-	openFDs     = 8    // of the fd numbers of its open connections, how many are tried
-	liveConns   = 8192 // attributed connections remembered until they end
+	cachedProcs = 64      // processes remembered (and directories kept open)
+	candidates  = 8       // of them, tried before a scan of every process
+	hintFDs     = 4       // fd numbers remembered per process
+	freedFDs    = 8       // fd numbers of ended connections remembered per process
+	openFDs     = 8       // of the fd numbers of its open connections, how many are tried
+	liveConns   = 8192    // attributed connections remembered until they end
+	maxSnapshot = 1 << 16 // fds remembered per process from listings
 	maxFDs      = 1 << 20
 	maxProcs    = 1 << 22
 )
@@ -60,6 +63,9 @@ type procEntry struct {
 
 	refs    int  // lookups using dir now
 	evicted bool // out of the cache: dir is closed when refs drops to 0
+
+	snapMu sync.Mutex
+	snap   fdSnapshot // its files as the last listing read them
 }
 
 // candidate is what one lookup borrowed from the cache: e (dir held open
@@ -212,12 +218,52 @@ const (
 func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, cached *procEntry, list bool) (registry.Process, searchResult) {
 	var path [32]byte
 	var link [64]byte
-	// holds reads fd's link through dir: it fails if the process exited.
-	holds := func(fd int) bool {
+	// read reads fd's link through dir (it fails if the process exited)
+	// and returns the socket inode it names, 0 for another kind of file.
+	read := func(fd int) (uint64, bool) {
 		n, err := unix.Readlinkat(dir, string(strconv.AppendInt(append(path[:0], "fd/"...), int64(fd), 10)), link[:])
-		return err == nil && isSocket(link[:n], inode)
+		if err != nil {
+			return 0, false
+		}
+		return socketInode(link[:n]), true
+	}
+	// What the hints' links said: other connections' sockets, which their
+	// own lookups then find at once (fdOf).
+	var hinted [freedFDs + openFDs + hintFDs + 1]struct {
+		fd  int
+		ino uint64
+	}
+	nh := 0
+	holds := func(fd int) bool {
+		ino, ok := read(fd)
+		if ok && nh < len(hinted) {
+			hinted[nh].fd, hinted[nh].ino = fd, ino
+			nh++
+		}
+		return ok && ino == inode
+	}
+	if cached != nil {
+		defer func() {
+			if nh > 0 {
+				cached.learnFDs(func(yield func(int, uint64) bool) {
+					for _, h := range hinted[:nh] {
+						if !yield(h.fd, h.ino) {
+							return
+						}
+					}
+				})
+			}
+		}()
 	}
 	fd := -1
+	var snap fdSnapshot // what a listing of a new process read
+	if cached != nil {
+		// A listing for another connection may have read this socket's
+		// link already (a busy program opens several at once).
+		if n, ok := cached.fdOf(inode); ok {
+			hint = append([]int{n}, hint...)
+		}
+	}
 	for _, h := range hint {
 		if holds(h) {
 			fd = h
@@ -234,12 +280,26 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 		if err != nil {
 			return registry.Process{}, resultOf(err)
 		}
-		for _, name := range names {
-			n, err := strconv.Atoi(name)
-			if err == nil && holds(n) {
+		var seen fdSnapshot
+		if cached != nil {
+			seen = cached.snapshot()
+		}
+		got := make(fdSnapshot, len(names))
+		for _, n := range seen.order(names) {
+			ino, ok := read(n)
+			if !ok {
+				continue
+			}
+			got[n] = ino
+			if ino == inode {
 				fd = n
 				break
 			}
+		}
+		if cached != nil {
+			cached.learn(got, names, fd < 0)
+		} else {
+			snap = got
 		}
 	}
 	if fd < 0 {
@@ -254,7 +314,7 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 	if err != nil {
 		return registry.Process{}, resultOf(err)
 	}
-	e := &procEntry{pid: pid, dir: dir, proc: t.identity(dir, pid, st)}
+	e := &procEntry{pid: pid, dir: dir, proc: t.identity(dir, pid, st), snap: snap}
 	// Still holding it after everything was read through dir: alive all
 	// along, so what was read is about the process that holds the socket.
 	if !holds(fd) {
@@ -265,16 +325,116 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 
 // isSocket reports whether link is "socket:[inode]".
 func isSocket(link []byte, inode uint64) bool {
+	return inode != 0 && socketInode(link) == inode
+}
+
+// socketInode is N of a link "socket:[N]", or 0 for anything else.
+func socketInode(link []byte) uint64 {
 	const prefix = "socket:["
 	if len(link) < len(prefix)+2 || string(link[:len(prefix)]) != prefix || link[len(link)-1] != ']' {
-		return false
+		return 0
 	}
 	digits := link[len(prefix) : len(link)-1]
-	if digits[0] == '0' && len(digits) > 1 {
-		return false // not how the kernel writes numbers
+	if digits[0] == '0' {
+		return 0 // not how the kernel writes numbers (and 0 is no inode)
 	}
 	n, err := strconv.ParseUint(string(digits), 10, 64)
-	return err == nil && n == inode
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// fdSnapshot is what the last listing of a process's open files read: fd
+// number to socket inode (0: another kind of file). It only orders the
+// next listing (every answer is read afresh), so a stale one costs time,
+// never a wrong answer.
+type fdSnapshot map[int]uint64
+
+// order is the order in which to read a listing's fds: numbers the last
+// listing did not see first (new files), lowest first; then sockets, the
+// most recently created first (short connections come and go, so their
+// numbers are the ones reused); other files (pipes, listeners' epoll,
+// libraries) last, as they rarely change.
+func (s fdSnapshot) order(names []string) []int {
+	fds := make([]int, 0, len(names))
+	for _, name := range names {
+		if n, err := strconv.Atoi(name); err == nil {
+			fds = append(fds, n)
+		}
+	}
+	rank := func(fd int) (int, uint64) {
+		ino, ok := s[fd]
+		switch {
+		case !ok:
+			return 0, uint64(fd)
+		case ino != 0:
+			return 1, ^ino // descending inode
+		default:
+			return 2, uint64(fd)
+		}
+	}
+	slices.SortFunc(fds, func(a, b int) int {
+		ra, ka := rank(a)
+		rb, kb := rank(b)
+		if ra != rb {
+			return ra - rb
+		}
+		switch {
+		case ka < kb:
+			return -1
+		case ka > kb:
+			return 1
+		}
+		return 0
+	})
+	return fds
+}
+
+// snapshot is a copy of e's snapshot.
+func (e *procEntry) snapshot() fdSnapshot {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	return maps.Clone(e.snap)
+}
+
+// learnFDs adds single reads to e's snapshot (one it has, at least).
+func (e *procEntry) learnFDs(read iter.Seq2[int, uint64]) {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	if e.snap == nil || len(e.snap) > maxSnapshot {
+		e.snap = fdSnapshot{}
+	}
+	for fd, ino := range read {
+		e.snap[fd] = ino
+	}
+}
+
+// fdOf is the fd on which e's snapshot saw socket inode.
+func (e *procEntry) fdOf(inode uint64) (int, bool) {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	for fd, ino := range e.snap {
+		if ino == inode {
+			return fd, true
+		}
+	}
+	return 0, false
+}
+
+// learn adds what a listing read to e's snapshot; a complete listing
+// (every fd read) also drops the fds that are gone.
+func (e *procEntry) learn(read fdSnapshot, names []string, complete bool) {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	if e.snap == nil || complete {
+		e.snap = read
+		return
+	}
+	maps.Copy(e.snap, read)
+	if len(e.snap) > 2*len(names)+64 {
+		e.snap = read // numbers long closed: start over
+	}
 }
 
 // identity reads what a person is shown about a process.

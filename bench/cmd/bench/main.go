@@ -15,9 +15,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 )
+
+// onlySetup (-only setup) measures only the loopback table's connection
+// figures (and, with -profile, the tunnel's connection-rate profile).
+const onlySetup = "setup"
 
 const (
 	parallelStreams = 8
@@ -86,7 +91,7 @@ func main() {
 	flag.BoolVar(&o.quick, "quick", false, "1 run per figure and smaller transfers")
 	flag.IntVar(&o.runs, "runs", 0, "runs per figure (default 3, or 1 with -quick)")
 	flag.DurationVar(&o.rtt, "rtt", 50*time.Millisecond, "round trip of the emulated long link")
-	flag.StringVar(&o.only, "only", "", "measure only this table: loopback, rtt or attribution (default all)")
+	flag.StringVar(&o.only, "only", "", "measure only this table: loopback, rtt or attribution (default all); or setup: the loopback table's connection figures alone")
 	flag.StringVar(&o.lookup, "lookup", "", "file with the output of `go test -bench BenchmarkLookup ./core/procinfo/`, for the lookup table")
 	flag.StringVar(&o.profile, "profile", "", "directory for CPU and memory profiles of porthole and porthole-exit (and profile.md)")
 	flag.DurationVar(&o.profileFor, "profile-for", 10*time.Second, "length of each CPU profile")
@@ -106,8 +111,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: -rtt must be positive and -profile-for at least 1s")
 		os.Exit(2)
 	}
-	if o.only != "" && o.only != "loopback" && o.only != "rtt" && o.only != "attribution" {
-		fmt.Fprintln(os.Stderr, "bench: -only takes loopback, rtt or attribution")
+	if o.only != "" && o.only != "loopback" && o.only != "rtt" && o.only != "attribution" && o.only != onlySetup {
+		fmt.Fprintln(os.Stderr, "bench: -only takes loopback, rtt, attribution or setup")
 		os.Exit(2)
 	}
 	if err := run(o); err != nil {
@@ -135,7 +140,7 @@ func run(o options) error {
 			return err
 		}
 	}
-	if o.only == "" || o.only == "loopback" {
+	if o.only == "" || o.only == "loopback" || o.only == onlySetup {
 		if err := runMain(o, rep, extra, prof); err != nil {
 			return err
 		}
@@ -252,13 +257,18 @@ func runMain(o options, rep *report, extra *extraProxy, prof *profiler) error {
 		paths = append(paths, path{t.Paths[6], connectDialer(extra.addr, orig.addr()), nil})
 	}
 	for _, e := range mainExperiments(t, rep, o, prof) {
+		if o.only == onlySetup && !strings.HasSuffix(e.name, " connections") {
+			continue
+		}
 		runExperiment(e, paths, o.runs)
 	}
 	if prof != nil {
-		prof.busy("tunnel-download", paths[3].procs, func() error {
-			_, err := download(paths[3].dial, o.size)
-			return err
-		})
+		if o.only != onlySetup {
+			prof.busy("tunnel-download", paths[3].procs, func() error {
+				_, err := download(paths[3].dial, o.size)
+				return err
+			})
+		}
 		prof.busy("tunnel-connrate", paths[3].procs, func() error {
 			_, _, _, err := connRate(paths[3].dial, o.concConns, concWorkers)
 			return err
