@@ -1,6 +1,9 @@
 package procinfo
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestParseStat(t *testing.T) {
 	st, err := parseStat([]byte("1234 (we (ird) name) S 77 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615\n"))
@@ -26,5 +29,21 @@ func TestDisplayName(t *testing.T) {
 		if got := displayName(c.comm, c.path); got != c.want {
 			t.Errorf("displayName(%q, %q) = %q, want %q", c.comm, c.path, got, c.want)
 		}
+	}
+}
+
+// A listing reads the fds the last one did not see first, then sockets
+// newest first, other files last.
+func TestSnapshotOrder(t *testing.T) {
+	s := fdSnapshot{3: 0, 5: 100, 7: 200}
+	got := s.order([]string{"3", "5", "7", "9", "4", "x"})
+	if want := []int{4, 9, 7, 5, 3}; !slices.Equal(got, want) {
+		t.Fatalf("order = %v, want %v", got, want)
+	}
+	if n, ok := (&procEntry{snap: s}).fdOf(200); !ok || n != 7 {
+		t.Fatalf("fdOf(200) = %d, %v; want 7", n, ok)
+	}
+	if _, ok := (&procEntry{snap: s}).fdOf(300); ok {
+		t.Fatal("fdOf of an inode never seen")
 	}
 }
