@@ -2,9 +2,9 @@ package procinfo
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"iter"
-	"maps"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -72,7 +72,7 @@ type procEntry struct {
 // for it) and a copy of e's fd hints.
 type candidate struct {
 	e   *procEntry
-	fds [freedFDs + openFDs + hintFDs]int // freed, then open (oldest first), then recent
+	fds [freedFDs + hintFDs + 2 + openFDs]int // see borrow
 	n   int
 }
 
@@ -229,7 +229,7 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 	}
 	// What the hints' links said: other connections' sockets, which their
 	// own lookups then find at once (fdOf).
-	var hinted [freedFDs + openFDs + hintFDs + 1]struct {
+	var hinted [freedFDs + hintFDs + 2 + openFDs + 1]struct {
 		fd  int
 		ino uint64
 	}
@@ -275,31 +275,33 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 		if err != nil {
 			return registry.Process{}, resultOf(err)
 		}
-		names, err := readNames(fdDir, maxFDs)
+		fds, err := readFDs(fdDir, maxFDs)
 		_ = unix.Close(fdDir) // read-only
 		if err != nil {
 			return registry.Process{}, resultOf(err)
 		}
-		var seen fdSnapshot
 		if cached != nil {
-			seen = cached.snapshot()
+			cached.order(fds)
 		}
-		got := make(fdSnapshot, len(names))
-		for _, n := range seen.order(names) {
+		got := make([]fdRead, 0, min(len(fds), 64))
+		for _, n := range fds {
 			ino, ok := read(n)
 			if !ok {
 				continue
 			}
-			got[n] = ino
+			got = append(got, fdRead{n, ino})
 			if ino == inode {
 				fd = n
 				break
 			}
 		}
 		if cached != nil {
-			cached.learn(got, names, fd < 0)
+			cached.learn(got, len(fds), fd < 0)
 		} else {
-			snap = got
+			snap = make(fdSnapshot, len(got))
+			for _, r := range got {
+				snap[r.fd] = r.ino
+			}
 		}
 	}
 	if fd < 0 {
@@ -351,23 +353,30 @@ func socketInode(link []byte) uint64 {
 // never a wrong answer.
 type fdSnapshot map[int]uint64
 
-// order is the order in which to read a listing's fds: numbers the last
-// listing did not see first (new files), lowest first; then sockets, the
-// most recently created first (short connections come and go, so their
-// numbers are the ones reused); other files (pipes, listeners' epoll,
+// fdRead is what one fd's link said (ino 0: not a socket).
+type fdRead struct {
+	fd  int
+	ino uint64
+}
+
+// order sorts a listing's fds in the order to read them: numbers the
+// snapshot has not seen first (new files), highest first (a program that
+// opens connection after connection gets number after number); then
+// sockets, the most recently created first (short connections come and
+// go, so their numbers are the ones reused); other files (pipes, epoll,
 // libraries) last, as they rarely change.
-func (s fdSnapshot) order(names []string) []int {
-	fds := make([]int, 0, len(names))
-	for _, name := range names {
-		if n, err := strconv.Atoi(name); err == nil {
-			fds = append(fds, n)
-		}
-	}
+func (e *procEntry) order(fds []int) {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	e.snap.order(fds)
+}
+
+func (s fdSnapshot) order(fds []int) {
 	rank := func(fd int) (int, uint64) {
 		ino, ok := s[fd]
 		switch {
 		case !ok:
-			return 0, uint64(fd)
+			return 0, ^uint64(fd) // descending
 		case ino != 0:
 			return 1, ^ino // descending inode
 		default:
@@ -388,14 +397,6 @@ func (s fdSnapshot) order(names []string) []int {
 		}
 		return 0
 	})
-	return fds
-}
-
-// snapshot is a copy of e's snapshot.
-func (e *procEntry) snapshot() fdSnapshot {
-	e.snapMu.Lock()
-	defer e.snapMu.Unlock()
-	return maps.Clone(e.snap)
 }
 
 // learnFDs adds single reads to e's snapshot (one it has, at least).
@@ -422,18 +423,17 @@ func (e *procEntry) fdOf(inode uint64) (int, bool) {
 	return 0, false
 }
 
-// learn adds what a listing read to e's snapshot; a complete listing
-// (every fd read) also drops the fds that are gone.
-func (e *procEntry) learn(read fdSnapshot, names []string, complete bool) {
+// learn adds what a listing of n fds read to e's snapshot; a complete
+// listing (every fd read) also drops the fds that are gone.
+func (e *procEntry) learn(read []fdRead, n int, complete bool) {
 	e.snapMu.Lock()
 	defer e.snapMu.Unlock()
-	if e.snap == nil || complete {
-		e.snap = read
-		return
+	if e.snap == nil || complete || len(e.snap) > 2*n+64 || len(e.snap) > maxSnapshot {
+		// (Numbers long closed, when it outgrew the listing: start over.)
+		e.snap = make(fdSnapshot, len(read))
 	}
-	maps.Copy(e.snap, read)
-	if len(e.snap) > 2*len(names)+64 {
-		e.snap = read // numbers long closed: start over
+	for _, r := range read {
+		e.snap[r.fd] = r.ino
 	}
 }
 
@@ -509,12 +509,25 @@ func (t *procTable) borrow(cands *[candidates]candidate) int {
 		e.refs++
 		c := &cands[i]
 		*c = candidate{e: e}
+		// Freed numbers (the kernel reuses the lowest), the recent ones,
+		// the two after the latest (a program opening connection after
+		// connection), the open ones oldest first.
 		c.n = copy(c.fds[:], e.freed)
-		for _, fd := range slices.Concat(e.open[:min(len(e.open), openFDs)], e.fds) {
-			if !slices.Contains(c.fds[:c.n], fd) {
+		add := func(fd int) {
+			if c.n < len(c.fds) && fd >= 0 && !slices.Contains(c.fds[:c.n], fd) {
 				c.fds[c.n] = fd
 				c.n++
 			}
+		}
+		for _, fd := range e.fds {
+			add(fd)
+		}
+		if len(e.fds) > 0 {
+			add(e.fds[0] + 1)
+			add(e.fds[0] + 2)
+		}
+		for _, fd := range e.open[:min(len(e.open), openFDs)] {
+			add(fd)
 		}
 	}
 	return n
@@ -681,6 +694,66 @@ func resultOf(err error) searchResult {
 	default: // ENOENT, ESRCH: exited
 		return searchGone
 	}
+}
+
+// readFDs lists a /proc/<pid>/fd directory's numbers (at most max),
+// parsing the entries in place: a busy program has thousands.
+func readFDs(fd int, max int) ([]int, error) {
+	if _, err := unix.Seek(fd, 0, 0); err != nil {
+		return nil, err
+	}
+	var buf [8 << 10]byte
+	var fds []int
+	for len(fds) < max {
+		n, err := unix.Getdents(fd, buf[:])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 {
+			break
+		}
+		fds = appendDirentNumbers(fds, buf[:n], max)
+	}
+	return fds, nil
+}
+
+// appendDirentNumbers appends the names of linux_dirent64 records that
+// are decimal numbers ("." and ".." are not).
+func appendDirentNumbers(fds []int, b []byte, max int) []int {
+	const nameOff = 19 // d_ino 8, d_off 8, d_reclen 2, d_type 1
+	for len(b) >= nameOff && len(fds) < max {
+		reclen := int(binary.NativeEndian.Uint16(b[16:]))
+		if reclen < nameOff || reclen > len(b) {
+			break
+		}
+		name := b[nameOff:reclen]
+		if i := bytes.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		if n, ok := decimal(name); ok {
+			fds = append(fds, n)
+		}
+		b = b[reclen:]
+	}
+	return fds
+}
+
+// decimal parses a non-negative decimal number of at most 9 digits.
+func decimal(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 9 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }
 
 // readNames lists a directory (at most max entries), without sorting.

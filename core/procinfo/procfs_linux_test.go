@@ -2,7 +2,10 @@ package procinfo
 
 import (
 	"slices"
+	"strconv"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseStat(t *testing.T) {
@@ -36,8 +39,9 @@ func TestDisplayName(t *testing.T) {
 // newest first, other files last.
 func TestSnapshotOrder(t *testing.T) {
 	s := fdSnapshot{3: 0, 5: 100, 7: 200}
-	got := s.order([]string{"3", "5", "7", "9", "4", "x"})
-	if want := []int{4, 9, 7, 5, 3}; !slices.Equal(got, want) {
+	got := []int{3, 5, 7, 9, 4}
+	s.order(got)
+	if want := []int{9, 4, 7, 5, 3}; !slices.Equal(got, want) {
 		t.Fatalf("order = %v, want %v", got, want)
 	}
 	if n, ok := (&procEntry{snap: s}).fdOf(200); !ok || n != 7 {
@@ -45,5 +49,30 @@ func TestSnapshotOrder(t *testing.T) {
 	}
 	if _, ok := (&procEntry{snap: s}).fdOf(300); ok {
 		t.Fatal("fdOf of an inode never seen")
+	}
+}
+
+func TestReadFDs(t *testing.T) {
+	dir, err := unix.Open("/proc/self/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dir)
+	fds, err := readFDs(dir, maxFDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := readNames(dir, maxFDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []int
+	for _, n := range names {
+		if v, err := strconv.Atoi(n); err == nil {
+			want = append(want, v)
+		}
+	}
+	if !slices.Equal(fds, want) || !slices.Contains(fds, dir) {
+		t.Fatalf("readFDs = %v, want %v (with %d)", fds, want, dir)
 	}
 }

@@ -21,8 +21,12 @@ import (
 )
 
 // onlySetup (-only setup) measures only the loopback table's connection
-// figures (and, with -profile, the tunnel's connection-rate profile).
-const onlySetup = "setup"
+// figures (and, with -profile, the tunnel's connection-rate profile);
+// onlyIdle (-only idle) only its idle-memory figures.
+const (
+	onlySetup = "setup"
+	onlyIdle  = "idle"
+)
 
 const (
 	parallelStreams = 8
@@ -91,7 +95,7 @@ func main() {
 	flag.BoolVar(&o.quick, "quick", false, "1 run per figure and smaller transfers")
 	flag.IntVar(&o.runs, "runs", 0, "runs per figure (default 3, or 1 with -quick)")
 	flag.DurationVar(&o.rtt, "rtt", 50*time.Millisecond, "round trip of the emulated long link")
-	flag.StringVar(&o.only, "only", "", "measure only this table: loopback, rtt or attribution (default all); or setup: the loopback table's connection figures alone")
+	flag.StringVar(&o.only, "only", "", "measure only this table: loopback, rtt or attribution (default all); or setup, idle: the loopback table's connection or idle-memory figures alone")
 	flag.StringVar(&o.lookup, "lookup", "", "file with the output of `go test -bench BenchmarkLookup ./core/procinfo/`, for the lookup table")
 	flag.StringVar(&o.profile, "profile", "", "directory for CPU and memory profiles of porthole and porthole-exit (and profile.md)")
 	flag.DurationVar(&o.profileFor, "profile-for", 10*time.Second, "length of each CPU profile")
@@ -111,8 +115,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: -rtt must be positive and -profile-for at least 1s")
 		os.Exit(2)
 	}
-	if o.only != "" && o.only != "loopback" && o.only != "rtt" && o.only != "attribution" && o.only != onlySetup {
-		fmt.Fprintln(os.Stderr, "bench: -only takes loopback, rtt, attribution or setup")
+	if o.only != "" && o.only != "loopback" && o.only != "rtt" && o.only != "attribution" && o.only != onlySetup && o.only != onlyIdle {
+		fmt.Fprintln(os.Stderr, "bench: -only takes loopback, rtt, attribution, setup or idle")
 		os.Exit(2)
 	}
 	if err := run(o); err != nil {
@@ -140,7 +144,7 @@ func run(o options) error {
 			return err
 		}
 	}
-	if o.only == "" || o.only == "loopback" || o.only == onlySetup {
+	if o.only == "" || o.only == "loopback" || o.only == onlySetup || o.only == onlyIdle {
 		if err := runMain(o, rep, extra, prof); err != nil {
 			return err
 		}
@@ -257,13 +261,13 @@ func runMain(o options, rep *report, extra *extraProxy, prof *profiler) error {
 		paths = append(paths, path{t.Paths[6], connectDialer(extra.addr, orig.addr()), nil})
 	}
 	for _, e := range mainExperiments(t, rep, o, prof) {
-		if o.only == onlySetup && !strings.HasSuffix(e.name, " connections") {
+		if (o.only == onlySetup && !strings.HasSuffix(e.name, " connections")) || (o.only == onlyIdle && e.name != "idle rss") {
 			continue
 		}
 		runExperiment(e, paths, o.runs)
 	}
 	if prof != nil {
-		if o.only != onlySetup {
+		if o.only != onlySetup && o.only != onlyIdle {
 			prof.busy("tunnel-download", paths[3].procs, func() error {
 				_, err := download(paths[3].dial, o.size)
 				return err
