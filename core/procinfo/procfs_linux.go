@@ -70,6 +70,11 @@ type procEntry struct {
 
 // candidate is what one lookup borrowed from the cache: e (dir held open
 // for it) and a copy of e's fd hints.
+// candsPool holds the candidate arrays of lookups: on the heap, not on the
+// stack of the connection's goroutine (whose size the runtime's adaptive
+// stack start averages into every new goroutine's, idle ones too).
+var candsPool = sync.Pool{New: func() any { return new([candidates]candidate) }}
+
 type candidate struct {
 	e   *procEntry
 	fds [freedFDs + hintFDs + 2 + openFDs]int // see borrow
@@ -111,8 +116,9 @@ const quickHints = 8
 // not hold the socket (a full lookup then decides). It costs a few
 // readlinkat calls, less than handing the lookup to another goroutine.
 func (t *procTable) quick(key connKey, inode uint64, uid int) *registry.Process {
-	var cands [candidates]candidate
-	n := t.borrow(&cands)
+	cands := candsPool.Get().(*[candidates]candidate)
+	defer candsPool.Put(cands)
+	n := t.borrow(cands)
 	defer t.release(cands[:n])
 	budget := quickHints
 	for i := range cands[:n] {
@@ -142,8 +148,9 @@ type searched struct {
 // then all their open files). nil and what it searched when none holds
 // the socket.
 func (t *procTable) findCached(key connKey, inode uint64, uid int) (*registry.Process, searched) {
-	var cands [candidates]candidate
-	n := t.borrow(&cands)
+	cands := candsPool.Get().(*[candidates]candidate)
+	defer candsPool.Put(cands)
+	n := t.borrow(cands)
 	defer t.release(cands[:n])
 	var done searched
 	for i := range cands[:n] {
@@ -229,10 +236,7 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 	}
 	// What the hints' links said: other connections' sockets, which their
 	// own lookups then find at once (fdOf).
-	var hinted [freedFDs + hintFDs + 2 + openFDs + 1]struct {
-		fd  int
-		ino uint64
-	}
+	var hinted [8]fdRead
 	nh := 0
 	holds := func(fd int) bool {
 		ino, ok := read(fd)
