@@ -513,9 +513,9 @@ func (t *procTable) borrow(cands *[candidates]candidate) int {
 		e.refs++
 		c := &cands[i]
 		*c = candidate{e: e}
-		// Freed numbers (the kernel reuses the lowest), the recent ones,
-		// the two after the latest (a program opening connection after
-		// connection), the open ones oldest first.
+		// Freed numbers (the kernel reuses the lowest), the two after the
+		// highest recent one (a program opening connection after
+		// connection), the recent ones, the open ones oldest first.
 		c.n = copy(c.fds[:], e.freed)
 		add := func(fd int) {
 			if c.n < len(c.fds) && fd >= 0 && !slices.Contains(c.fds[:c.n], fd) {
@@ -523,12 +523,14 @@ func (t *procTable) borrow(cands *[candidates]candidate) int {
 				c.n++
 			}
 		}
+		if len(e.fds) > 0 {
+			// Several opened at once get the numbers after the highest.
+			top := slices.Max(e.fds)
+			add(top + 1)
+			add(top + 2)
+		}
 		for _, fd := range e.fds {
 			add(fd)
-		}
-		if len(e.fds) > 0 {
-			add(e.fds[0] + 1)
-			add(e.fds[0] + 2)
 		}
 		for _, fd := range e.open[:min(len(e.open), openFDs)] {
 			add(fd)

@@ -365,9 +365,9 @@ func TestBorrowCarriesHints(t *testing.T) {
 	tab.ended(k9)
 	var cands [candidates]candidate
 	n := tab.borrow(&cands)
-	// The ended connection's fd first, then the recent ones, the two
-	// after the latest, the open ones (7, already there).
-	if n != 1 || cands[0].e != e || !slices.Equal(cands[0].hints(), []int{9, 7, 10, 11}) {
+	// The ended connection's fd first, then the two after the highest
+	// recent one, the recent ones, the open ones (7, already there).
+	if n != 1 || cands[0].e != e || !slices.Equal(cands[0].hints(), []int{9, 10, 11, 7}) {
 		t.Fatalf("borrowed %d: %+v", n, cands[0])
 	}
 	tab.release(cands[:n])
