@@ -329,11 +329,6 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 	return t.remember(e, fd, key), searchFound
 }
 
-// isSocket reports whether link is "socket:[inode]".
-func isSocket(link []byte, inode uint64) bool {
-	return inode != 0 && socketInode(link) == inode
-}
-
 // socketInode is N of a link "socket:[N]", or 0 for anything else.
 func socketInode(link []byte) uint64 {
 	const prefix = "socket:["

@@ -76,3 +76,14 @@ func TestReadFDs(t *testing.T) {
 		t.Fatalf("readFDs = %v, want %v (with %d)", fds, want, dir)
 	}
 }
+
+func TestSocketInode(t *testing.T) {
+	for link, want := range map[string]uint64{
+		"socket:[12345]": 12345, "socket:[0]": 0, "socket:[012]": 0, "socket:[]": 0,
+		"socket:[12a]": 0, "pipe:[12345]": 0, "/dev/null": 0, "socket:[99999999999999999999]": 0,
+	} {
+		if got := socketInode([]byte(link)); got != want {
+			t.Errorf("socketInode(%q) = %d, want %d", link, got, want)
+		}
+	}
+}
