@@ -65,7 +65,8 @@ type procEntry struct {
 	evicted bool // out of the cache: dir is closed when refs drops to 0
 
 	snapMu sync.Mutex
-	snap   fdSnapshot // its files as the last listing read them
+	snap   fdSnapshot     // its files as the last listing read them
+	byIno  map[uint64]int // snap's sockets: inode to fd
 }
 
 // candidate is what one lookup borrowed from the cache: e (dir held open
@@ -260,7 +261,7 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 		}()
 	}
 	fd := -1
-	var snap fdSnapshot // what a listing of a new process read
+	var snap []fdRead // what a listing of a new process read
 	if cached != nil {
 		// A listing for another connection may have read this socket's
 		// link already (a busy program opens several at once).
@@ -302,10 +303,7 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 		if cached != nil {
 			cached.learn(got, len(fds), fd < 0)
 		} else {
-			snap = make(fdSnapshot, len(got))
-			for _, r := range got {
-				snap[r.fd] = r.ino
-			}
+			snap = got
 		}
 	}
 	if fd < 0 {
@@ -320,7 +318,8 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 	if err != nil {
 		return registry.Process{}, resultOf(err)
 	}
-	e := &procEntry{pid: pid, dir: dir, proc: t.identity(dir, pid, st), snap: snap}
+	e := &procEntry{pid: pid, dir: dir, proc: t.identity(dir, pid, st)}
+	e.learn(snap, len(snap), true)
 	// Still holding it after everything was read through dir: alive all
 	// along, so what was read is about the process that holds the socket.
 	if !holds(fd) {
@@ -403,10 +402,31 @@ func (e *procEntry) learnFDs(read iter.Seq2[int, uint64]) {
 	e.snapMu.Lock()
 	defer e.snapMu.Unlock()
 	if e.snap == nil || len(e.snap) > maxSnapshot {
-		e.snap = fdSnapshot{}
+		e.resetSnapshot(0)
 	}
 	for fd, ino := range read {
-		e.snap[fd] = ino
+		e.note(fd, ino)
+	}
+}
+
+// resetSnapshot empties e's snapshot. Called with e.snapMu held.
+func (e *procEntry) resetSnapshot(size int) {
+	e.snap = make(fdSnapshot, size)
+	e.byIno = make(map[uint64]int, size)
+}
+
+// note records that fd held socket inode ino (0: no socket). Called with
+// e.snapMu held.
+func (e *procEntry) note(fd int, ino uint64) {
+	if e.snap == nil {
+		e.resetSnapshot(0)
+	}
+	if old, ok := e.snap[fd]; ok && old != 0 && e.byIno[old] == fd {
+		delete(e.byIno, old)
+	}
+	e.snap[fd] = ino
+	if ino != 0 {
+		e.byIno[ino] = fd
 	}
 }
 
@@ -414,12 +434,8 @@ func (e *procEntry) learnFDs(read iter.Seq2[int, uint64]) {
 func (e *procEntry) fdOf(inode uint64) (int, bool) {
 	e.snapMu.Lock()
 	defer e.snapMu.Unlock()
-	for fd, ino := range e.snap {
-		if ino == inode {
-			return fd, true
-		}
-	}
-	return 0, false
+	fd, ok := e.byIno[inode]
+	return fd, ok
 }
 
 // learn adds what a listing of n fds read to e's snapshot; a complete
@@ -429,10 +445,10 @@ func (e *procEntry) learn(read []fdRead, n int, complete bool) {
 	defer e.snapMu.Unlock()
 	if e.snap == nil || complete || len(e.snap) > 2*n+64 || len(e.snap) > maxSnapshot {
 		// (Numbers long closed, when it outgrew the listing: start over.)
-		e.snap = make(fdSnapshot, len(read))
+		e.resetSnapshot(len(read))
 	}
 	for _, r := range read {
-		e.snap[r.fd] = r.ino
+		e.note(r.fd, r.ino)
 	}
 }
 

@@ -44,11 +44,20 @@ func TestSnapshotOrder(t *testing.T) {
 	if want := []int{9, 4, 7, 5, 3}; !slices.Equal(got, want) {
 		t.Fatalf("order = %v, want %v", got, want)
 	}
-	if n, ok := (&procEntry{snap: s}).fdOf(200); !ok || n != 7 {
+	e := &procEntry{}
+	e.learn([]fdRead{{3, 0}, {5, 100}, {7, 200}}, 3, true)
+	if n, ok := e.fdOf(200); !ok || n != 7 {
 		t.Fatalf("fdOf(200) = %d, %v; want 7", n, ok)
 	}
-	if _, ok := (&procEntry{snap: s}).fdOf(300); ok {
+	if _, ok := e.fdOf(300); ok {
 		t.Fatal("fdOf of an inode never seen")
+	}
+	e.learn([]fdRead{{7, 300}}, 3, false) // fd 7 reused
+	if _, ok := e.fdOf(200); ok {
+		t.Fatal("fdOf of an inode whose fd was reused")
+	}
+	if n, ok := e.fdOf(300); !ok || n != 7 {
+		t.Fatalf("fdOf(300) = %d, %v; want 7", n, ok)
 	}
 }
 
