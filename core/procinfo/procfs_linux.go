@@ -40,6 +40,7 @@ const (
 	openFDs     = 8       // of the fd numbers of its open connections, how many are tried
 	liveConns   = 8192    // attributed connections remembered until they end
 	maxSnapshot = 1 << 16 // fds remembered per process from listings
+	readAhead   = 8       // fds a listing reads past the one it looked for
 	maxFDs      = 1 << 20
 	maxProcs    = 1 << 22
 )
@@ -289,15 +290,23 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 			cached.order(fds)
 		}
 		got := make([]fdRead, 0, min(len(fds), 64))
+		ahead := 0
 		for _, n := range fds {
+			if fd >= 0 {
+				// A few reads past the socket, of the next likeliest
+				// numbers: a busy program's other new connections, whose
+				// lookups then find them in the snapshot (fdOf).
+				if ahead++; ahead > readAhead || cached == nil {
+					break
+				}
+			}
 			ino, ok := read(n)
 			if !ok {
 				continue
 			}
 			got = append(got, fdRead{n, ino})
-			if ino == inode {
+			if ino == inode && fd < 0 {
 				fd = n
-				break
 			}
 		}
 		if cached != nil {
