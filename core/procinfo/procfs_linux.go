@@ -281,7 +281,9 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 		if err != nil {
 			return registry.Process{}, resultOf(err)
 		}
-		fds, err := readFDs(fdDir, maxFDs)
+		lb := listingPool.Get().(*listingBuf)
+		defer lb.put()
+		fds, err := readFDs(fdDir, maxFDs, lb)
 		_ = unix.Close(fdDir) // read-only
 		if err != nil {
 			return registry.Process{}, resultOf(err)
@@ -722,16 +724,34 @@ func resultOf(err error) searchResult {
 	}
 }
 
+// listingBuf is the memory of one listing, reused: a busy program's
+// listing is thousands of numbers, and a burst of lookups would otherwise
+// leave megabytes of garbage behind (memory the process keeps a while).
+type listingBuf struct {
+	dirents [8 << 10]byte
+	fds     []int
+}
+
+var listingPool = sync.Pool{New: func() any { return new(listingBuf) }}
+
+func (lb *listingBuf) put() {
+	if cap(lb.fds) > 1<<16 {
+		lb.fds = nil // one huge program's: not kept
+	}
+	listingPool.Put(lb)
+}
+
 // readFDs lists a /proc/<pid>/fd directory's numbers (at most max),
 // parsing the entries in place: a busy program has thousands.
-func readFDs(fd int, max int) ([]int, error) {
+func readFDs(fd int, max int, lb *listingBuf) ([]int, error) {
 	if _, err := unix.Seek(fd, 0, 0); err != nil {
 		return nil, err
 	}
-	var buf [8 << 10]byte
-	var fds []int
+	buf := lb.dirents[:]
+	fds := lb.fds[:0]
+	defer func() { lb.fds = fds[:0] }()
 	for len(fds) < max {
-		n, err := unix.Getdents(fd, buf[:])
+		n, err := unix.Getdents(fd, buf)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}

@@ -67,7 +67,7 @@ func TestReadFDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(dir)
-	fds, err := readFDs(dir, maxFDs)
+	fds, err := readFDs(dir, maxFDs, new(listingBuf))
 	if err != nil {
 		t.Fatal(err)
 	}
