@@ -45,6 +45,12 @@ func engineConfig(cfg config.Config, log *slog.Logger) (core.Config, []string, e
 	if ec.Bypass == nil {
 		ec.Bypass = []string{}
 	}
+	// PORTHOLE_NO_PROCESS_LOOKUP=1 turns program attribution off
+	// (core.Config.NoProcessLookup). A measuring knob, not a setting: the
+	// benchmark runs a second proxy with it to price attribution.
+	if os.Getenv("PORTHOLE_NO_PROCESS_LOOKUP") == "1" {
+		ec.NoProcessLookup = true
+	}
 	if cfg.Username != "" {
 		ec.Auth = &inbound.Auth{Username: cfg.Username, Password: cfg.Password}
 	}

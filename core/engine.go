@@ -303,13 +303,20 @@ func (e *Engine) stopLocked() error {
 	e.mu.Unlock()
 	err := e.server.Close()
 	<-e.served
+	lookups := e.server.ProcessStats()
 	e.server, e.served = nil, nil
 	if e.exits != nil {
 		// After the connections: they end as "proxy stopped", not as
 		// "exit lost".
 		err = errors.Join(err, e.exits.Stop())
 	}
-	e.log.Info("proxy stopped")
+	if lookups.Lookups > 0 {
+		// What attribution did and cost (the benchmark reads the cache's hit rate here).
+		e.log.Info("proxy stopped", "lookups", lookups.Lookups, "found", lookups.Found,
+			"cache_hits", lookups.CacheHits, "quick", lookups.Quick, "full_scans", lookups.FullScans)
+	} else {
+		e.log.Info("proxy stopped")
+	}
 	return err
 }
 

@@ -67,9 +67,13 @@ func (s *Server) handle(raw net.Conn, overloaded bool) {
 		rejected: overloaded,
 	}
 	if !overloaded {
-		// Now, beside reading the request: by the time the record exists
-		// the answer is usually there, and the dial never waits for it.
-		c.proc = s.procs.Start(raw.LocalAddr(), raw.RemoteAddr())
+		// Started once the client has its answer (relayAfterSetup,
+		// exchange), while it takes its turn: it never delays the dial nor
+		// the answer, and a connection that never gets a record costs none.
+		c.proc = s.procs.Prepare(raw.LocalAddr(), raw.RemoteAddr())
+		// Last, once the sockets are closed: the program's fd is free, and
+		// the cache tries it first for the program's next connection.
+		defer c.proc.End()
 	}
 	c.ctx, c.cancel = context.WithCancelCause(s.ctx)
 	defer c.cancel(nil)
@@ -119,6 +123,9 @@ func apart(fn func() error) error {
 // the setup (serve) has returned; see handle.
 func (c *clientConn) relayAfterSetup(u *upstream) {
 	c.relayNext = u
+	// The client reads the answer now: the lookup takes that time (on this
+	// goroutine, whose grown stack ends with the setup).
+	c.proc.Start()
 }
 
 func (c *clientConn) serve() error {
@@ -210,6 +217,7 @@ func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) 
 	if route == registry.RouteReject {
 		// Logged here, once; the caller answers in the client's protocol.
 		err := fmt.Errorf("%w %s", outbound.ErrRejected, dec.Rule)
+		c.proc.Start() // which program was refused is worth knowing too
 		finish(err)
 		u.log.Info("rejected", "proto", proto, "target", target, "rule", dec.Rule.String())
 		return nil, err
@@ -229,6 +237,7 @@ func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) 
 	}
 	if err != nil {
 		err = c.reason(err)
+		c.proc.Start() // who tried to connect is worth knowing too
 		finish(err)
 		switch fail := outbound.Classify(err); {
 		case fail == outbound.FailCanceled, errors.Is(err, ErrStopped), errors.Is(err, registry.ErrClosedByUser):
@@ -266,6 +275,7 @@ func (c *clientConn) decide(proto registry.Proto, target, host string) outbound.
 // close releases the upstream socket, then finishes its record, so the
 // Closed event carries the final counts.
 func (c *clientConn) closeUpstream(u *upstream, err error) {
+	c.proc.Start() // if no answer was given (it was started then)
 	c.socks.remove(u.conn)
 	err = c.reason(err)
 	u.finish(err)

@@ -241,6 +241,7 @@ func (c *clientConn) exchange(req *http.Request, clientClose, mayRetry bool) exc
 	}
 	written := make(chan error, 1)
 	go func() { written <- req.Write(up.cw) }()
+	c.proc.Start() // while the target answers (once per connection)
 
 	resp, informed, err := c.readFinalResponse(up, req)
 	if err != nil {

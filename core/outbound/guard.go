@@ -25,7 +25,8 @@ type Guarded struct {
 	// DefaultDialTimeout.
 	Timeout time.Duration
 	// Own lists the machine's own addresses; nil means the addresses of
-	// its interfaces, read at each dial.
+	// its interfaces, kept between dials and read again when they change
+	// (ownaddrs.go).
 	Own func() ([]netip.Addr, error)
 }
 
@@ -88,14 +89,23 @@ func (g *Guarded) DialContext(ctx context.Context, network, addr string) (net.Co
 	if err != nil {
 		return nil, err
 	}
-	own, err := g.own()
-	if err != nil {
-		return nil, fmt.Errorf("listing this machine's addresses: %w", err)
-	}
+	var own []netip.Addr
+	ownRead := false
 	var refused []error
 	var lastErr error
 	for _, a := range addrs {
 		a = a.Unmap()
+		if why := Blocked(a); why != "" {
+			refused = append(refused, fmt.Errorf("%s is a %s address", a, why))
+			continue
+		}
+		if !ownRead {
+			// Only a public address can be one of ours that Blocked misses.
+			if own, err = g.own(); err != nil {
+				return nil, fmt.Errorf("listing this machine's addresses: %w", err)
+			}
+			ownRead = true
+		}
 		if why := refusal(a, own); why != "" {
 			refused = append(refused, fmt.Errorf("%s is a %s address", a, why))
 			continue
@@ -130,17 +140,7 @@ func (g *Guarded) own() ([]netip.Addr, error) {
 	if g.Own != nil {
 		return g.Own()
 	}
-	ifaddrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]netip.Addr, 0, len(ifaddrs))
-	for _, ia := range ifaddrs {
-		if p, err := netip.ParsePrefix(ia.String()); err == nil {
-			out = append(out, p.Addr().Unmap())
-		}
-	}
-	return out, nil
+	return sharedOwn.get()
 }
 
 // refusal is why a may not be dialled from a machine whose own addresses

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"porthole/core/registry"
 )
@@ -24,8 +25,10 @@ const (
 // most a few goroutines of its own, and hands each result over through a
 // Future.
 //
-// Concurrency: Start is safe from any goroutine and never blocks (a full
-// queue answers ReasonBusy instead of waiting). Close is idempotent, safe
+// Concurrency: Start and Future.Start are safe from any goroutine and
+// never block for long: they answer from the cache in a few system calls
+// or queue the lookup for a worker (a full queue answers ReasonBusy
+// instead of waiting). Close is idempotent, safe
 // from any goroutine, and returns when every goroutine Async started has
 // ended; lookups still queued then complete with ReasonStopped, and a Start
 // after Close completes at once the same way. Workers start with the first
@@ -60,35 +63,70 @@ func NewAsync(r *Resolver, workers, queue int) *Async {
 }
 
 // Start begins the lookup of an accepted connection's program (see
-// Resolver.Lookup) and returns its Future. On a nil Async it returns nil,
-// whose methods do nothing: attribution is off.
+// Resolver.Lookup) and returns its Future: Prepare and Future.Start. On a
+// nil Async it returns nil, whose methods do nothing: attribution is off.
 func (a *Async) Start(local, remote net.Addr) *Future {
+	f := a.Prepare(local, remote)
+	f.Start()
+	return f
+}
+
+// Prepare returns the Future of the lookup of an accepted connection's
+// program without starting it: its owner starts it (Future.Start) where
+// the work costs the connection nothing, e.g. once it has answered the
+// client and waits for the client's next bytes. Wait starts it too. nil on
+// a nil Async (attribution off).
+func (a *Async) Prepare(local, remote net.Addr) *Future {
 	if a == nil {
 		return nil
 	}
-	f := &Future{done: make(chan struct{})}
-	l, lok := addrPort(local)
-	rm, rok := addrPort(remote)
+	return &Future{a: a, local: local, remote: remote, done: make(chan struct{})}
+}
+
+// ended passes a Future's End on to the Resolver.
+func (a *Async) ended(f *Future) {
+	l, lok := addrPort(f.local)
+	rm, rok := addrPort(f.remote)
+	if lok && rok {
+		a.r.Ended(l, rm)
+	}
+}
+
+// run is Future.Start's work, once per Future.
+func (a *Async) run(f *Future) {
+	l, lok := addrPort(f.local)
+	rm, rok := addrPort(f.remote)
 	switch {
 	case !lok || !rok:
 		f.complete(nil) // not TCP (a test's pipe): nothing to attribute
-		return f
+		return
 	case !IsLocalClient(l.Addr(), rm.Addr()):
 		f.complete(unknown(ReasonRemote, -1)) // no lookup, no goroutine
-		return f
+		return
+	}
+	a.mu.Lock()
+	closed := a.closed
+	a.mu.Unlock()
+	if !closed {
+		// A program seen before costs a few system calls here, less than
+		// waking a worker.
+		if p, ok := a.r.Quick(l, rm); ok {
+			f.complete(p)
+			return
+		}
 	}
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
 		f.complete(unknown(ReasonStopped, -1))
-		return f
+		return
 	}
 	select {
-	case a.queue <- job{local, remote, f}:
+	case a.queue <- job{f.local, f.remote, f}:
 	default:
 		a.mu.Unlock()
 		f.complete(unknown(ReasonBusy, -1))
-		return f
+		return
 	}
 	if a.running < a.workers {
 		a.running++
@@ -96,7 +134,6 @@ func (a *Async) Start(local, remote net.Addr) *Future {
 		go a.work()
 	}
 	a.mu.Unlock()
-	return f
 }
 
 func (a *Async) work() {
@@ -144,10 +181,16 @@ func (a *Async) Close() error {
 // one client connection (a keep-alive HTTP connection has several).
 //
 // Concurrency: every method is safe from any goroutine. Attach never
-// blocks; Wait blocks until the result is there or ctx ends. A nil Future
-// (attribution off) has no result: Attach does nothing, Wait returns false.
+// blocks; Start answers from the cache or hands the lookup to a worker;
+// Wait starts the lookup if nobody did and blocks until the result is
+// there or ctx ends. A nil Future (attribution off) has no result: Attach
+// and Start do nothing, Wait returns false.
 type Future struct {
-	done chan struct{}
+	a             *Async
+	local, remote net.Addr
+	started       atomic.Bool
+	done          chan struct{}
+	ended         bool // the connection ended (guarded by mu)
 
 	mu   sync.Mutex
 	p    *registry.Process
@@ -172,7 +215,32 @@ func (f *Future) Attach(rec *registry.Conn) {
 	rec.SetProcess(p)
 }
 
-// Wait returns the result, waiting for it until ctx ends (a caller that
+// Start begins the lookup unless it has begun: on this goroutine when the
+// cache answers (a few system calls), else on a worker. Idempotent.
+func (f *Future) Start() {
+	if f == nil || f.started.Swap(true) {
+		return
+	}
+	f.a.run(f)
+}
+
+// End tells the lookup's Resolver that the connection has ended (its
+// program's fd is free for the next one); the result stays. Idempotent.
+func (f *Future) End() {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	was, known := f.ended, f.ok && f.p.Known()
+	f.ended = true
+	f.mu.Unlock()
+	if !was && known {
+		f.a.ended(f)
+	}
+}
+
+// Wait returns the result, starting the lookup if nobody has and waiting
+// for it until ctx ends (a caller that
 // routes by program bounds the wait with a short deadline). ok is false
 // when ctx ended first or attribution is off. The process is nil when
 // there was nothing to look up (not a TCP connection).
@@ -180,6 +248,7 @@ func (f *Future) Wait(ctx context.Context) (p *registry.Process, ok bool) {
 	if f == nil {
 		return nil, false
 	}
+	f.Start()
 	select {
 	case <-f.done:
 	case <-ctx.Done():
@@ -210,7 +279,11 @@ func (f *Future) complete(p *registry.Process) {
 	recs := f.recs
 	f.recs = nil
 	close(f.done)
+	ended := f.ended
 	f.mu.Unlock()
+	if ended && p.Known() {
+		f.a.ended(f) // it ended before the answer came
+	}
 	for _, rec := range recs {
 		rec.SetProcess(p) // outside f.mu: it takes the registry's lock
 	}

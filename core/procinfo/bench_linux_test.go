@@ -9,9 +9,12 @@ import (
 	"time"
 )
 
-// BenchmarkLookup: cost of one lookup of a child's connection with 1,000
-// or 10,000 other sockets open (held by this process), warm (the cache
-// knows the child) and cold (a new Resolver: one scan of every process).
+// BenchmarkLookup: cost of one lookup of a connection with 1,000 or
+// 10,000 other sockets open (held by this process), warm (the cache knows
+// the client) and cold (a new Resolver: one scan of every process). The
+// client is this process ("warm", "cold": the worst case for a scan, its
+// fds are the other sockets) or a child holding one connection
+// ("child": what a proxy meets, the program is another process).
 // Reports p50/p99 in µs and CPU time per 1,000 lookups.
 func BenchmarkLookup(b *testing.B) {
 	var lim syscall.Rlimit
@@ -20,17 +23,14 @@ func BenchmarkLookup(b *testing.B) {
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
 	for _, others := range []int{1000, 10000} {
-		for _, cold := range []bool{false, true} {
-			name := strconv.Itoa(others) + "/warm"
-			if cold {
-				name = strconv.Itoa(others) + "/cold"
-			}
-			b.Run(name, func(b *testing.B) { benchLookup(b, others, cold) })
+		for _, mode := range []string{"warm", "cold", "child"} {
+			b.Run(strconv.Itoa(others)+"/"+mode, func(b *testing.B) { benchLookup(b, others, mode) })
 		}
 	}
 }
 
-func benchLookup(b *testing.B, others int, cold bool) {
+func benchLookup(b *testing.B, others int, mode string) {
+	cold := mode == "cold"
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -53,18 +53,23 @@ func benchLookup(b *testing.B, others int, cold bool) {
 		}
 		held = append(held, c, s)
 	}
-	// The client: this process too (the other sockets are its own, the
-	// worst case for a scan).
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
+	var s net.Conn
+	if mode == "child" {
+		_, _, local := startChild(b, self(b), "hold", []string{ln.Addr().String()})
+		s = acceptFrom(b, ln, local)
+	} else {
+		// The client: this process too (the other sockets are its own,
+		// the worst case for a scan).
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		if s, err = ln.Accept(); err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
 	}
-	defer c.Close()
-	s, err := ln.Accept()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
 	r := New()
 	defer r.Close()
 	r.Lookup(s.LocalAddr(), s.RemoteAddr())

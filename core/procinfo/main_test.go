@@ -67,7 +67,7 @@ func child(mode string, args []string) int {
 
 // startChild starts the test binary as a child in mode with args; its
 // first line of output is returned.
-func startChild(t *testing.T, bin, mode string, args []string, cred ...string) (*exec.Cmd, io.WriteCloser, string) {
+func startChild(t testing.TB, bin, mode string, args []string, cred ...string) (*exec.Cmd, io.WriteCloser, string) {
 	t.Helper()
 	name, argv := bin, []string{"-test.run=^$"}
 	if len(cred) > 0 {
@@ -91,7 +91,7 @@ func startChild(t *testing.T, bin, mode string, args []string, cred ...string) (
 	return cmd, stdin, strings.TrimSpace(line)
 }
 
-func self(t *testing.T) string {
+func self(t testing.TB) string {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -100,7 +100,7 @@ func self(t *testing.T) string {
 	return exe
 }
 
-func listen(t *testing.T, network, addr string) net.Listener {
+func listen(t testing.TB, network, addr string) net.Listener {
 	t.Helper()
 	ln, err := net.Listen(network, addr)
 	if err != nil {

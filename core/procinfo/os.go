@@ -16,6 +16,16 @@ type osResolver interface {
 	close() error
 }
 
+// quickResolver is an osResolver that can often answer from its cache in
+// a few system calls, cheaper than waking another goroutine for it. ok is
+// false when only a full lookup can tell.
+type quickResolver interface {
+	quick(local, remote netip.AddrPort) (p *registry.Process, ok bool)
+	// ended: a connection looked up before has ended (the cache learns
+	// which fd its program will likely reuse).
+	ended(local, remote netip.AddrPort)
+}
+
 // userLookupID is the name of a user id.
 func userLookupID(uid int) (string, error) {
 	u, err := user.LookupId(strconv.Itoa(uid))

@@ -2,7 +2,10 @@ package procinfo
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"iter"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -30,9 +33,14 @@ import (
 // start-time check and no scan.
 
 const (
-	cachedProcs = 64 // processes remembered (and directories kept open)
-	candidates  = 8  // of them, tried before a scan of every process
-	hintFDs     = 4  // fd numbers remembered per process
+	cachedProcs = 64      // processes remembered (and directories kept open)
+	candidates  = 8       // of them, tried before a scan of every process
+	hintFDs     = 4       // fd numbers remembered per process
+	freedFDs    = 8       // fd numbers of ended connections remembered per process
+	openFDs     = 8       // of the fd numbers of its open connections, how many are tried
+	liveConns   = 8192    // attributed connections remembered until they end
+	maxSnapshot = 1 << 16 // fds remembered per process from listings
+	readAhead   = 8       // fds a listing reads past the one it looked for
 	maxFDs      = 1 << 20
 	maxProcs    = 1 << 22
 )
@@ -44,18 +52,47 @@ type procEntry struct {
 	dir  int              // open /proc/<pid>: pinned to this very process
 	proc registry.Process // without UID, which is the socket's
 	fds  []int            // fd numbers of its recent sockets, most recent first
+	// freed are fd numbers of its sockets whose connections to us ended
+	// (ended), lowest first: the kernel gives a new socket the lowest
+	// free number, so a program with many connections most likely opens
+	// its next one on one of these.
+	freed []int
+	// open are the fd numbers of its connections to us that have not
+	// ended, oldest first: a program that closed one and opened the next
+	// before we saw the end reuses its number, most likely the oldest's.
+	open []int
 
 	refs    int  // lookups using dir now
 	evicted bool // out of the cache: dir is closed when refs drops to 0
+
+	snapMu sync.Mutex
+	snap   fdSnapshot     // its files as the last listing read them
+	byIno  map[uint64]int // snap's sockets: inode to fd
 }
 
 // candidate is what one lookup borrowed from the cache: e (dir held open
 // for it) and a copy of e's fd hints.
+// candsPool holds the candidate arrays of lookups: on the heap, not on the
+// stack of the connection's goroutine (whose size the runtime's adaptive
+// stack start averages into every new goroutine's, idle ones too).
+var candsPool = sync.Pool{New: func() any { return new([candidates]candidate) }}
+
 type candidate struct {
-	e    *procEntry
-	fds  [hintFDs]int
-	n    int
-	gone bool // its process exited
+	e   *procEntry
+	fds [freedFDs + hintFDs + 2 + openFDs]int // see borrow
+	n   int
+}
+
+func (c *candidate) hints() []int { return c.fds[:c.n] }
+
+// connKey names an attributed connection: the proxy's and the client's
+// addresses.
+type connKey struct{ local, remote netip.AddrPort }
+
+// heldFD is where an attributed connection's socket was found.
+type heldFD struct {
+	e  *procEntry
+	fd int
 }
 
 type procTable struct {
@@ -63,38 +100,89 @@ type procTable struct {
 
 	mu     sync.Mutex
 	recent []*procEntry // most recently used first, at most cachedProcs
+	live   map[connKey]heldFD
 	users  map[int]string
 	closed bool
 }
 
 func newProcTable(r *Resolver) *procTable {
-	return &procTable{r: r, users: make(map[int]string)}
+	return &procTable{r: r, users: make(map[int]string), live: make(map[connKey]heldFD)}
 }
 
-// find returns the process holding the socket inode, or nil and the reason.
-func (t *procTable) find(inode uint64, uid int) (*registry.Process, string) {
-	var cands [candidates]candidate
-	n := t.borrow(&cands)
+// quickHints bounds the fd links a quick lookup reads: past them the
+// answer is left to a full lookup on a worker.
+const quickHints = 8
+
+// quick answers from the cache alone: the remembered fd numbers of the
+// cached processes, nothing listed, nothing forgotten. nil when they do
+// not hold the socket (a full lookup then decides). It costs a few
+// readlinkat calls, less than handing the lookup to another goroutine.
+func (t *procTable) quick(key connKey, inode uint64, uid int) *registry.Process {
+	cands := candsPool.Get().(*[candidates]candidate)
+	defer candsPool.Put(cands)
+	n := t.borrow(cands)
 	defer t.release(cands[:n])
-	denied := false
+	budget := quickHints
 	for i := range cands[:n] {
 		c := &cands[i]
-		p, res := t.search(c.e.dir, c.e.pid, inode, c.fds[:c.n], c.e)
+		h := c.hints()
+		h = h[:min(len(h), budget)]
+		if len(h) == 0 {
+			break
+		}
+		budget -= len(h)
+		if p, res := t.search(key, c.e.dir, c.e.pid, inode, h, c.e, false); res == searchFound {
+			t.r.hits.Add(1)
+			return t.withUID(p, uid)
+		}
+	}
+	return nil
+}
+
+// searched is what findCached looked at and a scan can skip.
+type searched struct {
+	pids   [candidates]int // of live processes
+	n      int
+	denied bool // one of them would not let us look
+}
+
+// findCached searches the cached processes (their remembered fds first,
+// then all their open files). nil and what it searched when none holds
+// the socket.
+func (t *procTable) findCached(key connKey, inode uint64, uid int) (*registry.Process, searched) {
+	cands := candsPool.Get().(*[candidates]candidate)
+	defer candsPool.Put(cands)
+	n := t.borrow(cands)
+	defer t.release(cands[:n])
+	var done searched
+	for i := range cands[:n] {
+		c := &cands[i]
+		p, res := t.search(key, c.e.dir, c.e.pid, inode, c.hints(), c.e, true)
 		switch res {
 		case searchFound:
 			t.r.hits.Add(1)
-			return t.withUID(p, uid), ""
-		case searchDenied:
-			denied = true
+			return t.withUID(p, uid), done
 		case searchGone:
-			// Its pid may now be another process's: that one is scanned.
+			// Its pid may now be another process's: the scan looks at it.
 			t.forget(c.e)
-			c.gone = true
+			continue
+		case searchDenied:
+			done.denied = true
 		}
+		done.pids[done.n] = c.e.pid
+		done.n++
 	}
+	return nil, done
+}
+
+// scan searches every process but those findCached searched just before
+// (one that exited meanwhile is not among them: its pid, maybe reused, is
+// searched), and returns the holder or the reason.
+func (t *procTable) scan(key connKey, inode uint64, uid int, done searched) (*registry.Process, string) {
 	t.r.scans.Add(1)
+	denied := done.denied
 	for _, pid := range t.allPIDs(uid) {
-		if tried(cands[:n], pid) {
+		if slices.Contains(done.pids[:done.n], pid) {
 			continue
 		}
 		dir, err := unix.Open("/proc/"+strconv.Itoa(pid), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -104,7 +192,7 @@ func (t *procTable) find(inode uint64, uid int) (*registry.Process, string) {
 			}
 			continue
 		}
-		p, res := t.search(dir, pid, inode, nil, nil)
+		p, res := t.search(key, dir, pid, inode, nil, nil, true)
 		if res != searchFound {
 			_ = unix.Close(dir) // read-only
 		}
@@ -121,16 +209,6 @@ func (t *procTable) find(inode uint64, uid int) (*registry.Process, string) {
 	return nil, ReasonNotFound
 }
 
-// tried reports whether pid's process was searched already.
-func tried(cands []candidate, pid int) bool {
-	for i := range cands {
-		if !cands[i].gone && cands[i].e.pid == pid {
-			return true
-		}
-	}
-	return false
-}
-
 type searchResult int
 
 const (
@@ -141,41 +219,102 @@ const (
 )
 
 // search looks for socket inode among the open files of the process whose
-// /proc directory is dir, trying the fd numbers in hint first. cached is
+// /proc directory is dir, trying the fd numbers in hint first, then (if
+// list) every open file. cached is
 // the cache's entry of that same dir, or nil when dir is newly opened:
 // then, if found, dir is handed to a new cache entry (the caller closes it
 // otherwise).
-func (t *procTable) search(dir, pid int, inode uint64, hint []int, cached *procEntry) (registry.Process, searchResult) {
+func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, cached *procEntry, list bool) (registry.Process, searchResult) {
 	var path [32]byte
 	var link [64]byte
-	// holds reads fd's link through dir: it fails if the process exited.
-	holds := func(fd int) bool {
+	// read reads fd's link through dir (it fails if the process exited)
+	// and returns the socket inode it names, 0 for another kind of file.
+	read := func(fd int) (uint64, bool) {
 		n, err := unix.Readlinkat(dir, string(strconv.AppendInt(append(path[:0], "fd/"...), int64(fd), 10)), link[:])
-		return err == nil && isSocket(link[:n], inode)
+		if err != nil {
+			return 0, false
+		}
+		return socketInode(link[:n]), true
+	}
+	// What the hints' links said: other connections' sockets, which their
+	// own lookups then find at once (fdOf).
+	var hinted [8]fdRead
+	nh := 0
+	holds := func(fd int) bool {
+		ino, ok := read(fd)
+		if ok && nh < len(hinted) {
+			hinted[nh].fd, hinted[nh].ino = fd, ino
+			nh++
+		}
+		return ok && ino == inode
+	}
+	if cached != nil {
+		defer func() {
+			if nh > 0 {
+				cached.learnFDs(func(yield func(int, uint64) bool) {
+					for _, h := range hinted[:nh] {
+						if !yield(h.fd, h.ino) {
+							return
+						}
+					}
+				})
+			}
+		}()
 	}
 	fd := -1
+	var snap []fdRead // what a listing of a new process read
+	if cached != nil {
+		// A listing for another connection may have read this socket's
+		// link already (a busy program opens several at once).
+		if n, ok := cached.fdOf(inode); ok {
+			hint = append([]int{n}, hint...)
+		}
+	}
 	for _, h := range hint {
 		if holds(h) {
 			fd = h
 			break
 		}
 	}
-	if fd < 0 {
+	if fd < 0 && list {
 		fdDir, err := unix.Openat(dir, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return registry.Process{}, resultOf(err)
 		}
-		names, err := readNames(fdDir, maxFDs)
+		lb := listingPool.Get().(*listingBuf)
+		defer lb.put()
+		fds, err := readFDs(fdDir, maxFDs, lb)
 		_ = unix.Close(fdDir) // read-only
 		if err != nil {
 			return registry.Process{}, resultOf(err)
 		}
-		for _, name := range names {
-			n, err := strconv.Atoi(name)
-			if err == nil && holds(n) {
-				fd = n
-				break
+		if cached != nil {
+			cached.order(fds)
+		}
+		got := make([]fdRead, 0, min(len(fds), 64))
+		ahead := 0
+		for _, n := range fds {
+			if fd >= 0 {
+				// A few reads past the socket, of the next likeliest
+				// numbers: a busy program's other new connections, whose
+				// lookups then find them in the snapshot (fdOf).
+				if ahead++; ahead > readAhead || cached == nil {
+					break
+				}
 			}
+			ino, ok := read(n)
+			if !ok {
+				continue
+			}
+			got = append(got, fdRead{n, ino})
+			if ino == inode && fd < 0 {
+				fd = n
+			}
+		}
+		if cached != nil {
+			cached.learn(got, len(fds), fd < 0)
+		} else {
+			snap = got
 		}
 	}
 	if fd < 0 {
@@ -184,33 +323,144 @@ func (t *procTable) search(dir, pid int, inode uint64, hint []int, cached *procE
 	if cached != nil {
 		// Read through the pinned dir: the process the cached identity was
 		// read about holds the socket right now.
-		return t.remember(cached, fd), searchFound
+		return t.remember(cached, fd, key), searchFound
 	}
 	st, err := readStat(dir)
 	if err != nil {
 		return registry.Process{}, resultOf(err)
 	}
 	e := &procEntry{pid: pid, dir: dir, proc: t.identity(dir, pid, st)}
+	e.learn(snap, len(snap), true)
 	// Still holding it after everything was read through dir: alive all
 	// along, so what was read is about the process that holds the socket.
 	if !holds(fd) {
 		return registry.Process{}, searchGone
 	}
-	return t.remember(e, fd), searchFound
+	return t.remember(e, fd, key), searchFound
 }
 
-// isSocket reports whether link is "socket:[inode]".
-func isSocket(link []byte, inode uint64) bool {
+// socketInode is N of a link "socket:[N]", or 0 for anything else.
+func socketInode(link []byte) uint64 {
 	const prefix = "socket:["
 	if len(link) < len(prefix)+2 || string(link[:len(prefix)]) != prefix || link[len(link)-1] != ']' {
-		return false
+		return 0
 	}
 	digits := link[len(prefix) : len(link)-1]
-	if digits[0] == '0' && len(digits) > 1 {
-		return false // not how the kernel writes numbers
+	if digits[0] == '0' {
+		return 0 // not how the kernel writes numbers (and 0 is no inode)
 	}
 	n, err := strconv.ParseUint(string(digits), 10, 64)
-	return err == nil && n == inode
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// fdSnapshot is what the last listing of a process's open files read: fd
+// number to socket inode (0: another kind of file). It only orders the
+// next listing (every answer is read afresh), so a stale one costs time,
+// never a wrong answer.
+type fdSnapshot map[int]uint64
+
+// fdRead is what one fd's link said (ino 0: not a socket).
+type fdRead struct {
+	fd  int
+	ino uint64
+}
+
+// order sorts a listing's fds in the order to read them: numbers the
+// snapshot has not seen first (new files), highest first (a program that
+// opens connection after connection gets number after number); then
+// sockets, the most recently created first (short connections come and
+// go, so their numbers are the ones reused); other files (pipes, epoll,
+// libraries) last, as they rarely change.
+func (e *procEntry) order(fds []int) {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	e.snap.order(fds)
+}
+
+func (s fdSnapshot) order(fds []int) {
+	rank := func(fd int) (int, uint64) {
+		ino, ok := s[fd]
+		switch {
+		case !ok:
+			return 0, ^uint64(fd) // descending
+		case ino != 0:
+			return 1, ^ino // descending inode
+		default:
+			return 2, uint64(fd)
+		}
+	}
+	slices.SortFunc(fds, func(a, b int) int {
+		ra, ka := rank(a)
+		rb, kb := rank(b)
+		if ra != rb {
+			return ra - rb
+		}
+		switch {
+		case ka < kb:
+			return -1
+		case ka > kb:
+			return 1
+		}
+		return 0
+	})
+}
+
+// learnFDs adds single reads to e's snapshot (one it has, at least).
+func (e *procEntry) learnFDs(read iter.Seq2[int, uint64]) {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	if e.snap == nil || len(e.snap) > maxSnapshot {
+		e.resetSnapshot(0)
+	}
+	for fd, ino := range read {
+		e.note(fd, ino)
+	}
+}
+
+// resetSnapshot empties e's snapshot. Called with e.snapMu held.
+func (e *procEntry) resetSnapshot(size int) {
+	e.snap = make(fdSnapshot, size)
+	e.byIno = make(map[uint64]int, size)
+}
+
+// note records that fd held socket inode ino (0: no socket). Called with
+// e.snapMu held.
+func (e *procEntry) note(fd int, ino uint64) {
+	if e.snap == nil {
+		e.resetSnapshot(0)
+	}
+	if old, ok := e.snap[fd]; ok && old != 0 && e.byIno[old] == fd {
+		delete(e.byIno, old)
+	}
+	e.snap[fd] = ino
+	if ino != 0 {
+		e.byIno[ino] = fd
+	}
+}
+
+// fdOf is the fd on which e's snapshot saw socket inode.
+func (e *procEntry) fdOf(inode uint64) (int, bool) {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	fd, ok := e.byIno[inode]
+	return fd, ok
+}
+
+// learn adds what a listing of n fds read to e's snapshot; a complete
+// listing (every fd read) also drops the fds that are gone.
+func (e *procEntry) learn(read []fdRead, n int, complete bool) {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	if e.snap == nil || complete || len(e.snap) > 2*n+64 || len(e.snap) > maxSnapshot {
+		// (Numbers long closed, when it outgrew the listing: start over.)
+		e.resetSnapshot(len(read))
+	}
+	for _, r := range read {
+		e.note(r.fd, r.ino)
+	}
 }
 
 // identity reads what a person is shown about a process.
@@ -268,6 +518,13 @@ func (t *procTable) user(uid int) string {
 	return name
 }
 
+// empty reports whether nothing is cached.
+func (t *procTable) empty() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.recent) == 0
+}
+
 // borrow fills cands with the most recently used cached processes, their
 // directories held open until release.
 func (t *procTable) borrow(cands *[candidates]candidate) int {
@@ -276,8 +533,30 @@ func (t *procTable) borrow(cands *[candidates]candidate) int {
 	n := min(len(t.recent), candidates)
 	for i, e := range t.recent[:n] {
 		e.refs++
-		cands[i] = candidate{e: e}
-		cands[i].n = copy(cands[i].fds[:], e.fds)
+		c := &cands[i]
+		*c = candidate{e: e}
+		// Freed numbers (the kernel reuses the lowest), the two after the
+		// highest recent one (a program opening connection after
+		// connection), the recent ones, the open ones oldest first.
+		c.n = copy(c.fds[:], e.freed)
+		add := func(fd int) {
+			if c.n < len(c.fds) && fd >= 0 && !slices.Contains(c.fds[:c.n], fd) {
+				c.fds[c.n] = fd
+				c.n++
+			}
+		}
+		if len(e.fds) > 0 {
+			// Several opened at once get the numbers after the highest.
+			top := slices.Max(e.fds)
+			add(top + 1)
+			add(top + 2)
+		}
+		for _, fd := range e.fds {
+			add(fd)
+		}
+		for _, fd := range e.open[:min(len(e.open), openFDs)] {
+			add(fd)
+		}
 	}
 	return n
 }
@@ -311,10 +590,17 @@ func (t *procTable) evict(e *procEntry) {
 // returns its process. A new e replaces any entry of the same
 // pid (an older process when the pid was reused, or the same one found by
 // a scan).
-func (t *procTable) remember(e *procEntry, fd int) registry.Process {
+func (t *procTable) remember(e *procEntry, fd int, key connKey) registry.Process {
 	p := e.proc
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if _, dup := t.live[key]; !dup && len(t.live) < liveConns {
+		t.live[key] = heldFD{e, fd}
+		if len(e.open) < liveConns {
+			e.open = append(e.open, fd)
+		}
+	}
+	e.freed = slices.DeleteFunc(e.freed, func(x int) bool { return x == fd })
 	if e.evicted {
 		return p // forgotten meanwhile: the answer stands, the cache is not told
 	}
@@ -352,6 +638,30 @@ func (t *procTable) remember(e *procEntry, fd int) registry.Process {
 	return p
 }
 
+// ended notes that the connection key, attributed before, has ended:
+// the fd its program held it on is probably free now.
+func (t *procTable) ended(key connKey) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h, ok := t.live[key]
+	if !ok {
+		return
+	}
+	delete(t.live, key)
+	e := h.e
+	if i := slices.Index(e.open, h.fd); i >= 0 {
+		e.open = slices.Delete(e.open, i, i+1)
+	}
+	if e.evicted || slices.Contains(e.freed, h.fd) {
+		return
+	}
+	i, _ := slices.BinarySearch(e.freed, h.fd)
+	e.freed = slices.Insert(e.freed, i, h.fd)
+	if len(e.freed) > freedFDs {
+		e.freed = e.freed[:freedFDs] // the lowest are the likeliest
+	}
+}
+
 func (t *procTable) forget(e *procEntry) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -368,6 +678,7 @@ func (t *procTable) close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.closed = true
+	clear(t.live)
 	for _, e := range t.recent {
 		t.evict(e)
 	}
@@ -411,6 +722,84 @@ func resultOf(err error) searchResult {
 	default: // ENOENT, ESRCH: exited
 		return searchGone
 	}
+}
+
+// listingBuf is the memory of one listing, reused: a busy program's
+// listing is thousands of numbers, and a burst of lookups would otherwise
+// leave megabytes of garbage behind (memory the process keeps a while).
+type listingBuf struct {
+	dirents [8 << 10]byte
+	fds     []int
+}
+
+var listingPool = sync.Pool{New: func() any { return new(listingBuf) }}
+
+func (lb *listingBuf) put() {
+	if cap(lb.fds) > 1<<16 {
+		lb.fds = nil // one huge program's: not kept
+	}
+	listingPool.Put(lb)
+}
+
+// readFDs lists a /proc/<pid>/fd directory's numbers (at most max),
+// parsing the entries in place: a busy program has thousands.
+func readFDs(fd int, max int, lb *listingBuf) ([]int, error) {
+	if _, err := unix.Seek(fd, 0, 0); err != nil {
+		return nil, err
+	}
+	buf := lb.dirents[:]
+	fds := lb.fds[:0]
+	defer func() { lb.fds = fds[:0] }()
+	for len(fds) < max {
+		n, err := unix.Getdents(fd, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 {
+			break
+		}
+		fds = appendDirentNumbers(fds, buf[:n], max)
+	}
+	return fds, nil
+}
+
+// appendDirentNumbers appends the names of linux_dirent64 records that
+// are decimal numbers ("." and ".." are not).
+func appendDirentNumbers(fds []int, b []byte, max int) []int {
+	const nameOff = 19 // d_ino 8, d_off 8, d_reclen 2, d_type 1
+	for len(b) >= nameOff && len(fds) < max {
+		reclen := int(binary.NativeEndian.Uint16(b[16:]))
+		if reclen < nameOff || reclen > len(b) {
+			break
+		}
+		name := b[nameOff:reclen]
+		if i := bytes.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		if n, ok := decimal(name); ok {
+			fds = append(fds, n)
+		}
+		b = b[reclen:]
+	}
+	return fds
+}
+
+// decimal parses a non-negative decimal number of at most 9 digits.
+func decimal(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 9 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }
 
 // readNames lists a directory (at most max entries), without sorting.

@@ -34,6 +34,7 @@ type Stats struct {
 	Lookups   uint64 // Lookup calls that asked the OS (not remote, not TCP)
 	Found     uint64 // of them, answered with a known program
 	CacheHits uint64 // of Found, answered from the cache without a scan of every process
+	Quick     uint64 // of Lookups, answered by Quick (on the caller's goroutine)
 	FullScans uint64 // scans of every process's open files
 }
 
@@ -60,7 +61,7 @@ func (s Stats) HitRate() float64 {
 type Resolver struct {
 	os osResolver
 
-	lookups, found, hits, scans atomic.Uint64
+	lookups, found, hits, quick, scans atomic.Uint64
 }
 
 // New returns a Resolver for this OS.
@@ -97,6 +98,41 @@ func (r *Resolver) LookupAddrs(local, remote netip.AddrPort) *registry.Process {
 	return p
 }
 
+// Quick answers like LookupAddrs when the cache settles it in a few
+// system calls (a program seen before, on a remembered fd number), and
+// otherwise returns ok false without having counted a lookup: then only
+// LookupAddrs can tell. It costs less than handing the lookup to another
+// goroutine, so a caller tries it first, where it is.
+func (r *Resolver) Quick(local, remote netip.AddrPort) (p *registry.Process, ok bool) {
+	q, can := r.os.(quickResolver)
+	if !can {
+		return nil, false
+	}
+	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
+	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
+	if !IsLocalClient(local.Addr(), remote.Addr()) {
+		return unknown(ReasonRemote, -1), true
+	}
+	if p, ok = q.quick(local, remote); !ok {
+		return nil, false
+	}
+	r.lookups.Add(1)
+	r.quick.Add(1)
+	if p.Known() {
+		r.found.Add(1)
+	}
+	return p, true
+}
+
+// Ended tells the Resolver that a connection it attributed (Lookup,
+// Quick) has ended: the fd its program held it on is probably free, and
+// the program's next connection likely gets it.
+func (r *Resolver) Ended(local, remote netip.AddrPort) {
+	if q, can := r.os.(quickResolver); can {
+		q.ended(netip.AddrPortFrom(local.Addr().Unmap(), local.Port()), netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()))
+	}
+}
+
 // IsLocalClient reports whether a client at remote, connected to the
 // proxy's address local, is on this machine: it came over loopback, or
 // from the very address it reached (a client using the machine's LAN
@@ -112,6 +148,7 @@ func (r *Resolver) Stats() Stats {
 		Lookups:   r.lookups.Load(),
 		Found:     r.found.Load(),
 		CacheHits: r.hits.Load(),
+		Quick:     r.quick.Load(),
 		FullScans: r.scans.Load(),
 	}
 }

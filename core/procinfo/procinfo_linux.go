@@ -55,7 +55,17 @@ func (l *linuxResolver) lookup(local, remote netip.AddrPort) *registry.Process {
 		// No file refers to the socket: its last holder closed it or exited.
 		return unknown(ReasonExited, int(ans.uid))
 	}
-	p, why := l.procs.find(uint64(ans.inode), int(ans.uid))
+	key := connKey{local, remote}
+	p, done := l.procs.findCached(key, uint64(ans.inode), int(ans.uid))
+	if p != nil {
+		return p
+	}
+	// Before a scan of every process (milliseconds): a client that closed
+	// the socket already (a late lookup) has exited from it.
+	if again, err := l.diag(q); errors.Is(err, errNoSocket) || (err == nil && again.inode != ans.inode) {
+		return unknown(ReasonExited, int(ans.uid))
+	}
+	p, why := l.procs.scan(key, uint64(ans.inode), int(ans.uid), done)
 	if p != nil {
 		return p
 	}
@@ -67,6 +77,33 @@ func (l *linuxResolver) lookup(local, remote netip.AddrPort) *registry.Process {
 		}
 	}
 	return unknown(why, int(ans.uid))
+}
+
+// quick is lookup from the cache alone, on the caller's goroutine: the
+// kernel's answer and the remembered fds of the cached processes. ok is
+// false when that does not settle it (a full lookup does).
+func (l *linuxResolver) quick(local, remote netip.AddrPort) (*registry.Process, bool) {
+	if l.procs.empty() {
+		return nil, false // nothing cached: the first lookup of all scans
+	}
+	ans, err := l.diag(diagQuery{src: remote, dst: local})
+	switch {
+	case errors.Is(err, errNoSocket):
+		return unknown(ReasonExited, -1), true
+	case err != nil:
+		return nil, false
+	case ans.inode == 0:
+		return unknown(ReasonExited, int(ans.uid)), true
+	}
+	if p := l.procs.quick(connKey{local, remote}, uint64(ans.inode), int(ans.uid)); p != nil {
+		return p, true
+	}
+	return nil, false
+}
+
+// ended: the connection local<-remote, looked up before, has ended.
+func (l *linuxResolver) ended(local, remote netip.AddrPort) {
+	l.procs.ended(connKey{local, remote})
 }
 
 // diag asks the kernel about q's socket and checks the answer.
@@ -126,6 +163,7 @@ type diagSock struct {
 	fd     int
 	portID uint32
 	buf    []byte
+	req    []byte // the request being sent, reused
 }
 
 func openDiagSock() (*diagSock, error) {
@@ -154,6 +192,13 @@ func openDiagSock() (*diagSock, error) {
 		return nil, errors.New("sock_diag: not a netlink address")
 	}
 	s.portID = nl.Pid
+	// Connected to the kernel (port id 0), the socket takes datagrams from
+	// the kernel only (the kernel refuses other senders): plain read and
+	// write then suffice, with no address to allocate and check per answer.
+	if err := unix.Connect(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		s.close()
+		return nil, fmt.Errorf("sock_diag connect: %w", err)
+	}
 	return s, nil
 }
 
@@ -162,20 +207,17 @@ func (s *diagSock) close() {
 }
 
 func (s *diagSock) ask(q diagQuery) (diagAnswer, error) {
-	if err := unix.Sendto(s.fd, q.request(), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	s.req = q.appendRequest(s.req[:0])
+	if _, err := unix.Write(s.fd, s.req); err != nil {
 		return diagAnswer{}, fmt.Errorf("sock_diag send: %w", err)
 	}
 	for range diagReads {
-		n, from, err := unix.Recvfrom(s.fd, s.buf, 0)
+		n, err := unix.Read(s.fd, s.buf)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
 			return diagAnswer{}, fmt.Errorf("sock_diag receive: %w", err)
-		}
-		// Only the kernel (port id 0) answers; anything else is not to be believed.
-		if nl, ok := from.(*unix.SockaddrNetlink); !ok || nl.Pid != 0 {
-			return diagAnswer{}, fmt.Errorf("%w: not from the kernel", errForged)
 		}
 		ans, done, err := parseDiagAnswer(s.buf[:n], q, s.portID)
 		if done || err != nil {

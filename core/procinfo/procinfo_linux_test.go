@@ -18,7 +18,7 @@ import (
 )
 
 // acceptFrom accepts the connection whose remote address is from.
-func acceptFrom(t *testing.T, ln net.Listener, from string) net.Conn {
+func acceptFrom(t testing.TB, ln net.Listener, from string) net.Conn {
 	t.Helper()
 	for range 100 {
 		c, err := ln.Accept()
@@ -166,7 +166,7 @@ func TestCacheBounded(t *testing.T) {
 		// Distinct pids (fake ones, never looked up): only the bound is tested.
 		e := &procEntry{pid: self + 1000000 + len(all), dir: dir}
 		all = append(all, e)
-		tab.remember(e, 3)
+		tab.remember(e, 3, connKey{})
 	}
 	tab.mu.Lock()
 	if len(tab.recent) != cachedProcs {
@@ -296,11 +296,16 @@ func TestBorrowCarriesHints(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := &procEntry{pid: os.Getpid(), dir: dir}
-	tab.remember(e, 7)
-	tab.remember(e, 9)
+	k7 := connKey{remote: netip.MustParseAddrPort("127.0.0.1:7")}
+	k9 := connKey{remote: netip.MustParseAddrPort("127.0.0.1:9")}
+	tab.remember(e, 7, k7)
+	tab.remember(e, 9, k9)
+	tab.ended(k9)
 	var cands [candidates]candidate
 	n := tab.borrow(&cands)
-	if n != 1 || cands[0].e != e || !slices.Equal(cands[0].fds[:cands[0].n], []int{9, 7}) {
+	// The ended connection's fd first, then the two after the highest
+	// recent one, the recent ones, the open ones (7, already there).
+	if n != 1 || cands[0].e != e || !slices.Equal(cands[0].hints(), []int{9, 10, 11, 7}) {
 		t.Fatalf("borrowed %d: %+v", n, cands[0])
 	}
 	tab.release(cands[:n])
@@ -308,5 +313,39 @@ func TestBorrowCarriesHints(t *testing.T) {
 	defer tab.mu.Unlock()
 	if e.refs != 0 || e.dir != dir {
 		t.Fatalf("after release: refs %d dir %d", e.refs, e.dir)
+	}
+}
+
+// A connection that ends hands its fd number to the cache: the program's
+// next connection is tried there first, and the ended one is no longer
+// counted as open.
+func TestEndedFreesFD(t *testing.T) {
+	bin := self(t)
+	ln := listen(t, "tcp4", "127.0.0.1:0")
+	r := New()
+	defer r.Close()
+	a := NewAsync(r, 1, 0)
+	defer a.Close()
+	_, _, local := startChild(t, bin, "hold", []string{ln.Addr().String()})
+	conn := acceptFrom(t, ln, local)
+	f := a.Start(conn.LocalAddr(), conn.RemoteAddr())
+	p, ok := f.Wait(t.Context())
+	if !ok || !p.Known() {
+		t.Fatalf("lookup: %+v %v", p, ok)
+	}
+	tab := r.os.(*linuxResolver).procs
+	tab.mu.Lock()
+	e := tab.recent[0]
+	open, freed, live := slices.Clone(e.open), slices.Clone(e.freed), len(tab.live)
+	tab.mu.Unlock()
+	if len(open) != 1 || len(freed) != 0 || live != 1 {
+		t.Fatalf("before End: open %v freed %v live %d", open, freed, live)
+	}
+	f.End()
+	f.End()
+	tab.mu.Lock()
+	defer tab.mu.Unlock()
+	if len(e.open) != 0 || !slices.Equal(e.freed, open) || len(tab.live) != 0 {
+		t.Fatalf("after End: open %v freed %v live %d, want freed %v", e.open, e.freed, len(tab.live), open)
 	}
 }

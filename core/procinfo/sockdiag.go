@@ -60,10 +60,15 @@ func (q diagQuery) family() uint8 {
 }
 
 // request is the netlink message asking for exactly q's socket (no dump).
-func (q diagQuery) request() []byte {
-	b := make([]byte, nlmsgHdrLen+diagReqLen)
+func (q diagQuery) request() []byte { return q.appendRequest(nil) }
+
+// appendRequest appends the request to b (a reused buffer: no allocation).
+func (q diagQuery) appendRequest(buf []byte) []byte {
+	const n = nlmsgHdrLen + diagReqLen
+	buf = append(buf, make([]byte, n)...) // zeroed, as the padding must be
+	b := buf[len(buf)-n:]
 	ne := binary.NativeEndian
-	ne.PutUint32(b[0:], uint32(len(b)))
+	ne.PutUint32(b[0:], n)
 	ne.PutUint16(b[4:], sockDiagByFamily)
 	ne.PutUint16(b[6:], nlmFRequest)
 	ne.PutUint32(b[8:], q.seq)
@@ -73,7 +78,7 @@ func (q diagQuery) request() []byte {
 	r[0], r[1] = fam, ipprotoTCP
 	ne.PutUint32(r[4:], diagAllStates)
 	putSockID(r[8:56], fam, q.src, q.dst)
-	return b
+	return buf
 }
 
 // putSockID writes an inet_diag_sockid (48 bytes) with no interface and no

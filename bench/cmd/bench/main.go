@@ -15,8 +15,17 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 	"time"
+)
+
+// onlySetup (-only setup) measures only the loopback table's connection
+// figures (and, with -profile, the tunnel's connection-rate profile);
+// onlyIdle (-only idle) only its idle-memory figures.
+const (
+	onlySetup = "setup"
+	onlyIdle  = "idle"
 )
 
 const (
@@ -65,6 +74,7 @@ type options struct {
 	only              string
 	profile           string // directory for profiles; empty: none
 	profileFor        time.Duration
+	lookup            string // output of the procinfo lookup benchmark; empty: none
 }
 
 // subcommand runs one of the processes the bench starts from its own
@@ -95,7 +105,8 @@ func main() {
 	flag.BoolVar(&o.quick, "quick", false, "1 run per figure and smaller transfers")
 	flag.IntVar(&o.runs, "runs", 0, "runs per figure (default 3, or 1 with -quick)")
 	flag.DurationVar(&o.rtt, "rtt", 50*time.Millisecond, "round trip of the emulated long link")
-	flag.StringVar(&o.only, "only", "", "measure only this table: loopback, rules or rtt (default all), or exits (exits-report.md)")
+	flag.StringVar(&o.only, "only", "", "measure only this table: loopback, rules, rtt or attribution (default all); setup, idle: the loopback table's connection or idle-memory figures alone; exits: exits-report.md")
+	flag.StringVar(&o.lookup, "lookup", "", "file with the output of `go test -bench BenchmarkLookup ./core/procinfo/`, for the lookup table")
 	flag.StringVar(&o.profile, "profile", "", "directory for CPU and memory profiles of porthole and porthole-exit (and profile.md)")
 	flag.DurationVar(&o.profileFor, "profile-for", 10*time.Second, "length of each CPU profile")
 	flag.Parse()
@@ -114,8 +125,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: -rtt must be positive and -profile-for at least 1s")
 		os.Exit(2)
 	}
-	if o.only != "" && o.only != "loopback" && o.only != "rules" && o.only != "rtt" && o.only != "exits" {
-		fmt.Fprintln(os.Stderr, "bench: -only takes loopback, rules, rtt or exits")
+	switch o.only {
+	case "", "loopback", "rules", "rtt", "attribution", onlySetup, onlyIdle, "exits":
+	default:
+		fmt.Fprintln(os.Stderr, "bench: -only takes loopback, rules, rtt, attribution, setup, idle or exits")
 		os.Exit(2)
 	}
 	if o.only == "exits" {
@@ -151,7 +164,7 @@ func run(o options) error {
 			return err
 		}
 	}
-	if o.only == "" || o.only == "loopback" {
+	if o.only == "" || o.only == "loopback" || o.only == onlySetup || o.only == onlyIdle {
 		if err := runMain(o, rep, extra, prof); err != nil {
 			return err
 		}
@@ -159,6 +172,16 @@ func run(o options) error {
 	if o.only == "" || o.only == "rules" {
 		if err := runRules(o, rep); err != nil {
 			return err
+		}
+	}
+	if o.only == "" || o.only == "attribution" {
+		if err := runAttribution(o, rep); err != nil {
+			return err
+		}
+		if o.lookup != "" {
+			if err := addLookupTable(rep, o.lookup); err != nil {
+				return err
+			}
 		}
 	}
 	var rttErr error
@@ -263,13 +286,18 @@ func runMain(o options, rep *report, extra *extraProxy, prof *profiler) error {
 		paths = append(paths, path{t.Paths[6], connectDialer(extra.addr, orig.addr()), nil})
 	}
 	for _, e := range mainExperiments(t, rep, o, prof) {
+		if (o.only == onlySetup && !strings.HasSuffix(e.name, " connections")) || (o.only == onlyIdle && e.name != "idle rss") {
+			continue
+		}
 		runExperiment(e, paths, o.runs)
 	}
 	if prof != nil {
-		prof.busy("tunnel-download", paths[3].procs, func() error {
-			_, err := download(paths[3].dial, o.size)
-			return err
-		})
+		if o.only != onlySetup && o.only != onlyIdle {
+			prof.busy("tunnel-download", paths[3].procs, func() error {
+				_, err := download(paths[3].dial, o.size)
+				return err
+			})
+		}
 		prof.busy("tunnel-connrate", paths[3].procs, func() error {
 			_, _, _, err := connRate(paths[3].dial, o.concConns, concWorkers)
 			return err

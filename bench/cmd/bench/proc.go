@@ -54,7 +54,7 @@ func scrubbedEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if k == "PORTHOLE_TOKEN" || k == "PORTHOLE_TUNNEL_MAX_WINDOW" || k == "PORTHOLE_PPROF" {
+		if k == "PORTHOLE_TOKEN" || k == "PORTHOLE_TUNNEL_MAX_WINDOW" || k == "PORTHOLE_PPROF" || k == "PORTHOLE_NO_PROCESS_LOOKUP" {
 			continue
 		}
 		env = append(env, kv)
@@ -100,6 +100,10 @@ func startProc(spec procSpec) (*proc, error) {
 // startPorthole starts `porthole --headless` in direct mode, allowing
 // idleMaxStream connections.
 func startPorthole(bin string, pprof bool) (*proc, error) {
+	return startPortholeSpec("porthole", bin, pprof, "warn", nil)
+}
+
+func startPortholeSpec(name, bin string, pprof bool, logLevel string, env []string) (*proc, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -116,10 +120,10 @@ func startPorthole(bin string, pprof bool) (*proc, error) {
 		return nil, fmt.Errorf("proxy: config: %w", err)
 	}
 	return startProc(procSpec{
-		name:  "porthole",
+		name:  name,
 		bin:   bin,
-		args:  []string{"--headless", "--config", cfg, "--listen", addr, "--mode", "direct", "--log-level", "warn"},
-		env:   []string{"XDG_CONFIG_HOME=" + cfgDir},
+		args:  []string{"--headless", "--config", cfg, "--listen", addr, "--mode", "direct", "--log-level", logLevel},
+		env:   append([]string{"XDG_CONFIG_HOME=" + cfgDir}, env...),
 		addr:  addr,
 		dir:   cfgDir,
 		pprof: pprof,
@@ -272,6 +276,15 @@ type lineWatch struct {
 	mu      sync.Mutex
 	partial []byte
 	found   bool
+	keep    []string // the last lines that mention stoppedLine
+}
+
+// kept returns the lines that mentioned stoppedLine (porthole's stop line,
+// which carries its counters), at most a few.
+func (w *lineWatch) kept() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.keep...)
 }
 
 // maxLine bounds a line kept while waiting for its end.
@@ -297,6 +310,9 @@ func (w *lineWatch) Write(p []byte) (int, error) {
 		if !w.found && w.marker != "" && bytes.Contains(line, []byte(w.marker)) {
 			w.found = true
 			close(w.seen)
+		}
+		if bytes.Contains(line, []byte(stoppedLine)) {
+			w.keep = append(w.keep[max(0, len(w.keep)-3):], string(line))
 		}
 		// The bench's stderr is the console: a failed write there is not
 		// the child's problem, and must not block it.

@@ -126,6 +126,17 @@ func (r *report) evalTargets(rtt float64) {
 
 	v, ok := r.median("loopback", "conc_conn_per_sec", pathTunnel)
 	add("New tunneled connections ≥ 5,000/s (32 workers)", ok, ok && v >= 5000, fmt.Sprintf("%.0f conn/s", v))
+
+	for _, c := range []struct{ fig, what string }{{"attr_seq_conn_per_sec", "sequential"}, {"attr_conc_conn_per_sec", "32 workers"}} {
+		on, okOn := r.median("attribution", c.fig, pathAttrOn)
+		off, okOff := r.median("attribution", c.fig, pathAttrOff)
+		ok := okOn && okOff && off > 0
+		m := ""
+		if ok {
+			m = fmt.Sprintf("%.2f× (%.0f vs %.0f conn/s)", on/off, on, off)
+		}
+		add("New connections/s with attribution on ≥ 0.95× off ("+c.what+")", ok, ok && on/off >= 0.95, m)
+	}
 	for i := range r.Targets {
 		if r.Targets[i].Status == targetUnknown {
 			r.Targets[i].Measured = "–"
