@@ -143,7 +143,7 @@ func TestExitsFailover(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if n := closedExits(v, v.raw.sink); n["b"] != 4 {
+	if n := closedExits(v, v.raw.sink, 4); n["b"] != 4 {
 		t.Errorf("transfers on the survivor went %v, want all 4 via b", n)
 	}
 
