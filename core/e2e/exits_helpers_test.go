@@ -213,18 +213,23 @@ func allUp(st outbound.GroupState) bool {
 	return len(st.Exits) > 0
 }
 
-// closedExits counts the closed records to target by the exit that
-// carried them.
-func closedExits(v *e2eEnv, target string) map[string]int {
-	v.ev.mu.Lock()
-	defer v.ev.mu.Unlock()
-	n := map[string]int{}
-	for _, info := range v.ev.closed {
-		if info.Target == target {
-			n[info.Exit]++
+// closedExits waits until n records to target have closed and counts them
+// by the exit that carried them (the client may see its answer before
+// the record closes).
+func closedExits(v *e2eEnv, target string, n int) map[string]int {
+	var by map[string]int
+	v.ev.wait(e2eTimeout, func() bool { // called with v.ev.mu held
+		by = map[string]int{}
+		total := 0
+		for _, info := range v.ev.closed {
+			if info.Target == target {
+				by[info.Exit]++
+				total++
+			}
 		}
-	}
-	return n
+		return total >= n
+	})
+	return by
 }
 
 // lastClosed waits for the record of the connection from laddr to target

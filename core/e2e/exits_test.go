@@ -144,7 +144,7 @@ func TestExitsFailover(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if n := closedExits(v, v.raw.sink); n["b"] != 4 {
+	if n := closedExits(v, v.raw.sink, 4); n["b"] != 4 {
 		t.Errorf("transfers on the survivor went %v, want all 4 via b", n)
 	}
 
@@ -194,8 +194,8 @@ func sinkTransfer(v *e2eEnv, p lcProto, n int64) error {
 
 // TestExitsFastest puts two exits behind relays that delay each way:
 // about 10 ms and 60 ms of round trip. The fastest policy picks the
-// quick one, moves when the delays swap, and stays put when they are
-// equal.
+// quick one, moves when the delays swap (after the hold), and stays put
+// when they are equal.
 func TestExitsFastest(t *testing.T) {
 	leakCheck(t)
 	bin := buildExitProgram(t)
@@ -219,6 +219,11 @@ func TestExitsFastest(t *testing.T) {
 	// Equal delays: whichever is in use stays, through many measures.
 	ra.setDelay(15 * time.Millisecond)
 	rb.setDelay(15 * time.Millisecond)
+	// From when both measures show the new delays, not during the change.
+	settled := func(d time.Duration) bool { return d >= 28*time.Millisecond && d < 45*time.Millisecond }
+	waitExits(t, v, "both at the equal delay", func(st outbound.GroupState) bool {
+		return settled(st.Exits[0].Latency) && settled(st.Exits[1].Latency)
+	})
 	snap, w := v.eng.SubscribeExits()
 	defer w.Close()
 	moves, states := 0, 0

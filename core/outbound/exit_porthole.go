@@ -28,6 +28,10 @@ func newPortholeExit(name string, cfg tunnel.ClientConfig, timeout time.Duration
 	if err != nil {
 		return nil, err
 	}
+	// The group waits for a session itself (DefaultGrace) and only dials
+	// an exit that has one; a session lost between the two must not hold
+	// the dial for a reconnect.
+	t.noWait = true
 	return &portholeExit{name: name, t: t}, nil
 }
 

@@ -22,14 +22,6 @@ const (
 	defaultRefresh = time.Second
 )
 
-// Hysteresis of the fastest policy: another exit takes over only when it
-// is faster by both this fraction and this much, so two exits of about the
-// same latency do not trade places with every measure.
-const (
-	fasterFraction = 0.3
-	fasterBy       = 2 * time.Millisecond
-)
-
 // ExitConfig is one exit of a Group.
 type ExitConfig struct {
 	Name string
@@ -98,12 +90,17 @@ type Group struct {
 	running  bool
 	closed   bool
 	selected int
-	fastest  int           // the fastest policy's current pick; -1 none
-	changes  chan struct{} // closed and replaced when a state changes
-	last     GroupState    // what watchers were last told
-	watchers map[*ExitWatch]struct{}
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	fastest  int // the fastest policy's current pick; -1 none
+	// challenger is an exit clearly faster than the fastest pick since
+	// challengerSince (-1 none): it takes over once that has lasted
+	// fastestHold (group_policy.go).
+	challenger      int
+	challengerSince time.Time
+	changes         chan struct{} // closed and replaced when a state changes
+	last            GroupState    // what watchers were last told
+	watchers        map[*ExitWatch]struct{}
+	cancel          context.CancelFunc
+	wg              sync.WaitGroup
 }
 
 // NewGroup checks cfg and returns a stopped group.
@@ -128,15 +125,16 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 		cfg.Logger = slog.Default()
 	}
 	g := &Group{
-		log:      cfg.Logger,
-		names:    make(map[string]int, len(cfg.Exits)),
-		policy:   policy,
-		grace:    cfg.Grace,
-		refresh:  cfg.Refresh,
-		timeout:  cfg.DialTimeout,
-		fastest:  -1,
-		changes:  make(chan struct{}),
-		watchers: make(map[*ExitWatch]struct{}),
+		log:        cfg.Logger,
+		names:      make(map[string]int, len(cfg.Exits)),
+		policy:     policy,
+		grace:      cfg.Grace,
+		refresh:    cfg.Refresh,
+		timeout:    cfg.DialTimeout,
+		fastest:    -1,
+		challenger: -1,
+		changes:    make(chan struct{}),
+		watchers:   make(map[*ExitWatch]struct{}),
 	}
 	for i, ec := range cfg.Exits {
 		if ec.Name == "" {
@@ -294,7 +292,7 @@ func (g *Group) update() {
 	sts := g.statuses()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.pickLocked(sts, -1, nil) // moves the fastest pick if it must
+	g.reconsiderLocked(sts, time.Now()) // moves the fastest pick if it must
 	st := g.stateLocked(sts)
 	if sameState(st, g.last) {
 		return
@@ -345,90 +343,6 @@ func sameState(a, b GroupState) bool {
 		}
 	}
 	return true
-}
-
-// pickLocked is choose that also moves the fastest policy's pick; the
-// caller holds mu.
-func (g *Group) pickLocked(sts []ExitStatus, named int, skip []bool) (idx, pending, want int) {
-	idx, pending, want = g.choose(sts, named, skip)
-	if named < 0 && skip == nil && g.policy == PolicyFastest && idx >= 0 {
-		g.fastest = idx
-	}
-	return idx, pending, want
-}
-
-// choose is the exit for a new connection: idx the usable one (-1 if
-// none), pending one that is connecting (-1 if none), want the one the
-// error names when none is usable. named >= 0 is an exit a rule named;
-// skip marks exits a dial already failed on.
-func (g *Group) choose(sts []ExitStatus, named int, skip []bool) (idx, pending, want int) {
-	usable := func(i int) bool { return sts[i].Healthy() && (skip == nil || !skip[i]) }
-	connecting := func(i int) bool { return sts[i].State == ExitConnecting && (skip == nil || !skip[i]) }
-	one := func(i int) (int, int, int) {
-		switch {
-		case usable(i):
-			return i, -1, i
-		case connecting(i):
-			return -1, i, i
-		}
-		return -1, -1, i
-	}
-	if named >= 0 {
-		return one(named)
-	}
-	switch g.policy {
-	case PolicyManual:
-		return one(g.selected)
-	case PolicyFastest:
-		idx, pending, want = -1, -1, 0
-		if g.fastest >= 0 {
-			want = g.fastest
-		}
-		for i := range sts {
-			switch {
-			case usable(i):
-				if idx < 0 || faster(sts[i].Latency, sts[idx].Latency) {
-					idx = i
-				}
-			case pending < 0 && connecting(i):
-				pending = i
-			}
-		}
-		if cur := g.fastest; idx >= 0 && cur >= 0 && cur != idx && usable(cur) && !clearlyFaster(sts[idx].Latency, sts[cur].Latency) {
-			idx = cur
-		}
-		return idx, pending, want
-	default: // failover
-		idx, pending, want = -1, -1, 0
-		for i := range sts {
-			switch {
-			case usable(i):
-				return i, -1, i
-			case pending < 0 && connecting(i):
-				pending = i
-			}
-		}
-		return idx, pending, want
-	}
-}
-
-// faster orders latencies, unknown (0) last.
-func faster(a, b time.Duration) bool {
-	if a == 0 || b == 0 {
-		return a != 0
-	}
-	return a < b
-}
-
-// clearlyFaster is a over b by the hysteresis.
-func clearlyFaster(a, b time.Duration) bool {
-	if a == 0 {
-		return false
-	}
-	if b == 0 {
-		return true
-	}
-	return float64(a) < float64(b)*(1-fasterFraction) && b-a > fasterBy
 }
 
 // DialContext dials addr through the exit the policy (or DialInfo.Exit)

@@ -153,11 +153,12 @@ func TestGroupWatch(t *testing.T) {
 	}
 }
 
-// TestFastestHysteresis is the fastest policy's choice over statuses: it
-// takes the fastest, keeps its pick against one slightly faster, moves to
-// one clearly faster, and skips exits that are not usable.
+// TestFastestHysteresis is the fastest policy over statuses: it takes the
+// fastest, keeps its pick against one slightly faster, moves to one
+// clearly faster only once that has lasted fastestHold, and leaves a pick
+// that is not usable at once.
 func TestFastestHysteresis(t *testing.T) {
-	g := &Group{policy: PolicyFastest, fastest: -1}
+	g := &Group{policy: PolicyFastest, fastest: -1, challenger: -1}
 	up := func(ms ...float64) []ExitStatus {
 		var sts []ExitStatus
 		for _, m := range ms {
@@ -169,22 +170,30 @@ func TestFastestHysteresis(t *testing.T) {
 		}
 		return sts
 	}
+	t0 := time.Now()
 	for _, step := range []struct {
 		sts  []ExitStatus
+		at   time.Duration // since t0
 		want int
 	}{
-		{up(60, 10), 1},
-		{up(9, 10), 1},   // slightly faster: stay
-		{up(7.5, 10), 1}, // 25 % faster: stay
-		{up(5, 10), 0},   // half: move
-		{up(5, 4.9), 0},
-		{up(-1, 30), 1}, // the pick is down
-		{up(0, 30), 1},  // unknown latency does not win
-		{up(-1, -1), -1},
+		{up(60, 10), 0, 1},
+		{up(9, 10), time.Second, 1},       // slightly faster: stay
+		{up(7.5, 10), 5 * time.Second, 1}, // 25 % faster: stay
+		{up(5, 10), 6 * time.Second, 1},   // half: a challenger...
+		{up(5, 10), 7 * time.Second, 1},   // ...not for long enough yet
+		{up(5, 10), 8 * time.Second, 0},   // ...now it takes over
+		{up(5, 40), 9 * time.Second, 0},
+		{up(40, 5), 10 * time.Second, 0}, // one slow measure of the pick
+		{up(6, 5), 11 * time.Second, 0},  // over: the challenge ends
+		{up(40, 5), 12 * time.Second, 0},
+		{up(-1, 30), 13 * time.Second, 1}, // the pick is down: at once
+		{up(0, 30), 14 * time.Second, 1},  // unknown latency does not win
+		{up(-1, -1), 15 * time.Second, -1},
 	} {
+		g.reconsiderLocked(step.sts, t0.Add(step.at))
 		idx, _, _ := g.pickLocked(step.sts, -1, nil)
 		if idx != step.want {
-			t.Errorf("%v: picked %d, want %d", step.sts, idx, step.want)
+			t.Errorf("%v at +%v: picked %d, want %d", step.sts, step.at, idx, step.want)
 		}
 	}
 }

@@ -49,6 +49,9 @@ func dialInfo(ctx context.Context) DialInfo {
 type Tunnel struct {
 	cfg     tunnel.ClientConfig
 	timeout time.Duration
+	// noWait: a dial without a session fails at once instead of waiting
+	// for the reconnect (a Group's exit: the group has others to try).
+	noWait bool
 
 	mu     sync.Mutex
 	client *tunnel.Client
@@ -124,7 +127,13 @@ func (t *Tunnel) DialContext(ctx context.Context, network, addr string) (net.Con
 	}
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	st, err := c.Open(ctx, info.ID, addr, nil)
+	var st *tunnel.Stream
+	var err error
+	if t.noWait {
+		st, err = c.OpenCurrent(info.ID, addr, nil)
+	} else {
+		st, err = c.Open(ctx, info.ID, addr, nil)
+	}
 	if err != nil {
 		return nil, err
 	}

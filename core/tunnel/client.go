@@ -241,6 +241,30 @@ func (c *Client) Open(ctx context.Context, id xid.ID, target string, early []byt
 	}
 }
 
+// OpenCurrent is Open without the wait: it opens on the current session,
+// or fails at once with an error wrapping ErrNoSession when there is none
+// (the client is reconnecting) or it is ending. For callers that have
+// somewhere else to go (a group of exits) rather than wait for this one.
+func (c *Client) OpenCurrent(id xid.ID, target string, early []byte) (*Stream, error) {
+	c.mu.Lock()
+	sess, state, last := c.sess, c.status.State, c.status.Err
+	c.mu.Unlock()
+	if state == StateClosed {
+		return nil, ErrClientClosed
+	}
+	if sess != nil {
+		st, err := sess.Open(id, target, early)
+		if !errors.Is(err, ErrTunnelLost) {
+			return st, err
+		}
+		last = err
+	}
+	if last == nil {
+		return nil, fmt.Errorf("%w (%s)", ErrNoSession, state)
+	}
+	return nil, fmt.Errorf("%w (%s): %w", ErrNoSession, state, last)
+}
+
 // Close ends the current session (its streams end with ErrTunnelLost) and
 // stops reconnecting.
 func (c *Client) Close() error {
