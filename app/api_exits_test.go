@@ -116,6 +116,11 @@ func TestAPIExitsSelectAndDelay(t *testing.T) {
 		t.Errorf("GLOBAL %v", g)
 	}
 
+	// Tunnel mode with an empty bypass list: everything through GLOBAL.
+	if rules := fmt.Sprint(e.getJSON("/rules")["rules"]); rules != "[map[index:0 payload: proxy:GLOBAL size:-1 type:Match]]" {
+		t.Errorf("/rules in tunnel mode: %s", rules)
+	}
+
 	c1 := tunnelTo(t, e.proxy(), e.echo)
 	conn, info := e.connOfClient(c1)
 	if ch := fmt.Sprint(conn["chains"]); ch != "[one GLOBAL]" || info.Exit != "one" {
@@ -327,5 +332,28 @@ func TestAPIRulesNamedExit(t *testing.T) {
 	named2 := tunnelTo(t, e.proxy(), echo)
 	if conn, info := e.connOfClient(named2); fmt.Sprint(conn["chains"]) != "[two]" || info.Exit != "two" {
 		t.Errorf("the named rule after selecting one: chains %v exit %q", conn["chains"], info.Exit)
+	}
+}
+
+// The bypass list's entries as the Clash rules that match the same.
+func TestBypassRule(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"localhost", "Domain localhost DIRECT"},
+		{"Example.COM.", "Domain example.com DIRECT"},
+		{"*.local", "DomainSuffix local DIRECT"},
+		{".corp.example", "DomainSuffix corp.example DIRECT"},
+		{"10.1.2.3/8", "IPCIDR 10.0.0.0/8 DIRECT"},
+		{"::1", "IPCIDR ::1/128 DIRECT"},
+		{"[fd00::1]", "IPCIDR fd00::1/128 DIRECT"},
+		{"192.0.2.1", "IPCIDR 192.0.2.1/32 DIRECT"},
+		{"<local>", "DomainWildcard * DIRECT"},
+	} {
+		r, ok := bypassRule(c.in)
+		if got := fmt.Sprintf("%s %s %s", r.Type, r.Payload, r.Proxy); !ok || got != c.want || r.Size != -1 {
+			t.Errorf("%q: %q %v size %d, want %q", c.in, got, ok, r.Size, c.want)
+		}
+	}
+	if _, ok := bypassRule("  "); ok {
+		t.Error("an empty entry became a rule")
 	}
 }

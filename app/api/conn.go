@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"porthole/core/registry"
@@ -106,14 +107,11 @@ func connOf(in registry.Info, ib inbound) connJSON {
 func chainsOf(in registry.Info) []string {
 	switch in.Route {
 	case registry.RouteTunnel:
-		named := ProxyOf(in.Rule.Action, "")
-		if named == DirectName || named == RejectName {
-			named = GlobalName // a record from before rules: the policy's
-		}
+		_, named, _ := strings.Cut(in.Rule.Action, ":") // "tunnel:NAME": a rule named the exit
 		switch {
-		case named != GlobalName && in.Exit != "":
+		case named != "" && in.Exit != "":
 			return []string{in.Exit}
-		case named != GlobalName:
+		case named != "":
 			return []string{named}
 		case in.Exit != "":
 			return []string{in.Exit, GlobalName}
