@@ -357,3 +357,43 @@ func TestBypassRule(t *testing.T) {
 		t.Error("an empty entry became a rule")
 	}
 }
+
+// TestAPIRulesModeWithoutExit: a dashboard's "rule" for a user with no
+// exit and no rules would send everything to a tunnel that is not there:
+// refused, saying so, the mode unchanged. Rules that end in a direct match
+// need no exit: taken, and the match decides.
+func TestAPIRulesModeWithoutExit(t *testing.T) {
+	echo := echoOrigin(t)
+	cfg := config.Default()
+	cfg.Bypass = []string{}
+	e := startAPIEnv(t, cfg)
+	status, body := e.do("PATCH", "/configs", `{"mode":"rule"}`, true)
+	if status != http.StatusBadRequest || !strings.Contains(string(body), "no rule matches") {
+		t.Errorf("PATCH rule without exit or rules: %d %s", status, body)
+	}
+	if e.ctl.Config().Mode != "direct" {
+		t.Errorf("mode %q after the refusal", e.ctl.Config().Mode)
+	}
+	saved, err := e.ctl.SaveSettings(e.path, func(c *config.Config) {
+		c.Rules = []rules.Rule{{Kind: "domain-keyword", Value: "blocked", Action: "reject"}, {Kind: "match", Action: "direct"}}
+	})
+	if err != nil || saved.StartErr != nil {
+		t.Fatalf("rules: %v %v", err, saved.StartErr)
+	}
+	if status, body := e.do("PATCH", "/configs", `{"mode":"rule"}`, true); status != http.StatusNoContent {
+		t.Fatalf("PATCH rule with a direct match: %d %s", status, body)
+	}
+	waitFor(t, e.ctl, "rules mode", func(st Status) bool { return st.State == StateRunning && st.Mode == "rules" })
+	conn, info := e.connOfClient(tunnelTo(t, e.proxy(), echo))
+	if fmt.Sprint(conn["chains"]) != "[DIRECT]" || conn["rule"] != "Match" || conn["rulePayload"] != "" || info.Rule.Index != 1 {
+		t.Errorf("the match rule's connection: chains %v rule %v payload %v record %+v", conn["chains"], conn["rule"], conn["rulePayload"], info.Rule)
+	}
+	var got []string
+	for _, r := range typed[[]any](t, e.getJSON("/rules"), "rules") {
+		m := r.(map[string]any)
+		got = append(got, fmt.Sprintf("%v %v %v", m["type"], m["payload"], m["proxy"]))
+	}
+	if want := []string{"DomainKeyword blocked REJECT", "Match  DIRECT"}; !slices.Equal(got, want) {
+		t.Errorf("/rules %q, want %q (no default after a match rule)", got, want)
+	}
+}
