@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"porthole/internal/fetch"
 )
 
 // TestHeadlessRulesModeFromFlags: --mode rules --rules FILE with Clash
@@ -35,7 +37,7 @@ func TestHeadlessRulesModeFromFlags(t *testing.T) {
 	p := startPorthole(t, "--headless", "--config", cfgFile, "--listen", "127.0.0.1:0", "--mode", "rules", "--rules", file, "--log-level", "info")
 	addr := p.WaitFor(t, listenRE)[1]
 	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: addr})}, Timeout: 10 * time.Second}
-	if body := getBody(t, client, "http://"+originAddr+"/"); body != "ruled" {
+	if _, body := fetch.Get(t, client, "http://"+originAddr+"/"); body != "ruled" {
 		t.Fatalf("direct by rule: %q", body)
 	}
 	client.CloseIdleConnections()

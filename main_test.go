@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"porthole/internal/childproc"
+	"porthole/internal/fetch"
 )
 
 // The test binary doubles as porthole: with PORTHOLE_AS_MAIN set it runs
@@ -45,22 +45,6 @@ func startPorthole(t *testing.T, args ...string) *childproc.Proc {
 func startPortholeEnv(t *testing.T, env []string, args ...string) *childproc.Proc {
 	t.Helper()
 	return childproc.Start(t, "porthole", 30*time.Second, childproc.Self(childproc.QuietRace(append(env, "PORTHOLE_AS_MAIN=1")), args...))
-}
-
-// getBody GETs url with c and returns the body; the test fails if that
-// does not work.
-func getBody(t *testing.T, c *http.Client, url string) string {
-	t.Helper()
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: reading the body: %v", url, err)
-	}
-	return string(body)
 }
 
 // helloOrigin serves body to every request on a loopback HTTP server
@@ -89,7 +73,7 @@ func TestHeadlessServesAndStopsCleanlyOnCtrlC(t *testing.T) {
 
 	proxyURL := &url.URL{Scheme: "http", Host: addr}
 	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: 10 * time.Second}
-	if body := getBody(t, client, "http://"+originAddr+"/"); body != "hello from origin" {
+	if _, body := fetch.Get(t, client, "http://"+originAddr+"/"); body != "hello from origin" {
 		t.Fatalf("through the proxy: %q", body)
 	}
 	client.CloseIdleConnections()

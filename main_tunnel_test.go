@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"porthole/core/exit"
+	"porthole/internal/fetch"
 )
 
 // TestHeadlessTunnelMode runs porthole --mode tunnel against an exit
@@ -59,7 +60,7 @@ func TestHeadlessTunnelMode(t *testing.T) {
 	tr := &http.Transport{Proxy: http.ProxyURL(proxyURL)}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	if body := getBody(t, client, "http://"+originAddr+"/"); body != "hello through the tunnel" {
+	if _, body := fetch.Get(t, client, "http://"+originAddr+"/"); body != "hello through the tunnel" {
 		t.Fatalf("through the tunnel: %q", body)
 	}
 	select {

@@ -69,6 +69,9 @@ type Status struct {
 	// ConfigProblem is the config file that could not be used, while the
 	// proxy is held stopped for it (HoldForConfig).
 	ConfigProblem error
+	// RulesProblem is why the rules file, changed while running, could not
+	// be used; the rules in use stay (nil once a good version is read).
+	RulesProblem error
 }
 
 // Controller owns the proxy engine and the system proxy, and is the one
@@ -107,8 +110,10 @@ type Controller struct {
 	hold    error // a config file that could not be used: Start refuses
 	closed  bool
 	changed chan struct{} // closed and replaced at every change
-	// rulesWatch reloads the rules file of the running engine (rules.go).
+	// rulesWatch reloads the rules file of the running engine (rules.go);
+	// rulesErr is its last failure.
 	rulesWatch *rulesWatcher
+	rulesErr   error
 
 	api apiHolder // the control API's server (api.go); its own lock
 }
@@ -148,7 +153,8 @@ func (c *Controller) update(f func()) {
 func (c *Controller) Status() Status {
 	c.mu.Lock()
 	st := Status{State: c.state, Err: c.err, Mode: outbound.Mode(c.cfg.Mode),
-		SystemProxy: c.sysOn, SystemProxyErr: c.sysErr, WantSystemProxy: c.wantSys, ConfigProblem: c.hold}
+		SystemProxy: c.sysOn, SystemProxyErr: c.sysErr, WantSystemProxy: c.wantSys, ConfigProblem: c.hold,
+		RulesProblem: c.rulesErr}
 	eng := c.eng
 	c.mu.Unlock()
 	if eng != nil { // the engine's readers are safe while it stops
@@ -381,7 +387,8 @@ func (c *Controller) applyOps(cfg config.Config) (changes config.Changes, startE
 			c.log.Warn("stopping for new settings", "err", err)
 		}
 		startErr = c.startOps()
-	} else if state == StateRunning && changes.Need(config.EffectRules) {
+	} else if state == StateRunning && (changes.Need(config.EffectRules) || cfg.Mode == string(outbound.ModeRules) && cfg.RulesFile != "") {
+		// A rules file is read again at every Apply, changed or not.
 		startErr = c.applyRulesOps(cfg)
 	}
 	if switchSys && c.sys != nil && cfg.SystemProxy {

@@ -3,10 +3,8 @@ package app
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"porthole/app/sysproxy"
 	"porthole/core"
 	"porthole/internal/desktoptest"
+	"porthole/internal/fetch"
 )
 
 // gnomeSysproxy is a real system proxy for the test: gsettings writing a
@@ -64,22 +63,6 @@ func waitFor(t *testing.T, c *Controller, what string, cond func(Status) bool) S
 	}
 }
 
-func get(t *testing.T, proxy, target string) string {
-	t.Helper()
-	tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: proxy})}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("http://" + target + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func origin(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -117,7 +100,7 @@ func TestControllerStartStopAndSystemProxy(t *testing.T) {
 	if got := gsettingsGet(t, "org.gnome.system.proxy.http", "port"); got != port {
 		t.Fatalf("system proxy port %s, want %s", got, port)
 	}
-	if got := get(t, st.Addr, origin(t)); got != "hi" {
+	if got := fetch.Via(t, st.Addr, "http://"+origin(t)+"/"); got != "hi" {
 		t.Fatalf("through the proxy: %q", got)
 	}
 	if err := c.Stop(); err != nil {
@@ -191,7 +174,7 @@ func TestControllerApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := c.Status().Addr
-	if got := get(t, first, origin(t)); got != "hi" {
+	if got := fetch.Via(t, first, "http://"+origin(t)+"/"); got != "hi" {
 		t.Fatalf("through the proxy: %q", got)
 	}
 

@@ -9,6 +9,7 @@ import (
 	"porthole/app/config"
 	"porthole/core/outbound"
 	"porthole/core/registry"
+	"porthole/internal/fetch"
 	"porthole/internal/upstreamtest"
 )
 
@@ -62,7 +63,7 @@ func TestControllerExits(t *testing.T) {
 	defer sub.Close()
 	addr := c.Status().Addr
 	target := origin(t)
-	if got := get(t, addr, target); got != "hi" {
+	if got := fetch.Via(t, addr, "http://"+target+"/"); got != "hi" {
 		t.Fatalf("through exit one: %q", got)
 	}
 	if via := lastExit(t, sub); via != "one" {
@@ -78,7 +79,7 @@ func TestControllerExits(t *testing.T) {
 	if st := c.Exits(); st.Active != "two" || st.Selected != "two" {
 		t.Errorf("after selecting two: active %q, selected %q", st.Active, st.Selected)
 	}
-	if got := get(t, addr, target); got != "hi" {
+	if got := fetch.Via(t, addr, "http://"+target+"/"); got != "hi" {
 		t.Fatalf("through exit two: %q", got)
 	}
 	if via := lastExit(t, sub); via != "two" {

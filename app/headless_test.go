@@ -10,13 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"porthole/app/config"
 	"porthole/core/outbound"
+	"porthole/internal/filetest"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -27,15 +27,6 @@ func tunnelSettings(t *testing.T) config.Config {
 	cfg.Mode = string(outbound.ModeTunnel)
 	cfg.Exit = "wss://exit.example:9443/porthole"
 	return cfg
-}
-
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // TestTokenPrecedence: PORTHOLE_TOKEN, then the token file, then the
@@ -58,7 +49,7 @@ func TestTokenPrecedence(t *testing.T) {
 	if got := token(); got != "from-config" {
 		t.Errorf("token %q, want the config's", got)
 	}
-	cfg.TokenFile = writeFile(t, "token", "  from-file  \nsecond line ignored\n")
+	cfg.TokenFile = filetest.Write(t, "token", "  from-file  \nsecond line ignored\n")
 	if got := token(); got != "from-file" {
 		t.Errorf("token %q, want the file's first line, trimmed", got)
 	}
@@ -73,8 +64,8 @@ func TestTunnelSettingsErrors(t *testing.T) {
 	cases := map[string]func(*config.Config){
 		"no token":         func(c *config.Config) {},
 		"missing file":     func(c *config.Config) { c.TokenFile = filepath.Join(t.TempDir(), "absent") },
-		"empty file":       func(c *config.Config) { c.TokenFile = writeFile(t, "empty", "\n\n") },
-		"CA not PEM":       func(c *config.Config) { c.Token, c.ExitCA = "t", writeFile(t, "ca.pem", "not a certificate") },
+		"empty file":       func(c *config.Config) { c.TokenFile = filetest.Write(t, "empty", "\n\n") },
+		"CA not PEM":       func(c *config.Config) { c.Token, c.ExitCA = "t", filetest.Write(t, "ca.pem", "not a certificate") },
 		"CA file missing":  func(c *config.Config) { c.Token, c.ExitCA = "t", filepath.Join(t.TempDir(), "absent.pem") },
 		"exit is not a ws": func(c *config.Config) { c.Token, c.Exit = "t", "https://exit.example/porthole" },
 	}
@@ -110,7 +101,7 @@ func TestExitCATrusted(t *testing.T) {
 	}
 	cfg := tunnelSettings(t)
 	cfg.Token = "t"
-	cfg.ExitCA = writeFile(t, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	cfg.ExitCA = filetest.Write(t, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
 	t.Setenv("PORTHOLE_TOKEN", "")
 	ec, err := EngineConfig(cfg, quiet)
 	if err != nil {

@@ -54,6 +54,9 @@ func CompileRules(cfg config.Config) (set *rules.Set, files []string, err error)
 		}
 		files = own.Files
 	}
+	if i, name := cfg.UnknownRuleExit(list[len(cfg.Rules):]); i >= 0 {
+		errs = append(errs, fmt.Errorf("rules_file: rule %d: exit %q is not one of the config's exits", i+1, name))
+	}
 	set, err = rules.Compile(list, rules.Options{Providers: providers})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("rules: %w", err))
@@ -261,6 +264,7 @@ func sameStamps(a, b map[string]fileStamp) bool {
 // startRulesWatchOps watches files for eng (rules mode with files only).
 func (c *Controller) startRulesWatchOps(eng *core.Engine, cfg config.Config, files []string) {
 	c.stopRulesWatchOps()
+	c.update(func() { c.rulesErr = nil }) // the rules were just compiled whole
 	if cfg.Mode != string(outbound.ModeRules) || len(files) == 0 {
 		return
 	}
@@ -287,9 +291,11 @@ func (c *Controller) startRulesWatchOps(eng *core.Engine, cfg config.Config, fil
 			set, newFiles, err := CompileRules(cfg)
 			if err != nil {
 				c.log.Warn("the rules file changed but cannot be used; keeping the rules in use", "file", cfg.RulesFile, "err", err)
+				c.update(func() { c.rulesErr = err })
 				continue
 			}
 			eng.SetRules(set)
+			c.update(func() { c.rulesErr = nil })
 			c.log.Info("rules reloaded", "file", cfg.RulesFile, "rules", set.Len(), "entries", set.Entries())
 			if len(newFiles) != len(files) {
 				files = newFiles

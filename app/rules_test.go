@@ -14,6 +14,7 @@ import (
 	"porthole/core/outbound"
 	"porthole/core/registry"
 	"porthole/core/rules"
+	"porthole/internal/fetch"
 )
 
 func rulesSettings(list ...rules.Rule) config.Config {
@@ -99,9 +100,17 @@ func TestRulesFileReloadsOnChange(t *testing.T) {
 		t.Errorf("after reload: %d, want 403", code)
 	}
 	write("GEOIP,CN,DIRECT\nDOMAIN,x.test,DIRECT\n")
-	time.Sleep(2 * rulesPoll) // no event says "a broken file was looked at"; the rules must not change
+	st := waitFor(t, c, "the rules problem", func(st Status) bool { return st.RulesProblem != nil })
+	if !errors.Is(st.RulesProblem, rules.ErrUnknownKind) {
+		t.Errorf("rules problem %v", st.RulesProblem)
+	}
 	if v := c.Rules(); len(v.Rules) != 1 || v.Rules[0].Action != "reject" {
 		t.Errorf("a broken file replaced the rules: %+v", v)
+	}
+	write("IP-CIDR,127.0.0.0/8,DIRECT,no-resolve\nDOMAIN,x.test,DIRECT\n")
+	waitFor(t, c, "the problem to clear", func(st Status) bool { return st.RulesProblem == nil })
+	if _, code := connectThrough(t, addr, target); code != http.StatusOK {
+		t.Errorf("after the fix: %d", code)
 	}
 }
 
@@ -196,7 +205,7 @@ func TestRulesModeMigratesBypass(t *testing.T) {
 		t.Fatal(err)
 	}
 	target := origin(t)
-	if got := get(t, c.Status().Addr, target); got != "hi" {
+	if got := fetch.Via(t, c.Status().Addr, "http://"+target+"/"); got != "hi" {
 		t.Errorf("through the bypass: %q", got)
 	}
 }

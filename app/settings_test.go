@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"porthole/app/config"
+	"porthole/internal/filetest"
 )
 
 // connectThrough opens an HTTP CONNECT tunnel to target through the proxy
@@ -37,6 +38,18 @@ func connectThrough(t *testing.T, proxy, target string) (net.Conn, int) {
 	return c, resp.StatusCode
 }
 
+// secondConnect opens a tunnel through the proxy at proxy and keeps it
+// open (the test fails unless it is answered 200), then returns the answer
+// to a second CONNECT: what a connection limit decides.
+func secondConnect(t *testing.T, proxy, target string) int {
+	t.Helper()
+	if _, code := connectThrough(t, proxy, target); code != http.StatusOK {
+		t.Fatalf("first tunnel through %s: %d", proxy, code)
+	}
+	_, code := connectThrough(t, proxy, target)
+	return code
+}
+
 // TestSaveSettingsMaxConnsRestartsTheEngine: max_conns is read when the
 // engine is built, so changing it through the settings path must rebuild
 // the engine: past the new limit a client gets the limit's answer (503).
@@ -56,13 +69,7 @@ func TestSaveSettingsMaxConnsRestartsTheEngine(t *testing.T) {
 	if !saved.Changes.Has("max_conns") || !saved.Changes.Need(config.EffectRestart) {
 		t.Errorf("changes %+v, want max_conns needing a restart", saved.Changes)
 	}
-	addr := c.Status().Addr
-	held, code := connectThrough(t, addr, target)
-	if code != http.StatusOK {
-		t.Fatalf("first tunnel: %d", code)
-	}
-	defer held.Close()
-	if _, code := connectThrough(t, addr, target); code != http.StatusServiceUnavailable {
+	if code := secondConnect(t, c.Status().Addr, target); code != http.StatusServiceUnavailable {
 		t.Fatalf("a second connection with max_conns 1: status %d, want 503 (the engine kept its old limit)", code)
 	}
 	if got, err := config.Load(path); err != nil || got.MaxConns != 1 {
@@ -75,13 +82,7 @@ func TestSaveSettingsMaxConnsRestartsTheEngine(t *testing.T) {
 	if err := c.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
-	addr = c.Status().Addr
-	again, code := connectThrough(t, addr, target)
-	if code != http.StatusOK {
-		t.Fatalf("first tunnel after the limit was lifted: %d", code)
-	}
-	defer again.Close()
-	if _, code := connectThrough(t, addr, target); code != http.StatusOK {
+	if code := secondConnect(t, c.Status().Addr, target); code != http.StatusOK {
 		t.Fatalf("a second connection with the default limit: status %d", code)
 	}
 }
@@ -119,7 +120,7 @@ func TestSaveSettingsRefusedChangesNothing(t *testing.T) {
 	t.Setenv("PORTHOLE_TOKEN", "")
 	c := NewController(directSettings(), nil, quiet)
 	defer c.Close()
-	path := writeFile(t, "config.json", "{}\n")
+	path := filetest.Write(t, "config.json", "{}\n")
 	_, err := c.SaveSettings(path, func(cfg *config.Config) {
 		cfg.Mode, cfg.Exit = "tunnel", "wss://127.0.0.1:1/porthole"
 	})
@@ -149,7 +150,7 @@ func TestSaveSettingsSetsAsideWhatItMustNotOverwrite(t *testing.T) {
 		{`{"mode": "direct", "plugins": []}`, ".newer-"},
 	} {
 		c := NewController(directSettings(), nil, quiet)
-		path := writeFile(t, "config.json", tc.content)
+		path := filetest.Write(t, "config.json", tc.content)
 		saved, err := c.SaveSettings(path, func(cfg *config.Config) { cfg.History = 7 })
 		if err != nil {
 			t.Fatal(err)
@@ -174,7 +175,7 @@ func TestSaveSettingsSetsAsideWhatItMustNotOverwrite(t *testing.T) {
 // the file is then set aside.
 func TestHoldForConfigStartsOnlyOnDefaultsWhenAsked(t *testing.T) {
 	broken := `{"mode": "tunnel", "exit": 42}`
-	path := writeFile(t, "config.json", broken)
+	path := filetest.Write(t, "config.json", broken)
 	_, problem := config.Load(path)
 	if !errors.Is(problem, config.ErrInvalid) {
 		t.Fatalf("Load: %v", problem)
@@ -206,7 +207,7 @@ func TestHoldForConfigStartsOnlyOnDefaultsWhenAsked(t *testing.T) {
 // TestSaveSettingsEndsTheHold: saving settings replaces the unusable file,
 // so the proxy may start again (it is not started by the save).
 func TestSaveSettingsEndsTheHold(t *testing.T) {
-	path := writeFile(t, "config.json", `{"listen": 8088}`)
+	path := filetest.Write(t, "config.json", `{"listen": 8088}`)
 	_, problem := config.Load(path)
 	c := NewController(directSettings(), nil, quiet)
 	defer c.Close()

@@ -285,18 +285,10 @@ var appColumns = [numAppColumns]appColumnSpec{
 }
 
 // appSortSpec is the Apps table's order.
-type appSortSpec struct {
-	col  appColumn
-	desc bool
-}
+type appSortSpec = sortOrder[appColumn]
 
-// toggled is like sortSpec.toggled: figures start with the biggest.
-func (s appSortSpec) toggled(col appColumn) appSortSpec {
-	if s.col == col {
-		return appSortSpec{col: col, desc: !s.desc}
-	}
-	return appSortSpec{col: col, desc: col != appColName && col != appColPath}
-}
+// biggestFirst: every column but the name and the path is a figure.
+func (c appColumn) biggestFirst() bool { return c != appColName && c != appColPath }
 
 // sortApps orders a copy of rows; ties by name then key, so the order is
 // stable from one view to the next.

@@ -58,7 +58,7 @@ func newClockedRegistry(t *testing.T, stats time.Duration) *registry.Registry {
 
 func appCellText(t *testing.T, ct *connTable, row int) string {
 	t.Helper()
-	cell := ct.createCell()
+	cell := newTableCell()
 	ct.updateCell(widget.TableCellID{Row: row, Col: int(colApp)}, cell)
 	return cellParts(cell).label.Text
 }
@@ -81,11 +81,7 @@ func TestInspectorAppColumnSortAndFilter(t *testing.T) {
 		appConn(reg, "delta.example:443", remote),
 		appConn(reg, "echo.example:443", firefox),
 	}
-	defer func() {
-		for _, c := range conns {
-			c.finish(nil)
-		}
-	}()
+	defer finishAll(conns...)
 	i, tt := openInspector(t, reg)
 	tt.runUntil(t, "first view", func() bool { return tt.last() != nil && liveCount(tt.last()) == 5 })
 
@@ -138,11 +134,7 @@ func TestInspectorDetailsShowTheProgram(t *testing.T) {
 	pending := appConn(reg, "bravo.example:443", nil)
 	away := appConn(reg, "charlie.example:443", remote)
 	other := appConn(reg, "delta.example:443", hidden)
-	defer func() {
-		for _, c := range []*testConn{known, pending, away, other} {
-			c.finish(nil)
-		}
-	}()
+	defer finishAll(known, pending, away, other)
 	i, tt := openInspector(t, reg)
 	tt.runUntil(t, "first view", func() bool { return tt.last() != nil && liveCount(tt.last()) == 4 })
 	for _, tc := range []struct {
@@ -228,11 +220,7 @@ func TestInspectorAppsViewAggregatesAndFilters(t *testing.T) {
 	c1.conn.AddDown(300)
 	u1 := appConn(reg, "delta.example:443", remote)
 	u2 := appConn(reg, "echo.example:443", nil)
-	defer func() {
-		for _, c := range []*testConn{f1, c1, u1, u2} {
-			c.finish(nil)
-		}
-	}()
+	defer finishAll(f1, c1, u1, u2)
 	i, tt := openInspector(t, reg)
 	want := strings.Join([]string{
 		"curl live=1 total=1 up=0 down=300 hosts=charlie.example",
@@ -278,7 +266,7 @@ func TestInspectorAppsViewAggregatesAndFilters(t *testing.T) {
 	if got := i.appsItem.Text; got != "Apps (3)" {
 		t.Fatalf("Apps tab title %q", got)
 	}
-	cell := i.apps.createCell()
+	cell := newTableCell()
 	i.apps.updateCell(widget.TableCellID{Row: 0, Col: int(appColHosts)}, cell)
 	if got := cellParts(cell).label.Text; got != "bravo.example, alpha.example" {
 		t.Fatalf("hosts cell %q", got)
@@ -332,11 +320,7 @@ func TestInspectorAppsSelectionOfSimilarNames(t *testing.T) {
 		appConn(reg, "b.example:443", python31),
 		appConn(reg, "c.example:443", pyOther),
 	}
-	defer func() {
-		for _, c := range conns {
-			c.finish(nil)
-		}
-	}()
+	defer finishAll(conns...)
 	i, tt := openInspector(t, reg)
 	tt.runUntil(t, "first view", func() bool { return tt.last() != nil && len(tt.last().apps) == 3 })
 	i.tabs.SelectIndex(int(tabApps))

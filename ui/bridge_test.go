@@ -136,6 +136,14 @@ func register(reg *registry.Registry, target string, proto registry.Proto, route
 	return tc
 }
 
+// finishAll finishes every connection as their owner would, without an
+// error: for a test's deferred end.
+func finishAll(conns ...*testConn) {
+	for _, c := range conns {
+		c.finish(nil)
+	}
+}
+
 func liveCount(v *connView) int   { return v.all[tabActive] }
 func closedCount(v *connView) int { return v.all[tabClosed] }
 

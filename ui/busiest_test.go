@@ -98,11 +98,7 @@ func TestBusiestNamesTheTopProgramOfEachTick(t *testing.T) {
 	ff := appConn(reg, "alpha.example:443", firefox)
 	cu := appConn(reg, "bravo.example:443", curlProc)
 	away := appConn(reg, "delta.example:443", remote)
-	defer func() {
-		for _, c := range []*testConn{ff, cu, away} {
-			c.finish(nil)
-		}
-	}()
+	defer finishAll(ff, cu, away)
 	label := map[xid.ID]string{ff.conn.ID(): "firefox", cu.conn.ID(): "curl", away.conn.ID(): ""}
 
 	// Phases: who sends how much before each tick.

@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,16 +18,14 @@ import (
 // given X display and session bus.
 type uiChild struct {
 	cmd     *exec.Cmd
-	home    string         // its HOME; XDG_CONFIG_HOME is home/.config
-	stdin   io.WriteCloser // commands for childCommands
+	proc    *childproc.Proc // its stderr: waitLine, and every line for the final checks
+	home    string          // its HOME; XDG_CONFIG_HOME is home/.config
+	stdin   io.WriteCloser  // commands for childCommands
 	started time.Time
-	lines   chan string   // stderr, line by line, for waitLine
-	exited  chan struct{} // closed when the process has been waited for
-	waitErr error         // cmd.Wait's result, once exited is closed
-
-	mu  sync.Mutex
-	all []string // every stderr line, for the final checks
 }
+
+// childWait bounds every wait for the GUI child: a line, its exit.
+const childWait = 30 * time.Second
 
 // startUIChild starts the child with its own HOME and config directory.
 func startUIChild(t *testing.T, display, bus string, extraEnv ...string) *uiChild {
@@ -55,45 +51,20 @@ func startUIChild(t *testing.T, display, bus string, extraEnv ...string) *uiChil
 	)
 	// A -race child otherwise waits a second at exit.
 	cmd := childproc.Self(childproc.QuietRace(append(env, extraEnv...)))
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &uiChild{cmd: cmd, home: home, stdin: stdin, lines: make(chan string, 1000), exited: make(chan struct{})}
-	c.started = time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			c.mu.Lock()
-			c.all = append(c.all, sc.Text())
-			c.mu.Unlock()
-			select {
-			case c.lines <- sc.Text():
-			default: // nobody is waiting for more lines
-			}
-		}
-		close(c.lines)
-		c.waitErr = cmd.Wait()
-		close(c.exited)
-	}()
+	c := &uiChild{cmd: cmd, home: home, stdin: stdin}
+	// Registered before Start, so it runs after Start's cleanup has ended
+	// a leftover child: the log then has all of stderr.
 	t.Cleanup(func() {
-		select {
-		case <-c.exited:
-		default:
-			_ = cmd.Process.Kill() // a failed test's leftover; nothing more to learn
-			<-c.exited
-		}
-		if t.Failed() || testing.Verbose() {
-			t.Logf("child stderr:\n%s", c.stderr())
+		if c.proc != nil && (t.Failed() || testing.Verbose()) {
+			t.Logf("child stderr:\n%s", c.proc.Stderr())
 		}
 	})
+	c.started = time.Now()
+	c.proc = childproc.Start(t, "the GUI", childWait, cmd)
 	return c
 }
 
@@ -112,30 +83,11 @@ func startTrayChild(t *testing.T, display, bus string, watcher *fakeWatcher) (*u
 	return child, addr
 }
 
-func (c *uiChild) stderr() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return strings.Join(c.all, "\n")
-}
-
 // waitLine returns the submatches of the first stderr line from now on
 // that matches re, failing after 30 s.
 func (c *uiChild) waitLine(t *testing.T, re *regexp.Regexp) []string {
 	t.Helper()
-	deadline := time.After(30 * time.Second)
-	for {
-		select {
-		case line, ok := <-c.lines:
-			if !ok {
-				t.Fatalf("the GUI exited before logging %v", re)
-			}
-			if m := re.FindStringSubmatch(line); m != nil {
-				return m
-			}
-		case <-deadline:
-			t.Fatalf("no %v within 30 s", re)
-		}
-	}
+	return c.proc.WaitFor(t, re)
 }
 
 // command sends the child one of childCommands' commands.
@@ -166,21 +118,13 @@ func (c *uiChild) signal(t *testing.T, sig os.Signal) {
 // logged that Run returned nil. Any other report fails the test.
 func (c *uiChild) waitExit(t *testing.T) {
 	t.Helper()
-	drained := make(chan struct{})
-	go func() {
-		for range c.lines { // keep the scanner from blocking on a full channel
-		}
-		close(drained)
-	}()
-	var err error
 	select {
-	case <-c.exited:
-		err = c.waitErr
-		<-drained
-	case <-time.After(30 * time.Second):
+	case <-c.proc.Exited():
+	case <-time.After(childWait):
 		t.Fatal("the GUI did not exit within 30 s")
 	}
-	out := c.stderr()
+	err := c.proc.Err()
+	out := c.proc.Stderr()
 	upstream := 0
 	for _, r := range raceReports(out) {
 		if !onlySystrayRace(r) {

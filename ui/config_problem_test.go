@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"porthole/app"
+	"porthole/internal/freeport"
 )
 
 // guiFromFile is the GUI as main builds it for a config file holding
@@ -86,7 +87,7 @@ func TestGUIHoldsStoppedForABrokenConfig(t *testing.T) {
 // are shown, not fatal; the proxy starts on the file's own settings and
 // the file is left as it is.
 func TestGUIStartsOnTheKnownFieldsOfANewerFile(t *testing.T) {
-	port := freePort(t)
+	_, port, _ := net.SplitHostPort(freeport.Loopback(t))
 	newer := fmt.Sprintf("{\n  \"listen\": \"127.0.0.1:%s\",\n  \"plugins\": [{\"deny\": \"*\"}]\n}\n", port)
 	g, path := guiFromFile(t, newer)
 	g.begin()

@@ -44,7 +44,7 @@ func newConnRow(info registry.Info) *connRow {
 		}
 	}
 	r.appText, r.appKey = appTextOf(info.Process), appKeyOf(info.Process)
-	r.ruleText = info.Rule.String()
+	r.ruleText = ruleArrows.Replace(info.Rule.String())
 	search := r.idText + "\x00" + info.Target + "\x00" + r.errText
 	if info.Process.Known() {
 		search += "\x00" + info.Process.Name

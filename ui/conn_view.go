@@ -132,21 +132,35 @@ func portNumber(p string) int {
 	return n
 }
 
-// sortSpec is a table's order: a column and a direction.
-type sortSpec struct {
-	col  column
+// sortColumn is a column of one of the inspector's tables.
+type sortColumn interface {
+	comparable
+	// biggestFirst says that the column is a figure where the biggest is
+	// what one looks for: it sorts descending at first.
+	biggestFirst() bool
+}
+
+// sortOrder is a table's order: a column and a direction.
+type sortOrder[C sortColumn] struct {
+	col  C
 	desc bool
 }
+
+// sortSpec is the order of a connections table.
+type sortSpec = sortOrder[column]
 
 // toggled is the order after a click on col's header: the same column
 // flips direction; another column starts ascending, except for the figures
 // where the biggest is what one looks for.
-func (s sortSpec) toggled(col column) sortSpec {
+func (s sortOrder[C]) toggled(col C) sortOrder[C] {
 	if s.col == col {
-		return sortSpec{col: col, desc: !s.desc}
+		return sortOrder[C]{col: col, desc: !s.desc}
 	}
-	desc := col == colUp || col == colDown || col == colSpeed || col == colDuration
-	return sortSpec{col: col, desc: desc}
+	return sortOrder[C]{col: col, desc: col.biggestFirst()}
+}
+
+func (c column) biggestFirst() bool {
+	return c == colUp || c == colDown || c == colSpeed || c == colDuration
 }
 
 // tab names the inspector's two connection tables. The Apps tab comes

@@ -116,6 +116,10 @@ func viewOf(in controlsInput) controlsView {
 			". The defaults may send your traffic another way than the file says. Fix the file and start Porthole again, or choose Start with defaults (the file is then moved aside and kept)."
 	}
 	v.FileNote = in.FileNote
+	if st.RulesProblem != nil {
+		note := "The rules file changed but cannot be used; the rules in use stay: " + shortError(st.RulesProblem, 200)
+		v.FileNote = strings.TrimSpace(v.FileNote + " " + note)
+	}
 	v.StartStopBlocked = in.Quitting || st.State == app.StateStarting || st.State == app.StateStopping
 
 	switch {

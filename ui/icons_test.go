@@ -1,13 +1,9 @@
 package ui
 
 import (
-	"bytes"
 	"image"
 	"image/color"
 	"image/draw"
-	"image/png"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"fyne.io/fyne/v2"
@@ -100,17 +96,7 @@ func TestTrayIconsLegibleAtSixteenPixels(t *testing.T) {
 			x += pad
 		}
 	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, sheet); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "tray-icons.png")
-	if os.Getenv("PORTHOLE_UPDATE_SCREENSHOTS") == "1" {
-		out = filepath.Join("..", "docs", "screenshots", "tray-icons.png")
-	}
-	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	saveScreenshot(t, "tray-icons.png", sheet, countColours(sheet, 1000))
 }
 
 // differing is the share of pixels in which a and b differ visibly.

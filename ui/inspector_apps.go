@@ -6,8 +6,6 @@ import (
 	"strings"
 
 	"fyne.io/fyne/v2"
-	"fyne.io/fyne/v2/canvas"
-	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 )
@@ -21,117 +19,54 @@ import (
 //
 // Concurrency: Fyne thread only.
 type appTable struct {
-	table    *widget.Table
+	lazyTable
 	rows     []*appRow
 	sort     appSortSpec
 	selected string // the selected program's key; valid when hasSel
 	hasSel   bool
 	onSort   func(appColumn)
 	onSelect func(*appRow)
-	stale    bool
 }
 
 func newAppTable(onSort func(appColumn), onSelect func(*appRow)) *appTable {
 	at := &appTable{onSort: onSort, onSelect: onSelect}
-	t := widget.NewTableWithHeaders(at.length, at.createCell, at.updateCell)
-	t.ShowHeaderColumn = false
-	t.CreateHeader = at.createHeader
-	t.UpdateHeader = at.updateHeader
-	t.OnSelected = func(id widget.TableCellID) {
-		if id.Row >= 0 && id.Row < len(at.rows) {
-			a := at.rows[id.Row]
-			at.selected, at.hasSel = a.key, true
-			at.onSelect(a)
-			at.table.Refresh()
-		}
-		at.table.UnselectAll()
-	}
-	for c := range numAppColumns {
-		t.SetColumnWidth(int(c), appColumns[c].width)
-	}
-	at.table = t
+	at.table = newSortableTable(at.length, at.updateCell, numAppColumns,
+		func(c appColumn) float32 { return appColumns[c].width }, at.headerText, at.onSort,
+		func(row int) {
+			if row >= 0 && row < len(at.rows) {
+				a := at.rows[row]
+				at.selected, at.hasSel = a.key, true
+				at.onSelect(a)
+				at.table.Refresh()
+			}
+		})
 	return at
 }
 
 func (at *appTable) length() (int, int) { return len(at.rows), int(numAppColumns) }
 
-func (at *appTable) createCell() fyne.CanvasObject {
-	bg := canvas.NewRectangle(color.Transparent)
-	l := widget.NewLabel("")
-	l.Truncation = fyne.TextTruncateEllipsis
-	return container.NewStack(bg, l)
-}
-
 func (at *appTable) updateCell(id widget.TableCellID, o fyne.CanvasObject) {
 	cell := cellParts(o)
-	text := ""
-	var fill color.Color = color.Transparent
-	align, style := fyne.TextAlignLeading, fyne.TextStyle{}
-	if id.Row >= 0 && id.Row < len(at.rows) && id.Col >= 0 && id.Col < int(numAppColumns) {
-		a, spec := at.rows[id.Row], appColumns[id.Col]
-		text = spec.text(a)
-		if at.hasSel && at.selected == a.key {
-			fill = theme.Color(theme.ColorNameSelection)
-		}
-		if spec.numeric {
-			align, style = fyne.TextAlignTrailing, fyne.TextStyle{Monospace: true}
-		}
-	}
-	if cell.bg.FillColor != fill {
-		cell.bg.FillColor = fill
-		cell.bg.Refresh()
-	}
-	if cell.label.Alignment != align || cell.label.TextStyle != style {
-		cell.label.Alignment, cell.label.TextStyle = align, style
-		cell.label.Refresh()
-	}
-	setLabel(cell.label, text)
-}
-
-func (at *appTable) createHeader() fyne.CanvasObject {
-	b := widget.NewButton("", nil)
-	b.Importance = widget.LowImportance
-	b.Alignment = widget.ButtonAlignLeading
-	return b
-}
-
-func (at *appTable) updateHeader(id widget.TableCellID, o fyne.CanvasObject) {
-	b := o.(*widget.Button)
-	if id.Col < 0 || id.Col >= int(numAppColumns) {
-		if b.Text != "" {
-			b.SetText("")
-		}
-		b.OnTapped = nil
+	if id.Row < 0 || id.Row >= len(at.rows) || id.Col < 0 || id.Col >= int(numAppColumns) {
+		cell.show(color.Transparent, false, "")
 		return
 	}
-	col := appColumn(id.Col)
-	if text := at.headerText(col); b.Text != text {
-		b.SetText(text)
+	a, spec := at.rows[id.Row], appColumns[id.Col]
+	var fill color.Color = color.Transparent
+	if at.hasSel && at.selected == a.key {
+		fill = theme.Color(theme.ColorNameSelection)
 	}
-	b.OnTapped = func() { at.onSort(col) }
+	cell.show(fill, spec.numeric, spec.text(a))
 }
 
 func (at *appTable) headerText(col appColumn) string {
-	if at.sort.col == col {
-		return sortedTitle(appColumns[col].title, at.sort.desc)
-	}
-	return appColumns[col].title
+	return headerTitle(appColumns[col].title, at.sort.col == col, at.sort.desc)
 }
 
 // show replaces the rows, redrawing only when the tab is visible.
 func (at *appTable) show(rows []*appRow, s appSortSpec, visible bool) {
 	at.rows, at.sort = rows, s
-	at.stale = !visible
-	if visible {
-		at.table.Refresh()
-	}
-}
-
-func (at *appTable) reveal() {
-	if at.stale {
-		at.stale = false
-		at.table.Refresh()
-	}
+	at.changed(visible)
 }
 
 // find is the selected program in the current rows, or nil.

@@ -6,14 +6,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"image"
-	"image/png"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -222,21 +219,11 @@ func TestInspectorScreenshot(t *testing.T) {
 		if got, want := img.Bounds().Size(), image.Pt(1280, 760); got != want {
 			t.Errorf("%s is %v, want %v", name, got, want)
 		}
-		if n := countColours(img, 1000); n < 64 {
+		n := countColours(img, 1000)
+		if n < 64 {
 			t.Errorf("%s has %d colours; a rendered table with a graph has many", name, n)
 		}
-		var buf bytes.Buffer
-		if err := png.Encode(&buf, img); err != nil {
-			t.Fatal(err)
-		}
-		out := filepath.Join(t.TempDir(), name)
-		if os.Getenv("PORTHOLE_UPDATE_SCREENSHOTS") == "1" {
-			out = filepath.Join("..", "docs", "screenshots", name)
-		}
-		if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%s: %s (%d bytes)", name, out, buf.Len())
+		saveScreenshot(t, name, img, n)
 	}
 	save("inspector.png")
 	i.tabs.SelectIndex(int(tabClosed))

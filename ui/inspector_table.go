@@ -22,14 +22,37 @@ import (
 //
 // Concurrency: Fyne thread only.
 type connTable struct {
-	table    *widget.Table
+	lazyTable
 	rows     []*connRow
 	now      time.Time
 	sort     sortSpec
 	selected func() (xid.ID, bool)
 	onSort   func(column)
 	onSelect func(*connRow)
-	stale    bool // rows changed while hidden behind the other tab
+}
+
+// lazyTable is a table of the inspector that is redrawn only when seen:
+// at once when its rows change while it is shown, else when it is
+// revealed.
+type lazyTable struct {
+	table *widget.Table
+	stale bool // rows changed while hidden behind another tab
+}
+
+// changed redraws the table if it is visible, or marks it for reveal.
+func (l *lazyTable) changed(visible bool) {
+	l.stale = !visible
+	if visible {
+		l.table.Refresh()
+	}
+}
+
+// reveal redraws a table that changed while its tab was not selected.
+func (l *lazyTable) reveal() {
+	if l.stale {
+		l.stale = false
+		l.table.Refresh()
+	}
 }
 
 // tableCell is a cell's template: a highlight behind a label.
@@ -40,26 +63,43 @@ type tableCell struct {
 
 func newConnTable(selected func() (xid.ID, bool), onSort func(column), onSelect func(*connRow)) *connTable {
 	ct := &connTable{selected: selected, onSort: onSort, onSelect: onSelect}
-	t := widget.NewTableWithHeaders(ct.length, ct.createCell, ct.updateCell)
-	t.ShowHeaderColumn = false
-	t.CreateHeader = ct.createHeader
-	t.UpdateHeader = ct.updateHeader
-	t.OnSelected = func(id widget.TableCellID) {
-		if id.Row >= 0 && id.Row < len(ct.rows) {
-			ct.onSelect(ct.rows[id.Row])
-		}
-		ct.table.UnselectAll()
-	}
-	for c := range numColumns {
-		t.SetColumnWidth(int(c), columns[c].width)
-	}
-	ct.table = t
+	ct.table = newSortableTable(ct.length, ct.updateCell, numColumns,
+		func(c column) float32 { return columns[c].width }, ct.headerText, ct.onSort,
+		func(row int) {
+			if row >= 0 && row < len(ct.rows) {
+				ct.onSelect(ct.rows[row])
+			}
+		})
 	return ct
+}
+
+// newSortableTable is one of the inspector's tables, of n columns (each
+// width wide): a header row whose cells show text and sort with onSort,
+// and a tap on a row passes its index to onRow. Fyne's own selection is
+// cleared at once: the tables draw theirs.
+func newSortableTable[C ~uint8](length func() (int, int), update func(widget.TableCellID, fyne.CanvasObject),
+	n C, width func(C) float32, text func(C) string, onSort func(C), onRow func(row int)) *widget.Table {
+	t := widget.NewTableWithHeaders(length, newTableCell, update)
+	t.ShowHeaderColumn = false
+	t.CreateHeader = newHeaderCell
+	t.UpdateHeader = func(id widget.TableCellID, o fyne.CanvasObject) {
+		updateHeader(id, o, n, text, onSort)
+	}
+	t.OnSelected = func(id widget.TableCellID) {
+		onRow(id.Row)
+		t.UnselectAll()
+	}
+	for c := range n {
+		t.SetColumnWidth(int(c), width(c))
+	}
+	return t
 }
 
 func (ct *connTable) length() (int, int) { return len(ct.rows), int(numColumns) }
 
-func (ct *connTable) createCell() fyne.CanvasObject {
+// newTableCell is a cell of the inspector's tables: a background for the
+// selection (or a tint) under a label.
+func newTableCell() fyne.CanvasObject {
 	bg := canvas.NewRectangle(color.Transparent)
 	l := widget.NewLabel("")
 	l.Truncation = fyne.TextTruncateEllipsis
@@ -74,11 +114,7 @@ func cellParts(o fyne.CanvasObject) tableCell {
 func (ct *connTable) updateCell(id widget.TableCellID, o fyne.CanvasObject) {
 	cell := cellParts(o)
 	if id.Row < 0 || id.Row >= len(ct.rows) || id.Col < 0 || id.Col >= int(numColumns) {
-		setLabel(cell.label, "")
-		if cell.bg.FillColor != color.Transparent {
-			cell.bg.FillColor = color.Transparent
-			cell.bg.Refresh()
-		}
+		cell.show(color.Transparent, false, "")
 		return
 	}
 	r := ct.rows[id.Row]
@@ -89,19 +125,25 @@ func (ct *connTable) updateCell(id widget.TableCellID, o fyne.CanvasObject) {
 	} else if r.errText != "" && column(id.Col) == colError {
 		fill = errorTint
 	}
+	cell.show(fill, spec.numeric, spec.text(r, ct.now))
+}
+
+// show puts text in the cell over fill; figures (numeric) are aligned to
+// the right in a monospace font. Only what changed is refreshed.
+func (cell tableCell) show(fill color.Color, numeric bool, text string) {
 	if cell.bg.FillColor != fill {
 		cell.bg.FillColor = fill
 		cell.bg.Refresh()
 	}
 	align, style := fyne.TextAlignLeading, fyne.TextStyle{}
-	if spec.numeric {
+	if numeric {
 		align, style = fyne.TextAlignTrailing, fyne.TextStyle{Monospace: true}
 	}
 	if cell.label.Alignment != align || cell.label.TextStyle != style {
 		cell.label.Alignment, cell.label.TextStyle = align, style
 		cell.label.Refresh()
 	}
-	setLabel(cell.label, spec.text(r, ct.now))
+	setLabel(cell.label, text)
 }
 
 // setLabel changes l only when its text differs: a redraw ten times a
@@ -116,36 +158,44 @@ func setLabel(l *widget.Label, text string) {
 // errorTint marks the error cell of a connection that ended with one.
 var errorTint = color.NRGBA{R: 0xd0, G: 0x30, B: 0x30, A: 0x30}
 
-func (ct *connTable) createHeader() fyne.CanvasObject {
+// newHeaderCell is a header cell of the inspector's tables: a flat
+// button that sorts on its column.
+func newHeaderCell() fyne.CanvasObject {
 	b := widget.NewButton("", nil)
 	b.Importance = widget.LowImportance
 	b.Alignment = widget.ButtonAlignLeading
 	return b
 }
 
-func (ct *connTable) updateHeader(id widget.TableCellID, o fyne.CanvasObject) {
+// updateHeader fills the header cell o of column id.Col in a table of n
+// columns: the column's text, and a tap sorts on it. A cell outside the
+// columns is blank and does nothing.
+func updateHeader[C ~uint8](id widget.TableCellID, o fyne.CanvasObject, n C, text func(C) string, onSort func(C)) {
 	b := o.(*widget.Button)
-	if id.Col < 0 || id.Col >= int(numColumns) {
-		if b.Text != "" {
-			b.SetText("")
-		}
-		b.OnTapped = nil
-		return
+	var label string
+	var onTap func()
+	if id.Col >= 0 && id.Col < int(n) {
+		col := C(id.Col)
+		label, onTap = text(col), func() { onSort(col) }
 	}
-	col := column(id.Col)
-	if text := ct.headerText(col); b.Text != text {
-		b.SetText(text)
+	if b.Text != label {
+		b.SetText(label)
 	}
-	b.OnTapped = func() { ct.onSort(col) }
+	b.OnTapped = onTap
 }
 
 // headerText is a column's title with the sort arrow when it is the sort
 // column.
 func (ct *connTable) headerText(col column) string {
-	if ct.sort.col == col {
-		return sortedTitle(columns[col].title, ct.sort.desc)
+	return headerTitle(columns[col].title, ct.sort.col == col, ct.sort.desc)
+}
+
+// headerTitle is a column's title, with the sort arrow when sorted.
+func headerTitle(title string, sorted, desc bool) string {
+	if !sorted {
+		return title
 	}
-	return columns[col].title
+	return sortedTitle(title, desc)
 }
 
 // sortedTitle is a header with the sort arrow. After "↑" or "↓" the arrow
@@ -167,18 +217,7 @@ func sortedTitle(title string, desc bool) string {
 // selected).
 func (ct *connTable) show(rows []*connRow, now time.Time, s sortSpec, visible bool) {
 	ct.rows, ct.now, ct.sort = rows, now, s
-	ct.stale = !visible
-	if visible {
-		ct.table.Refresh()
-	}
-}
-
-// reveal redraws a table that changed while its tab was not selected.
-func (ct *connTable) reveal() {
-	if ct.stale {
-		ct.stale = false
-		ct.table.Refresh()
-	}
+	ct.changed(visible)
 }
 
 // rowOf returns the row index of id, or -1.

@@ -226,7 +226,7 @@ func TestInspectorRedrawsTheHiddenTabWhenSelected(t *testing.T) {
 	if i.tables[tabClosed].stale {
 		t.Fatal("selecting the Closed tab did not redraw its table")
 	}
-	cell := i.tables[tabClosed].createCell()
+	cell := newTableCell()
 	i.tables[tabClosed].updateCell(widget.TableCellID{Row: 0, Col: int(colHost)}, cell)
 	if got := cellParts(cell).label.Text; got != "closed.example" {
 		t.Fatalf("Closed tab's first host cell %q", got)

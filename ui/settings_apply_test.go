@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,38 +16,10 @@ import (
 
 	"porthole/app"
 	"porthole/app/config"
+	"porthole/internal/fetch"
+	"porthole/internal/filetest"
+	"porthole/internal/freeport"
 )
-
-// freePort is a loopback port nothing listens on right now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return port
-}
-
-// getVia fetches url through the HTTP proxy at proxy.
-func getVia(t *testing.T, proxy, target string) string {
-	t.Helper()
-	tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: proxy})}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(target)
-	if err != nil {
-		t.Fatalf("GET %s through %s: %v", target, proxy, err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(body)
-}
 
 // heldConn is an HTTP CONNECT tunnel through the proxy.
 type heldConn struct {
@@ -126,13 +96,7 @@ func TestSettingsApplySavesAndRestartsOnlyForListen(t *testing.T) {
 	if body := held.get(t, origin.URL); body != "hello through porthole" {
 		t.Errorf("through the tunnel opened before Apply: %q", body)
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("config file mode %v, want 0600", st.Mode().Perm())
-	}
+	filetest.Mode(t, path, 0o600)
 	want, problems := s.form.values().config()
 	if len(problems) > 0 {
 		t.Fatal(problems)
@@ -156,7 +120,7 @@ func TestSettingsApplySavesAndRestartsOnlyForListen(t *testing.T) {
 	}
 
 	// The listen port: saved and the proxy moves there, carrying traffic.
-	port := freePort(t)
+	_, port, _ := net.SplitHostPort(freeport.Loopback(t))
 	retype(s.form.listenPort, port)
 	if err := tapApply(t, s, done); err != nil {
 		t.Fatalf("Apply: %v (status %q)", err, s.status.Text)
@@ -165,7 +129,7 @@ func TestSettingsApplySavesAndRestartsOnlyForListen(t *testing.T) {
 	if moved.State != app.StateRunning || moved.Addr != "127.0.0.1:"+port {
 		t.Fatalf("after Apply of port %s: status %+v", port, moved)
 	}
-	if body := getVia(t, moved.Addr, origin.URL); body != "hello through porthole" {
+	if body := fetch.Via(t, moved.Addr, origin.URL); body != "hello through porthole" {
 		t.Errorf("through the moved proxy: %q", body)
 	}
 	if c, err := net.Dial("tcp", first); err == nil {

@@ -93,7 +93,7 @@ func newSettingsForm(v settingsValues, onChange func()) *settingsForm {
 	form := widget.NewForm(
 		f.item("Listen address, port", listen, fieldListen,
 			"The HTTP and SOCKS5 port. Beyond 127.0.0.1 it needs a username and password."),
-		f.item("Mode", f.mode, -1, "Tunnel: through the exit server, except the bypass list. Rules: the rules below decide"),
+		f.item("Mode", f.mode, -1, "Tunnel: all through the exit but the bypass list. Rules: as the list below says"),
 		f.item("Exit server URL", f.exit, fieldExit, "Needed for tunnel mode: ws:// or wss://"),
 		f.item("Token", container.NewVBox(f.token, f.tokenSource), -1, "Stored in the config file, readable by you only (0600)"),
 		f.item("Token file", f.tokenFile, fieldTokenFile, ""),
@@ -101,7 +101,7 @@ func newSettingsForm(v settingsValues, onChange func()) *settingsForm {
 		f.item("Bypass", f.bypass, fieldBypass,
 			"Go direct even in tunnel mode, one a line: host, *.suffix, CIDR or <local>"),
 		f.item("Rules", f.rules.content, fieldRules,
-			"Rules mode: first match wins, after the bypass list; no match goes through the tunnel (end with a match rule to change that)"),
+			"Rules mode: after the bypass list, the first match wins; no match: tunnel"),
 		f.item("Username", f.username, -1, "Clients must give these (SOCKS5 and HTTP); leave both empty for none"),
 		f.item("Password", f.password, fieldCredentials, ""),
 		f.item("", container.NewVBox(f.startProxy, f.systemProxy, f.startAtLogin, f.autostartNote), -1, ""),

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image/color"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
 
@@ -22,6 +24,19 @@ var (
 		rules.KindPort, rules.KindApp, rules.KindInbound, rules.KindRuleSet, rules.KindMatch}
 	ruleActions = []string{rules.ActionDirect, rules.ActionTunnel, rules.ActionReject}
 )
+
+// ruleArrows drops the space after a rule's arrow, as arrowSpaces does
+// for the status line's: Fyne 2.8.1 draws → from a fallback font and the
+// space after it as a missing-glyph box.
+var ruleArrows = strings.NewReplacer("→ ", "→")
+
+// listHeight is an invisible strut that gives the rule list its height
+// while its width follows the form's.
+func listHeight(h float32) fyne.CanvasObject {
+	r := canvas.NewRectangle(color.Transparent)
+	r.SetMinSize(fyne.NewSize(1, h))
+	return r
+}
 
 // ruleTestTimeout bounds the test box's answer (an ip-cidr rule that
 // resolves looks the name up).
@@ -66,7 +81,7 @@ func newRulesEditor(list []rules.Rule, file string, onChange func(), current fun
 		func() int { return len(e.list) },
 		func() fyne.CanvasObject { return widget.NewLabel("") },
 		func(i widget.ListItemID, o fyne.CanvasObject) {
-			o.(*widget.Label).SetText(fmt.Sprintf("%d. %s", i+1, e.list[i]))
+			o.(*widget.Label).SetText(ruleArrows.Replace(fmt.Sprintf("%d. %s", i+1, e.list[i])))
 		})
 	e.rows.OnSelected = func(i widget.ListItemID) { e.selectRule(i) }
 	e.rows.OnUnselected = func(widget.ListItemID) {}
@@ -108,7 +123,7 @@ func newRulesEditor(list []rules.Rule, file string, onChange func(), current fun
 	e.set(list, file)
 	fields := container.NewGridWithColumns(3, e.kind, e.action, e.exit)
 	e.content = container.NewVBox(
-		container.NewGridWrap(fyne.NewSize(520, 180), e.rows),
+		container.NewStack(listHeight(180), e.rows),
 		fields,
 		container.NewBorder(nil, nil, nil, e.resolve, e.value),
 		e.problem,
@@ -180,7 +195,9 @@ func (e *rulesEditor) fields() (rules.Rule, error) {
 
 func (e *rulesEditor) check() bool {
 	_, err := e.fields()
-	if err != nil {
+	// Nothing typed yet is no problem to point at (Add stays disabled).
+	blank := strings.TrimSpace(e.value.Text) == "" && e.kind.Selected != rules.KindMatch
+	if err != nil && !blank {
 		e.problem.SetText(err.Error())
 		e.problem.Show()
 	} else {
@@ -337,7 +354,7 @@ func (e *rulesEditor) test() {
 		ctx, cancel := context.WithTimeout(context.Background(), ruleTestTimeout)
 		defer cancel()
 		res, err := app.TestRuleIn(ctx, cfg, target, prog)
-		text := res.Why
+		text := ruleArrows.Replace(res.Why)
 		if err != nil {
 			text = "Cannot test: " + firstProblems(err, 2)
 		}

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,7 +121,7 @@ func TestRulesEditorImportAndTestBox(t *testing.T) {
 	if got := testBox(t, e, "git.corp.example:443"); !strings.HasPrefix(got, "rule 1 matches") {
 		t.Errorf("test box: %q", got)
 	}
-	if got := testBox(t, e, "x.test:22"); got != "rule 2 matches: #2 port 22 → reject" {
+	if got := testBox(t, e, "x.test:22"); got != "rule 2 matches: #2 port 22 →reject" {
 		t.Errorf("test box: %q", got)
 	}
 	if got := testBox(t, e, "other.test:80"); got != "no rule matches: the default, tunnel" {
@@ -149,7 +150,7 @@ func TestRuleColumnFilterAndDetails(t *testing.T) {
 	info := registry.Info{Meta: registry.Meta{Target: "ads.example:443", Proto: registry.ProtoConnect, Route: registry.RouteReject,
 		Rule: registry.Rule{Index: 2, Kind: "domain-suffix", Payload: "ads.example", Action: "reject"}}}
 	r := newConnRow(info)
-	if got := columns[colRule].text(r, time.Time{}); got != "#3 domain-suffix ads.example → reject" {
+	if got := columns[colRule].text(r, time.Time{}); got != "#3 domain-suffix ads.example →reject" {
 		t.Errorf("rule column %q", got)
 	}
 	for text, want := range map[string]bool{"rule:ads": true, "rule:#3": true, "rule:reject": true, "rule:direct": false, "-rule:ads": false, "route:rej": true} {
@@ -157,11 +158,18 @@ func TestRuleColumnFilterAndDetails(t *testing.T) {
 			t.Errorf("%s: %v, want %v", text, got, want)
 		}
 	}
-	if d := detailsText(r, time.Now()); !strings.Contains(d, "Rule         #3 domain-suffix ads.example → reject") {
+	if d := detailsText(r, time.Now()); !strings.Contains(d, "Rule         #3 domain-suffix ads.example →reject") {
 		t.Errorf("details:\n%s", d)
 	}
 	mode := newConnRow(registry.Info{Meta: registry.Meta{Route: registry.RouteTunnel, Rule: registry.Rule{Index: -1, Kind: "mode", Payload: "tunnel", Action: "tunnel"}}})
 	if compareRule(r, mode) >= 0 || mode.ruleText != "mode: tunnel" {
 		t.Errorf("numbered rules sort before the mode's: %q", mode.ruleText)
+	}
+}
+
+func TestRulesProblemIsNoted(t *testing.T) {
+	v := viewOf(controlsInput{Status: app.Status{State: app.StateRunning, RulesProblem: errors.New("line 2: kind \"GEOIP\": unknown")}, Config: config.Default()})
+	if !strings.Contains(v.FileNote, "rules file changed but cannot be used") || !strings.Contains(v.FileNote, "GEOIP") {
+		t.Errorf("note %q", v.FileNote)
 	}
 }

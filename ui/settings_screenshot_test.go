@@ -1,11 +1,7 @@
 package ui
 
 import (
-	"bytes"
 	"image"
-	"image/png"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"fyne.io/fyne/v2"
@@ -37,22 +33,9 @@ func TestSettingsScreenshot(t *testing.T) {
 	if got, want := img.Bounds().Size(), image.Pt(settingsWidth, settingsHeight); got != want {
 		t.Errorf("screenshot is %v, want %v", got, want)
 	}
-	if n := countColours(img, 1000); n < 32 {
+	n := countColours(img, 1000)
+	if n < 32 {
 		t.Errorf("screenshot has %d colours; a rendered form has text, fields and buttons", n)
 	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "settings.png")
-	if os.Getenv("PORTHOLE_UPDATE_SCREENSHOTS") == "1" {
-		out = filepath.Join("..", "docs", "screenshots", "settings.png")
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("settings screenshot: %s (%d bytes)", out, buf.Len())
+	saveScreenshot(t, "settings.png", img, n)
 }

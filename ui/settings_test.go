@@ -31,6 +31,19 @@ func settingsEnv(t *testing.T) (path string) {
 	return filepath.Join(dir, "porthole", "config.json")
 }
 
+// settingsFile is settingsEnv with data already in the config file.
+func settingsFile(t *testing.T, data []byte) (path string) {
+	t.Helper()
+	path = settingsEnv(t)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
@@ -40,6 +53,14 @@ func loopbackConfig() config.Config {
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	return cfg
+}
+
+// testController is a controller of loopbackConfig, closed when the test
+// ends.
+func testController(t *testing.T) *app.Controller {
+	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
+	t.Cleanup(func() { _ = ctl.Close() })
+	return ctl
 }
 
 // openSettings shows the settings window for ctl and returns it with a
@@ -86,8 +107,7 @@ func retype(e interface {
 
 func TestSettingsInvalidListenShowsProblemAndDisablesApply(t *testing.T) {
 	path := settingsEnv(t)
-	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
-	defer func() { _ = ctl.Close() }()
+	ctl := testController(t)
 	s, _ := openSettings(t, ctl, path)
 	problem := s.form.problems[fieldListen]
 	if s.apply.Disabled() || problem.Visible() {
@@ -124,8 +144,7 @@ func TestSettingsInvalidListenShowsProblemAndDisablesApply(t *testing.T) {
 
 func TestSettingsBadBypassEntryIsNamed(t *testing.T) {
 	path := settingsEnv(t)
-	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
-	defer func() { _ = ctl.Close() }()
+	ctl := testController(t)
 	s, _ := openSettings(t, ctl, path)
 	problem := s.form.problems[fieldBypass]
 	for _, tc := range []struct{ text, want string }{
@@ -150,8 +169,7 @@ func TestSettingsBadBypassEntryIsNamed(t *testing.T) {
 
 func TestSettingsSecretsAreMasked(t *testing.T) {
 	path := settingsEnv(t)
-	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
-	defer func() { _ = ctl.Close() }()
+	ctl := testController(t)
 	s, _ := openSettings(t, ctl, path)
 	if !s.form.token.Password || !s.form.password.Password {
 		t.Errorf("token entry password=%v, password entry password=%v; both must be masked",
@@ -183,16 +201,9 @@ func TestSettingsSecretsAreMasked(t *testing.T) {
 // be used is named with its field, left in place by opening the window,
 // and set aside (kept, and named) only when Apply writes the new one.
 func TestSettingsReportsBrokenFileAndSetsItAsideOnApply(t *testing.T) {
-	path := settingsEnv(t)
 	broken := []byte("{\n  \"listen\": \"127.0.0.1:8088\",\n  \"mode\": \"sideways\"\n}\n")
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, broken, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
-	defer func() { _ = ctl.Close() }()
+	path := settingsFile(t, broken)
+	ctl := testController(t)
 	s, done := openSettings(t, ctl, path)
 	if !s.fileNote.Visible() || !strings.Contains(s.fileNote.Text, path+":3:") || !strings.Contains(s.fileNote.Text, "mode") {
 		t.Errorf("file note %q (visible %v) should name %s, line 3 and mode", s.fileNote.Text, s.fileNote.Visible(), path)
@@ -250,14 +261,8 @@ func brokenCopy(t *testing.T, path, pattern string, content []byte) string {
 // Porthole wrote are named; Apply says they leave the file and keeps the
 // old one; the fields the form does not show (max_conns) keep their value.
 func TestSettingsUnknownFieldsAreNamedAndKeptOnApply(t *testing.T) {
-	path := settingsEnv(t)
 	newer := []byte("{\n  \"listen\": \"127.0.0.1:0\",\n  \"max_conns\": 50,\n  \"plugins\": []\n}\n")
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, newer, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := settingsFile(t, newer)
 	cfg, warning := config.Load(path)
 	if !errors.Is(warning, config.ErrUnknownFields) {
 		t.Fatalf("Load: %v", warning)
@@ -283,8 +288,7 @@ func TestSettingsUnknownFieldsAreNamedAndKeptOnApply(t *testing.T) {
 
 func TestSettingsTunnelWithoutTokenIsNotSaved(t *testing.T) {
 	path := settingsEnv(t)
-	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
-	defer func() { _ = ctl.Close() }()
+	ctl := testController(t)
 	s, done := openSettings(t, ctl, path)
 	s.form.mode.SetSelected(modeTunnelLabel)
 	if p := s.form.problems[fieldExit]; !s.apply.Disabled() || !p.Visible() || !strings.Contains(p.Text, "exit") {
@@ -307,8 +311,7 @@ func TestSettingsTunnelWithoutTokenIsNotSaved(t *testing.T) {
 
 func TestSettingsStartAtLoginWritesAutostartEntry(t *testing.T) {
 	path := settingsEnv(t)
-	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
-	defer func() { _ = ctl.Close() }()
+	ctl := testController(t)
 	s, done := openSettings(t, ctl, path)
 	if s.form.startAtLogin.Checked || s.form.startAtLogin.Disabled() {
 		t.Fatalf("start at login checked %v disabled %v with no entry", s.form.startAtLogin.Checked, s.form.startAtLogin.Disabled())

@@ -239,3 +239,25 @@ func TestTrayCopyTerminalEnv(t *testing.T) {
 		t.Errorf("clipboard %q does not point at the running proxy %s", got, addr)
 	}
 }
+
+// TestTrayModeRules: Rules needs no exit server; the click saves it and
+// the menu shows it checked.
+func TestTrayModeRules(t *testing.T) {
+	g := newTestGUI(t)
+	tm := g.tray
+	if err := g.ctl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	g.redraw()
+	if tm.modeRules.Disabled || tm.modeRules.Checked {
+		t.Fatalf("rules item: disabled %v checked %v", tm.modeRules.Disabled, tm.modeRules.Checked)
+	}
+	click(t, g, tm.modeRules)
+	saved, err := config.Load(g.opts.ConfigPath)
+	if err != nil || saved.Mode != string(outbound.ModeRules) {
+		t.Fatalf("saved %+v, %v", saved, err)
+	}
+	if st := g.ctl.Status(); st.State != app.StateRunning || tm.mode.Label != "Mode: Rules" || !tm.modeRules.Checked || tm.modeDirect.Checked {
+		t.Errorf("rules mode: %v, %q, rules %v, direct %v", st.State, tm.mode.Label, tm.modeRules.Checked, tm.modeDirect.Checked)
+	}
+}

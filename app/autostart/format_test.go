@@ -53,12 +53,43 @@ func TestExecQuoteArg(t *testing.T) {
 	}
 }
 
+// commandCase is a program and its arguments, and the command line that
+// should start it.
+type commandCase struct {
+	exe  string
+	args []string
+	want string
+}
+
+// checkCommandLines checks that format writes each case's command line,
+// and that parse, the way the launcher reads it, gives back the program
+// and its arguments.
+func checkCommandLines(t *testing.T, formatName string, format func(string, []string) (string, error),
+	parseName string, parse func(string) ([]string, error), tests []commandCase) {
+	t.Helper()
+	for _, tt := range tests {
+		got, err := format(tt.exe, tt.args)
+		if err != nil {
+			t.Errorf("%s(%q, %q): %v", formatName, tt.exe, tt.args, err)
+			continue
+		}
+		if got != tt.want {
+			t.Errorf("%s(%q, %q) = %s, want %s", formatName, tt.exe, tt.args, got, tt.want)
+		}
+		argv, err := parse(got)
+		if err != nil {
+			t.Errorf("%s(%s): %v", parseName, got, err)
+			continue
+		}
+		if want := append([]string{tt.exe}, tt.args...); !slices.Equal(argv, want) {
+			t.Errorf("%s(%s) = %q, want %q", parseName, got, argv, want)
+		}
+	}
+}
+
 func TestDesktopExec(t *testing.T) {
-	tests := []struct {
-		exe  string
-		args []string
-		want string // as written in the file, after key-file string escaping
-	}{
+	// want: as written in the file, after key-file string escaping.
+	tests := []commandCase{
 		{"/usr/bin/porthole", nil, "/usr/bin/porthole"},
 		{"/usr/bin/porthole", []string{"--tray", ""}, `/usr/bin/porthole --tray ""`},
 		{"/opt/My Apps/porthole", []string{"a b"}, `"/opt/My Apps/porthole" "a b"`},
@@ -69,24 +100,7 @@ func TestDesktopExec(t *testing.T) {
 		{`/opt/"q"/porthole`, nil, `"/opt/\\"q\\"/porthole"`},
 		{"/opt/50%/porthole", []string{"%u"}, "/opt/50%%/porthole %%u"},
 	}
-	for _, tt := range tests {
-		got, err := desktopExec(tt.exe, tt.args)
-		if err != nil {
-			t.Errorf("desktopExec(%q, %q): %v", tt.exe, tt.args, err)
-			continue
-		}
-		if got != tt.want {
-			t.Errorf("desktopExec(%q, %q) = %s, want %s", tt.exe, tt.args, got, tt.want)
-		}
-		argv, err := parseDesktopExec(got)
-		if err != nil {
-			t.Errorf("parseDesktopExec(%s): %v", got, err)
-			continue
-		}
-		if want := append([]string{tt.exe}, tt.args...); !reflect.DeepEqual(argv, want) {
-			t.Errorf("parseDesktopExec(%s) = %q, want %q", got, argv, want)
-		}
-	}
+	checkCommandLines(t, "desktopExec", desktopExec, "parseDesktopExec", parseDesktopExec, tests)
 }
 
 func TestInvalidCommands(t *testing.T) {
@@ -188,34 +202,16 @@ func TestWindowsQuoteArg(t *testing.T) {
 }
 
 func TestWindowsRunCommand(t *testing.T) {
-	tests := []struct {
-		exe  string
-		args []string
-		want string
-	}{
+	tests := []commandCase{
 		{`C:\Program Files\Porthole\porthole.exe`, nil, `"C:\Program Files\Porthole\porthole.exe"`},
 		{`C:\Users\Zoë\AppData\Local\Porthole\porthole.exe`, []string{"--tray"}, `"C:\Users\Zoë\AppData\Local\Porthole\porthole.exe" --tray`},
 		{`C:\p\porthole.exe`, []string{"a b", `c"d`, "", `e\`}, `"C:\p\porthole.exe" "a b" "c\"d" "" e\`},
 		{`C:\p\porthole.exe`, []string{`x y\`}, `"C:\p\porthole.exe" "x y\\"`},
 	}
-	for _, tt := range tests {
-		got, err := windowsRunCommand(tt.exe, tt.args)
-		if err != nil {
-			t.Errorf("windowsRunCommand(%q, %q): %v", tt.exe, tt.args, err)
-			continue
-		}
-		if got != tt.want {
-			t.Errorf("windowsRunCommand(%q, %q) = %s, want %s", tt.exe, tt.args, got, tt.want)
-		}
-		exe, args, err := parseWindowsCommandLine(got)
-		if err != nil {
-			t.Errorf("parseWindowsCommandLine(%s): %v", got, err)
-			continue
-		}
-		if exe != tt.exe || !slices.Equal(args, tt.args) {
-			t.Errorf("parseWindowsCommandLine(%s) = %q %q, want %q %q", got, exe, args, tt.exe, tt.args)
-		}
-	}
+	checkCommandLines(t, "windowsRunCommand", windowsRunCommand, "parseWindowsCommandLine", func(line string) ([]string, error) {
+		exe, args, err := parseWindowsCommandLine(line)
+		return append([]string{exe}, args...), err
+	}, tests)
 }
 
 // TestParseWindowsCommandLine checks the parser against the examples of

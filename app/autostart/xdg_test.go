@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"porthole/internal/filetest"
 )
 
 // tempXDG points XDG_CONFIG_HOME at a fresh directory and returns the path
@@ -65,19 +67,11 @@ func TestXDGRoundTrip(t *testing.T) {
 	if string(data) != want {
 		t.Fatalf("file:\n%s\nwant:\n%s", data, want)
 	}
+	filetest.Mode(t, path, 0o644)
+	filetest.Alone(t, path)
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o644 {
-		t.Errorf("mode %v, want 0644", fi.Mode().Perm())
-	}
-	entries, err := os.ReadDir(filepath.Dir(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 1 {
-		t.Errorf("autostart directory holds %d entries, want only porthole.desktop (no temporary files)", len(entries))
 	}
 
 	// Idempotent: enabling again leaves the same file (same inode: not

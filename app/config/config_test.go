@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"porthole/core/rules"
+	"porthole/internal/filetest"
 )
 
 func TestLoadMissingGivesDefaults(t *testing.T) {
@@ -30,20 +31,8 @@ func TestSaveLoadRoundTripAtomic0600(t *testing.T) {
 	if err := Save(path, cfg); err != nil {
 		t.Fatal(err)
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("config mode %v, want 0600", st.Mode().Perm())
-	}
-	entries, err := os.ReadDir(filepath.Dir(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 1 {
-		t.Errorf("temporary files left beside the config: %v", entries)
-	}
+	filetest.Mode(t, path, 0o600)
+	filetest.Alone(t, path)
 	got, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +158,7 @@ func TestValidateNamesTheField(t *testing.T) {
 	}
 	rulesMode := Default()
 	rulesMode.Mode = "rules" // no exit needed: rules may send nothing to the tunnel
-	rulesMode.Rules = []rules.Rule{{Kind: "domain-suffix", Value: "example.com", Action: "tunnel:home"}}
+	rulesMode.Rules = []rules.Rule{{Kind: "domain-suffix", Value: "example.com", Action: "tunnel"}}
 	if err := rulesMode.Validate(); err != nil {
 		t.Errorf("rules mode: %v", err)
 	}
@@ -181,6 +170,7 @@ func TestRulesRoundTrip(t *testing.T) {
 	cfg := Default()
 	cfg.Mode = "rules"
 	cfg.RulesFile = "/some/rules.list"
+	cfg.Exits = []Exit{{Name: "office", Kind: "http", URL: "http://127.0.0.1:3128"}}
 	cfg.Rules = []rules.Rule{
 		{Kind: "domain-suffix", Value: "example.com", Action: "direct"},
 		{Kind: "ip-cidr", Value: "10.0.0.0/8", Action: "tunnel", Exit: "office", Resolve: true},

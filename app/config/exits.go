@@ -3,9 +3,12 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"strconv"
+	"strings"
 
 	"porthole/core"
 	"porthole/core/outbound"
+	"porthole/core/rules"
 	"porthole/core/tunnel"
 )
 
@@ -108,4 +111,33 @@ func checkExitURL(kind outbound.Kind, s string) error {
 		return fmt.Errorf("%q: want http://host:port or https://host:port", u.Redacted())
 	}
 	return nil
+}
+
+// UnknownRuleExit finds the first rule of list that names an exit the
+// config does not have, so a typo is refused where it is written instead
+// of failing each connection the rule sends: its index and the name, or
+// -1. Rules that do not normalise are Validate's business, not this one's.
+func (c Config) UnknownRuleExit(list []rules.Rule) (int, string) {
+	known := map[string]bool{}
+	for _, x := range c.ExitList() {
+		known[x.Name] = true
+	}
+	for i, r := range list {
+		if n, err := r.Normalize(); err == nil && n.Exit != "" && !known[n.Exit] {
+			return i, n.Exit
+		}
+	}
+	return -1, ""
+}
+
+// exitNames lists the exits' names for a message ("none" without any).
+func (c Config) exitNames() string {
+	var names []string
+	for _, x := range c.ExitList() {
+		names = append(names, strconv.Quote(x.Name))
+	}
+	if len(names) == 0 {
+		return "none configured"
+	}
+	return strings.Join(names, ", ")
 }

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"porthole/core/rules"
 )
 
 // TestOneExitFileReadsAsOneExit: a config file of today's shape (one
@@ -98,6 +100,9 @@ func TestValidateExitsNamesTheField(t *testing.T) {
 		"exits[1].ca":       func(c *Config) { c.Exits[1].CA = "/ca.pem" },
 		"exit_policy":       func(c *Config) { c.ExitPolicy = "random" },
 		"exit_selected":     func(c *Config) { c.ExitSelected = "c" },
+		"rules": func(c *Config) {
+			c.Rules = []rules.Rule{{Kind: "domain", Value: "a.test", Action: "tunnel:A"}} // names are exact
+		},
 	}
 	for field, mutate := range cases {
 		cfg := good()
@@ -108,8 +113,14 @@ func TestValidateExitsNamesTheField(t *testing.T) {
 			t.Errorf("%s: Validate() = %v, want an error naming it", field, err)
 		}
 	}
-	// Tunnel mode with exits needs no "exit".
+	// A rule may name any exit the config has, in either form.
 	c := good()
+	c.Rules = []rules.Rule{{Kind: "domain", Value: "a.test", Action: "tunnel:b"}, {Kind: "match", Action: "tunnel", Exit: "a"}}
+	if err := c.Validate(); err != nil {
+		t.Errorf("rules naming the exits: %v", err)
+	}
+	// Tunnel mode with exits needs no "exit".
+	c = good()
 	if c.Exit != "" || c.Validate() != nil {
 		t.Errorf("tunnel mode over exits: %v", c.Validate())
 	}

@@ -267,12 +267,7 @@ func Save(path string, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	data, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encoding config: %w", err)
-	}
-	data = append(data, '\n')
-	if err := atomicfile.Write(path, data, 0o600, 0o700); err != nil {
+	if err := atomicfile.WriteJSON(path, cfg, 0o600, 0o700); err != nil {
 		return fmt.Errorf("saving config: %w", err)
 	}
 	return nil

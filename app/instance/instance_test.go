@@ -45,6 +45,15 @@ func mustAcquire(t *testing.T, k string) *Instance {
 	return inst
 }
 
+// askRunning is a second start of the app k: Acquire finds the running
+// instance (and asks it to show).
+func askRunning(t *testing.T, k string) {
+	t.Helper()
+	if _, err := Acquire(k, quiet()); !errors.Is(err, ErrRunning) {
+		t.Fatalf("Acquire of a running instance: %v, want ErrRunning", err)
+	}
+}
+
 func waitShow(t *testing.T, inst *Instance) {
 	t.Helper()
 	select {
@@ -58,9 +67,7 @@ func testSecondStartShowsTheFirst(t *testing.T) {
 	k := key(t)
 	first := mustAcquire(t, k)
 	for range 3 {
-		if _, err := Acquire(k, quiet()); !errors.Is(err, ErrRunning) {
-			t.Fatalf("second Acquire: %v, want ErrRunning", err)
-		}
+		askRunning(t, k)
 		waitShow(t, first)
 	}
 	// Another config file is another app.
@@ -73,9 +80,7 @@ func TestRequestsCoalesce(t *testing.T) {
 	k := key(t)
 	first := mustAcquire(t, k)
 	for range 5 {
-		if _, err := Acquire(k, quiet()); !errors.Is(err, ErrRunning) {
-			t.Fatalf("Acquire: %v", err)
-		}
+		askRunning(t, k)
 	}
 	waitShow(t, first)
 	select {
@@ -152,8 +157,6 @@ func TestGarbageRequestIsIgnored(t *testing.T) {
 		t.Fatal("garbage asked to show")
 	default:
 	}
-	if _, err := Acquire(k, quiet()); !errors.Is(err, ErrRunning) {
-		t.Fatalf("after garbage: %v", err)
-	}
+	askRunning(t, k)
 	waitShow(t, first)
 }

@@ -61,13 +61,7 @@ func TestGnomeEnableDisableRestoresByteForByte(t *testing.T) {
 		t.Fatalf("gsettings is not writing the keyfile the test reads: %v", err)
 	}
 
-	b, err := Detect(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.Name() != "gnome" {
-		t.Fatalf("Detect on GNOME: %s", b.Name())
-	}
+	b := detect(t, "gnome")
 	path := journalPath(t)
 	m := NewManager(b, path, nil)
 	if err := m.Enable("127.0.0.1:8088", outbound.DefaultBypass); err != nil {
@@ -111,10 +105,7 @@ func TestGnomeDefaultsRestored(t *testing.T) {
 	// A user who never set a proxy: everything at its default, mode none.
 	useGsettings(t)
 	before := gnomeAll(t)
-	b, err := Detect(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := detect(t, "")
 	m := NewManager(b, journalPath(t), nil)
 	if err := m.Enable("[::1]:8088", nil); err != nil {
 		t.Fatal(err)
@@ -136,10 +127,7 @@ func TestGnomeDefaultsRestored(t *testing.T) {
 func TestGnomeChangedMeanwhileIsLeftAlone(t *testing.T) {
 	useGsettings(t)
 	setUserProxy(t)
-	b, err := Detect(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := detect(t, "")
 	log, logs := newLog()
 	m := NewManager(b, journalPath(t), log)
 	if err := m.Enable("127.0.0.1:8088", outbound.DefaultBypass); err != nil {
@@ -172,18 +160,12 @@ func TestGnomeRepairAfterCrash(t *testing.T) {
 	setUserProxy(t)
 	before := gnomeAll(t)
 	path := journalPath(t)
-	b, err := Detect(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := detect(t, "")
 	if err := enableThenCrash(NewManager(b, path, nil), "127.0.0.1:8088", outbound.DefaultBypass); err != nil {
 		t.Fatal(err)
 	}
 	// The process dies here: no Disable. The next start:
-	b2, err := Detect(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b2 := detect(t, "")
 	log, logs := newLog()
 	repaired, err := NewManager(b2, path, log).Repair()
 	if err != nil || !repaired {
@@ -227,13 +209,10 @@ func TestGnomeFailingCommandLeavesPreviousSettings(t *testing.T) {
 	}
 	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 
-	b, err := Detect(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := detect(t, "")
 	path := journalPath(t)
 	m := NewManager(b, path, nil)
-	err = m.Enable("127.0.0.1:8088", outbound.DefaultBypass)
+	err := m.Enable("127.0.0.1:8088", outbound.DefaultBypass)
 	var ce *CommandError
 	if !errors.As(err, &ce) || !strings.Contains(ce.Output, "refused the write") {
 		t.Fatalf("Enable: %v; want the command's own output", err)
@@ -284,4 +263,18 @@ func TestGvariantText(t *testing.T) {
 	if order[0] != gnomeSchema+" mode" {
 		t.Errorf("mode not first when switching away: %v", order)
 	}
+}
+
+// detect is Detect on this desktop; the test fails unless it finds a
+// backend, named want when want is set.
+func detect(t *testing.T, want string) Backend {
+	t.Helper()
+	b, err := Detect(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want != "" && b.Name() != want {
+		t.Fatalf("Detect: backend %s, want %s", b.Name(), want)
+	}
+	return b
 }

@@ -75,12 +75,7 @@ func (j *Journal) check() error {
 // (mode 0600), fsync, rename over path, then an fsync of the directory so
 // the rename itself survives a power loss.
 func writeJournal(path string, j *Journal) error {
-	data, err := json.MarshalIndent(j, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encoding the system proxy journal: %w", err)
-	}
-	data = append(data, '\n')
-	if err := atomicfile.Write(path, data, 0o600, 0o700); err != nil {
+	if err := atomicfile.WriteJSON(path, j, 0o600, 0o700); err != nil {
 		return fmt.Errorf("writing the system proxy journal: %w", err)
 	}
 	return nil

@@ -129,10 +129,7 @@ func TestKDEChangedMeanwhileAndRepair(t *testing.T) {
 	useKDE(t, false)
 	kwrite(t, "ProxyType", "0")
 	path := journalPath(t)
-	b, err := Detect(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := detect(t, "")
 	if err := enableThenCrash(NewManager(b, path, nil), "127.0.0.1:8088", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -159,13 +156,7 @@ func TestKDEWithGsettingsSetsBoth(t *testing.T) {
 		t.Skipf("no %s schema: %s", gnomeSchema, out)
 	}
 	gnomeBefore := gnomeAll(t)
-	b, err := Detect(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.Name() != "kde+gnome" {
-		t.Fatalf("Detect on KDE with gsettings: %s", b.Name())
-	}
+	b := detect(t, "kde+gnome")
 	path := journalPath(t)
 	if err := enableThenCrash(NewManager(b, path, nil), "127.0.0.1:8088", nil); err != nil {
 		t.Fatal(err)
@@ -261,10 +252,7 @@ func TestKDETellsRunningPrograms(t *testing.T) {
 	// dbus-monitor is a monitor once it has lost its own name.
 	waitLine(t, lines, "member=NameLost")
 
-	b, err := Detect(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := detect(t, "")
 	m := NewManager(b, journalPath(t), nil)
 	if err := m.Enable("127.0.0.1:8088", nil); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"porthole/core/outbound"
+	"porthole/internal/filetest"
 )
 
 var errFakeWrite = errors.New("fake backend: the settings store is read-only")
@@ -164,6 +165,13 @@ func (b *logBuf) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// fakeJournal is a fake backend with the user's own settings whose
+// journal is at path, in a directory of the test's.
+func fakeJournal(t *testing.T) (path string, f *fakeBackend) {
+	path = journalPath(t)
+	return path, newFake(path)
+}
+
 func journalPath(t *testing.T) string {
 	return filepath.Join(t.TempDir(), "porthole", JournalName)
 }
@@ -197,8 +205,7 @@ func disableRestores(t *testing.T, m *Manager, f *fakeBackend, before map[string
 var defaultBypassJoined = strings.Join(outbound.DefaultBypass, ",")
 
 func TestEnableJournalsFirstAndDisableRestores(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	before := f.snapshot()
 	log, _ := newLog()
 	m := NewManager(f, path, log)
@@ -216,13 +223,7 @@ func TestEnableJournalsFirstAndDisableRestores(t *testing.T) {
 	if got := f.snapshot(); !maps.Equal(got, want) {
 		t.Fatalf("after Enable: %v, want %v", got, want)
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("journal mode %v, want 0600", st.Mode().Perm())
-	}
+	filetest.Mode(t, path, 0o600)
 	j, err := ReadJournal(path)
 	if err != nil {
 		t.Fatal(err)
@@ -245,8 +246,7 @@ func TestEnableJournalsFirstAndDisableRestores(t *testing.T) {
 }
 
 func TestEnableAndDisableAreIdempotent(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	before := f.snapshot()
 	m := NewManager(f, path, nil)
 
@@ -330,8 +330,7 @@ func TestDisableSkipsKeysThatNoLongerExist(t *testing.T) {
 }
 
 func TestFailedWriteRollsBack(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	f.failAt = 3 // bypass and host written, then the third key fails
 	before := f.snapshot()
 	log, logs := newLog()
@@ -359,8 +358,7 @@ func TestFailedWriteRollsBack(t *testing.T) {
 }
 
 func TestFailedRollbackKeepsJournalForRepair(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	f.failAt, f.failFrom = 3, true // the store breaks for good at the 3rd write
 	before := f.snapshot()
 	m := NewManager(f, path, nil)
@@ -386,8 +384,7 @@ func TestFailedRollbackKeepsJournalForRepair(t *testing.T) {
 }
 
 func TestRepairRestoresJournalLeftBehind(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	before := f.snapshot()
 	if err := enableThenCrash(NewManager(f, path, nil), "127.0.0.1:8088", outbound.DefaultBypass); err != nil {
 		t.Fatal(err)
@@ -413,8 +410,7 @@ func TestRepairRestoresJournalLeftBehind(t *testing.T) {
 }
 
 func TestEnableRepairsAJournalLeftBehindFirst(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	before := f.snapshot()
 	if err := enableThenCrash(NewManager(f, path, nil), "127.0.0.1:8088", nil); err != nil {
 		t.Fatal(err)
@@ -503,8 +499,7 @@ func TestEnableWithCorruptJournalChangesNothing(t *testing.T) {
 }
 
 func TestJournalOfAnUnavailableBackendIsKept(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	if err := enableThenCrash(NewManager(f, path, nil), "127.0.0.1:8088", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -523,8 +518,7 @@ func TestJournalOfAnUnavailableBackendIsKept(t *testing.T) {
 }
 
 func TestWriteWithoutEffectIsAnError(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	f.ignoreWrites = true
 	err := enableThenCrash(NewManager(f, path, nil), "127.0.0.1:8088", nil)
 	if !errors.Is(err, ErrNotApplied) {
@@ -536,8 +530,7 @@ func TestWriteWithoutEffectIsAnError(t *testing.T) {
 }
 
 func TestNormalisedValuesAreJournaledAsRead(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	f.upper = true // the system stores what it is given in its own form
 	before := f.snapshot()
 	m := NewManager(f, path, nil)
@@ -558,8 +551,7 @@ func TestNormalisedValuesAreJournaledAsRead(t *testing.T) {
 }
 
 func TestBadInputIsRejectedBeforeAnything(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	m := NewManager(f, path, nil)
 	for _, c := range []struct {
 		addr   string
@@ -587,8 +579,7 @@ func TestBadInputIsRejectedBeforeAnything(t *testing.T) {
 }
 
 func TestUnspecifiedListenAddressPointsAtLoopback(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	m := NewManager(f, path, nil)
 	if err := m.Enable("0.0.0.0:8088", []string{"[::1]", "*.LOCAL", "example.com."}); err != nil {
 		t.Fatal(err)
@@ -651,8 +642,7 @@ func TestMultiBackend(t *testing.T) {
 }
 
 func TestConcurrentUse(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	before := f.snapshot()
 	m := NewManager(f, path, nil)
 	var wg sync.WaitGroup
@@ -682,8 +672,7 @@ func TestConcurrentUse(t *testing.T) {
 }
 
 func TestJournalFileFormat(t *testing.T) {
-	path := journalPath(t)
-	f := newFake(path)
+	path, f := fakeJournal(t)
 	if err := enableThenCrash(NewManager(f, path, nil), "127.0.0.1:8088", []string{"localhost"}); err != nil {
 		t.Fatal(err)
 	}

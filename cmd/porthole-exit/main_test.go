@@ -34,6 +34,8 @@ import (
 
 	"porthole/core/tunnel"
 	"porthole/internal/childproc"
+	"porthole/internal/fetch"
+	"porthole/internal/filetest"
 	"porthole/internal/logcapture"
 	"porthole/internal/origin"
 )
@@ -130,15 +132,6 @@ func runNow(t *testing.T, args ...string) runResult {
 	return runResult{code, stdout.String(), stderr.String(), released}
 }
 
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func TestRunVersionAndHelp(t *testing.T) {
 	r := runNow(t, "--version")
 	if r.code != 0 || r.stdout != "porthole-exit dev\n" || r.stderr != "" {
@@ -154,9 +147,9 @@ func TestRunVersionAndHelp(t *testing.T) {
 // what is wrong, before anything listens.
 func TestRunUsageErrors(t *testing.T) {
 	t.Setenv("PORTHOLE_TOKEN", "")
-	token := writeFile(t, "token", testToken+"\n")
-	empty := writeFile(t, "empty", " \n\nsecond line is not read\n")
-	junk := writeFile(t, "junk.pem", "not a certificate")
+	token := filetest.Write(t, "token", testToken+"\n")
+	empty := filetest.Write(t, "empty", " \n\nsecond line is not read\n")
+	junk := filetest.Write(t, "junk.pem", "not a certificate")
 	for _, c := range []struct {
 		name string
 		args []string
@@ -281,17 +274,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 // get fetches url with no proxy and no kept-alive connection.
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
-	c := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: wait}
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(body)
+	return fetch.Get(t, &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: wait}, url)
 }
 
 // ---------------------------------------------------------------------------
@@ -435,8 +418,8 @@ func TestBinaryUsage(t *testing.T) {
 	if code, stderr := p.Wait(t); code != 0 || p.stdout.String() != "porthole-exit dev\n" || stderr != "" {
 		t.Errorf("--version: exit %d, stdout %q, stderr %q; want 0 and \"porthole-exit dev\"", code, p.stdout.String(), stderr)
 	}
-	token := writeFile(t, "token", testToken)
-	empty := writeFile(t, "empty", "\n")
+	token := filetest.Write(t, "token", testToken)
+	empty := filetest.Write(t, "empty", "\n")
 	for _, c := range []struct {
 		name string
 		env  []string

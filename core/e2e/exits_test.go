@@ -19,6 +19,7 @@ import (
 
 	"porthole/core/outbound"
 	"porthole/core/registry"
+	"porthole/internal/curltest"
 	"porthole/internal/upstreamtest"
 )
 
@@ -65,7 +66,7 @@ func TestExitsEachKindWithCurl(t *testing.T) {
 		}
 		for _, tc := range cases {
 			before := v.ev.known()
-			out, err := e2eCurl(t, tc.args...)
+			out, err := curltest.Run(t, tc.args...)
 			if err != nil || out != "hello" {
 				t.Fatalf("exit %s, %s: %q, %v; want \"hello\"", name, tc.what, out, err)
 			}

@@ -25,6 +25,7 @@ import (
 	"porthole/core/outbound"
 	"porthole/core/registry"
 	"porthole/core/rules"
+	"porthole/internal/curltest"
 )
 
 func compileRules(t *testing.T, list []rules.Rule, opt rules.Options) *rules.Set {
@@ -97,7 +98,7 @@ func TestRulesEachMatcherWithCurl(t *testing.T) {
 	}
 	for _, c := range cases {
 		before := v.ev.known()
-		out, err := e2eCurl(t, c.args...)
+		out, err := curltest.Run(t, c.args...)
 		if err != nil || out != "hello" {
 			t.Errorf("%s: %q, %v", c.name, out, err)
 			continue
@@ -110,7 +111,7 @@ func TestRulesEachMatcherWithCurl(t *testing.T) {
 	// that is the rejections' below). The HTTPS origin's certificate does
 	// not name localhost, so -k.
 	before := v.ev.known()
-	if out, err := e2eCurl(t, "-k", "-x", "http://"+v.proxy(), "https://LocalHost:"+tlsPort+"/hello"); err != nil || out != "hello" {
+	if out, err := curltest.Run(t, "-k", "-x", "http://"+v.proxy(), "https://LocalHost:"+tlsPort+"/hello"); err != nil || out != "hello" {
 		t.Errorf("domain: %q, %v", out, err)
 	} else {
 		v.checkRoute(t, "domain", v.lastConn(t, before), registry.RouteTunnel, 4)
@@ -124,7 +125,7 @@ func TestRulesEachMatcherWithCurl(t *testing.T) {
 		{"-x", "http://" + v.proxy(), "http://[2001:db8::1]/"}, // the final match
 	} {
 		before := v.ev.known()
-		if _, err := e2eCurl(t, args...); err == nil {
+		if _, err := curltest.Run(t, args...); err == nil {
 			t.Errorf("%v: not refused", args)
 			continue
 		}
@@ -238,7 +239,7 @@ func TestRulesAppWithChildProcess(t *testing.T) {
 	web := v.web.URL + "/hello"
 	// curl, a child process: its connection goes through the exit.
 	before := v.ev.known()
-	if out, err := e2eCurl(t, "-x", "http://"+v.proxy(), web); err != nil || out != "hello" {
+	if out, err := curltest.Run(t, "-x", "http://"+v.proxy(), web); err != nil || out != "hello" {
 		t.Fatalf("curl: %q, %v", out, err)
 	}
 	info := v.lastConn(t, before)
@@ -383,7 +384,7 @@ func TestRulesIPv6AndDefault(t *testing.T) {
 	}, rules.Options{Default: "reject"})})
 	port := ln.Addr().(*net.TCPAddr).Port
 	before := v.ev.known()
-	if out, err := e2eCurl(t, "--socks5-hostname", v.proxy(), "http://[::1]:"+strconv.Itoa(port)+"/"); err != nil || out != "v6" {
+	if out, err := curltest.Run(t, "--socks5-hostname", v.proxy(), "http://[::1]:"+strconv.Itoa(port)+"/"); err != nil || out != "v6" {
 		t.Errorf("v6: %q %v", out, err)
 	} else {
 		v.checkRoute(t, "v6", v.lastConn(t, before), registry.RouteDirect, 0)

@@ -10,7 +10,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -25,7 +24,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -457,27 +455,22 @@ func patternSum(off, n int64) [32]byte {
 	return [32]byte(h.Sum(nil))
 }
 
-// ---- Clients ----
-
-// e2eCurl runs curl with args in a clean environment (no ~/.curlrc, no
-// *_proxy variables); the test is skipped if curl is not installed.
-func e2eCurl(t *testing.T, args ...string) (string, error) {
+// closeAndSettle closes c, the client side of the connection from laddr
+// to target, and returns the connection's record once the registry has
+// closed it.
+func (v *e2eEnv) closeAndSettle(t *testing.T, c io.Closer, laddr, target string) registry.Info {
 	t.Helper()
-	path, err := exec.LookPath("curl")
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	info, err := v.ev.settle(laddr, target)
 	if err != nil {
-		t.Skip("curl is not installed (build/deps.sh installs it)")
+		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), e2eTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, path, append([]string{"-q", "-sS", "--fail", "--max-time", "20"}, args...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("curl %v: %w: %s", args, err, stderr.String())
-	}
-	return stdout.String(), nil
+	return info
 }
+
+// ---- Clients ----
 
 // httpClient is net/http through the proxy as an HTTP proxy (plain
 // forwarding for http://, CONNECT for https://, trusting the TLS origin).

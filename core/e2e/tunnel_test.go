@@ -38,7 +38,9 @@ import (
 	"porthole/core/registry"
 	"porthole/core/relay"
 	"porthole/core/tunnel"
+	"porthole/internal/curltest"
 	"porthole/internal/freeport"
+	"porthole/internal/randbytes"
 )
 
 // TestTunnelCurl: curl through the HTTP proxy (plain forwarding, -p and
@@ -73,7 +75,7 @@ func TestTunnelCurl(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := v.ev.known()
-			out, err := e2eCurl(t, tc.args...)
+			out, err := curltest.Run(t, tc.args...)
 			if err != nil || out != "hello" {
 				t.Fatalf("%q, %v; want \"hello\"", out, err)
 			}
@@ -125,13 +127,7 @@ func TestTunnelBigTransfers(t *testing.T) {
 		if [32]byte(h.Sum(nil)) != patternSum(0, big) {
 			t.Fatalf("checksum of the %d bytes received differs", n)
 		}
-		if err := c.Close(); err != nil {
-			t.Fatal(err)
-		}
-		info, err := v.ev.settle(lc.laddr, v.origin.send)
-		if err != nil {
-			t.Fatal(err)
-		}
+		info := v.closeAndSettle(t, c, lc.laddr, v.origin.send)
 		if info.Err != nil || info.Up != 4 || info.Down != big {
 			t.Errorf("record: up %d, down %d, reason %v; want 4, %d, clean", info.Up, info.Down, info.Err, big)
 		}
@@ -160,13 +156,7 @@ func TestTunnelBigTransfers(t *testing.T) {
 		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 			t.Errorf("after the answer: %v, want EOF", err)
 		}
-		if err := c.Close(); err != nil {
-			t.Fatal(err)
-		}
-		info, err := v.ev.settle(laddr, v.raw.sink)
-		if err != nil {
-			t.Fatal(err)
-		}
+		info := v.closeAndSettle(t, c, laddr, v.raw.sink)
 		if info.Err != nil || info.Up != big || info.Down != 40 {
 			t.Errorf("record: up %d, down %d, reason %v; want %d, 40, clean", info.Up, info.Down, info.Err, big)
 		}
@@ -191,11 +181,7 @@ func TestTunnelBigTransfers(t *testing.T) {
 		if [32]byte(h.Sum(nil)) != patternSum(0, size) {
 			t.Fatal("GET: checksum differs")
 		}
-		body := make([]byte, size)
-		r := rand.New(rand.NewPCG(1, 2))
-		for i := range body {
-			body[i] = byte(r.Uint32())
-		}
+		body := randbytes.New(1, size)
 		resp, err = client.Post(v.web.URL+"/sum", "application/octet-stream", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
@@ -248,10 +234,7 @@ func TestTunnelConcurrent(t *testing.T) {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(seed, uint64(i)))
 			size := r.IntN(512 << 10)
-			payload := make([]byte, size)
-			for j := range payload {
-				payload[j] = byte(r.Uint32())
-			}
+			payload := randbytes.New(seed+uint64(i), size)
 			moved.Add(int64(size))
 			switch i % 4 {
 			case 0:
@@ -346,11 +329,7 @@ func TestTunnelConcurrent(t *testing.T) {
 // and SOCKS5.
 func TestTunnelHalfClose(t *testing.T) {
 	v := newE2E(t, e2eOptions{})
-	payload := make([]byte, 3<<20+11)
-	r := rand.New(rand.NewPCG(3, 4))
-	for i := range payload {
-		payload[i] = byte(r.Uint32())
-	}
+	payload := randbytes.New(3, 3<<20+11)
 	check := func(t *testing.T, c net.Conn, laddr string, closeWrite func() error) {
 		t.Helper()
 		if err := echoCheck(c, c, payload, closeWrite); err != nil {
@@ -359,13 +338,7 @@ func TestTunnelHalfClose(t *testing.T) {
 		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 			t.Errorf("after the answer: %v, want EOF", err)
 		}
-		if err := c.Close(); err != nil {
-			t.Fatal(err)
-		}
-		info, err := v.ev.settle(laddr, v.raw.echoEOF)
-		if err != nil {
-			t.Fatal(err)
-		}
+		info := v.closeAndSettle(t, c, laddr, v.raw.echoEOF)
 		if n := int64(len(payload)); info.Err != nil || info.Up != n || info.Down != n {
 			t.Errorf("record: up %d, down %d, reason %v; want %d each way, clean", info.Up, info.Down, info.Err, n)
 		}
@@ -641,13 +614,7 @@ func TestTunnelExitDies(t *testing.T) {
 		if err := echoCheck(c, c, patternBytes(200<<10), c.CloseWrite); err != nil {
 			t.Errorf("after the exit came back, %s: %v", p, err)
 		}
-		if err := c.Close(); err != nil {
-			t.Fatal(err)
-		}
-		info, err := v.ev.settle(lc.laddr, v.origin.echo)
-		if err != nil {
-			t.Fatal(err)
-		}
+		info := v.closeAndSettle(t, c, lc.laddr, v.origin.echo)
 		if info.Err != nil || !v.exit().streamIDs()[info.ID.String()] {
 			t.Errorf("after the exit came back, %s: closed with %v; the new exit logged it: %v", p, info.Err, v.exit().streamIDs()[info.ID.String()])
 		}
@@ -700,13 +667,7 @@ func TestTunnelStopStart(t *testing.T) {
 	if err := echoCheck(c, c, patternBytes(100<<10), c.CloseWrite); err != nil {
 		t.Error(err)
 	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	info, err := v.ev.settle(lc.laddr, v.origin.echo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	info := v.closeAndSettle(t, c, lc.laddr, v.origin.echo)
 	if info.Err != nil {
 		t.Errorf("after Start: closed with %v", info.Err)
 	}
@@ -887,13 +848,7 @@ func TestTunnelThroughNginx(t *testing.T) {
 		if err := echoCheck(c, c, payload, c.CloseWrite); err != nil {
 			t.Errorf("%s through nginx: %v", p, err)
 		}
-		if err := c.Close(); err != nil {
-			t.Fatal(err)
-		}
-		info, err := v.ev.settle(lc.laddr, v.origin.echo)
-		if err != nil {
-			t.Fatal(err)
-		}
+		info := v.closeAndSettle(t, c, lc.laddr, v.origin.echo)
 		if n := int64(len(payload)); info.Err != nil || info.Up != n || info.Down != n {
 			t.Errorf("%s through nginx: up %d, down %d, reason %v", p, info.Up, info.Down, info.Err)
 		}
@@ -905,7 +860,7 @@ func TestTunnelThroughNginx(t *testing.T) {
 			{"-x", "http://" + v.proxy(), "--cacert", v.caFile, v.tls.URL + "/hello"},
 			{"-x", "socks5h://" + v.proxy(), v.web.URL + "/hello"},
 		} {
-			if out, err := e2eCurl(t, args...); err != nil || out != "hello" {
+			if out, err := curltest.Run(t, args...); err != nil || out != "hello" {
 				t.Errorf("curl %v through nginx: %q, %v", args, out, err)
 			}
 		}

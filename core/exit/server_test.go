@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -30,6 +29,7 @@ import (
 	"porthole/internal/freeport"
 	"porthole/internal/logcapture"
 	"porthole/internal/origin"
+	"porthole/internal/randbytes"
 )
 
 const testToken = "exit-test-token"
@@ -382,24 +382,13 @@ func sinkReply(c *net.TCPConn) {
 	if _, err := c.Write(h.Sum(nil)); err != nil {
 		return
 	}
-	if _, err := c.Write(payload(replySeed, int(binary.BigEndian.Uint64(hdr[:])))); err != nil {
+	if _, err := c.Write(randbytes.New(replySeed, int(binary.BigEndian.Uint64(hdr[:])))); err != nil {
 		return
 	}
 	_ = c.CloseWrite() // the client checks it got everything
 }
 
 const replySeed = 0xE817
-
-// payload is n deterministic pseudo-random bytes.
-func payload(seed uint64, n int) []byte {
-	var key [32]byte
-	binary.BigEndian.PutUint64(key[:], seed)
-	b := make([]byte, n)
-	if _, err := rand.NewChaCha8(key).Read(b); err != nil {
-		panic(err) // ChaCha8.Read never fails
-	}
-	return b
-}
 
 // ---------------------------------------------------------------------------
 // Data.
@@ -427,7 +416,7 @@ func TestStreamsCarryDataWithHalfClose(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			up := payload(uint64(i), 1<<20+1000*i)
+			up := randbytes.New(uint64(i), 1<<20+1000*i)
 			down := 1<<20 + 777*i
 			var hdr [8]byte
 			binary.BigEndian.PutUint64(hdr[:], uint64(down))
@@ -470,7 +459,7 @@ func TestStreamsCarryDataWithHalfClose(t *testing.T) {
 				t.Errorf("stream %d: the target received other bytes than were sent (%d bytes back)", i, len(got))
 				return
 			}
-			if want := sha256.Sum256(payload(replySeed, down)); len(got)-len(sum) != down || sha256.Sum256(got[len(sum):]) != want {
+			if want := sha256.Sum256(randbytes.New(replySeed, down)); len(got)-len(sum) != down || sha256.Sum256(got[len(sum):]) != want {
 				t.Errorf("stream %d: received %d bytes of the reply, want %d, or other bytes", i, len(got)-len(sum), down)
 			}
 		}()
@@ -497,7 +486,7 @@ func TestEchoWithEarlyData(t *testing.T) {
 	if err := st.SetDeadline(time.Now().Add(60 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	body := payload(7, 600<<10) // more than one default window: needs WINDOW frames both ways
+	body := randbytes.New(7, 600<<10) // more than one default window: needs WINDOW frames both ways
 	writeErr := make(chan error, 1)
 	go func() {
 		_, err := st.Write(body) // before OPEN_OK, within the default window, then on credit
@@ -703,7 +692,7 @@ func TestSessionBudget(t *testing.T) {
 	h := startExit(t, Config{Dialer: d, Session: tunnel.Config{Budget: tunnel.DefaultWindow}})
 	t.Cleanup(func() { close(d.quit) }) // runs before the exit's cleanup
 	sess := h.session(t)
-	holder, err := sess.Open(xid.New(), slowHost+":443", payload(1, 4096))
+	holder, err := sess.Open(xid.New(), slowHost+":443", randbytes.New(1, 4096))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1045,7 +1034,7 @@ func TestLogs(t *testing.T) {
 			const down = 5000
 			var hdr [8]byte
 			binary.BigEndian.PutUint64(hdr[:], down)
-			up := payload(uint64(10*i+j), 3000)
+			up := randbytes.New(uint64(10*i+j), 3000)
 			st, err := open(t, sess, tg.addr, hdr[:])
 			if err != nil {
 				t.Fatal(err)

@@ -18,22 +18,11 @@ import (
 // handshakes all the same.
 func blackholeAddr(t *testing.T) string {
 	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Skipf("raw socket: %v", err)
-	}
-	t.Cleanup(func() { _ = syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatalf("bind: %v", err)
-	}
+	fd, port := boundSocket(t)
 	if err := syscall.Listen(fd, 0); err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatalf("getsockname: %v", err)
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
 	// Fill the accept queue until a dial hangs.
 	for range 8 {
 		c, err := net.DialTimeout("tcp4", addr, 250*time.Millisecond)
@@ -55,6 +44,14 @@ func blackholeAddr(t *testing.T) string {
 // test's listener can take it meanwhile.
 func closedPort(t testing.TB) uint16 {
 	t.Helper()
+	_, port := boundSocket(t)
+	return port
+}
+
+// boundSocket is a TCP socket bound to a free loopback port, closed when
+// the test ends; it neither listens nor connects.
+func boundSocket(t testing.TB) (fd int, port uint16) {
+	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatalf("socket: %v", err)
@@ -67,5 +64,5 @@ func closedPort(t testing.TB) uint16 {
 	if err != nil {
 		t.Fatalf("getsockname: %v", err)
 	}
-	return uint16(sa.(*syscall.SockaddrInet4).Port)
+	return fd, uint16(sa.(*syscall.SockaddrInet4).Port)
 }

@@ -1,10 +1,7 @@
 package inbound_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/pem"
-	"errors"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -16,28 +13,8 @@ import (
 	"porthole/core"
 	"porthole/core/inbound"
 	"porthole/core/registry"
+	"porthole/internal/curltest"
 )
-
-// curl is the client a user types into a terminal; it is an independent
-// implementation of every protocol the proxy speaks.
-func runCurl(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	path, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl is not installed")
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
-	defer cancel()
-	// -q: no ~/.curlrc. A clean environment: no *_proxy or NO_PROXY.
-	cmd := exec.CommandContext(ctx, path, append([]string{"-q", "-sS", "--fail", "--max-time", "15"}, args...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), errors.Join(err, errors.New(stderr.String()))
-	}
-	return stdout.String(), nil
-}
 
 func TestCurl(t *testing.T) {
 	t.Parallel()
@@ -80,7 +57,7 @@ func TestCurl(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(eventsOf(v.events.snapshot(), registry.KindClosed, nil))
-			out, err := runCurl(t, tc.args...)
+			out, err := curltest.Run(t, tc.args...)
 			if err != nil || out != tc.want {
 				t.Fatalf("curl %v: %q, %v; want %q", tc.args, out, err, tc.want)
 			}
@@ -96,7 +73,7 @@ func TestCurl(t *testing.T) {
 	}
 	t.Run("keep-alive", func(t *testing.T) {
 		o2 := newOrigin(t, "tcp4", originMux())
-		out, err := runCurl(t, "-x", proxyHTTP, v.origin.URL+"/hello", o2.URL+"/hello", v.origin.URL+"/hello")
+		out, err := curltest.Run(t, "-x", proxyHTTP, v.origin.URL+"/hello", o2.URL+"/hello", v.origin.URL+"/hello")
 		if err != nil || out != "hellohellohello" {
 			t.Fatalf("curl: %q, %v", out, err)
 		}
@@ -120,16 +97,16 @@ func TestCurlProxyUser(t *testing.T) {
 	url := v.origin.URL + "/hello"
 	for _, mode := range [][]string{{"-x", "http://" + v.addr}, {"--socks5-hostname", v.addr}, {"--socks5", v.addr}} {
 		t.Run(mode[0], func(t *testing.T) {
-			if out, err := runCurl(t, append(mode, "--proxy-user", "alice:s3cret", url)...); err != nil || out != "hello" {
+			if out, err := curltest.Run(t, append(mode, "--proxy-user", "alice:s3cret", url)...); err != nil || out != "hello" {
 				t.Fatalf("right password: %q, %v", out, err)
 			}
-			if out, err := runCurl(t, append(mode, "--proxy-user", "alice:wrong", url)...); err == nil {
+			if out, err := curltest.Run(t, append(mode, "--proxy-user", "alice:wrong", url)...); err == nil {
 				t.Fatalf("wrong password: %q, want a failure", out)
 			}
-			if out, err := runCurl(t, append(mode, url)...); err == nil {
+			if out, err := curltest.Run(t, append(mode, url)...); err == nil {
 				t.Fatalf("no password: %q, want a failure", out)
 			}
-			if out, err := runCurl(t, append(mode, "--proxy-user", "alice:s3cret", url)...); err != nil || out != "hello" {
+			if out, err := curltest.Run(t, append(mode, "--proxy-user", "alice:s3cret", url)...); err != nil || out != "hello" {
 				t.Fatalf("right password again: %q, %v", out, err)
 			}
 		})

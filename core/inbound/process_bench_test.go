@@ -134,14 +134,7 @@ const benchClientEnv = "PORTHOLE_INBOUND_BENCH_CLIENT"
 // latencies (ns) on one line of stdout.
 func childClient(b *testing.B) func(addr, target string, n int) ([]time.Duration, error) {
 	cmd := childproc.Self(childproc.QuietRace(append(os.Environ(), benchClientEnv+"=1")), "-test.run=^$")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
+	stdin, stdout := childproc.Pipes(b, cmd)
 	p := childproc.Start(b, "bench client", time.Minute, cmd)
 	b.Cleanup(func() {
 		_ = stdin.Close() // it exits at the end of its input

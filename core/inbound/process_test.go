@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"porthole/core"
 	"porthole/core/procinfo"
 	"porthole/core/registry"
+	"porthole/internal/childproc"
 )
 
 // Real programs through the proxy: the registry must record exactly the
@@ -497,13 +499,7 @@ func TestProcessManyClients(t *testing.T) {
 
 // A client of another user (nobody) is attributed to it, with its user.
 func TestProcessOtherUser(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root, to run a client as nobody")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("setpriv is not installed")
-	}
+	asNobody := childproc.AsNobody(t)
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
 		t.Skip("no user nobody")
@@ -511,7 +507,7 @@ func TestProcessOtherUser(t *testing.T) {
 	py := python(t)
 	v, target := attrEnv(t, "4")
 	for _, mode := range []string{"connect", "connect-mapped"} {
-		c, err := startClient([]string{setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", py, "-c", pyClient, mode, v.addr, target}, nil)
+		c, err := startClient(append(slices.Clip(asNobody), py, "-c", pyClient, mode, v.addr, target), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,13 +4,17 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"porthole/internal/childproc"
 )
 
 // childEnv, when set, makes the test binary a child process of a test
@@ -59,4 +63,49 @@ func child(mode string, args []string) int {
 		return 0
 	}
 	return 2
+}
+
+// startChild starts the test binary as a child in mode with args; its
+// first line of output is returned.
+func startChild(t *testing.T, bin, mode string, args []string, cred ...string) (*exec.Cmd, io.WriteCloser, string) {
+	t.Helper()
+	name, argv := bin, []string{"-test.run=^$"}
+	if len(cred) > 0 {
+		name, argv = cred[0], append(append(cred[1:], bin), argv...)
+	}
+	cmd := exec.Command(name, argv...)
+	cmd.Env = append(os.Environ(), childEnv+"="+mode, childArgsEnv+"="+strings.Join(args, " "))
+	stdin, out := childproc.Pipes(t, cmd)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		_ = cmd.Wait() // the exit status of a child told to go does not matter
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("child %s: %v", mode, err)
+	}
+	return cmd, stdin, strings.TrimSpace(line)
+}
+
+func self(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+func listen(t *testing.T, network, addr string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Skipf("listen %s: %v", addr, err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	return ln
 }

@@ -1,10 +1,7 @@
 package procinfo
 
 import (
-	"bufio"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,39 +10,11 @@ import (
 // A real child process connects over loopback (IPv4 and IPv6); the lookup
 // of the accepted connection names exactly that child.
 func TestDarwinLookupChild(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	exe := self(t)
 	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
 		t.Run(addr, func(t *testing.T) {
-			ln, err := net.Listen("tcp", addr)
-			if err != nil {
-				t.Skipf("listen %s: %v", addr, err)
-			}
-			defer ln.Close()
-
-			cmd := exec.Command(exe, "-test.run=^$")
-			cmd.Env = append(os.Environ(), childEnv+"=hold", childArgsEnv+"="+ln.Addr().String())
-			stdin, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd.Stderr = os.Stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() {
-				_ = stdin.Close()
-				_ = cmd.Wait() // told to go; its status does not matter
-			}()
-			if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-				t.Fatal(err)
-			}
+			ln := listen(t, "tcp", addr)
+			cmd, _, _ := startChild(t, exe, "hold", []string{ln.Addr().String()})
 			c, err := ln.Accept()
 			if err != nil {
 				t.Fatal(err)

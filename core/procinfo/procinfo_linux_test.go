@@ -1,76 +1,21 @@
 package procinfo
 
 import (
-	"bufio"
 	"encoding/json"
-	"io"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
 	"porthole/core/registry"
+	"porthole/internal/childproc"
 )
-
-// startChild starts the test binary as a child in mode with args; its
-// first line of output is returned.
-func startChild(t *testing.T, bin, mode string, args []string, cred ...string) (*exec.Cmd, io.WriteCloser, string) {
-	t.Helper()
-	name, argv := bin, []string{"-test.run=^$"}
-	if len(cred) > 0 {
-		name, argv = cred[0], append(append(cred[1:], bin), argv...)
-	}
-	cmd := exec.Command(name, argv...)
-	cmd.Env = append(os.Environ(), childEnv+"="+mode, childArgsEnv+"="+strings.Join(args, " "))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		_ = cmd.Wait() // the exit status of a child told to go does not matter
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("child %s: %v", mode, err)
-	}
-	return cmd, stdin, strings.TrimSpace(line)
-}
-
-func self(t *testing.T) string {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return exe
-}
-
-func listen(t *testing.T, network, addr string) net.Listener {
-	t.Helper()
-	ln, err := net.Listen(network, addr)
-	if err != nil {
-		t.Skipf("listen %s: %v", addr, err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	return ln
-}
 
 // acceptFrom accepts the connection whose remote address is from.
 func acceptFrom(t *testing.T, ln net.Listener, from string) net.Conn {
@@ -247,13 +192,7 @@ func TestCacheBounded(t *testing.T) {
 // Without the privilege to read root's open files, a lookup of root's
 // socket answers "no permission", with the socket's uid, and no program.
 func TestLookupNoPermission(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root, to run a child as nobody")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("setpriv is not installed")
-	}
+	cred := childproc.AsNobody(t)
 	bin := copyForNobody(t, self(t))
 	ln := listen(t, "tcp4", "127.0.0.1:0")
 	client, err := net.Dial("tcp", ln.Addr().String()) // root's socket
@@ -262,7 +201,6 @@ func TestLookupNoPermission(t *testing.T) {
 	}
 	defer client.Close()
 	conn := acceptFrom(t, ln, client.LocalAddr().String())
-	cred := []string{setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"}
 	_, _, line := startChild(t, bin, "lookup", []string{conn.LocalAddr().String(), conn.RemoteAddr().String()}, cred...)
 	var p registry.Process
 	if err := json.Unmarshal([]byte(line), &p); err != nil {

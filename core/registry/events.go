@@ -20,18 +20,14 @@ const (
 	KindProcess
 )
 
+var kindNames = [...]string{
+	KindOpened: "opened", KindEstablished: "established", KindClosed: "closed",
+	KindStats: "stats", KindProcess: "process",
+}
+
 func (k Kind) String() string {
-	switch k {
-	case KindOpened:
-		return "opened"
-	case KindEstablished:
-		return "established"
-	case KindClosed:
-		return "closed"
-	case KindStats:
-		return "stats"
-	case KindProcess:
-		return "process"
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }

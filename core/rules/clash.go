@@ -40,6 +40,7 @@ var clashKinds = map[string]string{
 	"PROCESS-NAME":   KindApp,
 	"PROCESS-PATH":   KindApp,
 	"RULE-SET":       KindRuleSet,
+	"IN-TYPE":        KindInbound,
 	"MATCH":          KindMatch,
 	"FINAL":          KindMatch,
 }
@@ -96,6 +97,9 @@ func parseClash(line string, withAction bool) (Rule, error) {
 	}
 	if kind == KindIPCIDR {
 		r.Resolve = true
+	}
+	if kind == KindInbound && strings.EqualFold(r.Value, "HTTPS") {
+		r.Value = "connect" // mihomo's HTTPS inbound is CONNECT
 	}
 	for _, opt := range rest {
 		switch {

@@ -25,6 +25,8 @@ func TestParseClashLine(t *testing.T) {
 		{"PROCESS-NAME,curl,REJECT", Rule{Kind: KindApp, Value: "curl", Action: ActionReject}},
 		{"RULE-SET,ads,REJECT", Rule{Kind: KindRuleSet, Value: "ads", Action: ActionReject}},
 		{"MATCH,🚀 Proxies", Rule{Kind: KindMatch, Action: ActionTunnel}},
+		{"IN-TYPE,HTTPS,DIRECT", Rule{Kind: KindInbound, Value: "connect", Action: ActionDirect}},
+		{"IN-TYPE,SOCKS5,REJECT", Rule{Kind: KindInbound, Value: "socks5", Action: ActionReject}},
 		{" domain-suffix , x.test , direct ", Rule{Kind: KindDomainSuffix, Value: "x.test", Action: ActionDirect}},
 	}
 	for _, c := range cases {
@@ -230,11 +232,18 @@ func TestLoadFileWithProviders(t *testing.T) {
 
 func TestParseJSON(t *testing.T) {
 	list, err := ParseJSON([]byte(`[{"kind":"DOMAIN-suffix","value":"Example.COM","action":"tunnel:Home"},{"kind":"match","action":"direct"}]`))
-	if err != nil || list[0].Value != "example.com" || list[0].Exit != "home" || list[0].Action != ActionTunnel {
+	if err != nil || list[0].Value != "example.com" || list[0].Exit != "Home" || list[0].Action != ActionTunnel {
 		t.Fatalf("%v %+v", err, list)
 	}
 	if _, err := ParseJSON([]byte(`[{"kind":"domain","value":"a.test","action":"direct","typo":1}]`)); err == nil {
 		t.Error("unknown field accepted")
+	}
+	var le *LineError
+	if _, err := ParseJSON([]byte("[\n{\"kind\": \"domain\", \"value\": \"a.test\", \"action\": \"direct\"},\n{\"kind\": \"port\", \"value\": 443}\n]")); !errors.As(err, &le) || le.Line != 3 {
+		t.Errorf("wrong type: %v", err)
+	}
+	if _, err := ParseJSON([]byte("[\n{\"kind\": \"domain\",\n\"value\" \"a.test\"}]")); !errors.As(err, &le) || le.Line != 3 {
+		t.Errorf("syntax: %v", err)
 	}
 	_, err = ParseJSON([]byte(`{"rules":[{"kind":"domain","value":"a.test","action":"direct"},{"kind":"bogus","action":"direct"}]}`))
 	var re *RuleError

@@ -37,11 +37,11 @@ func ParseJSON(data []byte) ([]Rule, error) {
 			Rules []Rule `json:"rules"`
 		}
 		if err := dec.Decode(&doc); err != nil {
-			return nil, fmt.Errorf("rules JSON: %w", err)
+			return nil, jsonError(data, err)
 		}
 		list = doc.Rules
 	} else if err := dec.Decode(&list); err != nil {
-		return nil, fmt.Errorf("rules JSON: %w", err)
+		return nil, jsonError(data, err)
 	}
 	if dec.More() {
 		return nil, errors.New("rules JSON: data after the list")
@@ -57,6 +57,25 @@ func ParseJSON(data []byte) ([]Rule, error) {
 		out = append(out, n)
 	}
 	return out, errors.Join(errs...)
+}
+
+// jsonError places a JSON error on its line, where encoding/json says
+// where (a syntax error, a value of the wrong type).
+func jsonError(data []byte, err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return &LineError{Line: lineAt(data, syn.Offset), Field: "line", Err: fmt.Errorf("rules JSON: %w", err)}
+	case errors.As(err, &typ):
+		return &LineError{Line: lineAt(data, typ.Offset), Field: typ.Field, Value: typ.Value, Err: fmt.Errorf("rules JSON: %w", err)}
+	}
+	return fmt.Errorf("rules JSON: %w", err)
+}
+
+func lineAt(data []byte, off int64) int {
+	off = min(max(off, 0), int64(len(data)))
+	return 1 + bytes.Count(data[:off], []byte("\n"))
 }
 
 // LoadFile reads a rules file: Porthole's JSON, Clash rule lines (plain or

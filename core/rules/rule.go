@@ -78,14 +78,19 @@ func (e *FieldError) Unwrap() error { return ErrInvalid }
 // dot; prefixes masked). The error is a *FieldError.
 func (r Rule) Normalize() (Rule, error) {
 	r.Kind = strings.ToLower(strings.TrimSpace(r.Kind))
-	r.Action = strings.ToLower(strings.TrimSpace(r.Action))
+	r.Action = strings.TrimSpace(r.Action)
 	r.Value = strings.TrimSpace(r.Value)
 	r.Exit = strings.TrimSpace(r.Exit)
-	if a, exit, ok := strings.Cut(r.Action, ":"); ok {
+	// Exit names keep their case (they are the config's names); only the
+	// action word is case-insensitive.
+	a, exit, named := strings.Cut(r.Action, ":")
+	r.Action = strings.ToLower(a)
+	if named {
+		exit = strings.TrimSpace(exit)
 		if r.Exit != "" && r.Exit != exit {
 			return r, &FieldError{"exit", r.Exit, "the action names another exit (" + exit + ")"}
 		}
-		r.Action, r.Exit = a, strings.TrimSpace(exit)
+		r.Exit = exit
 		if r.Exit == "" {
 			return r, &FieldError{"action", r.Action + ":", "exit name missing after the colon"}
 		}

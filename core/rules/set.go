@@ -105,9 +105,11 @@ type portRange struct {
 }
 
 // Compile checks and compiles list. The error joins one *RuleError per bad
-// rule (naming its index and field); the set then holds the other rules,
-// and the caller decides whether to use it: the app refuses a list with
-// errors, so a config is never half-applied without saying so.
+// rule (naming its index in list and the field); the set then holds the
+// other rules, numbered by their place in Rules (after a bad rule that is
+// not their place in list), and the caller decides whether to use it: the
+// app refuses a list with errors, so a config is never half-applied
+// without saying so.
 func Compile(list []Rule, opt Options) (*Set, error) {
 	s := &Set{
 		minResolve:  none,
@@ -396,8 +398,15 @@ func (s *Set) appMatch(ctx context.Context, src ProgramSource) int32 {
 	}
 	best := none
 	if p.Name != "" {
-		if i, ok := s.apps[strings.ToLower(p.Name)]; ok {
+		name := strings.ToLower(p.Name)
+		if i, ok := s.apps[name]; ok {
 			best = i
+		}
+		// Windows names end in .exe; a rule need not say it.
+		if base, ok := strings.CutSuffix(name, ".exe"); ok {
+			if i, ok := s.apps[base]; ok {
+				best = min(best, i)
+			}
 		}
 	}
 	if p.Path != "" {

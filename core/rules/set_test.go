@@ -166,6 +166,10 @@ func TestApp(t *testing.T) {
 	if v := s.Match(context.Background(), &Query{Host: "first.test", Program: other}); v.Index != 0 || other.calls != 0 {
 		t.Errorf("first: %+v, waited %d", v, other.calls)
 	}
+	win := &program{p: &registry.Process{PID: 13, Name: "CURL.EXE", Path: `C:\Tools\curl.exe`}}
+	if v := s.Match(context.Background(), &Query{Host: "x.test", Program: win}); v.Index != 1 {
+		t.Errorf("curl.exe: %+v", v)
+	}
 	unknown := &program{p: &registry.Process{Unknown: "remote client"}}
 	if v := s.Match(context.Background(), &Query{Host: "x.test", Program: unknown}); v.Index != -1 {
 		t.Errorf("unknown: %+v", v)
@@ -182,6 +186,42 @@ func (m resolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, 
 		return a, nil
 	}
 	return nil, errors.New("no such host")
+}
+
+type countingResolver struct {
+	resolver
+	asked []string
+}
+
+func (c *countingResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	c.asked = append(c.asked, host)
+	return c.resolver.LookupNetIP(ctx, network, host)
+}
+
+// TestNoLookupUnasked: a name is looked up only when a resolving ip-cidr
+// rule could still come first: never for rules without resolve, never
+// after an earlier rule matched, never for an IP target.
+func TestNoLookupUnasked(t *testing.T) {
+	res := &countingResolver{resolver: resolver{"in.test": {netip.MustParseAddr("10.1.1.1")}}}
+	s := mustCompile(t, []Rule{
+		r(KindDomain, "early.test", "direct"),
+		r(KindIPCIDR, "10.0.0.0/8", "reject"), // no resolve
+		{Kind: KindIPCIDR, Value: "10.0.0.0/8", Action: "tunnel", Resolve: true},
+	}, Options{Resolver: res})
+	match(s, "early.test", 443)
+	match(s, "10.2.3.4", 443)
+	if len(res.asked) != 0 {
+		t.Fatalf("looked up %v", res.asked)
+	}
+	if v := match(s, "in.test", 443); v.Index != 2 || len(res.asked) != 1 {
+		t.Errorf("resolving rule: %+v, asked %v", v, res.asked)
+	}
+	plain := &countingResolver{resolver: resolver{}}
+	s = mustCompile(t, []Rule{r(KindIPCIDR, "10.0.0.0/8", "reject")}, Options{Resolver: plain})
+	match(s, "in.test", 443)
+	if len(plain.asked) != 0 {
+		t.Errorf("a rule without resolve looked %v up", plain.asked)
+	}
 }
 
 func TestResolve(t *testing.T) {

@@ -26,18 +26,14 @@ const (
 	StateClosed                  // Close was called
 )
 
+var stateNames = [...]string{
+	StateConnecting: "connecting", StateConnected: "connected", StateWaiting: "reconnecting",
+	StateAuthFailed: "authentication failed", StateClosed: "closed",
+}
+
 func (s State) String() string {
-	switch s {
-	case StateConnecting:
-		return "connecting"
-	case StateConnected:
-		return "connected"
-	case StateWaiting:
-		return "reconnecting"
-	case StateAuthFailed:
-		return "authentication failed"
-	case StateClosed:
-		return "closed"
+	if int(s) < len(stateNames) {
+		return stateNames[s]
 	}
 	return fmt.Sprintf("state(%d)", uint8(s))
 }

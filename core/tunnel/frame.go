@@ -28,26 +28,14 @@ const (
 	TypePong     Type = 0x09 // answer to a PING, echoing its time
 )
 
+var typeNames = [...]string{
+	TypeOpen: "OPEN", TypeOpenOK: "OPEN_OK", TypeOpenFail: "OPEN_FAIL", TypeData: "DATA", TypeWindow: "WINDOW",
+	TypeFin: "FIN", TypeRst: "RST", TypePing: "PING", TypePong: "PONG",
+}
+
 func (t Type) String() string {
-	switch t {
-	case TypeOpen:
-		return "OPEN"
-	case TypeOpenOK:
-		return "OPEN_OK"
-	case TypeOpenFail:
-		return "OPEN_FAIL"
-	case TypeData:
-		return "DATA"
-	case TypeWindow:
-		return "WINDOW"
-	case TypeFin:
-		return "FIN"
-	case TypeRst:
-		return "RST"
-	case TypePing:
-		return "PING"
-	case TypePong:
-		return "PONG"
+	if int(t) < len(typeNames) && typeNames[t] != "" {
+		return typeNames[t]
 	}
 	return fmt.Sprintf("type(%#02x)", uint8(t))
 }

@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"fmt"
 	"os"
 	"regexp"
 	"strconv"
@@ -22,47 +23,11 @@ func TestProtocolDocMatchesCode(t *testing.T) {
 	text := strings.Join(strings.Fields(string(raw)), " ")
 
 	t.Run("types", func(t *testing.T) {
-		row := regexp.MustCompile("^\\| `0x([0-9A-F]{2})` \\| `([A-Z_]+)` \\|")
-		seen := map[Type]bool{}
-		for _, line := range lines {
-			m := row.FindStringSubmatch(line)
-			if m == nil {
-				continue
-			}
-			n, _ := strconv.ParseUint(m[1], 16, 8) // two hex digits by the pattern
-			typ := Type(n)
-			if typ.String() != m[2] {
-				t.Errorf("PROTOCOL.md gives type 0x%s as %s; the code calls it %s", m[1], m[2], typ)
-			}
-			seen[typ] = true
-		}
-		for typ := TypeOpen; typ <= TypePong; typ++ {
-			if !seen[typ] {
-				t.Errorf("PROTOCOL.md's frame table lacks %s (0x%02X)", typ, uint8(typ))
-			}
-		}
+		checkValueTable(t, lines, "type", regexp.MustCompile("^\\| `0x([0-9A-F]{2})` \\| `([A-Z_]+)` \\|"), TypeOpen, TypePong)
 	})
 
 	t.Run("codes", func(t *testing.T) {
-		row := regexp.MustCompile("^\\| `0x([0-9A-F]{2})` ([a-z ]+?) \\|")
-		seen := map[Code]bool{}
-		for _, line := range lines {
-			m := row.FindStringSubmatch(line)
-			if m == nil {
-				continue
-			}
-			n, _ := strconv.ParseUint(m[1], 16, 8)
-			code := Code(n)
-			if code.String() != m[2] {
-				t.Errorf("PROTOCOL.md gives code 0x%s as %q; the code calls it %q", m[1], m[2], code)
-			}
-			seen[code] = true
-		}
-		for code := CodeOther; code <= CodeSessionLost; code++ {
-			if !seen[code] {
-				t.Errorf("PROTOCOL.md's code table lacks %s (0x%02X)", code, uint8(code))
-			}
-		}
+		checkValueTable(t, lines, "code", regexp.MustCompile("^\\| `0x([0-9A-F]{2})` ([a-z ]+?) \\|"), CodeOther, CodeSessionLost)
 	})
 
 	t.Run("numbers", func(t *testing.T) {
@@ -114,6 +79,34 @@ func TestProtocolDocMatchesCode(t *testing.T) {
 			}
 		}
 	})
+}
+
+// checkValueTable checks one of PROTOCOL.md's tables of byte values (frame
+// types, codes): each row the pattern matches (value in hex, name) names
+// the value as the code does, and every value from first to last has a row.
+func checkValueTable[T interface {
+	~uint8
+	fmt.Stringer
+}](t *testing.T, lines []string, what string, row *regexp.Regexp, first, last T) {
+	t.Helper()
+	seen := map[T]bool{}
+	for _, line := range lines {
+		m := row.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		n, _ := strconv.ParseUint(m[1], 16, 8) // two hex digits by the pattern
+		v := T(n)
+		if v.String() != m[2] {
+			t.Errorf("PROTOCOL.md gives %s 0x%s as %q; the code calls it %q", what, m[1], m[2], v)
+		}
+		seen[v] = true
+	}
+	for v := first; v <= last; v++ {
+		if !seen[v] {
+			t.Errorf("PROTOCOL.md's %s table lacks %s (0x%02X)", what, v, uint8(v))
+		}
+	}
 }
 
 // commas writes n as the document does: 33,048.

@@ -5,6 +5,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"testing"
+
+	"porthole/internal/randbytes"
 )
 
 // TestRecvBufKeepsEveryByteInOrder delivers payloads of random sizes (some
@@ -82,10 +84,7 @@ func TestRecvBufSmallFramesShareABuffer(t *testing.T) {
 func TestStreamReleasesBuffersWhenDrained(t *testing.T) {
 	_, _, st, peer := openStream(t, Config{}, "bulk:1")
 	rng := rand.New(rand.NewPCG(3, 4))
-	data := make([]byte, 3<<20)
-	for i := range data {
-		data[i] = byte(rng.Uint32())
-	}
+	data := randbytes.New(3, 3<<20)
 	written := make(chan error, 1)
 	go func() {
 		rest := data

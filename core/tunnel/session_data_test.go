@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"porthole/internal/randbytes"
+
 	"github.com/rs/xid"
 )
 
@@ -68,10 +70,7 @@ func TestManyStreamsNoLossNoStall(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(i), 1))
-			data := make([]byte, 1+r.IntN(2<<20))
-			for j := range data {
-				data[j] = byte(r.Uint32())
-			}
+			data := randbytes.New(uint64(i), 1+r.IntN(2<<20))
 			st, err := client.Open(xid.New(), "echo:1", data[:min(len(data), 1000)])
 			if err != nil {
 				errs <- err

@@ -7,10 +7,12 @@ package childproc
 import (
 	"bufio"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -27,6 +29,9 @@ type Proc struct {
 	lines  chan string   // stderr, line by line; closed at its end
 	exited chan struct{} // closed once cmd.Wait has returned, after stderr ended
 	err    error         // cmd.Wait's result, once exited is closed
+
+	mu  sync.Mutex
+	all []string // every stderr line so far (the first maxLines), for Stderr
 }
 
 // Start starts cmd, as the caller set it up (Args, Env, Stdout; Stderr
@@ -46,6 +51,11 @@ func Start(t testing.TB, name string, wait time.Duration, cmd *exec.Cmd) *Proc {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			p.mu.Lock()
+			if len(p.all) < maxLines {
+				p.all = append(p.all, sc.Text())
+			}
+			p.mu.Unlock()
 			select {
 			case p.lines <- sc.Text():
 			default: // nobody is looking at more lines
@@ -75,6 +85,15 @@ func (p *Proc) Exited() <-chan struct{} { return p.exited }
 func (p *Proc) Err() error {
 	<-p.exited
 	return p.err
+}
+
+// Stderr is every line the program has written to stderr so far, also
+// those WaitFor and Wait consumed: for checks over the whole output and
+// for a failed test's log.
+func (p *Proc) Stderr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.all, "\n")
 }
 
 // WaitFor returns the submatches of the first stderr line matching re; the
@@ -148,6 +167,38 @@ func (p *Proc) Stop(t testing.TB, sig os.Signal) string {
 		t.Errorf("%s exited %d after %v, want 0; stderr:\n%s", p.name, code, sig, rest)
 	}
 	return rest
+}
+
+// Pipes connects cmd's stdin and stdout to the test; call it before
+// starting cmd. Closing stdin is how most children are told to end. Read
+// what the test needs from stdout before the program ends: once it has,
+// Start's goroutine waits for it, which closes stdout.
+func Pipes(t testing.TB, cmd *exec.Cmd) (stdin io.WriteCloser, stdout io.ReadCloser) {
+	t.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err = cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stdin, stdout
+}
+
+// AsNobody is the command prefix (setpriv) that runs a program as the
+// user nobody, for tests of what another user's process looks like. The
+// test is skipped unless it runs as root with setpriv installed.
+func AsNobody(t testing.TB) []string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root, to run a child as nobody")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv is not installed")
+	}
+	return []string{setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"}
 }
 
 // QuietRace is env with GORACE telling a -race child not to wait a second

@@ -1,7 +1,9 @@
 package childproc
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"regexp"
@@ -26,10 +28,15 @@ func TestMain(m *testing.M) {
 
 // child is the program the tests run: "print" writes its arguments after
 // the first as stderr lines and exits with the code the first names;
-// "hang" sleeps until killed; "until-interrupt" says ready, waits for
+// "cat" copies stdin to stdout; "hang" sleeps until killed; "until-interrupt" says ready, waits for
 // SIGINT and exits 0.
 func child(does string, args []string) int {
 	switch does {
+	case "cat":
+		if _, err := io.Copy(os.Stdout, os.Stdin); err != nil {
+			return 1
+		}
+		return 0
 	case "hang":
 		time.Sleep(time.Hour)
 	case "until-interrupt":
@@ -60,6 +67,28 @@ func TestWaitForAndWait(t *testing.T) {
 	}
 	if code, rest := p.Wait(t); code != 3 || rest != "bye" {
 		t.Errorf("Wait: %d %q, want 3 \"bye\"", code, rest)
+	}
+	if all := p.Stderr(); all != "starting\nready port=42\nbye" {
+		t.Errorf("Stderr: %q, want every line", all)
+	}
+}
+
+func TestPipes(t *testing.T) {
+	cmd := Self(QuietRace(append(os.Environ(), childVar+"=cat")))
+	stdin, stdout := Pipes(t, cmd)
+	p := Start(t, "child", 30*time.Second, cmd)
+	if _, err := io.WriteString(stdin, "through\n"); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "through\n" {
+		t.Fatalf("cat: stdout %q, %v", line, err)
+	}
+	if err := stdin.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := p.Wait(t); code != 0 {
+		t.Errorf("cat: exit %d at the end of its input", code)
 	}
 }
 

@@ -5,12 +5,24 @@
 package atomicfile
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 )
+
+// WriteJSON replaces path, as Write does, with v as indented JSON and a
+// final newline: the form a person reads and edits, and whose versions
+// compare line by line.
+func WriteJSON(path string, v any, perm, dirPerm os.FileMode) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", path, err)
+	}
+	return Write(path, append(data, '\n'), perm, dirPerm)
+}
 
 // Write replaces path with data, mode perm, creating the directory with
 // dirPerm if needed. The temporary file's name starts with a dot, so

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"porthole/internal/filetest"
 )
 
 func TestWriteReplacesWithModeAndLeavesNoTemporaryFile(t *testing.T) {
@@ -18,20 +20,8 @@ func TestWriteReplacesWithModeAndLeavesNoTemporaryFile(t *testing.T) {
 			t.Fatalf("read back %q, %v; want %q", got, err, content)
 		}
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("mode %v, want 0600", st.Mode().Perm())
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 1 {
-		t.Errorf("directory holds %d entries, want only the file", len(entries))
-	}
+	filetest.Mode(t, path, 0o600)
+	filetest.Alone(t, path)
 }
 
 func TestWriteIntoAFileFails(t *testing.T) {
@@ -41,5 +31,23 @@ func TestWriteIntoAFileFails(t *testing.T) {
 	}
 	if err := Write(filepath.Join(file, "under"), []byte("x"), 0o600, 0o700); err == nil {
 		t.Fatal("writing under a regular file succeeded")
+	}
+}
+
+func TestWriteJSONIndentsAndEndsWithNewline(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.json")
+	if err := WriteJSON(path, map[string]int{"a": 1}, 0o600, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(path); err != nil || string(got) != "{\n  \"a\": 1\n}\n" {
+		t.Fatalf("read back %q, %v", got, err)
+	}
+	filetest.Mode(t, path, 0o600)
+	other := filepath.Join(t.TempDir(), "g.json")
+	if err := WriteJSON(other, make(chan int), 0o600, 0o700); err == nil {
+		t.Fatal("a value JSON cannot encode was written")
+	}
+	if _, err := os.Stat(other); err == nil {
+		t.Error("a failed encoding left a file")
 	}
 }

@@ -85,12 +85,7 @@ func (x *extraProxy) stop() {
 	if err := syscall.Kill(-pgid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 		fmt.Fprintf(os.Stderr, "bench: %s: SIGTERM: %v\n", x.name, err)
 	}
-	t := time.NewTimer(stopTimeout)
-	defer t.Stop()
-	select {
-	case <-x.exited:
-	case <-t.C:
-	}
+	exitedWithin(x.exited, stopTimeout)
 	// Children that outlived the shell (or ignored SIGTERM) go too.
 	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		fmt.Fprintf(os.Stderr, "bench: %s: SIGKILL: %v\n", x.name, err)

@@ -59,17 +59,7 @@ func originCommand(args []string) int {
 }
 
 // startOriginProc starts the origin process.
-func startOriginProc() (*proc, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("origin: find the bench binary: %w", err)
-	}
-	addr, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	return startProc(procSpec{name: "origin", bin: self, args: []string{"origin", "-listen", addr}, addr: addr, ready: originReady})
-}
+func startOriginProc() (*proc, error) { return startSelf("origin", originReady, "origin") }
 
 // idleAt asks the origin at addr how many connections are in IDLE.
 func idleAt(addr string) (int64, error) {

@@ -67,16 +67,26 @@ type options struct {
 	profileFor        time.Duration
 }
 
+// subcommand runs one of the processes the bench starts from its own
+// binary (startSelf), when args name one.
+func subcommand(args []string) (code int, ok bool) {
+	if len(args) == 0 {
+		return 0, false
+	}
+	switch sub := args[0]; sub {
+	case "refclient", "refserver":
+		return refCommand(sub, args[1:]), true
+	case "origin":
+		return originCommand(args[1:]), true
+	case "plainconnect":
+		return plainCommand(args[1:]), true
+	}
+	return 0, false
+}
+
 func main() {
-	if len(os.Args) > 1 {
-		switch sub := os.Args[1]; sub {
-		case "refclient", "refserver":
-			os.Exit(refCommand(sub, os.Args[2:]))
-		case "origin":
-			os.Exit(originCommand(os.Args[2:]))
-		case "plainconnect":
-			os.Exit(plainCommand(os.Args[2:]))
-		}
+	if code, ok := subcommand(os.Args[1:]); ok {
+		os.Exit(code)
 	}
 	var o options
 	flag.StringVar(&o.bin, "porthole", "../bin/porthole", "path of the porthole binary to measure")

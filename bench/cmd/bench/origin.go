@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -26,12 +25,8 @@ import (
 // Close closes the listener and every open connection and waits for all
 // handler goroutines.
 type origin struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	idle  atomic.Int64 // connections currently in IDLE
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	done  bool
+	tcpServer
+	idle atomic.Int64 // connections currently in IDLE
 }
 
 // chunk is the payload source for DOWN and the client's UP writes.
@@ -43,58 +38,11 @@ const commandTimeout = 30 * time.Second
 func startOrigin() (*origin, error) { return startOriginAt("127.0.0.1:0") }
 
 func startOriginAt(addr string) (*origin, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
+	o := &origin{}
+	if err := o.listen(addr, o.serve); err != nil {
 		return nil, fmt.Errorf("origin: listen: %w", err)
 	}
-	o := &origin{ln: ln, conns: map[net.Conn]struct{}{}}
-	o.wg.Add(1)
-	go o.accept()
 	return o, nil
-}
-
-func (o *origin) addr() string { return o.ln.Addr().String() }
-
-func (o *origin) accept() {
-	defer o.wg.Done()
-	for {
-		c, err := o.ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Temporary (e.g. EMFILE): back off briefly, stay up.
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		if !o.track(c) {
-			c.Close()
-			return
-		}
-		o.wg.Add(1)
-		go func() {
-			defer o.wg.Done()
-			defer o.untrack(c)
-			o.serve(c)
-		}()
-	}
-}
-
-func (o *origin) track(c net.Conn) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.done {
-		return false
-	}
-	o.conns[c] = struct{}{}
-	return true
-}
-
-func (o *origin) untrack(c net.Conn) {
-	o.mu.Lock()
-	delete(o.conns, c)
-	o.mu.Unlock()
-	c.Close()
 }
 
 func (o *origin) serve(c net.Conn) {
@@ -174,14 +122,7 @@ func closeWrite(c net.Conn) {
 }
 
 func (o *origin) Close() error {
-	err := o.ln.Close()
-	o.mu.Lock()
-	o.done = true
-	for c := range o.conns {
-		c.Close()
-	}
-	o.mu.Unlock()
-	o.wg.Wait()
+	_, err := o.close()
 	return err
 }
 

@@ -101,20 +101,4 @@ func servePlain(c *net.TCPConn) {
 }
 
 // startPlain starts the plain proxy process.
-func startPlain() (*proc, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("plainconnect: find the bench binary: %w", err)
-	}
-	addr, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	return startProc(procSpec{
-		name:  "plainconnect",
-		bin:   self,
-		args:  []string{"plainconnect", "-listen", addr},
-		addr:  addr,
-		ready: plainReady,
-	})
-}
+func startPlain() (*proc, error) { return startSelf("plainconnect", plainReady, "plainconnect") }

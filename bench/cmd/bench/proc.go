@@ -137,6 +137,22 @@ func freePort() (string, error) {
 	return ln.Addr().String(), nil
 }
 
+// startSelf starts the bench binary's own subcommand args (the
+// subcommand and its flags) as the process name, with -listen on a free
+// loopback address; it is ready when it listens there and has logged
+// ready.
+func startSelf(name, ready string, args ...string) (*proc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("%s: find the bench binary: %w", name, err)
+	}
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	return startProc(procSpec{name: name, bin: self, args: append(args, "-listen", addr), addr: addr, ready: ready})
+}
+
 // waitReady waits until the process accepts connections and, with
 // logLine, has logged its ready line.
 func (p *proc) waitReady(logLine bool) error {
@@ -182,11 +198,7 @@ func (p *proc) Stop() string {
 		if err := p.cmd.Process.Signal(os.Interrupt); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			fmt.Fprintf(os.Stderr, "bench: %s: SIGINT: %v\n", p.name, err)
 		}
-		t := time.NewTimer(stopTimeout)
-		defer t.Stop()
-		select {
-		case <-p.exited:
-		case <-t.C:
+		if !exitedWithin(p.exited, stopTimeout) {
 			if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 				fmt.Fprintf(os.Stderr, "bench: %s: kill: %v\n", p.name, err)
 			}
@@ -195,6 +207,18 @@ func (p *proc) Stop() string {
 		}
 	}
 	return p.exitDesc()
+}
+
+// exitedWithin reports whether exited is closed within d.
+func exitedWithin(exited <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-exited:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // exitDesc describes how the process ended; call after exited is closed.

@@ -21,10 +21,6 @@ type refSetup struct {
 // delay > 0 the client reaches the server through a relay that delays
 // each direction by delay.
 func startRef(mux string, delay time.Duration) (*refSetup, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("%s: find the bench binary: %w", mux, err)
-	}
 	r := &refSetup{mux: mux}
 	ok := false
 	defer func() {
@@ -32,38 +28,18 @@ func startRef(mux string, delay time.Duration) (*refSetup, error) {
 			r.Stop()
 		}
 	}()
-	saddr, err := freePort()
-	if err != nil {
+	var err error
+	if r.server, err = startSelf(mux+"-server", refServerReady, "refserver", "-mux", mux); err != nil {
 		return nil, err
 	}
-	r.server, err = startProc(procSpec{
-		name:  mux + "-server",
-		bin:   self,
-		args:  []string{"refserver", "-mux", mux, "-listen", saddr},
-		addr:  saddr,
-		ready: refServerReady,
-	})
-	if err != nil {
-		return nil, err
-	}
+	saddr := r.server.addr
 	if delay > 0 {
 		if r.relay, err = startDelayRelay(saddr, delay); err != nil {
 			return nil, err
 		}
 		saddr = r.relay.addr()
 	}
-	caddr, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	r.client, err = startProc(procSpec{
-		name:  mux + "-client",
-		bin:   self,
-		args:  []string{"refclient", "-mux", mux, "-listen", caddr, "-server", "ws://" + saddr + "/"},
-		addr:  caddr,
-		ready: refClientReady,
-	})
-	if err != nil {
+	if r.client, err = startSelf(mux+"-client", refClientReady, "refclient", "-mux", mux, "-server", "ws://"+saddr+"/"); err != nil {
 		return nil, err
 	}
 	ok = true

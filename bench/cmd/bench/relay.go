@@ -25,14 +25,9 @@ import (
 // Close closes the listener and every connection and waits for all
 // goroutines.
 type delayRelay struct {
-	ln     net.Listener
+	tcpServer
 	target string
 	delay  time.Duration
-	wg     sync.WaitGroup
-
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
 }
 
 var errRelayClosed = errors.New("relay closed")
@@ -47,57 +42,11 @@ const (
 var relayBufs = sync.Pool{New: func() any { b := make([]byte, relayReadSize); return &b }}
 
 func startDelayRelay(target string, delay time.Duration) (*delayRelay, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	r := &delayRelay{target: target, delay: delay}
+	if err := r.listen("127.0.0.1:0", r.serve); err != nil {
 		return nil, fmt.Errorf("relay: listen: %w", err)
 	}
-	r := &delayRelay{ln: ln, target: target, delay: delay, conns: map[net.Conn]struct{}{}}
-	r.wg.Add(1)
-	go r.accept()
 	return r, nil
-}
-
-func (r *delayRelay) addr() string { return r.ln.Addr().String() }
-
-func (r *delayRelay) accept() {
-	defer r.wg.Done()
-	for {
-		c, err := r.ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			time.Sleep(10 * time.Millisecond) // temporary (EMFILE): stay up
-			continue
-		}
-		if !r.track(c) {
-			c.Close()
-			return
-		}
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			defer r.untrack(c)
-			r.serve(c)
-		}()
-	}
-}
-
-func (r *delayRelay) track(c net.Conn) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return false
-	}
-	r.conns[c] = struct{}{}
-	return true
-}
-
-func (r *delayRelay) untrack(c net.Conn) {
-	r.mu.Lock()
-	delete(r.conns, c)
-	r.mu.Unlock()
-	c.Close()
 }
 
 func (r *delayRelay) serve(a net.Conn) {
@@ -205,10 +154,7 @@ func sleepUntil(t time.Time) {
 func (r *delayRelay) drain(d time.Duration) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		r.mu.Lock()
-		n := len(r.conns)
-		r.mu.Unlock()
-		if n == 0 {
+		if r.open() == 0 {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -218,18 +164,10 @@ func (r *delayRelay) drain(d time.Duration) {
 // Close stops the relay: the listener and every connection are closed,
 // and Close returns when all its goroutines have ended.
 func (r *delayRelay) Close() error {
-	err := r.ln.Close()
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	first, err := r.close()
+	if !first {
 		return errRelayClosed
 	}
-	r.closed = true
-	for c := range r.conns {
-		c.Close()
-	}
-	r.mu.Unlock()
-	r.wg.Wait()
 	return err
 }
 
