@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -209,13 +210,8 @@ func readN(t *testing.T, c net.Conn, n int) string {
 		t.Fatal(err)
 	}
 	buf := make([]byte, n)
-	got := 0
-	for got < n {
-		m, err := c.Read(buf[got:])
-		got += m
-		if err != nil {
-			t.Fatalf("read %q: %v", buf[:got], err)
-		}
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatalf("read %q: %v", buf, err)
 	}
 	return string(buf)
 }
