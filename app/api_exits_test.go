@@ -18,6 +18,7 @@ import (
 	"porthole/app/config"
 	"porthole/core/registry"
 	"porthole/core/rules"
+	"porthole/internal/filetest"
 	"porthole/internal/upstreamtest"
 )
 
@@ -234,16 +235,12 @@ func TestAPIRulesNamedExit(t *testing.T) {
 		{Kind: "port", Value: echoPort, Action: "tunnel:two"},
 		{Kind: "ip-cidr", Value: "10.0.0.0/8", Action: "direct"},
 	}
-	dir := t.TempDir()
-	write := func(name, text string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
+	// The rules file finds the provider beside it.
+	ads := filetest.Write(t, "ads.yaml", "payload:\n  - '+.ads.example'\n  - 'tracker.example'\n")
+	cfg.RulesFile = filepath.Join(filepath.Dir(ads), "rules.list")
+	if err := os.WriteFile(cfg.RulesFile, []byte("RULE-SET,ads,REJECT\nDOMAIN-SUFFIX,corp.example,DIRECT\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	write("ads.yaml", "payload:\n  - '+.ads.example'\n  - 'tracker.example'\n")
-	cfg.RulesFile = write("rules.list", "RULE-SET,ads,REJECT\nDOMAIN-SUFFIX,corp.example,DIRECT\n")
 	e := startAPIEnv(t, cfg)
 	e.echo = echo
 
