@@ -7,7 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,18 +16,16 @@ import (
 	"porthole/app/config"
 	"porthole/core/outbound"
 	"porthole/core/registry"
-	"porthole/core/tunnel"
+	"porthole/core/rules"
 )
 
 // apiBackend is the control API's view of the Controller (api.Backend),
-// in Porthole's terms; app/api turns it into Clash's.
-//
-// Today Porthole has one exit (config.Exit) and the bypass list; the
-// several exits and the rules replace exitName, Exits, SelectExit, Delay
-// and Rules here, and nothing in app/api.
+// in Porthole's terms; app/api turns it into Clash's. The exits are the
+// Controller's (exits.go), the rules the compiled list of rules.go behind
+// the bypass list, and every change goes through SaveSettings.
 type apiBackend struct {
 	c    *Controller
-	path string // the settings file SetMode saves to
+	path string // the settings file SetMode and SelectExit save to
 }
 
 func newAPIBackend(c *Controller, path string) *apiBackend {
@@ -38,8 +37,16 @@ func (b *apiBackend) Registry() *registry.Registry { return b.c.Registry() }
 func (b *apiBackend) Mode() string { return b.c.Config().Mode }
 
 // SetMode saves the mode through SaveSettings, as the tray's Mode menu
-// does: validated, written, applied (the proxy restarts on it).
+// does: validated, written, applied (the proxy restarts on it). Rules
+// mode without an exit is refused when its default would send what no
+// rule matches to the tunnel: a dashboard's "rule" would otherwise break
+// every connection of a direct-mode user (no exit, no rules yet).
 func (b *apiBackend) SetMode(mode string) error {
+	if cfg := b.c.Config(); mode == string(outbound.ModeRules) && len(cfg.ExitList()) == 0 {
+		if set, _, err := CompileRules(cfg); err == nil && tunnelsUnmatched(set) {
+			return errRulesNeedExit
+		}
+	}
 	saved, err := b.c.SaveSettings(b.path, func(cfg *config.Config) { cfg.Mode = mode })
 	if err != nil {
 		return err
@@ -50,6 +57,18 @@ func (b *apiBackend) SetMode(mode string) error {
 	return nil
 }
 
+// errRulesNeedExit refuses rules mode that would tunnel without an exit.
+var errRulesNeedExit = errors.New("rules mode sends what no rule matches through an exit, and none is configured: add an exit, or end the rules with a match rule that goes direct")
+
+// tunnelsUnmatched: no match rule ends the list and the default is the
+// tunnel.
+func tunnelsUnmatched(set *rules.Set) bool {
+	if slices.ContainsFunc(set.Rules(), func(r rules.Rule) bool { return r.Kind == rules.KindMatch }) {
+		return false
+	}
+	return set.Default().Action == rules.ActionTunnel
+}
+
 // Listen is where the proxy listens, or is set to.
 func (b *apiBackend) Listen() string {
 	if st := b.c.Status(); st.Addr != "" {
@@ -58,68 +77,97 @@ func (b *apiBackend) Listen() string {
 	return b.c.Config().Listen
 }
 
-// exitName is the one exit's name: its URL's host.
-func exitName(exit string) string {
-	if u, err := url.Parse(exit); err == nil && u.Hostname() != "" {
-		return u.Hostname()
+// clashKind is an exit's kind as mihomo names adapter types.
+func clashKind(k outbound.Kind) string {
+	switch k {
+	case outbound.KindHTTP:
+		return "Http"
+	case outbound.KindSOCKS5:
+		return "Socks5"
 	}
-	return "exit"
+	return "Porthole"
 }
 
-func (b *apiBackend) Exits() []api.Exit {
-	cfg := b.c.Config()
-	if cfg.Exit == "" {
-		return nil
+// exitNow is the exit GLOBAL shows as chosen: where the policy sends new
+// tunnelled connections, or the manual pick while none is usable (and
+// while the exits are not running).
+func exitNow(st outbound.GroupState) string {
+	if st.Active != "" {
+		return st.Active
 	}
-	// Alive unless the tunnel is known to be down: a stopped proxy or
-	// direct mode has not tried it.
-	alive := true
-	if st := b.c.Status(); st.HasTunnel {
-		alive = st.Tunnel.State == tunnel.StateConnected
-	}
-	return []api.Exit{{Name: exitName(cfg.Exit), Kind: "Porthole", Alive: alive}}
+	return st.Selected
 }
 
-func (b *apiBackend) SelectedExit() string {
-	if e := b.c.Config().Exit; e != "" {
-		return exitName(e)
+func (b *apiBackend) Exits() ([]api.Exit, string) {
+	st := b.c.Exits()
+	out := make([]api.Exit, 0, len(st.Exits))
+	for _, x := range st.Exits {
+		e := api.Exit{Name: x.Name, Kind: clashKind(x.Kind),
+			Alive: x.State != outbound.ExitDown && x.State != outbound.ExitAuthFailed}
+		if x.State == outbound.ExitUp {
+			e.Latency = x.Latency
+		}
+		out = append(out, e)
 	}
-	return ""
+	return out, exitNow(st)
 }
 
-// SelectExit accepts the one exit there is.
+// SelectExit makes name the manual pick (exit_selected, saved and taken
+// at once). Under the fastest and failover policies the policy picks:
+// choosing what it already uses is fine, anything else is refused with
+// the reason, as the tray's Exits submenu is greyed (switching the policy
+// would restart the proxy, which a click in a dashboard should not).
 func (b *apiBackend) SelectExit(name string) error {
-	if name == "" || name != b.SelectedExit() {
+	st := b.c.Exits()
+	now := exitNow(st)
+	if name == api.DirectName {
+		if len(st.Exits) == 0 {
+			return nil // GLOBAL holds DIRECT alone
+		}
+		return fmt.Errorf("%w: DIRECT is the direct mode (PATCH /configs {\"mode\": \"direct\"})", api.ErrNotSelectable)
+	}
+	if !slices.ContainsFunc(st.Exits, func(x outbound.ExitStatus) bool { return x.Name == name }) {
 		return fmt.Errorf("%w: %q", api.ErrUnknownExit, name)
 	}
-	return nil
+	if name == now {
+		return nil
+	}
+	if st.Policy != outbound.PolicyManual {
+		return fmt.Errorf("%w: the exit policy is %s, which picks the exit by itself; set exit_policy to manual to choose one",
+			api.ErrNotSelectable, st.Policy)
+	}
+	return b.c.SelectExit(b.path, name)
 }
 
-// errExitIdle: the exit is only reached through the running proxy in
-// tunnel mode, until the exits group can dial one by name.
-var errExitIdle = errors.New("the exit is reached only while the proxy runs in tunnel mode")
+// errExitsIdle: the exits run only while the proxy does, in tunnel or
+// rules mode.
+var errExitsIdle = errors.New("the exits run only while the proxy runs in tunnel or rules mode")
 
-// Delay times a GET of target: directly for DIRECT, through the proxy for
-// the exit (in tunnel mode the proxy sends it through the exit, unless the
-// bypass list names the host). The probe is a real connection, so it shows
-// in the registry like any other.
+// Delay times a GET of target: directly for DIRECT, through the named
+// exit alone for an exit (the dial a rule naming it makes; no other exit
+// is tried). The time is the whole request: connect, the exit's open, TLS
+// for https, the answer's header. The probe is the app's own connection:
+// it is not in the registry.
 func (b *apiBackend) Delay(ctx context.Context, name, target string) (time.Duration, error) {
 	tr := &http.Transport{DisableKeepAlives: true, Proxy: nil}
 	defer tr.CloseIdleConnections()
-	switch {
-	case name == api.DirectName:
-	case name != "" && name == b.SelectedExit():
-		st, cfg := b.c.Status(), b.c.Config()
-		if st.State != StateRunning || st.Mode != outbound.ModeTunnel || st.Addr == "" {
-			return 0, errExitIdle
+	if name != api.DirectName {
+		exits, _ := b.Exits()
+		if !slices.ContainsFunc(exits, func(e api.Exit) bool { return e.Name == name }) {
+			return 0, fmt.Errorf("%w: %q", api.ErrUnknownExit, name)
 		}
-		proxy := &url.URL{Scheme: "http", Host: proxyAddr(tcpAddr(st.Addr))}
-		if cfg.Username != "" {
-			proxy.User = url.UserPassword(cfg.Username, cfg.Password)
+		b.c.mu.Lock()
+		eng := b.c.eng
+		b.c.mu.Unlock()
+		if eng == nil {
+			return 0, errExitsIdle
 		}
-		tr.Proxy = http.ProxyURL(proxy)
-	default:
-		return 0, fmt.Errorf("%w: %q", api.ErrUnknownExit, name)
+		if _, ok := eng.Exits(); !ok {
+			return 0, errExitsIdle
+		}
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return eng.DialExit(ctx, name, network, addr)
+		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
@@ -140,49 +188,93 @@ func (b *apiBackend) Delay(ctx context.Context, name, target string) (time.Durat
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-// tcpAddr wraps a host:port for proxyAddr.
-type tcpAddr string
-
-func (a tcpAddr) Network() string { return "tcp" }
-func (a tcpAddr) String() string  { return string(a) }
-
-var _ net.Addr = tcpAddr("")
-
-// Rules is the bypass list as Clash rules, then the final match: what
-// Porthole's routing is until the rule set lands.
+// Rules is what decides a connection in the mode in use, in order: in
+// direct mode nothing but the final match; in tunnel mode the bypass list
+// (direct), then everything through GLOBAL; in rules mode the bypass list,
+// then the rule list as compiled (the config's rules, then the rules
+// file's), then the default when no match rule ends the list.
 func (b *apiBackend) Rules() []api.Rule {
 	cfg := b.c.Config()
-	final := api.DirectName
-	if cfg.Mode == string(outbound.ModeTunnel) {
-		final = api.GlobalName
+	if cfg.Mode == string(outbound.ModeDirect) {
+		return []api.Rule{{Type: "Match", Proxy: api.DirectName, Size: -1}}
+	}
+	bypass := cfg.Bypass
+	if bypass == nil {
+		bypass = outbound.DefaultBypass // as the engine reads it
 	}
 	var out []api.Rule
-	for _, e := range cfg.Bypass {
-		e = strings.TrimSpace(e)
-		if e == "" {
-			continue
+	for _, e := range bypass {
+		if r, ok := bypassRule(e); ok {
+			out = append(out, r)
 		}
-		typ := bypassRuleType(e)
-		if typ == "DomainSuffix" {
-			e = strings.TrimPrefix(strings.TrimPrefix(e, "*"), ".")
-		}
-		out = append(out, api.Rule{Type: typ, Payload: e, Proxy: api.DirectName})
 	}
-	return append(out, api.Rule{Type: "Match", Proxy: final})
+	if cfg.Mode != string(outbound.ModeRules) {
+		return append(out, api.Rule{Type: "Match", Proxy: api.GlobalName, Size: -1})
+	}
+	set := b.ruleSet(cfg)
+	if set == nil { // the settings' rules do not compile and nothing runs: the default alone
+		return append(out, api.Rule{Type: "Match", Proxy: api.GlobalName, Size: -1})
+	}
+	final := false
+	for i, r := range set.Rules() {
+		cr := api.ClashRule(r)
+		if r.Kind == rules.KindRuleSet {
+			cr.Size = len(set.Expand(i))
+		}
+		final = final || r.Kind == rules.KindMatch
+		out = append(out, cr)
+	}
+	if !final {
+		def := set.Default()
+		out = append(out, api.Rule{Type: "Match", Proxy: api.ProxyOf(def.Action, def.Exit), Size: -1})
+	}
+	return out
 }
 
-// bypassRuleType is the Clash rule type closest to a bypass entry.
-func bypassRuleType(e string) string {
+// ruleSet is the rule set in use: the running engine's, else the
+// settings' compiled (nil when they do not compile).
+func (b *apiBackend) ruleSet(cfg config.Config) *rules.Set {
+	b.c.mu.Lock()
+	eng := b.c.eng
+	b.c.mu.Unlock()
+	if eng != nil {
+		return eng.Rules()
+	}
+	set, _, _ := CompileRules(cfg)
+	return set
+}
+
+// bypassRule is a bypass entry as the Clash rule that matches the same:
+// a name exactly, a suffix, a prefix (an address is a /32 or /128), and
+// "<local>" (names without a dot) as mihomo's one-label wildcard.
+func bypassRule(raw string) (api.Rule, bool) {
+	e := strings.ToLower(strings.TrimSpace(raw))
+	r := api.Rule{Proxy: api.DirectName, Size: -1}
 	switch {
+	case e == "":
+		return r, false
 	case e == "<local>":
-		return "Local"
+		r.Type, r.Payload = "DomainWildcard", "*"
 	case strings.Contains(e, "/"):
-		return "IPCIDR"
-	case strings.HasPrefix(e, "*.") || strings.HasPrefix(e, "."):
-		return "DomainSuffix"
+		p, err := netip.ParsePrefix(e)
+		if err != nil {
+			return r, false // the engine refuses it: nothing runs with it
+		}
+		r.Type, r.Payload = "IPCIDR", p.Masked().String()
+	default:
+		if a, err := netip.ParseAddr(strings.Trim(e, "[]")); err == nil {
+			a = a.Unmap()
+			r.Type, r.Payload = "IPCIDR", netip.PrefixFrom(a, a.BitLen()).String()
+			break
+		}
+		name, suffix := strings.CutPrefix(e, "*.")
+		if !suffix {
+			name, suffix = strings.CutPrefix(e, ".")
+		}
+		r.Type, r.Payload = "Domain", strings.TrimSuffix(name, ".")
+		if suffix {
+			r.Type = "DomainSuffix"
+		}
 	}
-	if net.ParseIP(strings.Trim(e, "[]")) != nil {
-		return "IPCIDR"
-	}
-	return "Domain"
+	return r, true
 }

@@ -47,13 +47,7 @@ type apiEnv struct {
 
 func newAPIEnv(t *testing.T) *apiEnv {
 	t.Helper()
-	echoSrv := echoorigin.New()
-	eln, err := echoSrv.Listen("tcp", func(c *net.TCPConn) { _, _ = io.Copy(c, c) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = echoSrv.Close() })
-
+	echo := echoOrigin(t)
 	xs, err := exit.New(exit.Config{Token: "s3cret", AllowPrivate: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -65,15 +59,41 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	hs := &http.Server{Handler: xs}
 	served := make(chan struct{})
 	go func() { defer close(served); _ = hs.Serve(xln) }()
+	// After the controller's Close (cleanups run last in first out).
+	t.Cleanup(func() {
+		_ = hs.Close()
+		<-served
+		_ = xs.Close()
+	})
 
-	dir := t.TempDir()
 	cfg := config.Default()
-	cfg.Listen = freeport.Loopback(t) // fixed: a mode change restarts the proxy on it
 	cfg.Bypass = []string{}
 	cfg.Exit = "ws://" + xln.Addr().String() + "/porthole"
 	cfg.Token = "s3cret"
+	e := startAPIEnv(t, cfg)
+	e.echo, e.exitName = echo, "127.0.0.1"
+	return e
+}
+
+// echoOrigin is an echo server on loopback.
+func echoOrigin(t *testing.T) string {
+	t.Helper()
+	echoSrv := echoorigin.New()
+	eln, err := echoSrv.Listen("tcp", func(c *net.TCPConn) { _, _ = io.Copy(c, c) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = echoSrv.Close() })
+	return eln.Addr().String()
+}
+
+// startAPIEnv saves cfg (on a fixed free port, with the API on) and runs
+// a Controller and its control API on it.
+func startAPIEnv(t *testing.T, cfg config.Config) *apiEnv {
+	t.Helper()
+	cfg.Listen = freeport.Loopback(t) // fixed: a mode change restarts the proxy on it
 	cfg.API = config.API{Listen: "127.0.0.1:0", Secret: apiSecret}
-	path := filepath.Join(dir, "config.json")
+	path := filepath.Join(t.TempDir(), "config.json")
 	if err := config.Save(path, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -86,9 +106,6 @@ func newAPIEnv(t *testing.T) *apiEnv {
 		if err := ctl.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
-		_ = hs.Close()
-		<-served
-		_ = xs.Close()
 	})
 	if err := ctl.Start(); err != nil {
 		t.Fatal(err)
@@ -100,8 +117,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	if st.Addr == "" || st.Err != nil {
 		t.Fatalf("API status %+v", st)
 	}
-	return &apiEnv{t: t, ctl: ctl, path: path, api: st.Addr, echo: eln.Addr().String(),
-		exitName: "127.0.0.1", logs: ring, log: log}
+	return &apiEnv{t: t, ctl: ctl, path: path, api: st.Addr, logs: ring, log: log}
 }
 
 func (e *apiEnv) proxy() string { return e.ctl.Status().Addr }
@@ -501,10 +517,34 @@ func TestAPIModeChangesRouting(t *testing.T) {
 		t.Errorf("the exit is not alive with the tunnel up: %v", p)
 	}
 
-	// Clash's "rule" has no Porthole mode yet: refused, and said why.
-	status, body := e.do("PATCH", "/configs", `{"mode":"rule"}`, true)
-	if status != 400 || !strings.Contains(string(body), "rule") {
-		t.Errorf("PATCH rule: %d %s", status, body)
+	if conn["rule"] != "" || conn["rulePayload"] != "" {
+		t.Errorf("rule %q payload %q in tunnel mode, want none (mihomo's global mode)", conn["rule"], conn["rulePayload"])
+	}
+
+	// Clash's "rule" is the rules mode. With no rule configured (and an
+	// empty bypass list) every connection takes the default: the exit.
+	if status, body := e.do("PATCH", "/configs", `{"mode":"rule"}`, true); status != http.StatusNoContent {
+		t.Fatalf("PATCH rule: %d %s", status, body)
+	}
+	if e.ctl.Config().Mode != "rules" || e.getJSON("/configs")["mode"] != "rule" {
+		t.Fatalf("mode after PATCH rule: %v", e.ctl.Config().Mode)
+	}
+	waitFor(t, e.ctl, "rules mode", func(st Status) bool { return st.State == StateRunning && st.Mode == "rules" && st.HasTunnel })
+	cr := tunnelTo(t, e.proxy(), e.echo)
+	conn = findConn(t, e.getJSON("/connections"), localPort(cr))
+	if conn == nil {
+		t.Fatal("the rules mode's tunnel is not listed")
+	}
+	checkConn(t, conn)
+	if ch := fmt.Sprint(conn["chains"]); ch != "["+e.exitName+" GLOBAL]" || conn["rule"] != "Match" || conn["rulePayload"] != "" {
+		t.Errorf("rules mode without rules: chains %s rule %q payload %q, want [%s GLOBAL] Match", ch, conn["rule"], conn["rulePayload"], e.exitName)
+	}
+	xi, _ = xid.FromString(conn["id"].(string))
+	if info, ok := e.ctl.Registry().Get(xi); !ok || info.Route != registry.RouteTunnel || info.Exit != e.exitName || info.Rule.Kind != "default" {
+		t.Errorf("record %+v, want the default through %s", info, e.exitName)
+	}
+	if rules := fmt.Sprint(e.getJSON("/rules")["rules"]); rules != "[map[index:0 payload: proxy:GLOBAL size:-1 type:Match]]" {
+		t.Errorf("/rules in rules mode without rules: %s", rules)
 	}
 	for _, bad := range []string{`{"mode":"sideways"}`, `{"log-level":"loud"}`, `not json`} {
 		if status, body := e.do("PATCH", "/configs", bad, true); status != 400 || !strings.Contains(string(body), `"message"`) {
@@ -546,7 +586,7 @@ func TestAPIProxiesRulesVersion(t *testing.T) {
 		typed[bool](t, p, "udp")
 	}
 	g := proxies["GLOBAL"].(map[string]any)
-	if g["type"] != "Selector" || g["now"] != e.exitName || fmt.Sprint(g["all"]) != "["+e.exitName+"]" {
+	if g["type"] != "Selector" || g["now"] != e.exitName || fmt.Sprint(g["all"]) != "["+e.exitName+" DIRECT]" {
 		t.Errorf("GLOBAL %v", g)
 	}
 	if _, ok := proxies["DIRECT"].(map[string]any)["all"]; ok {

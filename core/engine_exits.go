@@ -2,9 +2,12 @@ package core
 
 import (
 	"context"
+	"net"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/rs/xid"
 
 	"porthole/core/outbound"
 	"porthole/core/tunnel"
@@ -62,6 +65,17 @@ func (e *Engine) TestExit(ctx context.Context, name string) (time.Duration, erro
 		return 0, outbound.ErrNoTunnel
 	}
 	return e.exits.Test(ctx, name)
+}
+
+// DialExit dials addr through the exit name, as a rule naming it would
+// (no other exit is tried); "" lets the policy pick. The control API's
+// delay test measures an exit with it. The connection is not in the
+// registry: it is the app's own, not a client's.
+func (e *Engine) DialExit(ctx context.Context, name, network, addr string) (net.Conn, error) {
+	if e.exits == nil {
+		return nil, outbound.ErrNoTunnel
+	}
+	return e.exits.DialContext(outbound.WithDialInfo(ctx, outbound.DialInfo{ID: xid.New(), Exit: name}), network, addr)
 }
 
 // exitTunnelStatus is the group's state in the tunnel client's terms, for

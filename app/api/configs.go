@@ -147,7 +147,7 @@ func (s *Server) patchConfigs(w http.ResponseWriter, r *http.Request) {
 	}
 	if mode != "" && mode != s.opts.Backend.Mode() {
 		if _, err := outbound.ParseMode(mode); err != nil {
-			writeError(w, http.StatusBadRequest, "Porthole cannot use mode "+clashMode(mode)+" yet: "+err.Error())
+			writeError(w, http.StatusBadRequest, "Porthole cannot use mode "+clashMode(mode)+": "+err.Error())
 			return
 		}
 		if err := s.opts.Backend.SetMode(mode); err != nil {

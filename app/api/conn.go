@@ -4,9 +4,9 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
-	"porthole/core/outbound"
 	"porthole/core/registry"
 )
 
@@ -84,9 +84,8 @@ func inboundOf(listen string) inbound {
 	return inbound{ip: host, port: port}
 }
 
-// connOf turns a registry record into mihomo's shape. exit is the name to
-// show for a tunnelled connection whose record names none.
-func connOf(in registry.Info, ib inbound, exit string) connJSON {
+// connOf turns a registry record into mihomo's shape.
+func connOf(in registry.Info, ib inbound) connJSON {
 	c := connJSON{
 		ID:       in.ID.String(),
 		Metadata: metadataOf(in, ib),
@@ -94,30 +93,34 @@ func connOf(in registry.Info, ib inbound, exit string) connJSON {
 		Download: in.Down,
 		Start:    in.Start,
 	}
-	c.Chains, c.Rule, c.RulePayload = routeOf(in, exit)
+	c.Chains = chainsOf(in)
+	c.Rule, c.RulePayload = connRule(in.Rule)
 	return c
 }
 
-// routeOf says which proxies carried a connection (chains, innermost
-// first as mihomo lists them) and what decided it. Until rules and named
-// exits are in the record, the route decides: direct mode and the bypass
-// list go DIRECT; tunnel mode is Clash's "global", the GLOBAL selector's
-// exit. When they land: Info.Exit (when set) names the exit instead of
-// exit, Info.Rule gives rule and rulePayload (Kind in Clash's words),
-// RouteReject is ["REJECT"]; and any such field that can change after
-// Opened must join the cache's key (conncache.go).
-func routeOf(in registry.Info, exit string) (chains []string, rule, payload string) {
+// chainsOf says which proxies carried a connection, innermost first as
+// mihomo lists them: the exit, then GLOBAL when the exits' policy picked
+// it (mihomo's [node, group]); the exit alone when a rule named it (a
+// rule naming a proxy, [node]); DIRECT for direct and bypassed ones,
+// REJECT for rejected ones. Until the dial has picked an exit (Info.Exit
+// is set before Established) a policy's connection shows [GLOBAL].
+func chainsOf(in registry.Info) []string {
 	switch in.Route {
 	case registry.RouteTunnel:
-		if exit == "" {
-			exit = "tunnel"
+		_, named, _ := strings.Cut(in.Rule.Action, ":") // "tunnel:NAME": a rule named the exit
+		switch {
+		case named != "" && in.Exit != "":
+			return []string{in.Exit}
+		case named != "":
+			return []string{named}
+		case in.Exit != "":
+			return []string{in.Exit, GlobalName}
 		}
-		return []string{exit, GlobalName}, "mode", string(outbound.ModeTunnel)
-	case registry.RouteBypass:
-		return []string{DirectName}, "bypass", ""
-	default:
-		return []string{DirectName}, "mode", string(outbound.ModeDirect)
+		return []string{GlobalName}
+	case registry.RouteReject:
+		return []string{RejectName}
 	}
+	return []string{DirectName}
 }
 
 func metadataOf(in registry.Info, ib inbound) metadataJSON {
@@ -182,8 +185,8 @@ func clashType(p registry.Proto) string {
 	return "Unknown"
 }
 
-func closedOf(in registry.Info, ib inbound, exit string) closedJSON {
-	c := closedJSON{connJSON: connOf(in, ib, exit), End: in.End}
+func closedOf(in registry.Info, ib inbound) closedJSON {
+	c := closedJSON{connJSON: connOf(in, ib), End: in.End}
 	if in.Err != nil {
 		c.CloseReason = in.Err.Error()
 	}

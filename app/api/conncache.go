@@ -17,7 +17,9 @@ import (
 // encoding 10,000 connections with reflection each second would cost the
 // proxy a tenth of a core. An entry is made again when what it shows
 // changes: the record's state (the remote address comes with open), its
-// program (known once), the exit named for it, the proxy's address.
+// program (known once), its exit (set by the dial, which may be seen
+// before the state moves on), the proxy's address. The rest of what it
+// shows (the route, the rule) is fixed at registration.
 //
 // Concurrency: appendSnapshot is safe from any goroutine; one runs at a
 // time.
@@ -42,7 +44,7 @@ type cachedConn struct {
 func newConnCache() *connCache { return &connCache{entries: make(map[xid.ID]*cachedConn)} }
 
 // appendSnapshot appends the JSON of /connections for snap to buf.
-func (cc *connCache) appendSnapshot(buf []byte, snap registry.Snapshot, ib inbound, exit string, memory uint64) []byte {
+func (cc *connCache) appendSnapshot(buf []byte, snap registry.Snapshot, ib inbound, memory uint64) []byte {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	cc.gen++
@@ -56,13 +58,13 @@ func (cc *connCache) appendSnapshot(buf []byte, snap registry.Snapshot, ib inbou
 			buf = append(buf, ',')
 		}
 		e := cc.entries[in.ID]
-		if e == nil || e.state != in.State || e.process != in.Process || e.exit != exit || e.ib != ib {
-			e = newCachedConn(in, ib, exit)
+		if e == nil || e.state != in.State || e.process != in.Process || e.exit != in.Exit || e.ib != ib {
+			e = newCachedConn(in, ib)
 			cc.entries[in.ID] = e
 		}
 		e.gen = cc.gen
 		if e.whole {
-			b, _ := json.Marshal(connOf(in, ib, exit)) // our own type: encodes
+			b, _ := json.Marshal(connOf(in, ib)) // our own type: encodes
 			buf = append(buf, b...)
 			continue
 		}
@@ -85,9 +87,9 @@ func (cc *connCache) appendSnapshot(buf []byte, snap registry.Snapshot, ib inbou
 
 // newCachedConn encodes a connection with encoding/json once, and cuts it
 // around the counts, so the cached form is exactly what connOf encodes.
-func newCachedConn(in registry.Info, ib inbound, exit string) *cachedConn {
-	e := &cachedConn{state: in.State, process: in.Process, exit: exit, ib: ib}
-	c := connOf(in, ib, exit)
+func newCachedConn(in registry.Info, ib inbound) *cachedConn {
+	e := &cachedConn{state: in.State, process: in.Process, exit: in.Exit, ib: ib}
+	c := connOf(in, ib)
 	c.Upload, c.Download = 0, 0
 	b, err := json.Marshal(c)
 	if err != nil { // our own type: cannot happen

@@ -19,7 +19,7 @@ const minInterval = 100 * time.Millisecond
 // cache of each connection's unchanging part (conncache.go).
 func (s *Server) snapshotBytes(buf []byte) []byte {
 	snap := s.opts.Backend.Registry().Snapshot()
-	return s.conns.appendSnapshot(buf, snap, inboundOf(s.opts.Backend.Listen()), s.opts.Backend.SelectedExit(), s.mem.inUse())
+	return s.conns.appendSnapshot(buf, snap, inboundOf(s.opts.Backend.Listen()), s.mem.inUse())
 }
 
 // snapshot is /connections as a value: the live connections, oldest
@@ -28,7 +28,6 @@ func (s *Server) snapshotBytes(buf []byte) []byte {
 func (s *Server) snapshot() snapshotJSON {
 	snap := s.opts.Backend.Registry().Snapshot()
 	ib := inboundOf(s.opts.Backend.Listen())
-	exit := s.opts.Backend.SelectedExit()
 	out := snapshotJSON{
 		DownloadTotal: snap.Totals.Down,
 		UploadTotal:   snap.Totals.Up,
@@ -36,7 +35,7 @@ func (s *Server) snapshot() snapshotJSON {
 		Memory:        s.mem.inUse(),
 	}
 	for _, in := range snap.Live {
-		out.Connections = append(out.Connections, connOf(in, ib, exit))
+		out.Connections = append(out.Connections, connOf(in, ib))
 	}
 	return out
 }

@@ -20,10 +20,9 @@ func isUpgrade(r *http.Request) bool { return websocket.IsWebSocketUpgrade(r) }
 func (s *Server) closedConnections(w http.ResponseWriter, r *http.Request) {
 	snap := s.opts.Backend.Registry().Snapshot()
 	ib := inboundOf(s.opts.Backend.Listen())
-	exit := s.opts.Backend.SelectedExit()
 	out := make([]closedJSON, 0, len(snap.Closed))
 	for _, in := range slices.Backward(snap.Closed) {
-		out = append(out, closedOf(in, ib, exit))
+		out = append(out, closedOf(in, ib))
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Connections []closedJSON `json:"connections"`
@@ -88,14 +87,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		snap, sub := reg.Subscribe()
 		defer sub.Close()
 		ib := inboundOf(s.opts.Backend.Listen())
-		exit := s.opts.Backend.SelectedExit()
 		first := eventJSON{Type: "snapshot", Seq: snap.Seq, Totals: totalsOf(snap.Totals),
 			Live: make([]closedJSON, 0, len(snap.Live)), Closed: make([]closedJSON, 0, len(snap.Closed))}
 		for _, in := range snap.Live {
-			first.Live = append(first.Live, closedOf(in, ib, exit))
+			first.Live = append(first.Live, closedOf(in, ib))
 		}
 		for _, in := range snap.Closed {
-			first.Closed = append(first.Closed, closedOf(in, ib, exit))
+			first.Closed = append(first.Closed, closedOf(in, ib))
 		}
 		if err := send(first); err != nil {
 			return err
@@ -115,9 +113,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 					}
 					return err
 				}
-				exit = s.opts.Backend.SelectedExit()
 				for _, ev := range batch {
-					if err := send(eventOf(ev, ib, exit)); err != nil {
+					if err := send(eventOf(ev, ib)); err != nil {
 						return err
 					}
 				}
@@ -126,7 +123,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func eventOf(ev registry.Event, ib inbound, exit string) eventJSON {
+func eventOf(ev registry.Event, ib inbound) eventJSON {
 	out := eventJSON{Type: ev.Kind.String(), Seq: ev.Seq}
 	if ev.Kind == registry.KindStats && ev.Stats != nil {
 		st := &statsJSON{At: ev.Stats.At, Deltas: make([]deltaJSON, 0, len(ev.Stats.Deltas))}
@@ -137,7 +134,7 @@ func eventOf(ev registry.Event, ib inbound, exit string) eventJSON {
 		out.Stats, out.Totals = st, totalsOf(ev.Stats.Totals)
 		return out
 	}
-	c := closedOf(ev.Conn, ib, exit)
+	c := closedOf(ev.Conn, ib)
 	out.Connection = &c
 	return out
 }

@@ -80,18 +80,33 @@ func (s *Server) proxy(name, typ string, alive, udp bool) proxyJSON {
 	return proxyJSON{Name: name, Type: typ, History: h, Extra: map[string]any{}, Alive: alive && !failed, UDP: udp}
 }
 
-// global is the GLOBAL selector: its members are the exits, its choice
-// the exit tunnel mode uses. Without exits it holds DIRECT alone, which
-// is where connections go then.
-func (s *Server) global(exits []Exit) proxyJSON {
+// exitProxy is an exit as a proxy. Its health check measures it
+// continuously: that latency is its latest delay (after the delay tests'
+// results), and its health says whether it is alive, whatever a test of
+// some URL through it gave.
+func (s *Server) exitProxy(e Exit) proxyJSON {
+	p := s.proxy(e.Name, e.Kind, e.Alive, e.UDP)
+	if e.Latency > 0 {
+		ms := max(int(e.Latency.Milliseconds()), 1) // 0 would read as a failure
+		p.History = append(p.History, delayJSON{Time: time.Now(), Delay: ms})
+		if len(p.History) > maxHistory {
+			p.History = p.History[len(p.History)-maxHistory:]
+		}
+		p.Alive = e.Alive
+	}
+	return p
+}
+
+// global is the GLOBAL selector: its members are the exits and DIRECT,
+// its choice the exit tunnelled connections take (DIRECT when there is
+// no exit, which is where connections go then).
+func (s *Server) global(exits []Exit, now string) proxyJSON {
 	g := s.proxy(GlobalName, "Selector", true, true)
 	for _, e := range exits {
 		g.All = append(g.All, e.Name)
 	}
-	g.Now = s.opts.Backend.SelectedExit()
-	if len(g.All) == 0 {
-		g.All = []string{DirectName}
-	}
+	g.All = append(g.All, DirectName)
+	g.Now = now
 	if g.Now == "" {
 		g.Now = g.All[0]
 	}
@@ -100,17 +115,19 @@ func (s *Server) global(exits []Exit) proxyJSON {
 	return g
 }
 
-// proxies is every proxy by name: DIRECT, REJECT, each exit and GLOBAL.
+func (s *Server) globalNow() proxyJSON { return s.global(s.opts.Backend.Exits()) }
+
+// proxies is every proxy by name: each exit, DIRECT, REJECT and GLOBAL
+// (an exit of a built-in's name is hidden by it).
 func (s *Server) proxies() map[string]proxyJSON {
-	exits := s.opts.Backend.Exits()
-	out := map[string]proxyJSON{
-		DirectName: s.proxy(DirectName, "Direct", true, true),
-		RejectName: s.proxy(RejectName, "Reject", true, true),
-		GlobalName: s.global(exits),
-	}
+	exits, now := s.opts.Backend.Exits()
+	out := make(map[string]proxyJSON, len(exits)+3)
 	for _, e := range exits {
-		out[e.Name] = s.proxy(e.Name, e.Kind, e.Alive, e.UDP)
+		out[e.Name] = s.exitProxy(e)
 	}
+	out[DirectName] = s.proxy(DirectName, "Direct", true, true)
+	out[RejectName] = s.proxy(RejectName, "Reject", true, true)
+	out[GlobalName] = s.global(exits, now)
 	return out
 }
 
@@ -183,7 +200,7 @@ func (s *Server) testDelay(ctx context.Context, name, target string, timeout tim
 	defer cancel()
 	via := name
 	if name == GlobalName {
-		via = s.global(s.opts.Backend.Exits()).Now
+		via = s.globalNow().Now
 	}
 	var d time.Duration
 	err := errors.New("REJECT refuses every connection")
@@ -223,7 +240,7 @@ func (s *Server) proxyDelay(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getGroups(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"proxies": []proxyJSON{s.global(s.opts.Backend.Exits())}})
+	writeJSON(w, http.StatusOK, map[string]any{"proxies": []proxyJSON{s.globalNow()}})
 }
 
 func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
@@ -231,7 +248,7 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "Resource not found")
 		return
 	}
-	writeJSON(w, http.StatusOK, s.global(s.opts.Backend.Exits()))
+	writeJSON(w, http.StatusOK, s.globalNow())
 }
 
 // groupDelay tests every member of GLOBAL at once and answers the delays
@@ -246,7 +263,7 @@ func (s *Server) groupDelay(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errBadRequest)
 		return
 	}
-	members := s.global(s.opts.Backend.Exits()).All
+	members := s.globalNow().All
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	out := make(map[string]int, len(members))
@@ -265,22 +282,4 @@ func (s *Server) groupDelay(w http.ResponseWriter, r *http.Request) {
 
 func emptyProviders(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"providers": map[string]any{}})
-}
-
-type ruleJSON struct {
-	Index   int    `json:"index"`
-	Type    string `json:"type"`
-	Payload string `json:"payload"`
-	Proxy   string `json:"proxy"`
-	Size    int    `json:"size"`
-}
-
-// getRules is the rule list, always an array.
-func (s *Server) getRules(w http.ResponseWriter, r *http.Request) {
-	rules := s.opts.Backend.Rules()
-	out := make([]ruleJSON, 0, len(rules))
-	for i, rule := range rules {
-		out = append(out, ruleJSON{Index: i, Type: rule.Type, Payload: rule.Payload, Proxy: rule.Proxy, Size: -1})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"rules": out})
 }

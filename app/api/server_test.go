@@ -24,8 +24,7 @@ func (b stubBackend) Registry() *registry.Registry { return b.reg }
 func (stubBackend) Mode() string                   { return "direct" }
 func (stubBackend) SetMode(string) error           { return errors.New("stub") }
 func (stubBackend) Listen() string                 { return "127.0.0.1:8088" }
-func (stubBackend) Exits() []Exit                  { return nil }
-func (stubBackend) SelectedExit() string           { return "" }
+func (stubBackend) Exits() ([]Exit, string)        { return nil, "" }
 func (stubBackend) SelectExit(string) error        { return ErrUnknownExit }
 func (stubBackend) Rules() []Rule                  { return nil }
 func (stubBackend) Delay(context.Context, string, string) (time.Duration, error) {
