@@ -1,0 +1,65 @@
+package procinfo
+
+import (
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"porthole/core/registry"
+)
+
+// identity reads what a person is shown about a process.
+func (t *procTable) identity(dir, pid int, st procStat) registry.Process {
+	path := readLink(dir, "exe")
+	p := registry.Process{PID: pid, Path: path, PPID: st.ppid, Name: displayName(st.comm, path)}
+	if st.ppid > 0 {
+		if pdir, err := unix.Open("/proc/"+strconv.Itoa(st.ppid), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+			if pst, err := readStat(pdir); err == nil {
+				p.ParentName = displayName(pst.comm, readLink(pdir, "exe"))
+			}
+			_ = unix.Close(pdir) // read-only
+		}
+	}
+	return p
+}
+
+// displayName is the kernel's name of the process (comm, what ps and top
+// show, which a program may set), unless the kernel cut it at 15 bytes:
+// then the executable's name it is the start of ("git-remote-https").
+func displayName(comm, path string) string {
+	base := filepath.Base(path)
+	if comm == "" || (len(comm) == 15 && path != "" && len(base) > 15 && base[:15] == comm) {
+		if path != "" {
+			return base
+		}
+	}
+	return comm
+}
+
+func (t *procTable) withUID(p registry.Process, uid int) *registry.Process {
+	p.UID = uid
+	p.User = t.user(uid)
+	return &p
+}
+
+func (t *procTable) user(uid int) string {
+	if uid < 0 {
+		return ""
+	}
+	t.mu.Lock()
+	name, ok := t.users[uid]
+	t.mu.Unlock()
+	if ok {
+		return name
+	}
+	if u, err := userLookupID(uid); err == nil {
+		name = u
+	}
+	t.mu.Lock()
+	if len(t.users) < 1024 {
+		t.users[uid] = name
+	}
+	t.mu.Unlock()
+	return name
+}
