@@ -22,7 +22,11 @@ import (
 // order with mode rules, applied without a restart.
 func TestSettingsRulesEditor(t *testing.T) {
 	path := settingsEnv(t)
-	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
+	cfg := loopbackConfig()
+	// The exit a rule below names (never dialled: no rule sends a
+	// connection there in this test).
+	cfg.Exits = []config.Exit{{Name: "home", Kind: "porthole", URL: "ws://127.0.0.1:1/porthole", Token: "x"}}
+	ctl := app.NewController(cfg, nil, testLogger(t))
 	defer func() { _ = ctl.Close() }()
 	if err := ctl.Start(); err != nil {
 		t.Fatal(err)

@@ -70,6 +70,9 @@ func openSettings(t *testing.T, ctl *app.Controller, path string) (*settingsWind
 	s := newSettings(fyne.CurrentApp(), ctl, path)
 	done := make(chan error, 1)
 	s.onApplied = func(err error) { done <- err }
+	// The test driver runs fyne.Do in place: no refresher of the Exits
+	// section behind the test's back, its buttons' work on this goroutine.
+	s.exitsRefresh, s.exitsWork = 0, func(f func()) { f() }
 	s.Show()
 	if s.win == nil {
 		t.Fatal("Show opened no window")

@@ -132,7 +132,7 @@ func (v settingsValues) config() (config.Config, []fieldProblem) {
 		add(fieldExitCA, checkFile("exit CA file", cfg.ExitCA))
 	}
 	add(fieldBypass, checkBypass(v.Bypass))
-	add(fieldRules, validateOnly(func(c *config.Config) { c.Rules = cfg.Rules }))
+	add(fieldRules, validateOnly(func(c *config.Config) { c.Rules, c.Exits, c.Exit = cfg.Rules, cfg.Exits, cfg.Exit }))
 	if cfg.RulesFile != "" {
 		add(fieldRules, checkFile("rules file", cfg.RulesFile))
 	}

@@ -147,7 +147,9 @@ func FindWindow(t *testing.T, display, name string) (id string, viewable bool) {
 		}
 		info, err := exec.Command(bin, "-display", display, "-id", fields[0]).Output()
 		if err != nil {
-			t.Fatalf("xwininfo -id %s: %v", fields[0], err)
+			// Destroyed between the tree and this query (a window being
+			// closed): it is not there, which is an answer, not a failure.
+			continue
 		}
 		id = fields[0]
 		if strings.Contains(string(info), "Map State: IsViewable") {
