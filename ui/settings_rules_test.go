@@ -76,6 +76,16 @@ func TestSettingsRulesEditor(t *testing.T) {
 	if len(e.list) != 2 {
 		t.Fatalf("after delete: %+v", e.list)
 	}
+	// The exit the rule names, added in the exits editor.
+	if !strings.Contains(s.form.problems[fieldRules].Text, `exit "home"`) {
+		t.Errorf("a rule naming an unknown exit: %q", s.form.problems[fieldRules].Text)
+	}
+	s.exitsRefresh = 0 // for the section of the exits Apply builds
+	x := s.form.exits
+	retype(x.name, "home")
+	x.kind.SetSelected("socks5")
+	retype(x.url, "socks5://127.0.0.1:1")
+	test.Tap(x.add)
 	first := s.ctl.Status().Addr
 	if err := tapApply(t, s, done); err != nil {
 		t.Fatalf("Apply: %v (%s)", err, s.status.Text)
