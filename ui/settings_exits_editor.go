@@ -75,7 +75,7 @@ func newExitsEditor(v exitSettings, onChange func()) *exitsEditor {
 		return w
 	}
 	e.name = entry("home", false)
-	e.url = entry("wss://exit.example.com/porthole, http://proxy:3128, socks5://127.0.0.1:1080", false)
+	e.url = entry("", false)
 	e.kind = widget.NewSelect(exitKinds, func(string) { e.showKind(); e.edited() })
 	e.tokenFile = entry("optional: a file holding the token", false)
 	e.token = entry("or the token itself", true)
@@ -217,9 +217,18 @@ func (e *exitsEditor) fill(x config.Exit) {
 	e.check()
 }
 
-// showKind shows the credential rows of the kind selected.
+// urlExamples are the URL field's placeholders by kind.
+var urlExamples = map[outbound.Kind]string{
+	outbound.KindPorthole: "wss://exit.example.com/porthole",
+	outbound.KindHTTP:     "http://proxy.example:3128 or https://…",
+	outbound.KindSOCKS5:   "socks5://127.0.0.1:1080",
+}
+
+// showKind shows the credential rows of the kind selected, and its URL
+// example.
 func (e *exitsEditor) showKind() {
 	kind := outbound.Kind(e.kind.Selected)
+	e.url.SetPlaceHolder(urlExamples[kind])
 	for r, kinds := range e.kindRows {
 		if slices.Contains(kinds, kind) {
 			r.Show()

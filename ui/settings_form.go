@@ -95,7 +95,7 @@ func newSettingsForm(v settingsValues, onChange func()) *settingsForm {
 		f.item("Listen address, port", listen, fieldListen,
 			"The HTTP and SOCKS5 port. Beyond 127.0.0.1 it needs a username and password."),
 		f.item("Mode", f.mode, -1, "Tunnel: all through the exit but the bypass list. Rules: as the list below says"),
-		f.item("Exit server URL", f.exit, fieldExit, "Needed for tunnel mode: ws:// or wss://"),
+		f.item("Exit server URL", f.exit, fieldExit, "Tunnel mode needs it or the exits below: ws:// or wss://"),
 		f.item("Token", container.NewVBox(f.token, f.tokenSource), -1, "Stored in the config file, readable by you only (0600)"),
 		f.item("Token file", f.tokenFile, fieldTokenFile, ""),
 		f.item("Exit CA file", f.exitCA, fieldExitCA, ""),
