@@ -100,7 +100,7 @@ func newSettingsForm(v settingsValues, onChange func()) *settingsForm {
 		f.item("Token file", f.tokenFile, fieldTokenFile, ""),
 		f.item("Exit CA file", f.exitCA, fieldExitCA, ""),
 		f.item("Exits", f.exits.content, fieldExits,
-			"Several exits, tunnel mode picks from them by the policy (failover: the first healthy in this order); with any, the exit above is not used"),
+			"Tunnel mode picks one by the policy (failover: the first up, in order)"),
 		f.item("Bypass", f.bypass, fieldBypass,
 			"Go direct even in tunnel mode, one a line: host, *.suffix, CIDR or <local>"),
 		f.item("Rules", f.rules.content, fieldRules,
