@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,6 +62,8 @@ type settingsWindow struct {
 	shown    settingsValues // what the form held when opened or last applied
 	valid    bool
 	applying bool
+
+	exitsBox *fyne.Container // holds exits' content
 }
 
 // The window's first size fits a 1280x800 screen with room for the
@@ -102,10 +105,9 @@ func (s *settingsWindow) Show() {
 	buttons := container.NewHBox(layout.NewSpacer(), s.cancel, s.apply)
 
 	s.win = s.app.NewWindow("Porthole Settings")
-	body := s.form.content
-	if s.exits = newExitsSection(s.ctl, s.path, s.exitsRefresh, s.exitsWork); s.exits != nil {
-		body = container.NewVBox(s.form.content, s.exits.content)
-	}
+	s.exitsBox = container.NewVBox()
+	s.showExits()
+	body := container.NewVBox(s.form.content, s.exitsBox)
 	s.win.SetContent(container.NewBorder(s.fileNote, container.NewVBox(s.status, buttons), nil, nil,
 		container.NewVScroll(container.NewPadded(container.NewVBox(body, newAPISection(s.app, s.ctl).content)))))
 	s.win.Resize(fyne.NewSize(settingsWidth, settingsHeight))
@@ -113,10 +115,46 @@ func (s *settingsWindow) Show() {
 		if x := s.exits; x != nil {
 			go x.close() // its work ends through fyne.Do: not waited for here
 		}
-		s.win, s.form, s.exits = nil, nil, nil
+		s.win, s.form, s.exits, s.exitsBox = nil, nil, nil, nil
 	})
 	s.check()
 	s.win.Show()
+}
+
+// showSaved shows the exits settings in use after an Apply in the exits
+// editor (a pick made elsewhere meanwhile, kept by the save, included), so
+// that what it shows and what the next Apply compares with are the file's,
+// and builds the section of the exits in use again.
+func (s *settingsWindow) showSaved() {
+	in := valuesOf(s.ctl.Config()).exits
+	s.shown.exits = in
+	s.form.exits.set(*in)
+	s.showExits()
+	s.check()
+}
+
+// picked follows a pick made in the section of the exits in use (Use) in
+// the editor, unless the editor's pick was changed and not applied yet.
+func (s *settingsWindow) picked(name string) {
+	if s.form == nil || s.shown.exits == nil || s.form.exits.values().Selected != s.shown.exits.Selected {
+		return
+	}
+	in := *s.shown.exits
+	in.Selected = name
+	s.shown.exits = &in // a new value: an Apply in progress holds the old one
+	s.form.exits.updatePick(name, true)
+}
+
+// showExits builds the section of the exits in use, again after an Apply
+// (the list or the policy may have changed), closing the one before.
+func (s *settingsWindow) showExits() {
+	if x := s.exits; x != nil {
+		go x.close() // its work ends through fyne.Do: not waited for here
+	}
+	s.exitsBox.RemoveAll()
+	if s.exits = newExitsSection(s.ctl, s.path, s.exitsRefresh, s.exitsWork, s.picked); s.exits != nil {
+		s.exitsBox.Add(s.exits.content)
+	}
 }
 
 // check validates the form, shows the problems and enables Apply only
@@ -173,6 +211,7 @@ func (s *settingsWindow) applied(v settingsValues, msg string, field settingsFie
 	if s.win != nil { // still open
 		if err == nil {
 			s.shown = v
+			s.showSaved()
 			s.status.Importance = widget.SuccessImportance
 		} else {
 			s.status.Importance = widget.DangerImportance
@@ -199,9 +238,8 @@ func (s *settingsWindow) save(form config.Config, shown settingsValues) (string,
 		inUse := *c
 		*c = form
 		c.MaxConns = inUse.MaxConns // not in the form: kept as it is
-		// Nor are the exits: the tray may have picked another meanwhile.
-		c.Exits, c.ExitPolicy, c.ExitSelected = inUse.Exits, inUse.ExitPolicy, inUse.ExitSelected
-		c.API = inUse.API // shown, not edited: kept as it is
+		c.API = inUse.API           // shown, not edited: kept as it is
+		keepUntouchedExits(c, inUse, shown)
 	})
 	if err != nil {
 		return "Not saved: " + err.Error(), fieldOfEngineError(err), err
@@ -242,6 +280,27 @@ func (s *settingsWindow) save(form config.Config, shown settingsValues) (string,
 		}
 	}
 	return strings.Join(append([]string{msg}, notes...), " "), fieldGeneral, failure
+}
+
+// keepUntouchedExits keeps in c the exits settings in use that the form
+// did not change since it showed them: the tray, the Use button or the
+// control API may have picked another exit (or policy) meanwhile, and a
+// save of other fields must not undo that. A pick kept must still name an
+// exit of the list being saved.
+func keepUntouchedExits(c *config.Config, inUse config.Config, shown settingsValues) {
+	var was exitSettings
+	if shown.exits != nil {
+		was = *shown.exits
+	}
+	if slices.Equal(c.Exits, was.Exits) {
+		c.Exits = inUse.Exits
+	}
+	if c.ExitPolicy == was.Policy {
+		c.ExitPolicy = inUse.ExitPolicy
+	}
+	if c.ExitSelected == was.Selected && slices.ContainsFunc(c.ExitList(), func(x config.Exit) bool { return x.Name == inUse.ExitSelected }) {
+		c.ExitSelected = inUse.ExitSelected
+	}
 }
 
 // describeFile says what the window should tell about the file on disk:

@@ -15,11 +15,11 @@ import (
 	"porthole/core/outbound"
 )
 
-// exitsSection is the Settings window's list of exits: each one's state
-// and latency, renewed each second while the window is open, a Test now
-// button, a Use button (the manual pick, taken at once), and the policy.
-// The list itself is edited in the config file ("exits"; the README shows
-// it).
+// exitsSection is the Settings window's view of the exits in use: each
+// one's state and latency, renewed each second while the window is open,
+// a Test now button and a Use button (the manual pick, saved and taken at
+// once). The list and the policy are edited in the form (exitsEditor) and
+// applied with it; the window builds the section again after an Apply.
 //
 // Concurrency: built and changed on the Fyne thread; its refresher
 // goroutine and the buttons' work only reach the widgets through fyne.Do.
@@ -29,10 +29,11 @@ type exitsSection struct {
 	path string
 
 	content fyne.CanvasObject
-	policy  *widget.Select
 	rows    map[string]*exitRow
 	status  *widget.Label
 
+	// picked, if set, runs on the Fyne thread after Use saved a pick.
+	picked func(name string)
 	// work runs a button's slow part (a test, a save); nil: a goroutine
 	// of its own. Tests run it in place, on their own thread.
 	work     func(func())
@@ -55,16 +56,13 @@ var exitPolicies = []string{string(outbound.PolicyFailover), string(outbound.Pol
 // newExitsSection builds the section for the exits in use; nil when the
 // settings have none. refresh > 0 renews the rows that often; work is as
 // exitsSection's.
-func newExitsSection(ctl *app.Controller, path string, refresh time.Duration, work func(func())) *exitsSection {
+func newExitsSection(ctl *app.Controller, path string, refresh time.Duration, work func(func()), picked func(string)) *exitsSection {
 	gs := ctl.Exits()
 	if len(gs.Exits) == 0 {
 		return nil
 	}
-	x := &exitsSection{ctl: ctl, path: path, rows: map[string]*exitRow{}, work: work, stop: make(chan struct{})}
+	x := &exitsSection{ctl: ctl, path: path, rows: map[string]*exitRow{}, work: work, picked: picked, stop: make(chan struct{})}
 	x.status = noteLabel()
-	x.policy = widget.NewSelect(exitPolicies, nil)
-	x.policy.SetSelected(string(gs.Policy))
-	x.policy.OnChanged = func(p string) { x.setPolicy(p) }
 	list := container.NewVBox()
 	for _, e := range gs.Exits {
 		name := e.Name
@@ -77,10 +75,9 @@ func newExitsSection(ctl *app.Controller, path string, refresh time.Duration, wo
 		list.Add(container.NewBorder(nil, nil, nil, container.NewHBox(test, r.use), container.NewVBox(title, r.state)))
 	}
 	hint := noteLabel()
-	hint.SetText("Add, remove and edit exits in the config file (\"exits\"). Use picks the exit of the manual policy.")
+	hint.SetText(fmt.Sprintf("Policy in use: %s. Use picks the exit of the manual policy; edit the exits above and Apply.", gs.Policy))
 	hint.Show()
-	x.content = widget.NewCard("Exits", "", container.NewVBox(
-		widget.NewForm(widget.NewFormItem("Policy", x.policy)), list, x.status, hint))
+	x.content = widget.NewCard("Exits in use", "", container.NewVBox(list, x.status, hint))
 	x.show(gs)
 	if refresh > 0 {
 		x.wg.Add(1)
@@ -169,18 +166,15 @@ func (x *exitsSection) test(name string) {
 
 // use makes name the manual pick (saved, taken at once).
 func (x *exitsSection) use(name string) {
-	x.save(func(c *config.Config) { c.ExitSelected = name })
+	x.save(func(c *config.Config) { c.ExitSelected = name }, func() {
+		if x.picked != nil {
+			x.picked(name)
+		}
+	})
 }
 
-// setPolicy saves a new policy; the proxy restarts with it.
-func (x *exitsSection) setPolicy(p string) {
-	if p == x.ctl.Config().ExitPolicy || p == string(outbound.PolicyFailover) && x.ctl.Config().ExitPolicy == "" {
-		return
-	}
-	x.save(func(c *config.Config) { c.ExitPolicy = p })
-}
-
-func (x *exitsSection) save(change func(*config.Config)) {
+// save saves change; then, on the Fyne thread, runs saved if it worked.
+func (x *exitsSection) save(change func(*config.Config), saved func()) {
 	x.run(func() {
 		_, err := x.ctl.SaveSettings(x.path, change)
 		gs := x.ctl.Exits()
@@ -190,6 +184,7 @@ func (x *exitsSection) save(change func(*config.Config)) {
 				x.status.Show()
 			} else {
 				x.status.Hide()
+				saved()
 			}
 			x.show(gs)
 		})

@@ -43,7 +43,7 @@ func TestSettingsExits(t *testing.T) {
 	// the buttons' work in place.
 	s.exitsRefresh, s.exitsWork = 0, func(f func()) { f() }
 	s.Show()
-	if s.exits == nil || len(s.exits.rows) != 2 || s.exits.policy.Selected != "manual" {
+	if s.exits == nil || len(s.exits.rows) != 2 || s.form.exits.policy.Selected != "manual" {
 		t.Fatalf("exits section: %+v", s.exits)
 	}
 	waitUntil(t, "both exits connected", func() bool { return allExitsUp(ctl.Exits()) })

@@ -39,7 +39,7 @@ type settingsForm struct {
 	startAtLogin           *widget.Check
 	rules                  *rulesEditor
 
-	exits         *exitSettings // not edited here: carried from set to values
+	exits         *exitsEditor
 	tokenSource   *widget.Label // which token tunnel mode will really use
 	autostartNote *widget.Label // why Start at login cannot be changed
 	problems      map[settingsField]*widget.Label
@@ -72,6 +72,7 @@ func newSettingsForm(v settingsValues, onChange func()) *settingsForm {
 	f.exit.SetPlaceHolder("wss://exit.example.com/porthole")
 	f.tokenFile.SetPlaceHolder("optional: a file holding the token")
 	f.exitCA.SetPlaceHolder("optional: PEM file, for an exit with its own CA")
+	f.exits = newExitsEditor(exitSettings{}, func() { onChange() })
 	f.rules = newRulesEditor(v.Rules, v.RulesFile, func() { onChange() },
 		func() config.Config { cfg, _ := f.values().config(); return cfg })
 	f.bypass.SetMinRowsVisible(4)
@@ -94,10 +95,12 @@ func newSettingsForm(v settingsValues, onChange func()) *settingsForm {
 		f.item("Listen address, port", listen, fieldListen,
 			"The HTTP and SOCKS5 port. Beyond 127.0.0.1 it needs a username and password."),
 		f.item("Mode", f.mode, -1, "Tunnel: all through the exit but the bypass list. Rules: as the list below says"),
-		f.item("Exit server URL", f.exit, fieldExit, "Needed for tunnel mode: ws:// or wss://"),
+		f.item("Exit server URL", f.exit, fieldExit, "Tunnel mode needs it or the exits below: ws:// or wss://"),
 		f.item("Token", container.NewVBox(f.token, f.tokenSource), -1, "Stored in the config file, readable by you only (0600)"),
 		f.item("Token file", f.tokenFile, fieldTokenFile, ""),
 		f.item("Exit CA file", f.exitCA, fieldExitCA, ""),
+		f.item("Exits", f.exits.content, fieldExits,
+			"Tunnel mode picks one by the policy (failover: the first up, in order)"),
 		f.item("Bypass", f.bypass, fieldBypass,
 			"Go direct even in tunnel mode, one a line: host, *.suffix, CIDR or <local>"),
 		f.item("Rules", f.rules.content, fieldRules,
@@ -117,10 +120,7 @@ func newSettingsForm(v settingsValues, onChange func()) *settingsForm {
 // below it.
 func (f *settingsForm) item(label string, w fyne.CanvasObject, field settingsField, hint string) *widget.FormItem {
 	if field >= 0 {
-		p := widget.NewLabel("")
-		p.Importance = widget.DangerImportance
-		p.Wrapping = fyne.TextWrapWord
-		p.Hide()
+		p := problemLabel()
 		f.problems[field] = p
 		w = container.NewVBox(w, p)
 	}
@@ -169,7 +169,11 @@ func (f *settingsForm) set(v settingsValues) {
 	f.startProxy.SetChecked(v.StartProxy)
 	f.systemProxy.SetChecked(v.SystemProxy)
 	f.startAtLogin.SetChecked(v.StartAtLogin)
-	f.exits = v.exits
+	if v.exits != nil {
+		f.exits.set(*v.exits)
+	} else {
+		f.exits.set(exitSettings{})
+	}
 	f.updateTokenSource()
 }
 
@@ -182,7 +186,7 @@ func (f *settingsForm) values() settingsValues {
 	case modeRulesLabel:
 		mode = string(outbound.ModeRules)
 	}
-	return settingsValues{
+	v := settingsValues{
 		ListenHost: f.listenHost.Text, ListenPort: f.listenPort.Text,
 		Mode: mode, Exit: f.exit.Text,
 		Token: f.token.Text, TokenFile: f.tokenFile.Text, ExitCA: f.exitCA.Text,
@@ -191,8 +195,10 @@ func (f *settingsForm) values() settingsValues {
 		LogLevel: f.logLevel.Selected, History: f.history.Text,
 		StartProxy: f.startProxy.Checked, SystemProxy: f.systemProxy.Checked, StartAtLogin: f.startAtLogin.Checked,
 		Rules: f.rules.rules(), RulesFile: f.rules.fileText(),
-		exits: f.exits,
 	}
+	ex := f.exits.values()
+	v.exits = &ex
+	return v
 }
 
 // showProblems puts each problem next to its field and clears the others.

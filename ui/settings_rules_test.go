@@ -22,11 +22,7 @@ import (
 // order with mode rules, applied without a restart.
 func TestSettingsRulesEditor(t *testing.T) {
 	path := settingsEnv(t)
-	cfg := loopbackConfig()
-	// The exit a rule below names (never dialled: no rule sends a
-	// connection there in this test).
-	cfg.Exits = []config.Exit{{Name: "home", Kind: "porthole", URL: "ws://127.0.0.1:1/porthole", Token: "x"}}
-	ctl := app.NewController(cfg, nil, testLogger(t))
+	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
 	defer func() { _ = ctl.Close() }()
 	if err := ctl.Start(); err != nil {
 		t.Fatal(err)
@@ -80,6 +76,16 @@ func TestSettingsRulesEditor(t *testing.T) {
 	if len(e.list) != 2 {
 		t.Fatalf("after delete: %+v", e.list)
 	}
+	// The exit the rule names, added in the exits editor.
+	if !strings.Contains(s.form.problems[fieldRules].Text, `exit "home"`) {
+		t.Errorf("a rule naming an unknown exit: %q", s.form.problems[fieldRules].Text)
+	}
+	s.exitsRefresh = 0 // for the section of the exits Apply builds
+	x := s.form.exits
+	retype(x.name, "home")
+	x.kind.SetSelected("socks5")
+	retype(x.url, "socks5://127.0.0.1:1")
+	test.Tap(x.add)
 	first := s.ctl.Status().Addr
 	if err := tapApply(t, s, done); err != nil {
 		t.Fatalf("Apply: %v (%s)", err, s.status.Text)

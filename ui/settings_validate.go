@@ -28,6 +28,7 @@ const (
 	fieldLogLevel
 	fieldHistory
 	fieldRules
+	fieldExits
 	fieldGeneral // not tied to one field: shown in the status line only
 )
 
@@ -54,9 +55,7 @@ type settingsValues struct {
 	StartAtLogin           bool
 	Rules                  []rules.Rule // the rules editor's list
 	RulesFile              string
-	// exits are the settings' exits, policy and pick, which the form
-	// does not edit (the Exits section and the file do): carried through
-	// for the checks, by pointer so the values stay comparable.
+	// exits are the exits editor's list, policy and pick (nil: none).
 	exits *exitSettings
 }
 
@@ -126,13 +125,28 @@ func (v settingsValues) config() (config.Config, []fieldProblem) {
 	}
 
 	add(fieldListen, checkListen(strings.TrimSpace(v.ListenHost), strings.TrimSpace(v.ListenPort)))
-	add(fieldExit, validateOnly(func(c *config.Config) { c.Mode, c.Exit, c.Exits = cfg.Mode, cfg.Exit, cfg.Exits }))
+	// The exits' own problems are the exits editor's; the exit field's
+	// is tunnel mode without any exit, or its URL.
+	exitsErr := validateOnly(func(c *config.Config) {
+		c.Exit, c.Exits, c.ExitPolicy, c.ExitSelected = cfg.Exit, cfg.Exits, cfg.ExitPolicy, cfg.ExitSelected
+	})
+	if !isExitsProblem(exitsErr) {
+		exitsErr = nil
+	}
+	add(fieldExits, exitsErr)
+	if err := validateOnly(func(c *config.Config) { c.Mode, c.Exit, c.Exits = cfg.Mode, cfg.Exit, cfg.Exits }); !isExitsProblem(err) {
+		add(fieldExit, err)
+	}
 	if cfg.Mode != string(outbound.ModeDirect) { // the engine reads these files only when it may tunnel
 		add(fieldTokenFile, checkFile("token file", cfg.TokenFile))
 		add(fieldExitCA, checkFile("exit CA file", cfg.ExitCA))
 	}
 	add(fieldBypass, checkBypass(v.Bypass))
-	add(fieldRules, validateOnly(func(c *config.Config) { c.Rules, c.Exits, c.Exit = cfg.Rules, cfg.Exits, cfg.Exit }))
+	// With the exits, which a rule may name; their own problems are
+	// shown at the exits.
+	if err := validateOnly(func(c *config.Config) { c.Rules, c.Exit, c.Exits = cfg.Rules, cfg.Exit, cfg.Exits }); !isExitsProblem(err) {
+		add(fieldRules, err)
+	}
 	if cfg.RulesFile != "" {
 		add(fieldRules, checkFile("rules file", cfg.RulesFile))
 	}
@@ -149,6 +163,13 @@ func (v settingsValues) config() (config.Config, []fieldProblem) {
 		add(fieldGeneral, cfg.Validate())
 	}
 	return cfg, problems
+}
+
+// isExitsProblem reports whether err is config's about exits, exit_policy
+// or exit_selected (by the field it names).
+func isExitsProblem(err error) bool {
+	var fe *config.FieldError
+	return errors.As(err, &fe) && (strings.HasPrefix(fe.Field, "exits[") || fe.Field == "exit_policy" || fe.Field == "exit_selected")
 }
 
 // validateOnly validates a default config changed by set, so the error is
