@@ -382,7 +382,15 @@ func TestAPIConnections(t *testing.T) {
 
 	// The history holds both, newest first, with the id and metadata
 	// /connections gave and the reason.
-	closed := typed[[]any](t, e.getJSON("/porthole/connections/closed"), "connections")
+	// The client sees its end as the socket closes, a moment before the
+	// record is finished: wait (bounded) for the second record.
+	var closed []any
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		closed = typed[[]any](t, e.getJSON("/porthole/connections/closed"), "connections")
+		if len(closed) >= 2 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(closed) < 2 {
 		t.Fatalf("closed history %v", closed)
 	}
