@@ -57,6 +57,14 @@ func CompileRules(cfg config.Config) (set *rules.Set, files []string, err error)
 	if i, name := cfg.UnknownRuleExit(list[len(cfg.Rules):]); i >= 0 {
 		errs = append(errs, fmt.Errorf("rules_file: rule %d: exit %q is not one of the config's exits", i+1, name))
 	}
+	if cfg.Mode == string(outbound.ModeRules) && len(errs) == 0 {
+		// Validate checked the config's own rules; the file's, and the
+		// default after them, are known only now (and only when the file was
+		// read whole).
+		if err := cfg.CheckRulesExit(list[len(cfg.Rules):], true); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	set, err = rules.Compile(list, rules.Options{Providers: providers})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("rules: %w", err))
