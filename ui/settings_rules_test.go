@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 
 	"porthole/app"
@@ -22,12 +23,27 @@ import (
 // order with mode rules, applied without a restart.
 func TestSettingsRulesEditor(t *testing.T) {
 	path := settingsEnv(t)
-	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
+	cfg := loopbackConfig()
+	// The rule below tunnels through "home": an exit of that name (none
+	// answers there; nothing is sent through it).
+	cfg.Exits = []config.Exit{{Name: "home", Kind: "http", URL: "http://127.0.0.1:1"}}
+	ctl := app.NewController(cfg, nil, testLogger(t))
 	defer func() { _ = ctl.Close() }()
 	if err := ctl.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s, done := openSettings(t, ctl, path)
+	s := newSettings(fyne.CurrentApp(), ctl, path)
+	done := make(chan error, 1)
+	s.onApplied = func(err error) { done <- err }
+	s.exitsRefresh, s.exitsWork = 0, func(f func()) { f() } // the exits section: no refresher
+	s.Show()
+	defer func() {
+		x := s.exits
+		s.win.Close()
+		if x != nil {
+			x.close() // what the window's close started; waited for here
+		}
+	}()
 	e := s.form.rules
 	s.form.mode.SetSelected(modeRulesLabel)
 

@@ -126,15 +126,23 @@ func (v settingsValues) config() (config.Config, []fieldProblem) {
 	}
 
 	add(fieldListen, checkListen(strings.TrimSpace(v.ListenHost), strings.TrimSpace(v.ListenPort)))
-	add(fieldExit, validateOnly(func(c *config.Config) { c.Mode, c.Exit, c.Exits = cfg.Mode, cfg.Exit, cfg.Exits }))
+	exitErr := validateOnly(func(c *config.Config) { c.Mode, c.Exit, c.Exits = cfg.Mode, cfg.Exit, cfg.Exits })
+	if errors.Is(exitErr, config.ErrNoExit) {
+		exitErr = nil // rules mode without the form's rules: they are checked below
+	}
+	add(fieldExit, exitErr)
 	if cfg.Mode != string(outbound.ModeDirect) { // the engine reads these files only when it may tunnel
 		add(fieldTokenFile, checkFile("token file", cfg.TokenFile))
 		add(fieldExitCA, checkFile("exit CA file", cfg.ExitCA))
 	}
 	add(fieldBypass, checkBypass(v.Bypass))
-	add(fieldRules, validateOnly(func(c *config.Config) { c.Rules = cfg.Rules }))
+	// With the exits, which a rule may name.
+	add(fieldRules, validateOnly(func(c *config.Config) { c.Rules, c.Exit, c.Exits = cfg.Rules, cfg.Exit, cfg.Exits }))
 	if cfg.RulesFile != "" {
 		add(fieldRules, checkFile("rules file", cfg.RulesFile))
+	}
+	if cfg.Mode == string(outbound.ModeRules) {
+		add(fieldRules, cfg.CheckRulesExit(nil, cfg.RulesFile == ""))
 	}
 	add(fieldCredentials, validateOnly(func(c *config.Config) { c.Username, c.Password = cfg.Username, cfg.Password }))
 	add(fieldLogLevel, validateOnly(func(c *config.Config) { c.LogLevel = cfg.LogLevel }))
@@ -208,6 +216,9 @@ func checkFile(what, path string) error {
 func fieldOfEngineError(err error) settingsField {
 	if errors.Is(err, core.ErrAuthRequired) {
 		return fieldCredentials
+	}
+	if errors.Is(err, config.ErrNoExit) { // a rules file's rule that tunnels
+		return fieldRules
 	}
 	return fieldGeneral
 }
