@@ -119,6 +119,12 @@ func portholeExit(name, url, token string) outbound.ExitConfig {
 	}}
 }
 
+// withPing is x with pings every d (a porthole exit).
+func withPing(x outbound.ExitConfig, d time.Duration) outbound.ExitConfig {
+	x.Tunnel.Session.PingInterval = d
+	return x
+}
+
 // upstreamExit is the engine's configuration of an upstream proxy exit.
 func upstreamExit(name string, kind outbound.Kind, url, user, pass string) outbound.ExitConfig {
 	return outbound.ExitConfig{Name: name, Kind: kind, Upstream: outbound.UpstreamConfig{
