@@ -261,20 +261,11 @@ func TestUpstreamDown(t *testing.T) {
 	echoThrough(t, g, echo)
 }
 
-// relayCount is a loopback TCP relay in front of a proxy that counts the
-// connections it accepts.
-type relayCount struct {
-	addr string
-	n    atomic.Int64
-}
-
-func countingRelay(t *testing.T, to string) *relayCount {
+// serveRelay relays every connection ln accepts to the address to, until
+// the test ends: then ln and every connection are closed and its
+// goroutines waited for. accepted, if not nil, is told of each accept.
+func serveRelay(t *testing.T, ln net.Listener, to string, accepted func()) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &relayCount{addr: ln.Addr().String()}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var conns []net.Conn
@@ -286,7 +277,9 @@ func countingRelay(t *testing.T, to string) *relayCount {
 			if err != nil {
 				return
 			}
-			r.n.Add(1)
+			if accepted != nil {
+				accepted()
+			}
 			u, err := net.Dial("tcp", to)
 			if err != nil {
 				_ = c.Close()
@@ -309,5 +302,22 @@ func countingRelay(t *testing.T, to string) *relayCount {
 		mu.Unlock()
 		wg.Wait()
 	})
+}
+
+// relayCount is a loopback TCP relay in front of a proxy that counts the
+// connections it accepts.
+type relayCount struct {
+	addr string
+	n    atomic.Int64
+}
+
+func countingRelay(t *testing.T, to string) *relayCount {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &relayCount{addr: ln.Addr().String()}
+	serveRelay(t, ln, to, func() { r.n.Add(1) })
 	return r
 }
