@@ -42,13 +42,19 @@ func echoOrigin(t *testing.T) string {
 // upstreamGroup starts a group of one upstream exit.
 func upstreamGroup(t *testing.T, kind Kind, url, user, pass string) *Group {
 	t.Helper()
-	g, err := NewGroup(GroupConfig{
+	return startGroup(t, GroupConfig{
 		Exits: []ExitConfig{{Name: "up", Kind: kind, Upstream: UpstreamConfig{
 			URL: url, Username: user, Password: pass,
 			ProbeInterval: 200 * time.Millisecond, MinBackoff: 300 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		}}},
 		DialTimeout: 5 * time.Second,
 	})
+}
+
+// startGroup makes and starts a group of cfg, closed when the test ends.
+func startGroup(t *testing.T, cfg GroupConfig) *Group {
+	t.Helper()
+	g, err := NewGroup(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,16 +36,9 @@ func TestUpstreamHTTPSProxy(t *testing.T) {
 	echo := echoOrigin(t)
 	p := upstreamtest.Tinyproxy(t, "alice", "pw")
 	front, pool := tlsFront(t, p.Addr)
-	g, err := NewGroup(GroupConfig{Exits: []ExitConfig{{Name: "up", Kind: KindHTTP, Upstream: UpstreamConfig{
+	g := startGroup(t, GroupConfig{Exits: []ExitConfig{{Name: "up", Kind: KindHTTP, Upstream: UpstreamConfig{
 		URL: "https://" + front, Username: "alice", Password: "pw", TLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 	}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
 	waitState(t, g, "up", ExitUp)
 	echoThrough(t, g, echo)
 
