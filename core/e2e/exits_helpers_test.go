@@ -7,9 +7,7 @@ package e2e
 
 import (
 	"context"
-	"encoding/pem"
 	"net"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,15 +135,7 @@ func upstreamExit(name string, kind outbound.Kind, url, user, pass string) outbo
 // (the exits themselves are the test's), without waiting for them.
 func newExitsEnv(t *testing.T, policy outbound.Policy, exits ...outbound.ExitConfig) *e2eEnv {
 	t.Helper()
-	v := &e2eEnv{origin: newOrigin(t), raw: newE2EOrigins(t)}
-	v.web = httptest.NewServer(e2eMux())
-	t.Cleanup(v.web.Close)
-	v.tls = httptest.NewTLSServer(e2eMux())
-	t.Cleanup(v.tls.Close)
-	v.caFile = filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(v.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: v.tls.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	v := newOriginsEnv(t)
 	logger, logs := newCapturedLogger()
 	eng := startEngine(t, core.Config{
 		Listen:      "127.0.0.1:0",
