@@ -175,24 +175,30 @@ func TestUpstreamHTTPProxyAuth(t *testing.T) {
 	waitState(t, inURL, "up", ExitUp)
 	echoThrough(t, inURL, echo)
 
-	counter := countingRelay(t, p.Addr)
-	bad := upstreamGroup(t, KindHTTP, "http://"+counter.addr, "alice", "wrong")
+	checkRefusedCredentials(t, KindHTTP, "http://", p.Addr, "alice", "wrong", echo)
+}
+
+// checkRefusedCredentials: an exit of kind whose proxy (at addr, behind
+// a relay that counts connections) refuses user and pass is known to:
+// it is ExitAuthFailed, and there is no retry storm: connections fail at
+// once and do not reach the proxy; the probe retries with a backoff.
+func checkRefusedCredentials(t *testing.T, kind Kind, scheme, addr, user, pass, echo string) {
+	t.Helper()
+	counter := countingRelay(t, addr)
+	bad := upstreamGroup(t, kind, scheme+counter.addr, user, pass)
 	st := waitState(t, bad, "up", ExitAuthFailed)
 	if !errors.Is(st.Err, ErrUpstreamAuth) {
-		t.Errorf("auth failed state with %v", st.Err)
+		t.Errorf("credentials %q %q: auth failed state with %v", user, pass, st.Err)
 	}
-	// No retry storm: while the exit is known to refuse the credentials,
-	// connections fail at once and do not reach the proxy; the probe
-	// retries with a backoff.
 	before := counter.n.Load()
 	for range 50 {
 		err := dialErr(t, bad, echo)
 		if !errors.Is(err, ErrExitDown) || !errors.Is(err, ErrUpstreamAuth) || Classify(err) != FailUpstreamAuth {
-			t.Fatalf("dial with wrong credentials: %v, want the exit down for its credentials", err)
+			t.Fatalf("credentials %q %q: %v, want the exit down for its credentials", user, pass, err)
 		}
 	}
 	if n := counter.n.Load() - before; n > 3 {
-		t.Errorf("50 dials with refused credentials made %d connections to the proxy", n)
+		t.Errorf("credentials %q %q: 50 dials made %d connections to the proxy", user, pass, n)
 	}
 }
 
@@ -221,21 +227,7 @@ func TestUpstreamSOCKS5ProxyAuth(t *testing.T) {
 	echoThrough(t, good, echo)
 
 	for _, creds := range [][2]string{{"bob", "nope"}, {"", ""}} {
-		counter := countingRelay(t, p.Addr)
-		bad := upstreamGroup(t, KindSOCKS5, "socks5://"+counter.addr, creds[0], creds[1])
-		st := waitState(t, bad, "up", ExitAuthFailed)
-		if !errors.Is(st.Err, ErrUpstreamAuth) {
-			t.Errorf("credentials %q: auth failed state with %v", creds, st.Err)
-		}
-		before := counter.n.Load()
-		for range 50 {
-			if err := dialErr(t, bad, echo); Classify(err) != FailUpstreamAuth {
-				t.Fatalf("credentials %q: %v, want the credentials refused", creds, err)
-			}
-		}
-		if n := counter.n.Load() - before; n > 3 {
-			t.Errorf("credentials %q: 50 dials made %d connections to the proxy", creds, n)
-		}
+		checkRefusedCredentials(t, KindSOCKS5, "socks5://", p.Addr, creds[0], creds[1], echo)
 	}
 }
 
