@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 
 	"porthole/app"
@@ -32,18 +31,7 @@ func TestSettingsRulesEditor(t *testing.T) {
 	if err := ctl.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := newSettings(fyne.CurrentApp(), ctl, path)
-	done := make(chan error, 1)
-	s.onApplied = func(err error) { done <- err }
-	s.exitsRefresh, s.exitsWork = 0, func(f func()) { f() } // the exits section: no refresher
-	s.Show()
-	defer func() {
-		x := s.exits
-		s.win.Close()
-		if x != nil {
-			x.close() // what the window's close started; waited for here
-		}
-	}()
+	s, done := openSettingsWithExits(t, ctl, path)
 	e := s.form.rules
 	s.form.mode.SetSelected(modeRulesLabel)
 

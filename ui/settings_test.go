@@ -77,6 +77,32 @@ func openSettings(t *testing.T, ctl *app.Controller, path string) (*settingsWind
 	return s, done
 }
 
+// openSettingsWithExits is openSettings for settings with exits: their
+// section gets no refresher and runs its buttons' work in place (all on
+// the test app's thread), and the window and the section are closed when
+// the test ends.
+func openSettingsWithExits(t *testing.T, ctl *app.Controller, path string) (*settingsWindow, <-chan error) {
+	t.Helper()
+	s := newSettings(fyne.CurrentApp(), ctl, path)
+	done := make(chan error, 1)
+	s.onApplied = func(err error) { done <- err }
+	s.exitsRefresh, s.exitsWork = 0, func(f func()) { f() }
+	s.Show()
+	if s.win == nil {
+		t.Fatal("Show opened no window")
+	}
+	t.Cleanup(func() {
+		x := s.exits
+		if s.win != nil {
+			s.win.Close()
+		}
+		if x != nil {
+			x.close() // what the window's close started; waited for here
+		}
+	})
+	return s, done
+}
+
 // tapApply taps Apply and waits for its result.
 func tapApply(t *testing.T, s *settingsWindow, done <-chan error) error {
 	t.Helper()
