@@ -45,7 +45,7 @@ func TestHeadlessRulesModeFromFlags(t *testing.T) {
 		t.Errorf("blocked: %q", status)
 	}
 	// Now the loopback rule rejects too: the reload is logged and applies.
-	if err := os.WriteFile(file, []byte("IP-CIDR,127.0.0.0/8,REJECT,no-resolve\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("IP-CIDR,127.0.0.0/8,REJECT,no-resolve\nMATCH,REJECT\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p.WaitFor(t, regexp.MustCompile(`msg="rules reloaded"`))
@@ -89,5 +89,32 @@ func TestHeadlessRulesFileWithErrorsExits2(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || !strings.Contains(string(out), "line 2") || !strings.Contains(string(out), "GEOIP") {
 		t.Errorf("exit %v, output %q; want a refusal naming line 2", err, out)
+	}
+}
+
+// TestHeadlessRulesModeWithoutExitExits2: rules mode that would send
+// connections through the tunnel with no exit configured fails closed
+// before anything listens, naming the field: mode for the default (no
+// rules at all), rules_file for the file's PROXY line.
+func TestHeadlessRulesModeWithoutExitExits2(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "rules.list")
+	if err := os.WriteFile(file, []byte("DOMAIN,a.test,DIRECT\nDOMAIN-SUFFIX,b.test,PROXY\nMATCH,DIRECT\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--mode", "rules"}, "mode: rules mode sends what no rule matches through the tunnel"},
+		{[]string{"--mode", "rules", "--rules", file}, "rules_file: rule 2 (domain-suffix b.test → tunnel)"},
+	} {
+		args := append([]string{"--headless", "--listen", "127.0.0.1:0"}, tc.args...)
+		cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
+		cmd.Env = append(os.Environ(), "PORTHOLE_AS_MAIN=1", "XDG_CONFIG_HOME="+t.TempDir(), "HOME="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), tc.want) || !strings.Contains(string(out), "no exit is configured") {
+			t.Errorf("%v: exit %v, output %q; want exit 2 saying %q", tc.args, err, out, tc.want)
+		}
 	}
 }

@@ -53,8 +53,9 @@ func TestHeadlessTunnelMode(t *testing.T) {
 	}
 	p := startPorthole(t, "--headless", "--config", cfgFile, "--listen", "127.0.0.1:0", "--mode", "tunnel",
 		"--exit", "ws://"+eln.Addr().String()+"/porthole", "--token-file", tokenFile)
-	addr := p.WaitFor(t, listenRE)[1]
-	p.WaitFor(t, regexp.MustCompile(`msg="tunnel connected"`))
+	// The exit is dialled before the proxy says it listens: the two lines
+	// come in either order.
+	addr := p.WaitForEach(t, listenRE, regexp.MustCompile(`msg="tunnel connected"`))[0][1]
 
 	proxyURL := &url.URL{Scheme: "http", Host: addr}
 	tr := &http.Transport{Proxy: http.ProxyURL(proxyURL)}

@@ -38,15 +38,10 @@ func (b *apiBackend) Mode() string { return b.c.Config().Mode }
 
 // SetMode saves the mode through SaveSettings, as the tray's Mode menu
 // does: validated, written, applied (the proxy restarts on it). Rules
-// mode without an exit is refused when its default would send what no
-// rule matches to the tunnel: a dashboard's "rule" would otherwise break
+// mode that would tunnel without an exit is refused there
+// (config.CheckRulesExit): a dashboard's "rule" would otherwise break
 // every connection of a direct-mode user (no exit, no rules yet).
 func (b *apiBackend) SetMode(mode string) error {
-	if cfg := b.c.Config(); mode == string(outbound.ModeRules) && len(cfg.ExitList()) == 0 {
-		if set, _, err := CompileRules(cfg); err == nil && tunnelsUnmatched(set) {
-			return errRulesNeedExit
-		}
-	}
 	saved, err := b.c.SaveSettings(b.path, func(cfg *config.Config) { cfg.Mode = mode })
 	if err != nil {
 		return err
@@ -55,18 +50,6 @@ func (b *apiBackend) SetMode(mode string) error {
 		return fmt.Errorf("mode %s is saved, but the proxy did not start with it: %w", mode, saved.StartErr)
 	}
 	return nil
-}
-
-// errRulesNeedExit refuses rules mode that would tunnel without an exit.
-var errRulesNeedExit = errors.New("rules mode sends what no rule matches through an exit, and none is configured: add an exit, or end the rules with a match rule that goes direct")
-
-// tunnelsUnmatched: no match rule ends the list and the default is the
-// tunnel.
-func tunnelsUnmatched(set *rules.Set) bool {
-	if slices.ContainsFunc(set.Rules(), func(r rules.Rule) bool { return r.Kind == rules.KindMatch }) {
-		return false
-	}
-	return set.Default().Action == rules.ActionTunnel
 }
 
 // Listen is where the proxy listens, or is set to.

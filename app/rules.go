@@ -24,7 +24,15 @@ const rulesPoll = time.Second
 // rules file's (which may also bring the providers the config's rule-set
 // rules name). files are the files read, for a watcher. Any error refuses
 // the whole set: a rule list is never applied with parts silently missing.
+// In rules mode without an exit, rules that would tunnel are an error too
+// (config.CheckRulesExit).
 func CompileRules(cfg config.Config) (set *rules.Set, files []string, err error) {
+	return compileRules(cfg, true)
+}
+
+// compileRules is CompileRules; needExit false leaves out the check of an
+// exit for the rules that tunnel (a router that only decides needs none).
+func compileRules(cfg config.Config, needExit bool) (set *rules.Set, files []string, err error) {
 	list := append([]rules.Rule(nil), cfg.Rules...)
 	providers := map[string][]rules.Rule{}
 	var errs []error
@@ -56,6 +64,14 @@ func CompileRules(cfg config.Config) (set *rules.Set, files []string, err error)
 	}
 	if i, name := cfg.UnknownRuleExit(list[len(cfg.Rules):]); i >= 0 {
 		errs = append(errs, fmt.Errorf("rules_file: rule %d: exit %q is not one of the config's exits", i+1, name))
+	}
+	if needExit && cfg.Mode == string(outbound.ModeRules) && len(errs) == 0 {
+		// Validate checked the config's own rules; the file's, and the
+		// default after them, are known only now (and only when the file was
+		// read whole).
+		if err := cfg.CheckRulesExit(list[len(cfg.Rules):], true); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	set, err = rules.Compile(list, rules.Options{Providers: providers})
 	if err != nil {
@@ -188,7 +204,7 @@ func testRouter(cfg config.Config) (*outbound.Router, error) {
 		return nil, err
 	}
 	if mode == outbound.ModeRules {
-		set, _, err := CompileRules(cfg)
+		set, _, err := compileRules(cfg, false) // where a rule would send it, exit or not
 		if err != nil {
 			return nil, err
 		}

@@ -41,7 +41,7 @@ func TestRulesApplyLiveKeepsOpenConnections(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "config.json")
 	saved, err := c.SaveSettings(path, func(cfg *config.Config) {
-		cfg.Rules = []rules.Rule{{Kind: "ip-cidr", Value: "127.0.0.0/8", Action: "reject"}}
+		cfg.Rules = []rules.Rule{{Kind: "ip-cidr", Value: "127.0.0.0/8", Action: "reject"}, {Kind: "match", Action: "direct"}}
 	})
 	if err != nil || saved.StartErr != nil || saved.Changes.Need(config.EffectRestart) || !saved.Changes.Need(config.EffectRules) {
 		t.Fatalf("SaveSettings: %v, %v, %+v", err, saved.StartErr, saved.Changes)
@@ -64,7 +64,7 @@ func TestRulesApplyLiveKeepsOpenConnections(t *testing.T) {
 	}); !errors.Is(err, config.ErrInvalid) {
 		t.Errorf("bad rule saved: %v", err)
 	}
-	if v := c.Rules(); len(v.Rules) != 1 || v.Rules[0].Action != "reject" {
+	if v := c.Rules(); len(v.Rules) != 2 || v.Rules[0].Action != "reject" {
 		t.Errorf("rules in use: %+v", v)
 	}
 }
@@ -82,7 +82,7 @@ func TestRulesFileReloadsOnChange(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("IP-CIDR,127.0.0.0/8,DIRECT,no-resolve\n")
+	write("IP-CIDR,127.0.0.0/8,DIRECT,no-resolve\nMATCH,DIRECT\n") // no exit: nothing may tunnel
 	cfg := rulesSettings()
 	cfg.RulesFile = file
 	c := NewController(cfg, nil, quiet)
@@ -94,8 +94,8 @@ func TestRulesFileReloadsOnChange(t *testing.T) {
 	if _, code := connectThrough(t, addr, target); code != http.StatusOK {
 		t.Fatalf("before: %d", code)
 	}
-	write("# now refused\nIP-CIDR,127.0.0.0/8,REJECT,no-resolve\n")
-	waitRules(t, c, func(v RulesView) bool { return len(v.Rules) == 1 && v.Rules[0].Action == "reject" })
+	write("# now refused\nIP-CIDR,127.0.0.0/8,REJECT,no-resolve\nMATCH,DIRECT\n")
+	waitRules(t, c, func(v RulesView) bool { return len(v.Rules) == 2 && v.Rules[0].Action == "reject" })
 	if _, code := connectThrough(t, addr, target); code != http.StatusForbidden {
 		t.Errorf("after reload: %d, want 403", code)
 	}
@@ -104,10 +104,10 @@ func TestRulesFileReloadsOnChange(t *testing.T) {
 	if !errors.Is(st.RulesProblem, rules.ErrUnknownKind) {
 		t.Errorf("rules problem %v", st.RulesProblem)
 	}
-	if v := c.Rules(); len(v.Rules) != 1 || v.Rules[0].Action != "reject" {
+	if v := c.Rules(); len(v.Rules) != 2 || v.Rules[0].Action != "reject" {
 		t.Errorf("a broken file replaced the rules: %+v", v)
 	}
-	write("IP-CIDR,127.0.0.0/8,DIRECT,no-resolve\nDOMAIN,x.test,DIRECT\n")
+	write("IP-CIDR,127.0.0.0/8,DIRECT,no-resolve\nDOMAIN,x.test,DIRECT\nMATCH,DIRECT\n")
 	waitFor(t, c, "the problem to clear", func(st Status) bool { return st.RulesProblem == nil })
 	if _, code := connectThrough(t, addr, target); code != http.StatusOK {
 		t.Errorf("after the fix: %d", code)
@@ -143,6 +143,8 @@ func TestTestRule(t *testing.T) {
 	cfg := rulesSettings(rules.Rule{Kind: "port", Value: "22", Action: "direct"})
 	cfg.Bypass = []string{"*.lan"}
 	cfg.RulesFile = file
+	// MATCH,PROXY needs an exit; none answers there, and none is dialled.
+	cfg.Exit, cfg.Token = "ws://127.0.0.1:1/porthole", "t"
 	c := NewController(cfg, nil, quiet)
 	defer c.Close()
 	for _, running := range []bool{false, true} {
@@ -181,7 +183,7 @@ func TestTestRule(t *testing.T) {
 // and in tunnel mode routes exactly as before.
 func TestRulesModeMigratesBypass(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "config.json")
-	if err := os.WriteFile(path, []byte(`{"listen":"127.0.0.1:0","mode":"rules","bypass":["localhost","127.0.0.0/8","*.corp.example"],"log_level":"info","history":100,"start_proxy":true}`), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(`{"listen":"127.0.0.1:0","mode":"rules","exit":"ws://127.0.0.1:1/porthole","token":"t","bypass":["localhost","127.0.0.0/8","*.corp.example"],"log_level":"info","history":100,"start_proxy":true}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(path)
@@ -199,13 +201,50 @@ func TestRulesModeMigratesBypass(t *testing.T) {
 			t.Errorf("%s: %+v %v", tc.target, got, err)
 		}
 	}
-	// Rules mode without an exit still starts; a loopback target goes
-	// direct by the bypass list.
+	// Rules mode starts with its exit down; a loopback target goes direct
+	// by the bypass list.
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
 	target := origin(t)
 	if got := fetch.Via(t, c.Status().Addr, "http://"+target+"/"); got != "hi" {
 		t.Errorf("through the bypass: %q", got)
+	}
+}
+
+// TestRulesModeWithoutExitFailsClosed: a rules file whose PROXY lines
+// tunnel, with no exit configured, does not start (every such connection
+// would fail), naming rules_file; switching a direct-mode user with no
+// rules to rules mode is refused naming mode, the settings unchanged.
+func TestRulesModeWithoutExitFailsClosed(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "rules.list")
+	if err := os.WriteFile(file, []byte("DOMAIN-SUFFIX,lan,DIRECT\nDOMAIN-SUFFIX,example.com,PROXY\nMATCH,DIRECT\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := rulesSettings()
+	cfg.RulesFile = file
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate cannot read the file, and must leave it to the start: %v", err)
+	}
+	c := NewController(cfg, nil, quiet)
+	defer c.Close()
+	var fe *config.FieldError
+	err := c.Start()
+	if !errors.Is(err, config.ErrNoExit) || !errors.As(err, &fe) || fe.Field != "rules_file" || !strings.Contains(err.Error(), "rule 2") {
+		t.Fatalf("start: %v, want ErrNoExit naming rules_file rule 2", err)
+	}
+	if st := c.Status(); st.State == StateRunning {
+		t.Errorf("running without an exit: %+v", st)
+	}
+
+	d := NewController(directSettings(), nil, quiet)
+	defer d.Close()
+	path := filepath.Join(t.TempDir(), "config.json")
+	_, err = d.SaveSettings(path, func(cfg *config.Config) { cfg.Mode = string(outbound.ModeRules) })
+	if !errors.Is(err, config.ErrNoExit) || !errors.As(err, &fe) || fe.Field != "mode" {
+		t.Errorf("rules mode with no rules and no exit: %v, want ErrNoExit naming mode", err)
+	}
+	if _, lerr := os.Stat(path); !errors.Is(lerr, os.ErrNotExist) || d.Config().Mode != string(outbound.ModeDirect) {
+		t.Errorf("saved anyway: %v, mode %q", lerr, d.Config().Mode)
 	}
 }

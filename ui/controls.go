@@ -79,6 +79,8 @@ type controlsView struct {
 	ModeLabel     string // "Mode: Direct"
 	TunnelLabel   string
 	TunnelBlocked bool // no exit server configured
+	RulesLabel    string
+	RulesBlocked  bool // no exit server, and the rules would tunnel (config.CheckRulesExit)
 	// ModeBlocked: the proxy is held for a config file that cannot be
 	// used; a mode (or system proxy) click would replace that file with
 	// the defaults piecemeal, so only Start with defaults and Settings…
@@ -153,6 +155,14 @@ func viewOf(in controlsInput) controlsView {
 	if len(cfg.ExitList()) == 0 {
 		v.TunnelLabel = "Tunnel (set an exit server in Settings…)"
 		v.TunnelBlocked = true
+	}
+	// Rules mode needs an exit only when its rules would tunnel; the
+	// config's own rules are known here, a rules file's only when it is
+	// read (the switch itself then refuses, with a notification).
+	v.RulesLabel = "Rules"
+	if v.Mode != outbound.ModeRules && cfg.CheckRulesExit(nil, cfg.RulesFile == "") != nil {
+		v.RulesLabel = "Rules (set an exit server, or end the rules with a direct match, in Settings…)"
+		v.RulesBlocked = true
 	}
 
 	v.AtLogin = "Start at login"

@@ -14,6 +14,7 @@ import (
 	"porthole/app/config"
 	"porthole/app/sysproxy"
 	"porthole/core"
+	"porthole/core/rules"
 	"porthole/core/tunnel"
 )
 
@@ -109,6 +110,24 @@ func TestControlsDisabledWithReasons(t *testing.T) {
 	withExit.Exit = "wss://exit.example/porthole"
 	if v := viewOf(controlsInput{Status: running, Config: withExit}); v.TunnelBlocked || v.TunnelLabel != "Tunnel" {
 		t.Errorf("exit configured: tunnel %q blocked=%v", v.TunnelLabel, v.TunnelBlocked)
+	}
+	// Rules mode without an exit: refused while its rules would tunnel
+	// (here: none, so the default does), with the reason.
+	if !v.RulesBlocked || !strings.Contains(v.RulesLabel, "exit server") || !strings.Contains(v.RulesLabel, "direct match") {
+		t.Errorf("no exit, no rules: rules %q blocked=%v", v.RulesLabel, v.RulesBlocked)
+	}
+	endsDirect := cfg
+	endsDirect.Rules = []rules.Rule{{Kind: "domain", Value: "ads.example", Action: "reject"}, {Kind: "match", Action: "direct"}}
+	tunnels := cfg
+	tunnels.Rules = []rules.Rule{{Kind: "domain", Value: "work.example", Action: "tunnel"}, {Kind: "match", Action: "direct"}}
+	for _, tc := range []struct {
+		name    string
+		cfg     config.Config
+		blocked bool
+	}{{"ends direct", endsDirect, false}, {"a tunnel rule", tunnels, true}, {"an exit", withExit, false}} {
+		if v := viewOf(controlsInput{Status: running, Config: tc.cfg}); v.RulesBlocked != tc.blocked || (v.RulesLabel == "Rules") == tc.blocked {
+			t.Errorf("%s: rules %q blocked=%v, want blocked=%v", tc.name, v.RulesLabel, v.RulesBlocked, tc.blocked)
+		}
 	}
 
 	v = viewOf(controlsInput{Status: running, Config: cfg, AtLogin: true,

@@ -139,17 +139,22 @@ func (m *mainWindow) apply(v controlsView) {
 	default:
 		m.mode.SetSelected(modeDirectOption)
 	}
-	// Without an exit server tunnel mode cannot be chosen; the note says
-	// where to set one (rules mode can: its rules may need no tunnel).
+	// Without an exit server tunnel mode cannot be chosen, nor rules mode
+	// whose rules would tunnel; the note says where to set one.
 	setWidgetEnabled(m.mode, !v.ModeBlocked)
-	if v.TunnelBlocked && v.Mode != outbound.ModeTunnel {
-		m.mode.Options = []string{modeDirectOption, modeRulesOption}
-	} else {
-		m.mode.Options = []string{modeDirectOption, modeTunnelOption, modeRulesOption}
+	m.mode.Options = []string{modeDirectOption}
+	if !v.TunnelBlocked || v.Mode == outbound.ModeTunnel {
+		m.mode.Options = append(m.mode.Options, modeTunnelOption)
+	}
+	if !v.RulesBlocked || v.Mode == outbound.ModeRules {
+		m.mode.Options = append(m.mode.Options, modeRulesOption)
 	}
 	m.mode.Refresh()
 	m.tunnelNote.SetText("")
-	if v.TunnelBlocked {
+	switch {
+	case v.TunnelBlocked && v.RulesBlocked:
+		m.tunnelNote.SetText("Tunnel, and rules that tunnel, need an exit server: Settings…")
+	case v.TunnelBlocked:
 		m.tunnelNote.SetText("Tunnel needs an exit server: Settings…")
 	}
 	m.atLogin.Text = v.AtLogin

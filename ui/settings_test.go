@@ -64,7 +64,8 @@ func testController(t *testing.T) *app.Controller {
 }
 
 // openSettings shows the settings window for ctl and returns it with a
-// channel that gets each Apply's result.
+// channel that gets each Apply's result; the window (and its Exits
+// section) is closed when the test ends.
 func openSettings(t *testing.T, ctl *app.Controller, path string) (*settingsWindow, <-chan error) {
 	t.Helper()
 	s := newSettings(fyne.CurrentApp(), ctl, path)
@@ -77,6 +78,15 @@ func openSettings(t *testing.T, ctl *app.Controller, path string) (*settingsWind
 	if s.win == nil {
 		t.Fatal("Show opened no window")
 	}
+	t.Cleanup(func() {
+		x := s.exits
+		if s.win != nil {
+			s.win.Close()
+		}
+		if x != nil {
+			x.close() // what the window's close started; waited for here
+		}
+	})
 	return s, done
 }
 

@@ -134,7 +134,9 @@ func (v settingsValues) config() (config.Config, []fieldProblem) {
 		exitsErr = nil
 	}
 	add(fieldExits, exitsErr)
-	if err := validateOnly(func(c *config.Config) { c.Mode, c.Exit, c.Exits = cfg.Mode, cfg.Exit, cfg.Exits }); !isExitsProblem(err) {
+	// Rules mode without an exit is the rules' problem: checked below
+	// with the form's rules.
+	if err := validateOnly(func(c *config.Config) { c.Mode, c.Exit, c.Exits = cfg.Mode, cfg.Exit, cfg.Exits }); !isExitsProblem(err) && !errors.Is(err, config.ErrNoExit) {
 		add(fieldExit, err)
 	}
 	if cfg.Mode != string(outbound.ModeDirect) { // the engine reads these files only when it may tunnel
@@ -149,6 +151,9 @@ func (v settingsValues) config() (config.Config, []fieldProblem) {
 	}
 	if cfg.RulesFile != "" {
 		add(fieldRules, checkFile("rules file", cfg.RulesFile))
+	}
+	if cfg.Mode == string(outbound.ModeRules) {
+		add(fieldRules, cfg.CheckRulesExit(nil, cfg.RulesFile == ""))
 	}
 	add(fieldCredentials, validateOnly(func(c *config.Config) { c.Username, c.Password = cfg.Username, cfg.Password }))
 	add(fieldLogLevel, validateOnly(func(c *config.Config) { c.LogLevel = cfg.LogLevel }))
@@ -229,6 +234,9 @@ func checkFile(what, path string) error {
 func fieldOfEngineError(err error) settingsField {
 	if errors.Is(err, core.ErrAuthRequired) {
 		return fieldCredentials
+	}
+	if errors.Is(err, config.ErrNoExit) { // a rules file's rule that tunnels
+		return fieldRules
 	}
 	return fieldGeneral
 }

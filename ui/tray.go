@@ -93,9 +93,10 @@ func (t *trayMenu) apply(v controlsView) {
 	t.modeDirect.Checked = v.Mode == outbound.ModeDirect
 	t.modeTunnel.Label = v.TunnelLabel
 	t.modeTunnel.Checked = v.Mode == outbound.ModeTunnel
+	t.modeRules.Label = v.RulesLabel
 	t.modeRules.Checked = v.Mode == outbound.ModeRules
 	t.modeDirect.Disabled = v.ModeBlocked
-	t.modeRules.Disabled = v.ModeBlocked
+	t.modeRules.Disabled = v.RulesBlocked || v.ModeBlocked
 	t.modeTunnel.Disabled = v.TunnelBlocked || v.ModeBlocked
 	t.applyExits(v.Exits)
 	t.atLogin.Label = v.AtLogin

@@ -17,6 +17,7 @@ import (
 	"porthole/app"
 	"porthole/app/config"
 	"porthole/core/outbound"
+	"porthole/core/rules"
 )
 
 // newTestGUI is the GUI's state around a real controller (on a free
@@ -240,8 +241,10 @@ func TestTrayCopyTerminalEnv(t *testing.T) {
 	}
 }
 
-// TestTrayModeRules: Rules needs no exit server; the click saves it and
-// the menu shows it checked.
+// TestTrayModeRules: Rules needs no exit server when its rules send
+// nothing to the tunnel; without rules (the default, the tunnel, would
+// apply) it is greyed with the reason. The click saves it and the menu
+// shows it checked.
 func TestTrayModeRules(t *testing.T) {
 	g := newTestGUI(t)
 	tm := g.tray
@@ -249,8 +252,17 @@ func TestTrayModeRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.redraw()
-	if tm.modeRules.Disabled || tm.modeRules.Checked {
-		t.Fatalf("rules item: disabled %v checked %v", tm.modeRules.Disabled, tm.modeRules.Checked)
+	if !tm.modeRules.Disabled || !strings.Contains(tm.modeRules.Label, "exit server") {
+		t.Fatalf("no rules, no exit: rules item %q disabled %v", tm.modeRules.Label, tm.modeRules.Disabled)
+	}
+	if _, err := g.ctl.SaveSettings(g.opts.ConfigPath, func(c *config.Config) {
+		c.Rules = []rules.Rule{{Kind: "match", Action: "direct"}}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	g.redraw()
+	if tm.modeRules.Disabled || tm.modeRules.Checked || tm.modeRules.Label != "Rules" {
+		t.Fatalf("rules item: %q disabled %v checked %v", tm.modeRules.Label, tm.modeRules.Disabled, tm.modeRules.Checked)
 	}
 	click(t, g, tm.modeRules)
 	saved, err := config.Load(g.opts.ConfigPath)

@@ -148,7 +148,7 @@ func nameParam(r *http.Request) string {
 func (s *Server) getProxy(w http.ResponseWriter, r *http.Request) {
 	p, ok := s.proxies()[nameParam(r)]
 	if !ok {
-		writeError(w, http.StatusNotFound, "Resource not found")
+		writeError(w, http.StatusNotFound, errNotFound)
 		return
 	}
 	writeJSON(w, http.StatusOK, p)
@@ -165,7 +165,7 @@ func (s *Server) putProxy(w http.ResponseWriter, r *http.Request) {
 	}
 	name := nameParam(r)
 	if _, ok := s.proxies()[name]; !ok {
-		writeError(w, http.StatusNotFound, "Resource not found")
+		writeError(w, http.StatusNotFound, errNotFound)
 		return
 	}
 	if name != GlobalName {
@@ -177,6 +177,23 @@ func (s *Server) putProxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// errNotFound is mihomo's message for a proxy or group it does not have.
+const errNotFound = "Resource not found"
+
+// delayRequest reads a delay test's query for a proxy or group that is
+// known, or answers the error (404 for one that is not, 400 for a query
+// it cannot read) and returns ok false.
+func delayRequest(w http.ResponseWriter, r *http.Request, known bool) (target string, timeout time.Duration, ok bool) {
+	if !known {
+		writeError(w, http.StatusNotFound, errNotFound)
+		return "", 0, false
+	}
+	if target, timeout, ok = delayQuery(r); !ok {
+		writeError(w, http.StatusBadRequest, errBadRequest)
+	}
+	return target, timeout, ok
 }
 
 // delayQuery reads ?url=&timeout= (ms).
@@ -222,13 +239,9 @@ func (s *Server) testDelay(ctx context.Context, name, target string, timeout tim
 
 func (s *Server) proxyDelay(w http.ResponseWriter, r *http.Request) {
 	name := nameParam(r)
-	if _, ok := s.proxies()[name]; !ok {
-		writeError(w, http.StatusNotFound, "Resource not found")
-		return
-	}
-	target, timeout, ok := delayQuery(r)
+	_, known := s.proxies()[name]
+	target, timeout, ok := delayRequest(w, r, known)
 	if !ok {
-		writeError(w, http.StatusBadRequest, errBadRequest)
 		return
 	}
 	ms, status, msg := s.testDelay(r.Context(), name, target, timeout)
@@ -245,7 +258,7 @@ func (s *Server) getGroups(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
 	if nameParam(r) != GlobalName {
-		writeError(w, http.StatusNotFound, "Resource not found")
+		writeError(w, http.StatusNotFound, errNotFound)
 		return
 	}
 	writeJSON(w, http.StatusOK, s.globalNow())
@@ -254,13 +267,8 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
 // groupDelay tests every member of GLOBAL at once and answers the delays
 // of those that answered, by name.
 func (s *Server) groupDelay(w http.ResponseWriter, r *http.Request) {
-	if nameParam(r) != GlobalName {
-		writeError(w, http.StatusNotFound, "Resource not found")
-		return
-	}
-	target, timeout, ok := delayQuery(r)
+	target, timeout, ok := delayRequest(w, r, nameParam(r) == GlobalName)
 	if !ok {
-		writeError(w, http.StatusBadRequest, errBadRequest)
 		return
 	}
 	members := s.globalNow().All

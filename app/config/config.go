@@ -115,6 +115,11 @@ func (c Config) Validate() error {
 	if i, name := c.UnknownRuleExit(c.Rules); i >= 0 {
 		return invalid("rules", "rules: rule %d: exit %q is not one of the exits (%s)", i+1, name, c.exitNames())
 	}
+	if mode == outbound.ModeRules {
+		if err := c.CheckRulesExit(nil, c.RulesFile == ""); err != nil {
+			return err
+		}
+	}
 	if c.Exit != "" && len(c.Exits) == 0 {
 		if err := tunnel.CheckURL(c.Exit); err != nil {
 			return invalid("exit", "exit: %w", err)

@@ -157,8 +157,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		t.Errorf("defaults invalid: %v", err)
 	}
 	rulesMode := Default()
-	rulesMode.Mode = "rules" // no exit needed: rules may send nothing to the tunnel
-	rulesMode.Rules = []rules.Rule{{Kind: "domain-suffix", Value: "example.com", Action: "tunnel"}}
+	rulesMode.Mode = "rules" // no exit needed: these rules send nothing to the tunnel
+	rulesMode.Rules = []rules.Rule{{Kind: "domain-suffix", Value: "example.com", Action: "reject"}, {Kind: "match", Action: "direct"}}
 	if err := rulesMode.Validate(); err != nil {
 		t.Errorf("rules mode: %v", err)
 	}

@@ -149,23 +149,7 @@ func benchRules(n int) []rules.Rule {
 }
 
 func benchConnectSetup(b *testing.B, cfg core.Config) {
-	origin, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer origin.Close()
-	go func() {
-		for {
-			c, err := origin.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c) // echo until the client closes
-			}()
-		}
-	}()
+	target := echoOrigin(b)
 	eng, err := core.New(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -174,7 +158,7 @@ func benchConnectSetup(b *testing.B, cfg core.Config) {
 		b.Fatal(err)
 	}
 	defer eng.Close()
-	proxy, target := eng.Addr().String(), origin.Addr().String()
+	proxy := eng.Addr().String()
 	req := fmt.Sprintf("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
 	one := []byte{'x'}
 	b.ReportAllocs()

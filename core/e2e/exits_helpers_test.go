@@ -7,9 +7,7 @@ package e2e
 
 import (
 	"context"
-	"encoding/pem"
 	"net"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,6 +117,12 @@ func portholeExit(name, url, token string) outbound.ExitConfig {
 	}}
 }
 
+// withPing is x with pings every d (a porthole exit).
+func withPing(x outbound.ExitConfig, d time.Duration) outbound.ExitConfig {
+	x.Tunnel.Session.PingInterval = d
+	return x
+}
+
 // upstreamExit is the engine's configuration of an upstream proxy exit.
 func upstreamExit(name string, kind outbound.Kind, url, user, pass string) outbound.ExitConfig {
 	return outbound.ExitConfig{Name: name, Kind: kind, Upstream: outbound.UpstreamConfig{
@@ -131,15 +135,7 @@ func upstreamExit(name string, kind outbound.Kind, url, user, pass string) outbo
 // (the exits themselves are the test's), without waiting for them.
 func newExitsEnv(t *testing.T, policy outbound.Policy, exits ...outbound.ExitConfig) *e2eEnv {
 	t.Helper()
-	v := &e2eEnv{origin: newOrigin(t), raw: newE2EOrigins(t)}
-	v.web = httptest.NewServer(e2eMux())
-	t.Cleanup(v.web.Close)
-	v.tls = httptest.NewTLSServer(e2eMux())
-	t.Cleanup(v.tls.Close)
-	v.caFile = filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(v.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: v.tls.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	v := newOriginsEnv(t)
 	logger, logs := newCapturedLogger()
 	eng := startEngine(t, core.Config{
 		Listen:      "127.0.0.1:0",

@@ -92,8 +92,12 @@ func TestExitsFailover(t *testing.T) {
 	bin := buildExitProgram(t)
 	a, b := startExitProc(t, bin), startExitProc(t, bin)
 	hp := upstreamtest.Tinyproxy(t, "", "")
+	// The kill is seen at once (the kernel closes a's sockets), not by
+	// the keepalive: pings once a second, so that b's session is not
+	// declared dead by a loaded machine's pauses, which would send the
+	// test's connections to the office exit.
 	v := newExitsEnv(t, outbound.PolicyFailover,
-		portholeExit("a", a.url, e2eToken), portholeExit("b", b.url, e2eToken),
+		withPing(portholeExit("a", a.url, e2eToken), time.Second), withPing(portholeExit("b", b.url, e2eToken), time.Second),
 		upstreamExit("office", outbound.KindHTTP, hp.URL, "", ""))
 	waitExits(t, v, "all up", allUp)
 

@@ -203,6 +203,23 @@ type e2eEnv struct {
 	mode   outbound.Mode
 }
 
+// newOriginsEnv is an environment of the origins only: the echo and raw
+// origins, a web server over HTTP and over TLS, and a CA file that
+// trusts the latter.
+func newOriginsEnv(t *testing.T) *e2eEnv {
+	t.Helper()
+	v := &e2eEnv{origin: newOrigin(t), raw: newE2EOrigins(t)}
+	v.web = httptest.NewServer(e2eMux())
+	t.Cleanup(v.web.Close)
+	v.tls = httptest.NewTLSServer(e2eMux())
+	t.Cleanup(v.tls.Close)
+	v.caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(v.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: v.tls.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 // newE2E starts the origins, an exit and an engine in tunnel mode that
 // connects to it, and waits until the tunnel is up.
 func newE2E(t *testing.T, opts e2eOptions) *e2eEnv {
@@ -213,15 +230,7 @@ func newE2E(t *testing.T, opts e2eOptions) *e2eEnv {
 			goleak.VerifyNone(t)
 		}
 	})
-	v := &e2eEnv{origin: newOrigin(t), raw: newE2EOrigins(t)}
-	v.web = httptest.NewServer(e2eMux())
-	t.Cleanup(v.web.Close)
-	v.tls = httptest.NewTLSServer(e2eMux())
-	t.Cleanup(v.tls.Close)
-	v.caFile = filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(v.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: v.tls.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	v := newOriginsEnv(t)
 
 	x := startExit(t, "127.0.0.1:0", !opts.denyPrivate)
 	v.exits = append(v.exits, x)

@@ -17,18 +17,7 @@ func twoSOCKS(t *testing.T, policy Policy) (*Group, *upstreamtest.Proxy, *upstre
 		return ExitConfig{Name: name, Kind: KindSOCKS5, Upstream: UpstreamConfig{URL: url,
 			ProbeInterval: 200 * time.Millisecond, MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second}}
 	}
-	g, err := NewGroup(GroupConfig{Exits: []ExitConfig{exit("one", p1.URL), exit("two", p2.URL)}, Policy: policy, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := g.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	g := startGroup(t, GroupConfig{Exits: []ExitConfig{exit("one", p1.URL), exit("two", p2.URL)}, Policy: policy, DialTimeout: 5 * time.Second})
 	waitState(t, g, "one", ExitUp)
 	waitState(t, g, "two", ExitUp)
 	return g, p1, p2

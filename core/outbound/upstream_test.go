@@ -42,13 +42,19 @@ func echoOrigin(t *testing.T) string {
 // upstreamGroup starts a group of one upstream exit.
 func upstreamGroup(t *testing.T, kind Kind, url, user, pass string) *Group {
 	t.Helper()
-	g, err := NewGroup(GroupConfig{
+	return startGroup(t, GroupConfig{
 		Exits: []ExitConfig{{Name: "up", Kind: kind, Upstream: UpstreamConfig{
 			URL: url, Username: user, Password: pass,
 			ProbeInterval: 200 * time.Millisecond, MinBackoff: 300 * time.Millisecond, MaxBackoff: 2 * time.Second,
 		}}},
 		DialTimeout: 5 * time.Second,
 	})
+}
+
+// startGroup makes and starts a group of cfg, closed when the test ends.
+func startGroup(t *testing.T, cfg GroupConfig) *Group {
+	t.Helper()
+	g, err := NewGroup(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,24 +175,30 @@ func TestUpstreamHTTPProxyAuth(t *testing.T) {
 	waitState(t, inURL, "up", ExitUp)
 	echoThrough(t, inURL, echo)
 
-	counter := countingRelay(t, p.Addr)
-	bad := upstreamGroup(t, KindHTTP, "http://"+counter.addr, "alice", "wrong")
+	checkRefusedCredentials(t, KindHTTP, "http://", p.Addr, "alice", "wrong", echo)
+}
+
+// checkRefusedCredentials: an exit of kind whose proxy (at addr, behind
+// a relay that counts connections) refuses user and pass is known to:
+// it is ExitAuthFailed, and there is no retry storm: connections fail at
+// once and do not reach the proxy; the probe retries with a backoff.
+func checkRefusedCredentials(t *testing.T, kind Kind, scheme, addr, user, pass, echo string) {
+	t.Helper()
+	counter := countingRelay(t, addr)
+	bad := upstreamGroup(t, kind, scheme+counter.addr, user, pass)
 	st := waitState(t, bad, "up", ExitAuthFailed)
 	if !errors.Is(st.Err, ErrUpstreamAuth) {
-		t.Errorf("auth failed state with %v", st.Err)
+		t.Errorf("credentials %q %q: auth failed state with %v", user, pass, st.Err)
 	}
-	// No retry storm: while the exit is known to refuse the credentials,
-	// connections fail at once and do not reach the proxy; the probe
-	// retries with a backoff.
 	before := counter.n.Load()
 	for range 50 {
 		err := dialErr(t, bad, echo)
 		if !errors.Is(err, ErrExitDown) || !errors.Is(err, ErrUpstreamAuth) || Classify(err) != FailUpstreamAuth {
-			t.Fatalf("dial with wrong credentials: %v, want the exit down for its credentials", err)
+			t.Fatalf("credentials %q %q: %v, want the exit down for its credentials", user, pass, err)
 		}
 	}
 	if n := counter.n.Load() - before; n > 3 {
-		t.Errorf("50 dials with refused credentials made %d connections to the proxy", n)
+		t.Errorf("credentials %q %q: 50 dials made %d connections to the proxy", user, pass, n)
 	}
 }
 
@@ -215,21 +227,7 @@ func TestUpstreamSOCKS5ProxyAuth(t *testing.T) {
 	echoThrough(t, good, echo)
 
 	for _, creds := range [][2]string{{"bob", "nope"}, {"", ""}} {
-		counter := countingRelay(t, p.Addr)
-		bad := upstreamGroup(t, KindSOCKS5, "socks5://"+counter.addr, creds[0], creds[1])
-		st := waitState(t, bad, "up", ExitAuthFailed)
-		if !errors.Is(st.Err, ErrUpstreamAuth) {
-			t.Errorf("credentials %q: auth failed state with %v", creds, st.Err)
-		}
-		before := counter.n.Load()
-		for range 50 {
-			if err := dialErr(t, bad, echo); Classify(err) != FailUpstreamAuth {
-				t.Fatalf("credentials %q: %v, want the credentials refused", creds, err)
-			}
-		}
-		if n := counter.n.Load() - before; n > 3 {
-			t.Errorf("credentials %q: 50 dials made %d connections to the proxy", creds, n)
-		}
+		checkRefusedCredentials(t, KindSOCKS5, "socks5://", p.Addr, creds[0], creds[1], echo)
 	}
 }
 
@@ -261,20 +259,11 @@ func TestUpstreamDown(t *testing.T) {
 	echoThrough(t, g, echo)
 }
 
-// relayCount is a loopback TCP relay in front of a proxy that counts the
-// connections it accepts.
-type relayCount struct {
-	addr string
-	n    atomic.Int64
-}
-
-func countingRelay(t *testing.T, to string) *relayCount {
+// serveRelay relays every connection ln accepts to the address to, until
+// the test ends: then ln and every connection are closed and its
+// goroutines waited for. accepted, if not nil, is told of each accept.
+func serveRelay(t *testing.T, ln net.Listener, to string, accepted func()) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &relayCount{addr: ln.Addr().String()}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var conns []net.Conn
@@ -286,7 +275,9 @@ func countingRelay(t *testing.T, to string) *relayCount {
 			if err != nil {
 				return
 			}
-			r.n.Add(1)
+			if accepted != nil {
+				accepted()
+			}
 			u, err := net.Dial("tcp", to)
 			if err != nil {
 				_ = c.Close()
@@ -309,5 +300,22 @@ func countingRelay(t *testing.T, to string) *relayCount {
 		mu.Unlock()
 		wg.Wait()
 	})
+}
+
+// relayCount is a loopback TCP relay in front of a proxy that counts the
+// connections it accepts.
+type relayCount struct {
+	addr string
+	n    atomic.Int64
+}
+
+func countingRelay(t *testing.T, to string) *relayCount {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &relayCount{addr: ln.Addr().String()}
+	serveRelay(t, ln, to, func() { r.n.Add(1) })
 	return r
 }

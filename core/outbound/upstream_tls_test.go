@@ -4,10 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"io"
-	"net"
 	"net/http/httptest"
-	"sync"
 	"testing"
 
 	"porthole/internal/upstreamtest"
@@ -26,39 +23,7 @@ func tlsFront(t *testing.T, to string) (string, *x509.CertPool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", to)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, c, u)
-			mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); _, _ = io.Copy(u, c); _ = u.Close() }()
-			go func() { defer wg.Done(); _, _ = io.Copy(c, u); _ = c.Close() }()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
+	serveRelay(t, ln, to, nil)
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	return ln.Addr().String(), pool
@@ -71,16 +36,9 @@ func TestUpstreamHTTPSProxy(t *testing.T) {
 	echo := echoOrigin(t)
 	p := upstreamtest.Tinyproxy(t, "alice", "pw")
 	front, pool := tlsFront(t, p.Addr)
-	g, err := NewGroup(GroupConfig{Exits: []ExitConfig{{Name: "up", Kind: KindHTTP, Upstream: UpstreamConfig{
+	g := startGroup(t, GroupConfig{Exits: []ExitConfig{{Name: "up", Kind: KindHTTP, Upstream: UpstreamConfig{
 		URL: "https://" + front, Username: "alice", Password: "pw", TLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 	}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
 	waitState(t, g, "up", ExitUp)
 	echoThrough(t, g, echo)
 

@@ -409,13 +409,25 @@ func (s *Session) pingLoop() {
 	// A first PING at once: window auto-tuning needs the round trip from
 	// the first transfer on, not after one interval.
 	s.control(Frame{Type: TypePing, Time: uint64(max(time.Since(s.start), 1))})
+	// Dead is three intervals of silence seen on three ticks in a row.
+	// The clock alone is not enough: a process starved of CPU (a loaded
+	// laptop, a long GC pause) wakes with a late tick before its reader
+	// has run, and the silence it measures is its own, not the peer's.
+	// The ticker drops the ticks it missed, so a stall counts once.
+	seen, silent := s.lastRecv.Load(), 0
 	for {
 		select {
 		case <-s.done:
 			return
 		case <-t.C:
 			now := time.Since(s.start)
-			if now-time.Duration(s.lastRecv.Load()) > 3*s.cfg.PingInterval {
+			last := s.lastRecv.Load()
+			if last != seen {
+				seen, silent = last, 0
+			} else {
+				silent++
+			}
+			if silent >= 3 && now-time.Duration(last) > 3*s.cfg.PingInterval {
 				s.shutdown(ErrSessionDead)
 				return
 			}

@@ -121,6 +121,48 @@ func (p *Proc) WaitFor(t testing.TB, re *regexp.Regexp) []string {
 	return nil
 }
 
+// WaitForEach waits until each of res has matched a line of stderr from
+// now on, in whatever order the lines come (a program's goroutines log in
+// an order the scheduler picks), and returns each one's submatches of its
+// first matching line, in the order of res. The test fails if the
+// program ends or the wait passes first.
+func (p *Proc) WaitForEach(t testing.TB, res ...*regexp.Regexp) [][]string {
+	t.Helper()
+	deadline := time.NewTimer(p.wait)
+	defer deadline.Stop()
+	got := make([][]string, len(res))
+	left := len(res)
+	var seen []string
+	for range maxLines {
+		if left == 0 {
+			return got
+		}
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("%s ended before printing all of %v; stderr:\n%s", p.name, res, strings.Join(seen, "\n"))
+			}
+			seen = append(seen, line)
+			for i, re := range res {
+				if got[i] != nil {
+					continue
+				}
+				if m := re.FindStringSubmatch(line); m != nil {
+					got[i] = m
+					left--
+				}
+			}
+		case <-deadline.C:
+			t.Fatalf("not all of %v within %v; stderr:\n%s", res, p.wait, strings.Join(seen, "\n"))
+		}
+	}
+	if left == 0 {
+		return got
+	}
+	t.Fatalf("not all of %v in %d lines", res, maxLines)
+	return nil
+}
+
 // Wait returns the exit code and the rest of stderr; the test fails if
 // the program has not ended within the wait.
 func (p *Proc) Wait(t testing.TB) (int, string) {

@@ -73,6 +73,19 @@ func TestWaitForAndWait(t *testing.T) {
 	}
 }
 
+// TestWaitForEachInAnyOrder: lines that come in the other order than
+// asked are all found, each regexp's first match.
+func TestWaitForEachInAnyOrder(t *testing.T) {
+	p := startChild(t, "print", "0", "tunnel up", "listening port=42", "tunnel up again", "bye")
+	m := p.WaitForEach(t, regexp.MustCompile(`listening port=(\d+)`), regexp.MustCompile(`tunnel (up.*)`))
+	if m[0][1] != "42" || m[1][1] != "up" {
+		t.Errorf("WaitForEach: %q", m)
+	}
+	if code, rest := p.Wait(t); code != 0 || rest != "tunnel up again\nbye" {
+		t.Errorf("Wait: %d %q, want the lines after the last match", code, rest)
+	}
+}
+
 func TestPipes(t *testing.T) {
 	cmd := Self(QuietRace(append(os.Environ(), childVar+"=cat")))
 	stdin, stdout := Pipes(t, cmd)
