@@ -256,9 +256,9 @@ func (e *exitsEditor) fields() config.Exit {
 
 // checkAt validates the list with the fields' exit put at index at
 // (replacing the exit there when replace), as the config file would be:
-// the problem and the JSON name of its field when it is the fields'
-// exit's ("" for another row's or one without a field).
-func (e *exitsEditor) checkAt(at int, replace bool) (error, string) {
+// the JSON name of the problem's field when it is the fields' exit's (""
+// for another row's or one without a field), and the problem.
+func (e *exitsEditor) checkAt(at int, replace bool) (string, error) {
 	x := e.fields()
 	list := slices.Clone(e.list)
 	if replace {
@@ -268,16 +268,16 @@ func (e *exitsEditor) checkAt(at int, replace bool) (error, string) {
 	}
 	err := validateOnly(func(c *config.Config) { c.Exits = list })
 	if err == nil {
-		return nil, ""
+		return "", nil
 	}
 	i, field, ok := exitField(err)
 	if !ok || i != at {
 		if ok {
 			err = fmt.Errorf("exit %d (%s): %w", i+1, list[i].Name, err)
 		}
-		return err, ""
+		return "", err
 	}
-	return err, field
+	return field, err
 }
 
 // exitField reads config's field name of an exit's problem ("exits[1].url"):
@@ -313,11 +313,11 @@ func (e *exitsEditor) sel() bool { return e.selected >= 0 && e.selected < len(e.
 // check shows the fields' problem: as an update of the selected exit, or
 // as an exit to add when none is selected.
 func (e *exitsEditor) check() {
-	addErr, addField := e.checkAt(e.addAt(), false)
+	addField, addErr := e.checkAt(e.addAt(), false)
 	var updErr error
 	err, field := addErr, addField
 	if e.sel() {
-		updErr, field = e.checkAt(e.selected, true)
+		field, updErr = e.checkAt(e.selected, true)
 		err = updErr
 	}
 	// Nothing typed yet is no problem to point at (Add stays disabled).
@@ -359,7 +359,7 @@ func (e *exitsEditor) selectExit(i int) {
 
 func (e *exitsEditor) addExit() {
 	at := e.addAt()
-	if err, _ := e.checkAt(at, false); err != nil {
+	if _, err := e.checkAt(at, false); err != nil {
 		return
 	}
 	e.list = slices.Insert(e.list, at, e.fields())
@@ -371,7 +371,7 @@ func (e *exitsEditor) updateExit() {
 	if !e.sel() {
 		return
 	}
-	if err, _ := e.checkAt(e.selected, true); err != nil {
+	if _, err := e.checkAt(e.selected, true); err != nil {
 		return
 	}
 	old := e.list[e.selected].Name
