@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"porthole/app/config"
+	"porthole/core/outbound"
 	"porthole/internal/upstreamtest"
 )
 
@@ -52,12 +54,34 @@ func TestFailoverNotifies(t *testing.T) {
 	// and the next ones find it down (or the probe does).
 	held := connectVia(t, addr, origin)
 	defer held.Close()
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		chunk := make([]byte, 16<<10)
+		for range 100_000 { // until the kill breaks it; the conn's deadline bounds a stall
+			if _, err := held.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
 	one.Kill(t)
 	waitNotice(t, notices, "Exit one lost; using two", func() {
 		if c, err := tryConnect(addr, origin); err == nil {
 			_ = c.Close() // only the dial's outcome matters
 		}
 	})
+	// The connection it carried ends as "exit lost: one", as through a
+	// porthole exit.
+	waitUntil(t, "the held connection closed as exit lost", func() bool {
+		for _, r := range g.ctl.Registry().Snapshot().Closed {
+			if r.Exit == "one" && errors.Is(r.Err, outbound.ErrExitLost) {
+				return true
+			}
+		}
+		return false
+	})
+	_ = held.Close() // ends the writer
+	<-wrote
 	one.Start(t)
 	waitNotice(t, notices, "Exit one is back", func() {})
 }
