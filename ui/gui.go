@@ -43,6 +43,10 @@ type gui struct {
 	ended    atomic.Bool
 	quitOnce sync.Once
 
+	// notified, set by tests before the watcher starts, receives the
+	// desktop notifications instead of the desktop.
+	notified func(title, body string)
+
 	actions chan func()   // controller calls, run in order by work
 	poke    chan struct{} // asks watch to redraw now
 	done    chan struct{} // closed when the Fyne app has ended
@@ -103,5 +107,15 @@ func (g *gui) quit() {
 // desktop notification and the log. Any goroutine.
 func (g *gui) notify(title string, err error) {
 	g.log.Warn(title, "err", err)
-	g.fyne.SendNotification(fyne.NewNotification(title, err.Error()))
+	g.sendNotification(title, err.Error())
+}
+
+// sendNotification shows a desktop notification, or hands it to the
+// test's recorder when one is set. Any goroutine.
+func (g *gui) sendNotification(title, body string) {
+	if g.notified != nil {
+		g.notified(title, body)
+		return
+	}
+	g.fyne.SendNotification(fyne.NewNotification(title, body))
 }

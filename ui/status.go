@@ -48,7 +48,7 @@ func (g *gui) watch(prev controlsInput) {
 		}
 		for _, n := range exitNotices(prev.Exits, in.Exits, lost) {
 			g.log.Info("exits: "+n.Title, "detail", n.Body)
-			g.fyne.SendNotification(fyne.NewNotification(n.Title, n.Body))
+			g.sendNotification(n.Title, n.Body)
 		}
 		prev = in
 		if v := viewOf(in); v != shown {

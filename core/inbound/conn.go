@@ -197,6 +197,7 @@ type upstream struct {
 	rec    *registry.Conn
 	finish func(error)
 	conn   net.Conn
+	dialed net.Conn // conn as the router's dialer gave it (conn may be its Bare socket)
 	target string
 	log    *slog.Logger
 }
@@ -228,6 +229,7 @@ func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) 
 	// response's read error (see exchange).
 	ctx := outbound.WithDialInfo(c.ctx, outbound.DialInfo{ID: rec.ID(), SpeaksFirst: proto == registry.ProtoHTTP, Exit: dec.Exit})
 	conn, err := c.s.cfg.Router.Dialer(route).DialContext(ctx, "tcp", target)
+	u.dialed = conn
 	if en, ok := conn.(outbound.ExitNamer); ok && err == nil {
 		rec.SetExit(en.ExitName()) // before Established: its event carries it
 		conn = outbound.Bare(conn)
@@ -277,7 +279,8 @@ func (c *clientConn) decide(proto registry.Proto, target, host string) outbound.
 func (c *clientConn) closeUpstream(u *upstream, err error) {
 	c.proc.Start() // if no answer was given (it was started then)
 	c.socks.remove(u.conn)
-	err = c.reason(err)
+	// A break of an upstream proxy exit that died reads "exit lost: NAME".
+	err = c.reason(outbound.ExitLost(u.dialed, err))
 	u.finish(err)
 	switch {
 	case err == nil, relay.Expected(err), errors.Is(err, ErrStopped), errors.Is(err, registry.ErrClosedByUser), errors.Is(err, registry.ErrIdle):

@@ -86,14 +86,23 @@ func (p *portholeExit) status() ExitStatus {
 	return st
 }
 
-// test is the session's last round trip: it is measured continuously
-// (PING every interval), so "now" is the latest measure.
-func (p *portholeExit) test(context.Context) (time.Duration, error) {
+// test measures the round trip now: a PING on the live session, whose
+// PONG also updates the latency the status shows.
+func (p *portholeExit) test(ctx context.Context) (time.Duration, error) {
 	st := p.status()
 	if st.State != ExitUp {
 		return 0, &ExitDownError{Name: p.name, State: st.State, Since: st.Since, Err: st.Err, Retry: st.Retry}
 	}
-	return st.Latency, nil
+	d, err := p.t.Ping(ctx)
+	if err != nil {
+		// The session ended under the ping: the exit is down now, as its
+		// status (read again) says.
+		if st := p.status(); st.State != ExitUp && ctx.Err() == nil {
+			return 0, &ExitDownError{Name: p.name, State: st.State, Since: st.Since, Err: st.Err, Retry: st.Retry}
+		}
+		return 0, err
+	}
+	return d, nil
 }
 
 // report does nothing: the tunnel client notices a lost session itself.

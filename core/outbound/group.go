@@ -375,7 +375,7 @@ func (g *Group) Select(name string) error {
 }
 
 // Test measures an exit's latency now: an upstream proxy is probed, a
-// porthole exit gives its session's last PING round trip.
+// porthole exit PINGs its session and waits for the PONG.
 func (g *Group) Test(ctx context.Context, name string) (time.Duration, error) {
 	i, ok := g.names[name]
 	if !ok {

@@ -108,6 +108,17 @@ func (t *Tunnel) Status() tunnel.Status {
 	return c.Status()
 }
 
+// Ping measures the session's round trip now (tunnel.Client.Ping).
+func (t *Tunnel) Ping(ctx context.Context) (time.Duration, error) {
+	t.mu.Lock()
+	c := t.client
+	t.mu.Unlock()
+	if c == nil {
+		return 0, ErrTunnelStopped
+	}
+	return c.Ping(ctx)
+}
+
 // DialContext opens a stream to addr. Unless the context's DialInfo says
 // the caller speaks first, it waits for the exit's answer, so a refusal
 // (an *tunnel.OpenError) reaches the client in its own protocol.

@@ -1,34 +1,44 @@
 package outbound
 
-import "net"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+)
 
-// The connections an upstream exit returns: they name their exit.
+// The connections an upstream exit returns: they name their exit, and a
+// break that was the exit's death reads "exit lost: NAME" (ExitLost).
 
 // named wraps a proxy connection so that it names its exit.
 func (x *upstreamExit) named(c net.Conn) net.Conn {
 	if tc, ok := c.(*net.TCPConn); ok {
-		return &tcpConn{TCPConn: tc, name: x.cfg.Name}
+		return &tcpConn{TCPConn: tc, x: x}
 	}
-	return &namedConn{Conn: c, name: x.cfg.Name}
+	return &namedConn{Conn: c, x: x}
 }
 
 // tcpConn is a plain proxy connection naming its exit. Bare gives the
 // socket back, so inbound relays socket to socket (splice on Linux).
 type tcpConn struct {
 	*net.TCPConn
-	name string
+	x *upstreamExit
 }
 
-func (c *tcpConn) ExitName() string { return c.name }
-func (c *tcpConn) Bare() net.Conn   { return c.TCPConn }
+func (c *tcpConn) ExitName() string           { return c.x.cfg.Name }
+func (c *tcpConn) Bare() net.Conn             { return c.TCPConn }
+func (c *tcpConn) exitLost(err error) error   { return c.x.lost(err) }
+func (c *namedConn) exitLost(err error) error { return c.x.lost(err) }
 
 // namedConn is a TLS or buffered proxy connection naming its exit.
 type namedConn struct {
 	net.Conn
-	name string
+	x *upstreamExit
 }
 
-func (c *namedConn) ExitName() string { return c.name }
+func (c *namedConn) ExitName() string { return c.x.cfg.Name }
 
 // CloseWrite half-closes (relay's half-close): TLS sends close_notify.
 func (c *namedConn) CloseWrite() error {
@@ -46,4 +56,54 @@ func Bare(c net.Conn) net.Conn {
 		return b.Bare()
 	}
 	return c
+}
+
+// ExitLost is how a connection the group dialed (c, before Bare) ended:
+// err, or an *ExitLostError naming the exit when err is a break and the
+// exit is down. The relay runs on the bare socket, so its caller asks
+// here once the relay ended, rather than the wrapper on each read.
+// A porthole exit's streams say so themselves.
+func ExitLost(c net.Conn, err error) error {
+	if l, ok := c.(interface{ exitLost(error) error }); ok && err != nil {
+		return l.exitLost(err)
+	}
+	return err
+}
+
+// lostCheckTimeout bounds the look at the proxy after a break.
+const lostCheckTimeout = 2 * time.Second
+
+// lost maps a connection's break to "exit lost: NAME" when the proxy is
+// down. A killed proxy resets its connections (an EOF says nothing: the
+// target may have ended), but so may the target or the client: the
+// exit's state decides, and when the exit is still thought up, a connect
+// to the proxy (bounded, on loopback instant) tells; a failed one is a
+// dial failure's report, so the group learns now and not at the next
+// probe.
+func (x *upstreamExit) lost(err error) error {
+	if errors.Is(err, ErrExitLost) || !isBreak(err) {
+		return err
+	}
+	switch x.status().State {
+	case ExitDown, ExitAuthFailed:
+		return &ExitLostError{Name: x.cfg.Name, Err: err}
+	case ExitUp, ExitConnecting:
+	default:
+		return err // stopped: the proxy stopping ended it
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), min(lostCheckTimeout, x.cfg.Timeout))
+	defer cancel()
+	var d net.Dialer
+	c, cerr := d.DialContext(ctx, "tcp", x.addr)
+	if cerr == nil {
+		_ = c.Close() // only asking whether the proxy listens
+		return err
+	}
+	x.report(&exitFailure{err: fmt.Errorf("cannot reach the proxy %s: %w", x.addr, cerr)})
+	return &ExitLostError{Name: x.cfg.Name, Err: err}
+}
+
+// isBreak says whether err is a connection torn down rather than ended.
+func isBreak(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
 }

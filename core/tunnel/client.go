@@ -195,6 +195,24 @@ func (c *Client) Status() Status {
 	return st
 }
 
+// Ping measures the current session's round trip now (Session.Ping); it
+// fails at once, with an error wrapping ErrNoSession, while there is none.
+func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
+	c.mu.Lock()
+	sess, state, last := c.sess, c.status.State, c.status.Err
+	c.mu.Unlock()
+	if state == StateClosed {
+		return 0, ErrClientClosed
+	}
+	if sess == nil {
+		if last == nil {
+			return 0, fmt.Errorf("%w (%s)", ErrNoSession, state)
+		}
+		return 0, fmt.Errorf("%w (%s): %w", ErrNoSession, state, last)
+	}
+	return sess.Ping(ctx)
+}
+
 // Changed is closed at the next change of state (not of RTT or streams);
 // call it again for the one after.
 func (c *Client) Changed() <-chan struct{} {

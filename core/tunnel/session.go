@@ -78,6 +78,7 @@ type Session struct {
 	answers  [][]byte  // frames the peer provoked (PONG, refusals of its OPENs), capped
 	ready    []*Stream // streams with data and credit
 	overflow bool      // answers reached maxAnswers: the peer is not reading
+	ping     pingWaiters
 	err      error
 
 	wakeWriter chan struct{}

@@ -76,6 +76,7 @@ func (s *Session) handle(f Frame, fb *[]byte) (kept bool) {
 		// from the future is a peer making things up, and is ignored.
 		if now := uint64(time.Since(s.start)); f.Time > 0 && f.Time <= now {
 			s.rtt.Store(int64(now - f.Time))
+			s.ponged(f.Time, time.Duration(now-f.Time))
 		}
 		return
 	case TypeOpen:
