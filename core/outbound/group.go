@@ -328,7 +328,9 @@ func (g *Group) stateLocked(sts []ExitStatus) GroupState {
 }
 
 // sameState reports whether a watcher would see no difference: states,
-// reasons, the pick, and latencies to the millisecond.
+// reasons, the pick, and latencies to the millisecond. An exit keeps its
+// error value until its next attempt, which also moves Retry, so the same
+// value (errors.Is, nil with nil) means the same reason.
 func sameState(a, b GroupState) bool {
 	if a.Active != b.Active || a.Selected != b.Selected || a.Policy != b.Policy || len(a.Exits) != len(b.Exits) {
 		return false
@@ -337,7 +339,7 @@ func sameState(a, b GroupState) bool {
 		x, y := a.Exits[i], b.Exits[i]
 		if x.State != y.State || x.Retry != y.Retry || !x.Since.Equal(y.Since) ||
 			x.Latency.Round(time.Millisecond) != y.Latency.Round(time.Millisecond) ||
-			(x.Err == nil) != (y.Err == nil) || x.Err != nil && x.Err.Error() != y.Err.Error() {
+			!errors.Is(x.Err, y.Err) {
 			return false
 		}
 	}
