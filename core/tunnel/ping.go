@@ -29,20 +29,14 @@ func (s *Session) Ping(ctx context.Context) (time.Duration, error) {
 		return 0, err
 	}
 	s.ping.waiters = append(s.ping.waiters, ch)
-	send := s.ping.out == 0
-	if send {
-		s.ping.out = uint64(max(time.Since(s.start), 1))
-		b, err := Append(nil, &Frame{Type: TypePing, Time: s.ping.out})
-		if err != nil { // a PING always encodes; checked all the same
-			s.ping.waiters, s.ping.out = s.ping.waiters[:len(s.ping.waiters)-1], 0
-			s.mu.Unlock()
-			return 0, err
-		}
-		s.ctrl = append(s.ctrl, b)
+	out := uint64(0)
+	if s.ping.out == 0 {
+		out = uint64(max(time.Since(s.start), 1))
+		s.ping.out = out
 	}
 	s.mu.Unlock()
-	if send {
-		wake(s.wakeWriter)
+	if out != 0 {
+		s.control(Frame{Type: TypePing, Time: out}) // as the keepalive's
 	}
 	select {
 	case d := <-ch:
