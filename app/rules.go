@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"strconv"
@@ -265,18 +266,6 @@ func stampFiles(files []string) map[string]fileStamp {
 	return m
 }
 
-func sameStamps(a, b map[string]fileStamp) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
 // startRulesWatchOps watches files for eng (rules mode with files only).
 func (c *Controller) startRulesWatchOps(eng *core.Engine, cfg config.Config, files []string) {
 	c.stopRulesWatchOps()
@@ -300,7 +289,7 @@ func (c *Controller) startRulesWatchOps(eng *core.Engine, cfg config.Config, fil
 			case <-tick.C:
 			}
 			now := stampFiles(files)
-			if sameStamps(now, stamps) {
+			if maps.Equal(now, stamps) {
 				continue
 			}
 			stamps = now
