@@ -246,7 +246,7 @@ func (e *Engine) Start() error {
 	case e.server != nil:
 		return ErrRunning
 	}
-	ln, err := net.Listen("tcp", e.cfg.Listen)
+	ln, err := listen(e.cfg.Listen)
 	if err != nil {
 		if isAddrInUse(err) {
 			return fmt.Errorf("listen on %s: %w (is another Porthole running?)", e.cfg.Listen, ErrPortInUse)
