@@ -108,7 +108,7 @@ func exitConfig(cfg config.Config) (*tunnel.ClientConfig, error) {
 func tunnelConfig(exitURL, token, caFile string) (*tunnel.ClientConfig, error) {
 	tc := &tunnel.ClientConfig{URL: exitURL, Token: token}
 	// PORTHOLE_TUNNEL_MAX_WINDOW (bytes) caps how far the receive window of
-	// each tunnel stream may grow (tunnel.Config.MaxWindow; default 16 MiB).
+	// each tunnel stream may grow (tunnel.Config.MaxWindow; default 32 MiB).
 	// It is a measuring knob, not a setting: the benchmark sets it to
 	// tunnel.DefaultWindow (262144) to compare the auto-tuned window with a
 	// fixed one. Values below tunnel.DefaultWindow are refused, because the

@@ -22,7 +22,7 @@ const DefaultWindow = 256 << 10
 
 // DefaultMaxWindow is how far auto-tuning grows a stream's window unless
 // Config.MaxWindow says otherwise.
-const DefaultMaxWindow = 16 << 20
+const DefaultMaxWindow = 32 << 20
 
 // Config tunes a session; zero values take the defaults.
 type Config struct {
@@ -267,8 +267,13 @@ func (s *Session) forgetIfDoneLocked(st *Stream) {
 // stream's growth beyond it is charged when granted (see Stream.charged).
 func (s *Session) roomForStream() bool { return s.budget.Load() >= int64(s.cfg.Window) }
 
-func (s *Session) reserve(n int64) bool {
-	if s.budget.Add(-n) < 0 {
+// reserveGrowth charges n bytes of window growth to the budget unless that
+// would leave less than a quarter of it: growth is what fast streams ask
+// for, and the rest must stay for new streams and for what slow readers
+// hold unread, so a few bulk downloads never make the session refuse
+// streams.
+func (s *Session) reserveGrowth(n int64) bool {
+	if s.budget.Add(-n) < s.cfg.Budget/4 {
 		s.budget.Add(n)
 		return false
 	}

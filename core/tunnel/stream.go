@@ -198,36 +198,6 @@ func (st *Stream) WaitRead() error {
 	}
 }
 
-// consumedLocked grants the peer credit for n bytes read, in increments of a
-// quarter window, doubling the window (up to MaxWindow) when a whole window
-// was consumed within two round trips: then the window, not the reader, is
-// what limits the stream. A slow reader keeps its window.
-func (st *Stream) consumedLocked(n int64) {
-	st.unacked += n
-	if st.unacked < int64(st.window/4) || st.err != nil || st.finRecv {
-		return
-	}
-	now := time.Now()
-	inc := st.unacked
-	if st.cycleAt.IsZero() {
-		st.cycleAt = now // the first update starts the first measured window
-	} else if st.cycled += inc; st.cycled >= int64(st.window) {
-		rtt := st.sess.RTT()
-		if rtt > 0 && now.Sub(st.cycleAt) < 2*rtt && st.window < st.sess.cfg.MaxWindow {
-			grow := min(st.window, st.sess.cfg.MaxWindow-st.window)
-			if st.sess.reserve(int64(grow)) {
-				st.charged += int64(grow)
-				st.window += grow
-				inc += int64(grow)
-			}
-		}
-		st.cycleAt, st.cycled = now, 0
-	}
-	st.unacked = 0
-	st.avail += inc
-	st.sess.control(Frame{Type: TypeWindow, Stream: st.id, Window: uint32(inc)})
-}
-
 func (st *Stream) Write(p []byte) (int, error) {
 	st.wmu.Lock()
 	defer st.wmu.Unlock()

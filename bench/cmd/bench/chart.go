@@ -43,7 +43,7 @@ func chartPanels(r *report) []panel {
 			[]string{"setup p50", "setup p99", "echo p50, bulk", "echo p99, bulk"}, proxies},
 		{fmt.Sprintf("Single-stream download at %.0f ms RTT", r.RTTms), "MB/s ↑", "rtt",
 			[]string{"rtt_download_mbps", "rtt_download_tail_mbps"},
-			[]string{"whole", "second half"}, []string{pathRTTAuto, pathRTTFixed, pathRTTYamux, pathRTTSmux}},
+			[]string{"first 6 s", "grown"}, []string{pathRTTAuto, pathRTTFixed, pathRTTYamux, pathRTTSmux}},
 	}
 }
 

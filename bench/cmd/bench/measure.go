@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -177,58 +176,6 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// downloadFor is download bounded in time as well: it reads until n bytes
-// or until limit has passed, whichever comes first, and returns MB/s over
-// what arrived, and MB/s over the second half of it (a ramp-up left
-// behind). The connection is closed mid-transfer in the second case.
-func downloadFor(dial dialFunc, n int64, limit time.Duration) (whole, tail float64, err error) {
-	c, err := dial()
-	if err != nil {
-		return 0, 0, err
-	}
-	defer c.Close()
-	start := time.Now()
-	if err := c.SetDeadline(start.Add(limit)); err != nil {
-		return 0, 0, fmt.Errorf("download: %w", err)
-	}
-	if _, err := fmt.Fprintf(c, "DOWN %d\n", n); err != nil {
-		return 0, 0, fmt.Errorf("download: send command: %w", err)
-	}
-	type mark struct {
-		at  time.Duration
-		got int64
-	}
-	// Progress marks, at most one per 10 ms: bounded by limit.
-	marks := make([]mark, 0, limit/(10*time.Millisecond)+2)
-	buf := make([]byte, len(chunk))
-	var got int64
-	for got < n {
-		m, err := c.Read(buf)
-		got += int64(m)
-		if at := time.Since(start); m > 0 && (len(marks) == 0 || at-marks[len(marks)-1].at >= 10*time.Millisecond) {
-			marks = append(marks, mark{at, got})
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) && got > 0 {
-			break // time is up
-		}
-		if errors.Is(err, io.EOF) && got == n {
-			break
-		}
-		if err != nil {
-			return 0, 0, fmt.Errorf("download: read after %d of %d bytes: %w", got, n, err)
-		}
-	}
-	end := time.Since(start)
-	whole = float64(got) / mb / end.Seconds()
-	for _, mk := range marks {
-		if mk.got >= got/2 && end > mk.at {
-			tail = float64(got-mk.got) / mb / (end - mk.at).Seconds()
-			break
-		}
-	}
-	return whole, tail, nil
-}
 
 // firstByteLatency makes samples requests one after another and returns
 // the median time from connecting to the proxy until the first byte of

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -18,6 +19,10 @@ const (
 // first window (tunnel.DefaultWindow), which the client is told, through
 // PORTHOLE_TUNNEL_MAX_WINDOW, never to grow.
 const fixedWindow = 256 << 10
+
+// maxWindow is how far the auto-tuned client's window may grow
+// (tunnel.DefaultMaxWindow): the ceiling of one stream is maxWindow ÷ RTT.
+const maxWindow = 32 << 20
 
 // runRTT measures tunnel mode over an emulated long link: a delay relay
 // in this process between the porthole clients and the exit adds rtt/2
@@ -68,9 +73,9 @@ func runRTT(o options, rep *report) error {
 	}
 	defer check.Close()
 
-	size, limit, samples := int64(256<<20), 10*time.Second, 40
+	samples := 40
 	if o.quick {
-		size, limit, samples = 64<<20, 5*time.Second, 20
+		samples = 20
 	}
 	rttMs := float64(o.rtt) / float64(time.Millisecond)
 	t := newTable(rep, "rtt", fmt.Sprintf("Tunnel mode over a %v round trip", o.rtt),
@@ -94,17 +99,21 @@ func runRTT(o options, rep *report) error {
 		"a relay of their own with the same delay; yamux's default window is 256 KiB per stream, smux's default buffers "+
 		"are 4 MiB per session and 64 KiB per stream.", o.rtt/2, relayQueueCap>>20, fixedWindow)
 	t.notes = fmt.Sprintf(`How each figure is made:
-- Download: one connection, %d MiB or %v, whichever comes first, timed from the command to the last byte read; the auto-tuned window starts at 256 KiB and doubles up to 16 MiB, and that ramp is included. "Second half of the bytes" is the rate from the moment half of what arrived had arrived to the end: the ramp left behind. The direct-TCP column goes through a relay with the same delay straight to the origin: the relay's own ceiling on this machine (it shares the cores with the tunnel's processes, so it weighs on the tunnel's figures too).
+- Download: one fresh connection read for %v, timed from the command; the bytes received so far are marked every %v. "First %v" is what arrived by then ÷ %v: the auto-tuned window starts at 256 KiB and grows up to %d MiB, and that ramp is in it. "Grown" is the rate over the last %v: the ramp left behind. "Time to 90 %%" is the middle of the first span (the longer of 200 ms and 4 round trips, since a window-limited stream arrives in bursts of one window per round trip) whose rate is at least 90 %% of the grown rate. The direct-TCP column goes through a relay with the same delay straight to the origin: the relay's own ceiling on this machine (it shares the cores with the tunnel's processes, so it weighs on the tunnel's figures too).
 - First response byte: %d requests one after another, each on a new connection, with a small HTTP server as the origin; the time from connecting to the proxy until the first byte of the response. A plain "GET http://…" lets the proxy send the request right behind the stream's OPEN (about 1 round trip); CONNECT has to wait for the exit's OPEN_OK before the client may send the request inside the tunnel (about 2 round trips); the reference tunnels only speak CONNECT, and their client answers it after the server's status byte (2 round trips).
 - smux's default protocol (version 1) has no per-stream window: the receiver only stops reading the WebSocket when its 4 MiB session buffer is full, and the sender writes as fast as TCP takes it. The relay's deep queue lets it through like an ideal link with a large TCP window, so its figure here is TCP's, not a window's.
 - The TCP connections on either side of the relay see loopback round trips: there is no slow start or congestion window over the emulated link, only the tunnel's flow control, so a real link of this round trip can only be slower.
-`, size>>20, limit, samples)
+`, rampFirst+rampTail, rampEvery, rampFirst, rampFirst, maxWindow>>20, rampTail, samples)
 
-	downloadFig := t.fig("rtt_download_mbps", "Single-stream download", "MB/s", "%.1f", true)
+	ceiling := float64(maxWindow) / mb / o.rtt.Seconds()
+	downloadFig := t.fig("rtt_download_mbps", fmt.Sprintf("Single-stream download, first %v", rampFirst), "MB/s", "%.1f", true)
 	downloadFig.Expect = "below the next row: the ramp is in it"
-	tailFig := t.fig("rtt_download_tail_mbps", "Single-stream download, second half of the bytes", "MB/s", "%.1f", true)
-	tailFig.Expect = fmt.Sprintf("window ÷ RTT: ≤ %.0f (16 MiB), %.1f (256 KiB)",
-		float64(16<<20)/mb/o.rtt.Seconds(), float64(fixedWindow)/mb/o.rtt.Seconds())
+	tailFig := t.fig("rtt_download_tail_mbps", fmt.Sprintf("Single-stream download, grown (last %v)", rampTail), "MB/s", "%.1f", true)
+	tailFig.Expect = fmt.Sprintf("window ÷ RTT: ≤ %.0f (%d MiB), %.1f (256 KiB)", ceiling, maxWindow>>20, float64(fixedWindow)/mb/o.rtt.Seconds())
+	reachFig := t.fig("rtt_download_reach90_s", "Single-stream download, time to 90 % of the grown rate", "s", "%.2f", false)
+	ceilFig := t.fig("rtt_download_grown_over_ceiling", fmt.Sprintf("Single-stream download, grown ÷ window ceiling (%d MiB ÷ RTT)", maxWindow>>20), "×", "%.2f", true, pathRTTAuto)
+	ceilFig.Expect = "≤ 1"
+	trace := os.Getenv("BENCH_RAMP_TRACE") != ""
 	plainFig := t.fig("rtt_plain_get_first_byte_p50_ms", "First response byte p50: plain HTTP GET (early data)", "ms", "%.1f", false, pathRTTAuto)
 	plainFig.Expect = fmt.Sprintf("≈ 1 RTT = %.0f", rttMs)
 	connectFig := t.fig("rtt_connect_get_first_byte_p50_ms", "First response byte p50: CONNECT, then GET", "ms", "%.1f", false,
@@ -126,10 +135,13 @@ func runRTT(o options, rep *report) error {
 	experiments := []experiment{
 		{
 			name:    "download over the long link",
-			figures: []*figure{downloadFig, tailFig},
+			figures: []*figure{downloadFig, tailFig, reachFig, ceilFig},
 			run: func(p path) ([]float64, error) {
-				whole, tail, err := downloadFor(p.dial, size, limit)
-				return []float64{whole, tail}, err
+				r, err := rampDownload(p.dial, o.rtt)
+				if trace && err == nil {
+					r.trace(p.Key)
+				}
+				return []float64{r.first, r.grown, r.reach.Seconds(), r.grown / ceiling}, err
 			},
 		},
 		{
