@@ -61,6 +61,8 @@ type procEntry struct {
 	refs    int  // lookups using dir now
 	evicted bool // out of the cache: dir is closed when refs drops to 0
 
+	ep epollIndex // what its epoll instances say (only through dir)
+
 	snapMu sync.Mutex
 	snap   fdSnapshot     // its files as the last listing read them
 	byIno  map[uint64]int // snap's sockets: inode to fd
@@ -260,13 +262,30 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 	fd := -1
 	var snap []fdRead // what a listing of a new process read
 	if cached != nil {
+		// Its epoll instances name the fds of all its sockets at once
+		// (procfs_epoll_linux.go): one read for a burst of lookups.
+		if efd, found, usable := cached.ep.find(dir, inode); found {
+			if holds(efd) {
+				fd = efd
+			} else {
+				cached.ep.forget(inode) // stale: found the long way
+			}
+		} else if usable && !list {
+			// Not among the sockets it waits on: most likely another
+			// program's; a full lookup searches its files if no other
+			// cached program has it.
+			hint = nil
+		}
 		// A listing for another connection may have read this socket's
 		// link already (a busy program opens several at once).
-		if n, ok := cached.fdOf(inode); ok {
+		if n, ok := cached.fdOf(inode); ok && fd < 0 {
 			hint = append([]int{n}, hint...)
 		}
 	}
 	for _, h := range hint {
+		if fd >= 0 {
+			break
+		}
 		if holds(h) {
 			fd = h
 			break
@@ -392,6 +411,7 @@ func (t *procTable) release(cands []candidate) {
 // Called with t.mu held.
 func (t *procTable) closeIfDone(e *procEntry) {
 	if e.evicted && e.refs == 0 && e.dir >= 0 {
+		e.ep.close()
 		_ = unix.Close(e.dir) // read-only
 		e.dir = -1
 	}
