@@ -22,7 +22,9 @@ import (
 //
 // The cache remembers the processes that owned recent connections and the
 // fd numbers their sockets had, and keeps each one's /proc/<pid> directory
-// open (at most cachedProcs descriptors, closed on eviction and at Close).
+// open, with its fd directory and the fdinfo of its epoll instances
+// (procfs_epoll_linux.go): at most 2+maxEpolls descriptors per process
+// and cachedProcs processes, closed on eviction and at Close.
 // That pinned descriptor is the process's identity: while it reads, the
 // process is the one the cached name was read about, so a program opening
 // its 500th connection costs one readlinkat of its remembered fd, with no
