@@ -34,6 +34,11 @@ const (
 	// epollReads bounds the reads of one fdinfo file (epollBuf each).
 	epollReads = 64
 	epollBuf   = 64 << 10
+	// epollSmall is the most files a process may have for its epoll
+	// instances to be reread before its remembered fds are tried: past it
+	// a reread (about 0.1 µs a line) costs more than a few readlinkat, and
+	// is left for when they failed, in place of a listing.
+	epollSmall = 256
 )
 
 var eventpollLink = []byte("anon_inode:[eventpoll]")
@@ -48,17 +53,18 @@ type epollIndex struct {
 	epfds      []int // their fd numbers in the process
 	files      []int // our open fdinfo files, one per epfd
 	byIno      map[uint64]int
+	large      bool // more than epollSmall files: reread only when hints failed
 }
 
 var epollBufPool = sync.Pool{New: func() any { return new([epollBuf]byte) }}
 
 // find returns the fd on which one of the process's epoll instances has
-// socket inode registered, rereading them unless the last read had it;
-// usable is false when the process has no epoll instance we can read (the
+// socket inode registered, rereading them (if reread) unless the last read
+// had it; usable is false when the process has no epoll instance we can read (the
 // caller then searches as it would without one). Lookups that arrive
 // together wait for one another here, and the first one's read answers the
 // others: their sockets existed when it read.
-func (x *epollIndex) find(dir int, inode uint64) (fd int, found, usable bool) {
+func (x *epollIndex) find(dir int, inode uint64, reread bool) (fd int, found, usable bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if !x.discovered {
@@ -70,6 +76,9 @@ func (x *epollIndex) find(dir int, inode uint64) (fd int, found, usable bool) {
 	}
 	if fd, ok := x.byIno[inode]; ok {
 		return fd, true, true
+	}
+	if !reread {
+		return -1, false, true
 	}
 	if !x.reread() {
 		return -1, false, false
@@ -109,7 +118,16 @@ func (x *epollIndex) reread() bool {
 		ok++
 		i++
 	}
+	x.large = len(x.byIno) > epollSmall
 	return ok > 0
+}
+
+// small reports whether the process's epoll instances are cheap to reread
+// (see epollSmall); true before the first look.
+func (x *epollIndex) small() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return !x.large
 }
 
 // readEpollInfo reads one fdinfo file of an epoll instance into byIno
@@ -202,23 +220,13 @@ func parseTFDLine(line []byte) (fd int, ino uint64, ok bool) {
 	return fd, ino, true
 }
 
-// discover reads the links of the process's lowest fds and opens the
-// fdinfo of the epoll instances among them. Called with x.mu held.
+// discover reads the links of the process's lowest fd numbers (without a
+// listing: listing /proc/<pid>/fd costs about a microsecond per open file)
+// and opens the fdinfo of the epoll instances among them. Called with
+// x.mu held.
 func (x *epollIndex) discover(dir int) {
-	fdDir, err := unix.Openat(dir, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return
-	}
-	lb := listingPool.Get().(*listingBuf)
-	defer lb.put()
-	fds, err := readFDs(fdDir, maxFDs, lb)
-	_ = unix.Close(fdDir) // read-only
-	if err != nil {
-		return
-	}
-	slices.Sort(fds)
 	var link [64]byte
-	for _, fd := range fds[:min(len(fds), epollScanFDs)] {
+	for fd := range epollScanFDs {
 		n, err := unix.Readlinkat(dir, fdPath(fd), link[:])
 		if err == nil && bytes.Equal(link[:n], eventpollLink) {
 			x.add(dir, fd)

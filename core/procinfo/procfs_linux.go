@@ -275,21 +275,31 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 	}
 	fd := -1
 	var snap []fdRead // what a listing of a new process read
-	if cached != nil {
-		// Its epoll instances name the fds of all its sockets at once
-		// (procfs_epoll_linux.go): one read for a burst of lookups.
-		if efd, found, usable := cached.ep.find(dir, inode); found {
-			if holds(efd) {
-				fd = efd
-			} else {
-				cached.ep.forget(inode) // stale: found the long way
-			}
-		} else if usable && !list {
+	// epoll looks the socket up in cached's epoll instances, rereading
+	// them if reread; false when they do not name it.
+	epoll := func(reread bool) bool {
+		efd, found, usable := cached.ep.find(dir, inode, reread)
+		switch {
+		case found && holds(efd):
+			fd = efd
+			return true
+		case found:
+			cached.ep.forget(inode) // stale: found the long way
+		case usable && reread && !list:
 			// Not among the sockets it waits on: most likely another
 			// program's; a full lookup searches its files if no other
 			// cached program has it.
 			hint = nil
 		}
+		return false
+	}
+	small := false
+	if cached != nil {
+		// Its epoll instances name the fds of all its sockets at once
+		// (procfs_epoll_linux.go): one read for a burst of lookups. A
+		// program with very many files has its remembered fds tried first.
+		small = cached.ep.small()
+		epoll(small)
 		// A listing for another connection may have read this socket's
 		// link already (a busy program opens several at once).
 		if n, ok := cached.fdOf(inode); ok && fd < 0 {
@@ -304,6 +314,9 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 			fd = h
 			break
 		}
+	}
+	if fd < 0 && list && cached != nil && !small {
+		epoll(true) // before a listing, which costs far more
 	}
 	if fd < 0 && list {
 		fdDir, err := unix.Openat(dir, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
