@@ -167,3 +167,28 @@ func TestEpollIndexConfirmed(t *testing.T) {
 		t.Fatal("the forged entry stayed in A's index")
 	}
 }
+
+// A program with more files than epollSmall: its index is reread only
+// when its remembered fds fail (in place of a listing), and every one of
+// its connections is still found without a second scan.
+func TestEpollIndexLarge(t *testing.T) {
+	ln := listen(t, "tcp4", "127.0.0.1:0")
+	pid, conns := holdMany(t, ln, epollSmall+44)
+	r := New()
+	defer r.Close()
+	for _, c := range conns {
+		if p := r.Lookup(c.LocalAddr(), c.RemoteAddr()); p.PID != pid {
+			t.Fatalf("%s: %+v, want pid %d", c.RemoteAddr(), p, pid)
+		}
+	}
+	if st := r.Stats(); st.FullScans != 1 {
+		t.Fatalf("stats %+v: want one scan (the first lookup)", st)
+	}
+	tab := r.os.(*linuxResolver).procs
+	tab.mu.Lock()
+	e := tab.recent[0]
+	tab.mu.Unlock()
+	if e.ep.small() {
+		t.Fatal("the index of a program with more than epollSmall sockets is small")
+	}
+}
