@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -70,6 +71,10 @@ type procEntry struct {
 	evicted bool // out of the cache: dir is closed when refs drops to 0
 
 	ep epollIndex // what its epoll instances say (only through dir)
+	// firstHints counts (down from 0) the rereads that found what the
+	// first remembered fds did not; probes, the lookups since they stopped.
+	firstHints atomic.Int32
+	probes     atomic.Uint32
 
 	snapMu sync.Mutex
 	snap   fdSnapshot     // its files as the last listing read them
@@ -113,6 +118,21 @@ type procTable struct {
 
 func newProcTable(r *Resolver) *procTable {
 	return &procTable{r: r, users: make(map[int]string), live: make(map[connKey]heldFD)}
+}
+
+// epollFirstHints is how many remembered fds are tried before a cached
+// program's epoll instances are reread.
+const epollFirstHints = 3
+
+// firstHintsMax is how many misses of the first remembered fds (the
+// reread found the socket) stop them being tried first; a hit restores it.
+const firstHintsMax = 2
+
+// tryFirstHints reports whether to try the first remembered fds before a
+// reread: while they find sockets, and on one lookup in 16 after they
+// stopped (the program may have changed its ways).
+func (e *procEntry) tryFirstHints() bool {
+	return e.firstHints.Load() > -firstHintsMax || e.probes.Add(1)%16 == 0
 }
 
 // quickHints bounds the fd links a quick lookup reads: past them the
@@ -299,7 +319,29 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 		// (procfs_epoll_linux.go): one read for a burst of lookups. A
 		// program with very many files has its remembered fds tried first.
 		small = cached.ep.small()
-		epoll(small)
+		if !epoll(false) && small {
+			// Before a reread, the likeliest remembered fds, while they
+			// find the sockets: a program opening one connection after
+			// another reuses one number; one opening many at once does
+			// not, and its lookups share the rereads.
+			n := 0
+			if cached.tryFirstHints() {
+				n = min(len(hint), epollFirstHints)
+			}
+			for _, h := range hint[:n] {
+				if holds(h) {
+					fd = h
+					break
+				}
+			}
+			if hint = hint[n:]; fd < 0 && epoll(true) && n > 0 {
+				if cached.firstHints.Load() > -firstHintsMax {
+					cached.firstHints.Add(-1) // (a race only shifts it by one)
+				}
+			} else if fd >= 0 && n > 0 {
+				cached.firstHints.Store(firstHintsMax)
+			}
+		}
 		// A listing for another connection may have read this socket's
 		// link already (a busy program opens several at once).
 		if n, ok := cached.fdOf(inode); ok && fd < 0 {
