@@ -315,11 +315,17 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 	}
 	small := false
 	if cached != nil {
+		// A listing or a read for another connection may have read this
+		// socket's link already (a busy program opens several at once;
+		// a connection looked up again).
+		if n, ok := cached.fdOf(inode); ok && holds(n) {
+			fd = n
+		}
 		// Its epoll instances name the fds of all its sockets at once
 		// (procfs_epoll_linux.go): one read for a burst of lookups. A
 		// program with very many files has its remembered fds tried first.
 		small = cached.ep.small()
-		if !epoll(false) && small {
+		if fd < 0 && !epoll(false) && small {
 			// Before a reread, the likeliest remembered fds, while they
 			// find the sockets: a program opening one connection after
 			// another reuses one number; one opening many at once does
@@ -341,11 +347,6 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 			} else if fd >= 0 && n > 0 {
 				cached.firstHints.Store(firstHintsMax)
 			}
-		}
-		// A listing for another connection may have read this socket's
-		// link already (a busy program opens several at once).
-		if n, ok := cached.fdOf(inode); ok && fd < 0 {
-			hint = append([]int{n}, hint...)
 		}
 	}
 	for _, h := range hint {
