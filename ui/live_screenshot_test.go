@@ -14,8 +14,9 @@ import (
 	"porthole/internal/freeport"
 )
 
-// TestLiveWindowScreenshots opens the connections window and then the
-// Settings window of the real GUI under Xvfb, with real traffic flowing
+// TestLiveWindowScreenshots opens the connections window (its connection
+// list, then its Apps tab with the programs of real clients: curl,
+// python3) and then the Settings window of the real GUI under Xvfb, with real traffic flowing
 // through the real core, and takes a picture of each X window: the tray
 // app as a user sees it (with Mesa's software GL), not a test renderer.
 // The pictures go to the test's temporary directory, or to
@@ -49,6 +50,9 @@ func TestLiveWindowScreenshots(t *testing.T) {
 		c.Close()
 	}
 	defer openConns(t, addr, origin.addr, 40)()
+	// The system's programs first, not a user's shims: their paths are in
+	// the pictures.
+	t.Setenv("PATH", "/usr/bin:/bin:"+os.Getenv("PATH"))
 	startProgramClients(t, addr, origin.addr) // real programs' names in the App column
 
 	child.command(t, "show")
@@ -62,6 +66,13 @@ func TestLiveWindowScreenshots(t *testing.T) {
 	img, colours := screenshotDrawn(t, display, id)
 	checkWindowSize(t, "connections window", img, image.Pt(900, 500))
 	saveScreenshot(t, "inspector-live.png", img, colours)
+
+	// The Apps tab: one row per program, the real ones above among them.
+	child.command(t, "apps")
+	time.Sleep(settle / 2) // its rows and speeds come with the next refresh
+	img, colours = screenshotDrawn(t, display, id)
+	checkWindowSize(t, "connections window, Apps tab", img, image.Pt(900, 500))
+	saveScreenshot(t, "inspector-apps-live.png", img, colours)
 
 	child.command(t, "hide") // X windows without a manager overlap at 0,0
 	waitViewable(t, display, false)

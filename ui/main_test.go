@@ -92,7 +92,7 @@ func runUIChild() int {
 // childCommands reads the parent test's commands from stdin, one per
 // line: "show" (what a second launch asks for), "hide" (the connections
 // window's close button), "settings" (Settings…), "close-settings" (its close button), "logs"
-// (Logs…).
+// (Logs…), "apps" (the connections window's Apps tab).
 func childCommands(log *slog.Logger) (show <-chan struct{}, windows <-chan testWindowRequest) {
 	s, w := make(chan struct{}, 1), make(chan testWindowRequest, 4)
 	go func() { // lives as long as the child process
@@ -109,6 +109,8 @@ func childCommands(log *slog.Logger) (show <-chan struct{}, windows <-chan testW
 				w <- testShowLogs
 			case "close-settings":
 				w <- testCloseSettings
+			case "apps":
+				w <- testShowApps
 			default:
 				log.Error("ui child: unknown command", "cmd", cmd)
 			}

@@ -57,6 +57,7 @@ const (
 	testShowSettings                             // as Settings… does
 	testShowLogs                                 // as Logs… does
 	testCloseSettings                            // as the Settings window's close button
+	testShowApps                                 // a click on the connections window's Apps tab
 )
 
 // AppID is the Fyne application id (preferences, notifications).
@@ -127,6 +128,8 @@ func Run(ctl *app.Controller, opts Options) error {
 						g.settings.win.Close()
 					case req == testHideConnections && g.inspector != nil:
 						g.inspector.hide()
+					case req == testShowApps && g.inspector != nil:
+						g.inspector.tabs.SelectIndex(int(tabApps))
 					}
 				})
 			case <-g.done:

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -36,6 +37,8 @@ func TestMain(m *testing.M) {
 //   - hold ADDR: connect to ADDR, print the connection's local address, and
 //     keep it open until stdin closes;
 //   - exit ADDR: connect, print the local address and exit at once;
+//   - holdmany ADDR N: hold N connections to ADDR, their local addresses
+//     on one line;
 //   - lookup LOCAL REMOTE: look the accepted connection LOCAL<-REMOTE up
 //     and print the Process as JSON.
 func child(mode string, args []string) int {
@@ -52,6 +55,24 @@ func child(mode string, args []string) int {
 		}
 		_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
 		_ = c.Close()
+		return 0
+	case "holdmany":
+		n, err := strconv.Atoi(args[1])
+		if err != nil || n <= 0 || n > 1000 {
+			return 2
+		}
+		var addrs []string
+		for range n {
+			c, err := net.Dial("tcp", args[0])
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			defer c.Close()
+			addrs = append(addrs, c.LocalAddr().String())
+		}
+		fmt.Println(strings.Join(addrs, " "))
+		_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
 		return 0
 	case "lookup":
 		r := New()

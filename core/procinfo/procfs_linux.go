@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -22,7 +23,9 @@ import (
 //
 // The cache remembers the processes that owned recent connections and the
 // fd numbers their sockets had, and keeps each one's /proc/<pid> directory
-// open (at most cachedProcs descriptors, closed on eviction and at Close).
+// open, with its fd directory and the fdinfo of its epoll instances
+// (procfs_epoll_linux.go): at most 2+maxEpolls descriptors per process
+// and cachedProcs processes, closed on eviction and at Close.
 // That pinned descriptor is the process's identity: while it reads, the
 // process is the one the cached name was read about, so a program opening
 // its 500th connection costs one readlinkat of its remembered fd, with no
@@ -58,8 +61,20 @@ type procEntry struct {
 	// before we saw the end reuses its number, most likely the oldest's.
 	open []int
 
+	// fdDir is its open /proc/<pid>/fd (when hasFDDir), pinned the same
+	// way: a link read through it costs one path step less than through
+	// dir, and a hit reads one.
+	fdDir    int
+	hasFDDir bool
+
 	refs    int  // lookups using dir now
 	evicted bool // out of the cache: dir is closed when refs drops to 0
+
+	ep epollIndex // what its epoll instances say (only through dir)
+	// firstHints counts (down from 0) the rereads that found what the
+	// first remembered fds did not; probes, the lookups since they stopped.
+	firstHints atomic.Int32
+	probes     atomic.Uint32
 
 	snapMu sync.Mutex
 	snap   fdSnapshot     // its files as the last listing read them
@@ -103,6 +118,21 @@ type procTable struct {
 
 func newProcTable(r *Resolver) *procTable {
 	return &procTable{r: r, users: make(map[int]string), live: make(map[connKey]heldFD)}
+}
+
+// epollFirstHints is how many remembered fds are tried before a cached
+// program's epoll instances are reread.
+const epollFirstHints = 3
+
+// firstHintsMax is how many misses of the first remembered fds (the
+// reread found the socket) stop them being tried first; a hit restores it.
+const firstHintsMax = 2
+
+// tryFirstHints reports whether to try the first remembered fds before a
+// reread: while they find sockets, and on one lookup in 16 after they
+// stopped (the program may have changed its ways).
+func (e *procEntry) tryFirstHints() bool {
+	return e.firstHints.Load() > -firstHintsMax || e.probes.Add(1)%16 == 0
 }
 
 // quickHints bounds the fd links a quick lookup reads: past them the
@@ -226,7 +256,13 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 	// read reads fd's link through dir (it fails if the process exited)
 	// and returns the socket inode it names, 0 for another kind of file.
 	read := func(fd int) (uint64, bool) {
-		n, err := unix.Readlinkat(dir, string(strconv.AppendInt(append(path[:0], "fd/"...), int64(fd), 10)), link[:])
+		var n int
+		var err error
+		if cached != nil && cached.hasFDDir {
+			n, err = readlinkFD(cached.fdDir, fd, link[:])
+		} else {
+			n, err = unix.Readlinkat(dir, string(strconv.AppendInt(append(path[:0], "fd/"...), int64(fd), 10)), link[:])
+		}
 		if err != nil {
 			return 0, false
 		}
@@ -259,18 +295,71 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 	}
 	fd := -1
 	var snap []fdRead // what a listing of a new process read
+	// epoll looks the socket up in cached's epoll instances, rereading
+	// them if reread; false when they do not name it.
+	epoll := func(reread bool) bool {
+		efd, found, usable := cached.ep.find(dir, inode, reread)
+		switch {
+		case found && holds(efd):
+			fd = efd
+			return true
+		case found:
+			cached.ep.forget(inode) // stale: found the long way
+		case usable && reread && !list:
+			// Not among the sockets it waits on: most likely another
+			// program's; a full lookup searches its files if no other
+			// cached program has it.
+			hint = nil
+		}
+		return false
+	}
+	small := false
 	if cached != nil {
-		// A listing for another connection may have read this socket's
-		// link already (a busy program opens several at once).
-		if n, ok := cached.fdOf(inode); ok {
-			hint = append([]int{n}, hint...)
+		// A listing or a read for another connection may have read this
+		// socket's link already (a busy program opens several at once;
+		// a connection looked up again).
+		if n, ok := cached.fdOf(inode); ok && holds(n) {
+			fd = n
+		}
+		// Its epoll instances name the fds of all its sockets at once
+		// (procfs_epoll_linux.go): one read for a burst of lookups. A
+		// program with very many files has its remembered fds tried first.
+		small = cached.ep.small()
+		if fd < 0 && !epoll(false) && small {
+			// Before a reread, the likeliest remembered fds, while they
+			// find the sockets: a program opening one connection after
+			// another reuses one number; one opening many at once does
+			// not, and its lookups share the rereads.
+			n := 0
+			if cached.tryFirstHints() {
+				n = min(len(hint), epollFirstHints)
+			}
+			for _, h := range hint[:n] {
+				if holds(h) {
+					fd = h
+					break
+				}
+			}
+			if hint = hint[n:]; fd < 0 && epoll(true) && n > 0 {
+				if cached.firstHints.Load() > -firstHintsMax {
+					cached.firstHints.Add(-1) // (a race only shifts it by one)
+				}
+			} else if fd >= 0 && n > 0 {
+				cached.firstHints.Store(firstHintsMax)
+			}
 		}
 	}
 	for _, h := range hint {
+		if fd >= 0 {
+			break
+		}
 		if holds(h) {
 			fd = h
 			break
 		}
+	}
+	if fd < 0 && list && cached != nil && !small {
+		epoll(true) // before a listing, which costs far more
 	}
 	if fd < 0 && list {
 		fdDir, err := unix.Openat(dir, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -332,6 +421,9 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 	if !holds(fd) {
 		return registry.Process{}, searchGone
 	}
+	if fdDir, err := unix.Openat(dir, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+		e.fdDir, e.hasFDDir = fdDir, true
+	}
 	return t.remember(e, fd, key), searchFound
 }
 
@@ -392,6 +484,11 @@ func (t *procTable) release(cands []candidate) {
 // Called with t.mu held.
 func (t *procTable) closeIfDone(e *procEntry) {
 	if e.evicted && e.refs == 0 && e.dir >= 0 {
+		e.ep.close()
+		if e.hasFDDir {
+			_ = unix.Close(e.fdDir) // read-only
+			e.hasFDDir = false
+		}
 		_ = unix.Close(e.dir) // read-only
 		e.dir = -1
 	}

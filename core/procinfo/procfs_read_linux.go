@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -176,4 +177,21 @@ func parseStat(b []byte) (procStat, error) {
 		return procStat{}, errBadStat
 	}
 	return procStat{comm: string(b[open+1 : end]), ppid: ppid, start: start}, nil
+}
+
+// readlinkFD is readlinkat(fdDir, "<fd>") with the name built on the
+// stack: a cache hit reads one link, and unix.Readlinkat would allocate
+// its name.
+func readlinkFD(fdDir, fd int, buf []byte) (int, error) {
+	if fd < 0 || len(buf) == 0 {
+		return 0, unix.EINVAL
+	}
+	var name [24]byte
+	b := strconv.AppendInt(name[:0], int64(fd), 10)
+	b = append(b, 0)
+	n, _, errno := unix.Syscall6(unix.SYS_READLINKAT, uintptr(fdDir), uintptr(unsafe.Pointer(&b[0])), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }

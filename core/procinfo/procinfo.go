@@ -55,7 +55,8 @@ func (s Stats) HitRate() float64 {
 // does not), so callers run it beside, never in front of, the work that
 // must not wait, and bound how many run at once. Lookup starts no
 // goroutine. Close releases the OS handles the Resolver keeps (netlink
-// sockets and the /proc directories of cached programs on Linux); it is
+// sockets and, of cached programs on Linux, their /proc directories, fd
+// directories and epoll instances' fdinfo); it is
 // idempotent, and a Lookup after (or during) Close
 // still answers, only without reusing handles.
 type Resolver struct {
