@@ -34,6 +34,7 @@ import (
 
 	"porthole/core/tunnel"
 	"porthole/internal/childproc"
+	"porthole/internal/curltest"
 	"porthole/internal/fetch"
 	"porthole/internal/filetest"
 	"porthole/internal/logcapture"
@@ -497,12 +498,10 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 // standard output.
 func curl(t *testing.T, args ...string) string {
 	t.Helper()
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl is not installed")
-	}
+	path := curltest.Need(t)
 	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "curl", append([]string{"-sS", "--noproxy", "*", "--max-time", "20"}, args...)...)
+	cmd := exec.CommandContext(ctx, path, append([]string{"-sS", "--noproxy", "*", "--max-time", "20"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
