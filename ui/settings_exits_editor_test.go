@@ -29,19 +29,9 @@ func TestSettingsExitsEditor(t *testing.T) {
 	cfg.Mode, cfg.Bypass = "tunnel", []string{}
 	cfg.Exits = []config.Exit{{Name: "one", Kind: "socks5", URL: sock.URL}}
 	cfg.ExitPolicy, cfg.ExitSelected = "manual", "one"
-	if err := config.Save(path, cfg); err != nil {
-		t.Fatal(err)
-	}
-	ctl := app.NewController(cfg, nil, testLogger(t))
-	defer func() { _ = ctl.Close() }()
-	if err := ctl.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := newSettings(fyne.CurrentApp(), ctl, path)
-	done := make(chan error, 1)
-	s.onApplied = func(err error) { done <- err }
-	s.exitsRefresh, s.exitsWork = 0, func(f func()) { f() }
-	s.Show()
+	saveConfig(t, path, cfg)
+	ctl := startController(t, cfg)
+	s, done := openSettings(t, ctl, path)
 	e := s.form.exits
 	if len(e.list) != 1 || e.policy.Selected != "manual" || e.pick.Selected != "one" || !e.add.Disabled() {
 		t.Fatalf("shown: %+v, policy %q, pick %q", e.list, e.policy.Selected, e.pick.Selected)
@@ -153,9 +143,7 @@ func TestSettingsKeepsConcurrentPick(t *testing.T) {
 	cfg := loopbackConfig()
 	cfg.Exits = []config.Exit{{Name: "a", Kind: "socks5", URL: "socks5://127.0.0.1:1"}, {Name: "b", Kind: "socks5", URL: "socks5://127.0.0.1:2"}}
 	cfg.ExitPolicy, cfg.ExitSelected = "manual", "a"
-	if err := config.Save(path, cfg); err != nil {
-		t.Fatal(err)
-	}
+	saveConfig(t, path, cfg)
 	ctl := app.NewController(cfg, nil, testLogger(t))
 	defer func() { _ = ctl.Close() }()
 	s, done := openSettings(t, ctl, path)
