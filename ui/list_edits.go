@@ -9,17 +9,26 @@ import (
 // listEdits is what the Settings form's editors of an ordered list (the
 // rules, the exits) share: the items, the row selected, the list widget
 // and the Delete, Up and Down buttons, and the edits that keep the
-// selection where the user expects it. The editor fills its fields in
-// fill and shows the list again in its own changed, through reselect.
+// selection where the user expects it.
 //
 // Fyne thread only.
 type listEdits[T any] struct {
 	list     []T
 	selected int // -1: none; the fields then hold an item to add
-	fill     func(T)
+	// fill shows an item in the editor's fields; changed shows the list
+	// after an edit with row sel selected (-1: none), through reselect.
+	fill    func(T)
+	changed func(sel int)
 
 	rows          *widget.List
 	del, up, down *widget.Button
+}
+
+// buttons makes Delete, Up and Down.
+func (l *listEdits[T]) buttons() {
+	l.del = widget.NewButton("Delete", l.deleteSelected)
+	l.up = widget.NewButton("Up", func() { l.moveSelected(-1) })
+	l.down = widget.NewButton("Down", func() { l.moveSelected(1) })
 }
 
 // sel reports whether a row is selected.
@@ -43,25 +52,24 @@ func (l *listEdits[T]) selectRow(i int) {
 	l.fill(l.list[i])
 }
 
-// deleteSelected removes the selected item and says which row to select
-// next (-1: none); ok is false when none was selected.
-func (l *listEdits[T]) deleteSelected() (next int, ok bool) {
+// deleteSelected removes the selected item (Delete).
+func (l *listEdits[T]) deleteSelected() {
 	if !l.sel() {
-		return 0, false
+		return
 	}
 	l.list = slices.Delete(l.list, l.selected, l.selected+1)
-	return min(l.selected, len(l.list)-1), true
+	l.changed(min(l.selected, len(l.list)-1))
 }
 
-// moveSelected swaps the selected item with the one by rows away and
-// returns its new row; ok is false when that is off the list.
-func (l *listEdits[T]) moveSelected(by int) (j int, ok bool) {
+// moveSelected swaps the selected item with the one by rows away (Up,
+// Down).
+func (l *listEdits[T]) moveSelected(by int) {
 	i, j := l.selected, l.selected+by
 	if !l.sel() || j < 0 || j >= len(l.list) {
-		return 0, false
+		return
 	}
 	l.list[i], l.list[j] = l.list[j], l.list[i]
-	return j, true
+	l.changed(j)
 }
 
 // reselect shows the list after an edit with row sel selected (-1: none).

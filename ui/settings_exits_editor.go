@@ -51,8 +51,8 @@ type exitsEditor struct {
 }
 
 func newExitsEditor(v exitSettings, onChange func()) *exitsEditor {
-	e := &exitsEditor{listEdits: listEdits[config.Exit]{selected: -1}, onChange: onChange, problems: map[string]*widget.Label{}}
-	e.listEdits.fill = e.fill
+	e := &exitsEditor{onChange: onChange, problems: map[string]*widget.Label{}}
+	e.listEdits = listEdits[config.Exit]{selected: -1, fill: e.fill, changed: e.changed}
 	e.rows = widget.NewList(
 		func() int { return len(e.list) },
 		func() fyne.CanvasObject { return widget.NewLabel("") },
@@ -94,9 +94,7 @@ func newExitsEditor(v exitSettings, onChange func()) *exitsEditor {
 	e.problem = problemLabel()
 	e.add = widget.NewButton("Add", e.addExit)
 	e.replace = widget.NewButton("Update", e.updateExit)
-	e.del = widget.NewButton("Delete", e.deleteExit)
-	e.up = widget.NewButton("Up", func() { e.move(-1) })
-	e.down = widget.NewButton("Down", func() { e.move(1) })
+	e.buttons()
 
 	row := func(label string, w fyne.CanvasObject, field string) fyne.CanvasObject {
 		if field != "" {
@@ -351,18 +349,6 @@ func (e *exitsEditor) updateExit() {
 		e.updatePick(e.list[e.selected].Name, false)
 	}
 	e.changed(e.selected)
-}
-
-func (e *exitsEditor) deleteExit() {
-	if next, ok := e.deleteSelected(); ok {
-		e.changed(next)
-	}
-}
-
-func (e *exitsEditor) move(by int) {
-	if j, ok := e.moveSelected(by); ok {
-		e.changed(j)
-	}
 }
 
 // changed shows the list after an edit with row sel selected (-1: none).

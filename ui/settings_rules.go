@@ -74,8 +74,8 @@ type rulesEditor struct {
 }
 
 func newRulesEditor(list []rules.Rule, file string, onChange func(), current func() config.Config) *rulesEditor {
-	e := &rulesEditor{listEdits: listEdits[rules.Rule]{selected: -1}, onChange: onChange, current: current}
-	e.listEdits.fill = e.fill
+	e := &rulesEditor{onChange: onChange, current: current}
+	e.listEdits = listEdits[rules.Rule]{selected: -1, fill: e.fill, changed: e.changed}
 	e.rows = widget.NewList(
 		func() int { return len(e.list) },
 		func() fyne.CanvasObject { return widget.NewLabel("") },
@@ -99,9 +99,7 @@ func newRulesEditor(list []rules.Rule, file string, onChange func(), current fun
 	e.problem.Hide()
 	e.add = widget.NewButton("Add", e.addRule)
 	e.replace = widget.NewButton("Update", e.updateRule)
-	e.del = widget.NewButton("Delete", e.deleteRule)
-	e.up = widget.NewButton("Up", func() { e.move(-1) })
-	e.down = widget.NewButton("Down", func() { e.move(1) })
+	e.buttons()
 	e.file = widget.NewEntry()
 	e.file.SetPlaceHolder("optional: a rules file (JSON, Clash rules, Clash config)")
 	e.file.OnChanged = func(string) {
@@ -238,18 +236,6 @@ func (e *rulesEditor) updateRule() {
 	}
 	e.list[e.selected] = r
 	e.changed(e.selected)
-}
-
-func (e *rulesEditor) deleteRule() {
-	if next, ok := e.deleteSelected(); ok {
-		e.changed(next)
-	}
-}
-
-func (e *rulesEditor) move(by int) {
-	if j, ok := e.moveSelected(by); ok {
-		e.changed(j)
-	}
 }
 
 // changed shows the list after an edit with row sel selected (-1: none).
