@@ -69,6 +69,16 @@ func startGroup(t *testing.T, cfg GroupConfig) *Group {
 	return g
 }
 
+// carryingGroup is upstreamGroup once its exit is up and has carried an
+// echo through to the echo server at echo.
+func carryingGroup(t *testing.T, echo string, kind Kind, url, user, pass string) *Group {
+	t.Helper()
+	g := upstreamGroup(t, kind, url, user, pass)
+	waitState(t, g, "up", ExitUp)
+	echoThrough(t, g, echo)
+	return g
+}
+
 // waitState waits for the exit's state through the group's watch.
 func waitState(t *testing.T, g *Group, name string, want ExitState) ExitStatus {
 	t.Helper()
@@ -166,14 +176,10 @@ func TestUpstreamHTTPProxy(t *testing.T) {
 func TestUpstreamHTTPProxyAuth(t *testing.T) {
 	echo := echoOrigin(t)
 	p := upstreamtest.Tinyproxy(t, "alice", "s3cret")
-	good := upstreamGroup(t, KindHTTP, p.URL, "alice", "s3cret")
-	waitState(t, good, "up", ExitUp)
-	echoThrough(t, good, echo)
+	carryingGroup(t, echo, KindHTTP, p.URL, "alice", "s3cret")
 
 	// Credentials in the URL count too.
-	inURL := upstreamGroup(t, KindHTTP, "http://alice:s3cret@"+p.Addr, "", "")
-	waitState(t, inURL, "up", ExitUp)
-	echoThrough(t, inURL, echo)
+	carryingGroup(t, echo, KindHTTP, "http://alice:s3cret@"+p.Addr, "", "")
 
 	checkRefusedCredentials(t, KindHTTP, "http://", p.Addr, "alice", "wrong", echo)
 }
@@ -205,9 +211,7 @@ func checkRefusedCredentials(t *testing.T, kind Kind, scheme, addr, user, pass, 
 func TestUpstreamSOCKS5Proxy(t *testing.T) {
 	echo := echoOrigin(t)
 	p := upstreamtest.Microsocks(t, "", "")
-	g := upstreamGroup(t, KindSOCKS5, p.URL, "", "")
-	waitState(t, g, "up", ExitUp)
-	echoThrough(t, g, echo)
+	g := carryingGroup(t, echo, KindSOCKS5, p.URL, "", "")
 	// By name: the proxy resolves it.
 	_, port, _ := net.SplitHostPort(echo)
 	echoThrough(t, g, net.JoinHostPort("localhost", port))
@@ -222,9 +226,7 @@ func TestUpstreamSOCKS5Proxy(t *testing.T) {
 func TestUpstreamSOCKS5ProxyAuth(t *testing.T) {
 	echo := echoOrigin(t)
 	p := upstreamtest.Microsocks(t, "bob", "pw")
-	good := upstreamGroup(t, KindSOCKS5, p.URL, "bob", "pw")
-	waitState(t, good, "up", ExitUp)
-	echoThrough(t, good, echo)
+	carryingGroup(t, echo, KindSOCKS5, p.URL, "bob", "pw")
 
 	for _, creds := range [][2]string{{"bob", "nope"}, {"", ""}} {
 		checkRefusedCredentials(t, KindSOCKS5, "socks5://", p.Addr, creds[0], creds[1], echo)
