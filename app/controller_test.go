@@ -39,6 +39,18 @@ func gsettingsGet(t *testing.T, schema, key string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// startController starts a controller of cfg with the system proxy
+// manager sys (nil: none), closed when the test ends.
+func startController(t *testing.T, cfg config.Config, sys *sysproxy.Manager) *Controller {
+	t.Helper()
+	c := NewController(cfg, sys, quiet)
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func directSettings() config.Config {
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
@@ -168,11 +180,7 @@ func TestControllerApply(t *testing.T) {
 	sys := gnomeSysproxy(t)
 	cfg := directSettings()
 	cfg.SystemProxy = true
-	c := NewController(cfg, sys, quiet)
-	defer c.Close()
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := startController(t, cfg, sys)
 	first := c.Status().Addr
 	if got := fetch.Via(t, first, "http://"+origin(t)+"/"); got != "hi" {
 		t.Fatalf("through the proxy: %q", got)
