@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"porthole/core/exit"
+	"porthole/internal/exittest"
 	"porthole/internal/fetch"
 )
 
@@ -25,20 +25,7 @@ func TestHeadlessTunnelMode(t *testing.T) {
 	originAddr := helloOrigin(t, "hello through the tunnel")
 
 	opened := make(chan string, 16)
-	xs, err := exit.New(exit.Config{Token: "s3cret", AllowPrivate: true, Logger: streamLogger(opened)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: xs}
-	go func() { _ = hs.Serve(eln) }()
-	t.Cleanup(func() {
-		hs.Close()
-		xs.Close()
-	})
+	exitAddr := exittest.Serve(t, exit.Config{Token: "s3cret", AllowPrivate: true, Logger: streamLogger(opened)})
 
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
@@ -52,7 +39,7 @@ func TestHeadlessTunnelMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startPorthole(t, "--headless", "--config", cfgFile, "--listen", "127.0.0.1:0", "--mode", "tunnel",
-		"--exit", "ws://"+eln.Addr().String()+"/porthole", "--token-file", tokenFile)
+		"--exit", "ws://"+exitAddr+"/porthole", "--token-file", tokenFile)
 	// The exit is dialled before the proxy says it listens: the two lines
 	// come in either order.
 	addr := p.WaitForEach(t, listenRE, regexp.MustCompile(`msg="tunnel connected"`))[0][1]

@@ -26,6 +26,7 @@ import (
 	"porthole/app/logring"
 	"porthole/core/exit"
 	"porthole/core/registry"
+	"porthole/internal/exittest"
 	"porthole/internal/freeport"
 	echoorigin "porthole/internal/origin"
 )
@@ -48,27 +49,12 @@ type apiEnv struct {
 func newAPIEnv(t *testing.T) *apiEnv {
 	t.Helper()
 	echo := echoOrigin(t)
-	xs, err := exit.New(exit.Config{Token: "s3cret", AllowPrivate: true, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	xln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: xs}
-	served := make(chan struct{})
-	go func() { defer close(served); _ = hs.Serve(xln) }()
-	// After the controller's Close (cleanups run last in first out).
-	t.Cleanup(func() {
-		_ = hs.Close()
-		<-served
-		_ = xs.Close()
-	})
+	// Stopped after the controller's Close (cleanups run last in first out).
+	xaddr := exittest.Serve(t, exit.Config{Token: "s3cret", AllowPrivate: true, Logger: slog.New(slog.DiscardHandler)})
 
 	cfg := config.Default()
 	cfg.Bypass = []string{}
-	cfg.Exit = "ws://" + xln.Addr().String() + "/porthole"
+	cfg.Exit = "ws://" + xaddr + "/porthole"
 	cfg.Token = "s3cret"
 	e := startAPIEnv(t, cfg)
 	e.echo, e.exitName = echo, "127.0.0.1"
