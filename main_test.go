@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
@@ -63,6 +62,15 @@ func helloOrigin(t *testing.T, body string) string {
 	return oln.Addr().String()
 }
 
+// stopCleanly stops porthole with Ctrl-C, failing the test (without
+// stopping it) if porthole logged an ERROR on the way.
+func stopCleanly(t *testing.T, p *childproc.Proc) {
+	t.Helper()
+	if rest := p.Stop(t, syscall.SIGINT); strings.Contains(rest, "level=ERROR") {
+		t.Errorf("ERROR logged during a clean stop:\n%s", rest)
+	}
+}
+
 var listenRE = regexp.MustCompile(`msg="proxy listening" addr=(\S+)`)
 
 func TestHeadlessServesAndStopsCleanlyOnCtrlC(t *testing.T) {
@@ -71,12 +79,9 @@ func TestHeadlessServesAndStopsCleanlyOnCtrlC(t *testing.T) {
 	p := startPorthole(t, "--headless", "--listen", "127.0.0.1:0", "--log-level", "debug")
 	addr := p.WaitFor(t, listenRE)[1]
 
-	proxyURL := &url.URL{Scheme: "http", Host: addr}
-	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: 10 * time.Second}
-	if _, body := fetch.Get(t, client, "http://"+originAddr+"/"); body != "hello from origin" {
+	if body := fetch.Via(t, addr, "http://"+originAddr+"/"); body != "hello from origin" {
 		t.Fatalf("through the proxy: %q", body)
 	}
-	client.CloseIdleConnections()
 
 	// A live tunnel that must be closed by the shutdown.
 	live, err := net.Dial("tcp", addr)
@@ -97,10 +102,7 @@ func TestHeadlessServesAndStopsCleanlyOnCtrlC(t *testing.T) {
 		t.Fatalf("CONNECT response head: %q, %v", blank, err)
 	}
 
-	rest := p.Stop(t, syscall.SIGINT)
-	if strings.Contains(rest, "level=ERROR") {
-		t.Errorf("ERROR logged during a clean stop:\n%s", rest)
-	}
+	stopCleanly(t, p)
 	if _, err := br.ReadByte(); err == nil {
 		t.Error("the live tunnel was not closed by the shutdown")
 	}

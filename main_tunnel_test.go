@@ -3,13 +3,9 @@ package main
 import (
 	"context"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -44,11 +40,7 @@ func TestHeadlessTunnelMode(t *testing.T) {
 	// come in either order.
 	addr := p.WaitForEach(t, listenRE, regexp.MustCompile(`msg="tunnel connected"`))[0][1]
 
-	proxyURL := &url.URL{Scheme: "http", Host: addr}
-	tr := &http.Transport{Proxy: http.ProxyURL(proxyURL)}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	if _, body := fetch.Get(t, client, "http://"+originAddr+"/"); body != "hello through the tunnel" {
+	if body := fetch.Via(t, addr, "http://"+originAddr+"/"); body != "hello through the tunnel" {
 		t.Fatalf("through the tunnel: %q", body)
 	}
 	select {
@@ -59,12 +51,7 @@ func TestHeadlessTunnelMode(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the request did not go through the exit")
 	}
-	tr.CloseIdleConnections()
-
-	rest := p.Stop(t, syscall.SIGINT)
-	if strings.Contains(rest, "level=ERROR") {
-		t.Errorf("ERROR logged during a clean stop:\n%s", rest)
-	}
+	stopCleanly(t, p)
 }
 
 // streamLogger is a logger for the exit that reports the target of every
