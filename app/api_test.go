@@ -48,7 +48,7 @@ type apiEnv struct {
 
 func newAPIEnv(t *testing.T) *apiEnv {
 	t.Helper()
-	echo := echoOrigin(t)
+	echo := echoorigin.Echo(t)
 	// Stopped after the controller's Close (cleanups run last in first out).
 	xaddr := exittest.Serve(t, exit.Config{Token: "s3cret", AllowPrivate: true, Logger: slog.New(slog.DiscardHandler)})
 
@@ -59,18 +59,6 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	e := startAPIEnv(t, cfg)
 	e.echo, e.exitName = echo, "127.0.0.1"
 	return e
-}
-
-// echoOrigin is an echo server on loopback.
-func echoOrigin(t *testing.T) string {
-	t.Helper()
-	echoSrv := echoorigin.New()
-	eln, err := echoSrv.Listen("tcp", func(c *net.TCPConn) { _, _ = io.Copy(c, c) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = echoSrv.Close() })
-	return eln.Addr().String()
 }
 
 // startAPIEnv saves cfg (on a fixed free port, with the API on) and runs

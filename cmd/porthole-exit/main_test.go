@@ -190,7 +190,7 @@ func TestRunPortTaken(t *testing.T) {
 // the sessions and returns 0.
 func TestRunServesUntilCancelled(t *testing.T) {
 	t.Setenv("PORTHOLE_TOKEN", testToken)
-	tg := startEcho(t)
+	tg := origin.Echo(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stdout, stderr := logcapture.NewSink(), logcapture.NewSink()
@@ -357,27 +357,6 @@ func echoChecked(t *testing.T, st *tunnel.Stream, n int) {
 	}
 }
 
-// startEcho runs a loopback TCP echo server (it half-closes after its
-// input ends) and returns its address.
-func startEcho(t *testing.T) string {
-	t.Helper()
-	srv := origin.New()
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("closing the echo server: %v", err)
-		}
-	})
-	ln, err := srv.Listen("tcp", func(c *net.TCPConn) {
-		if _, err := io.Copy(c, c); err == nil {
-			_ = c.CloseWrite() // the client checks what it got
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln.Addr().String()
-}
-
 // ---------------------------------------------------------------------------
 // The program as a process.
 
@@ -483,7 +462,7 @@ func TestBinaryServesWSS(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(testToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tg := startEcho(t)
+	tg := origin.Echo(t)
 	p := startExit(t, childEnv(), "--listen", "127.0.0.1:0", "--token-file", tokenFile,
 		"--tls-cert", certFile, "--tls-key", keyFile, "--allow-private", "--path", "/tunnel")
 	url := p.WaitFor(t, listeningRE)[1]
@@ -529,7 +508,7 @@ func TestBinaryServesWSS(t *testing.T) {
 // --allow-private the exit refuses a loopback target (OPEN_FAIL denied),
 // takes its token from PORTHOLE_TOKEN, and stops on SIGTERM with exit 0.
 func TestBinaryDeniesPrivateTargetsAndStopsOnSIGTERM(t *testing.T) {
-	tg := startEcho(t)
+	tg := origin.Echo(t)
 	p := startExit(t, childEnv("PORTHOLE_TOKEN="+testToken), "--listen", "127.0.0.1:0")
 	url := p.WaitFor(t, listeningRE)[1]
 	client := newClient(t, url, nil)

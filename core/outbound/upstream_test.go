@@ -22,23 +22,6 @@ import (
 
 const upTimeout = 20 * time.Second
 
-// echoOrigin is a loopback TCP echo server.
-func echoOrigin(t *testing.T) string {
-	t.Helper()
-	srv := origin.New()
-	t.Cleanup(func() { _ = srv.Close() }) // the test is over
-	ln, err := srv.Listen("tcp", func(c *net.TCPConn) {
-		if err := c.SetDeadline(time.Now().Add(upTimeout)); err != nil {
-			return
-		}
-		_, _ = io.Copy(c, c) // ends when the client does
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln.Addr().String()
-}
-
 // upstreamGroup starts a group of one upstream exit.
 func upstreamGroup(t *testing.T, kind Kind, url, user, pass string) *Group {
 	t.Helper()
@@ -154,7 +137,7 @@ func dialErr(t *testing.T, g *Group, target string) error {
 }
 
 func TestUpstreamHTTPProxy(t *testing.T) {
-	echo := echoOrigin(t)
+	echo := origin.Echo(t)
 	p := upstreamtest.Tinyproxy(t, "", "")
 	g := upstreamGroup(t, KindHTTP, p.URL, "", "")
 	if st := waitState(t, g, "up", ExitUp); st.Latency <= 0 {
@@ -174,7 +157,7 @@ func TestUpstreamHTTPProxy(t *testing.T) {
 }
 
 func TestUpstreamHTTPProxyAuth(t *testing.T) {
-	echo := echoOrigin(t)
+	echo := origin.Echo(t)
 	p := upstreamtest.Tinyproxy(t, "alice", "s3cret")
 	carryingGroup(t, echo, KindHTTP, p.URL, "alice", "s3cret")
 
@@ -209,7 +192,7 @@ func checkRefusedCredentials(t *testing.T, kind Kind, scheme, addr, user, pass, 
 }
 
 func TestUpstreamSOCKS5Proxy(t *testing.T) {
-	echo := echoOrigin(t)
+	echo := origin.Echo(t)
 	p := upstreamtest.Microsocks(t, "", "")
 	g := carryingGroup(t, echo, KindSOCKS5, p.URL, "", "")
 	// By name: the proxy resolves it.
@@ -224,7 +207,7 @@ func TestUpstreamSOCKS5Proxy(t *testing.T) {
 }
 
 func TestUpstreamSOCKS5ProxyAuth(t *testing.T) {
-	echo := echoOrigin(t)
+	echo := origin.Echo(t)
 	p := upstreamtest.Microsocks(t, "bob", "pw")
 	carryingGroup(t, echo, KindSOCKS5, p.URL, "bob", "pw")
 
@@ -236,7 +219,7 @@ func TestUpstreamSOCKS5ProxyAuth(t *testing.T) {
 // TestUpstreamDown: a proxy that is not there fails fast, naming the
 // exit; when it comes up the probe finds it.
 func TestUpstreamDown(t *testing.T) {
-	echo := echoOrigin(t)
+	echo := origin.Echo(t)
 	p := upstreamtest.Microsocks(t, "", "")
 	g := upstreamGroup(t, KindSOCKS5, p.URL, "", "")
 	waitState(t, g, "up", ExitUp)

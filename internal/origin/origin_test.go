@@ -121,3 +121,24 @@ func TestSum(t *testing.T) {
 type failing struct{}
 
 func (failing) Read([]byte) (int, error) { return 0, errors.New("broken body") }
+
+// Echo sends back what a client sends and closes after its input ends.
+func TestEcho(t *testing.T) {
+	c, err := net.Dial("tcp", Echo(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, "ping"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(c); err != nil || string(got) != "ping" {
+		t.Fatalf("echo: %q, %v; want ping", got, err)
+	}
+}
