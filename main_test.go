@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"regexp"
@@ -49,17 +50,11 @@ func startPortholeEnv(t *testing.T, env []string, args ...string) *childproc.Pro
 // helloOrigin serves body to every request on a loopback HTTP server
 // until the test ends, and returns its address.
 func helloOrigin(t *testing.T, body string) string {
-	t.Helper()
-	origin := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, body)
-	})}
-	oln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = origin.Serve(oln) }()
-	t.Cleanup(func() { origin.Close() })
-	return oln.Addr().String()
+	}))
+	t.Cleanup(origin.Close)
+	return origin.Listener.Addr().String()
 }
 
 // stopCleanly stops porthole with Ctrl-C, failing the test (without

@@ -75,16 +75,10 @@ func waitFor(t *testing.T, c *Controller, what string, cond func(Status) bool) S
 	}
 }
 
+// origin answers "hi" to every request on loopback until the test ends
+// and returns its host:port.
 func origin(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "hi") })}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
+	return httpOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "hi") }))
 }
 
 func TestControllerStartStopAndSystemProxy(t *testing.T) {
