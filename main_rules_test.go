@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -36,11 +33,9 @@ func TestHeadlessRulesModeFromFlags(t *testing.T) {
 	}
 	p := startPorthole(t, "--headless", "--config", cfgFile, "--listen", "127.0.0.1:0", "--mode", "rules", "--rules", file, "--log-level", "info")
 	addr := p.WaitFor(t, listenRE)[1]
-	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: addr})}, Timeout: 10 * time.Second}
-	if _, body := fetch.Get(t, client, "http://"+originAddr+"/"); body != "ruled" {
+	if body := fetch.Via(t, addr, "http://"+originAddr+"/"); body != "ruled" {
 		t.Fatalf("direct by rule: %q", body)
 	}
-	client.CloseIdleConnections()
 	if status := connectLine(t, addr, "www.blocked.test:443"); !strings.Contains(status, " 403 ") {
 		t.Errorf("blocked: %q", status)
 	}
@@ -52,9 +47,7 @@ func TestHeadlessRulesModeFromFlags(t *testing.T) {
 	if status := connectLine(t, addr, originAddr); !strings.Contains(status, " 403 ") {
 		t.Errorf("after the reload: %q", status)
 	}
-	if rest := p.Stop(t, syscall.SIGINT); strings.Contains(rest, "level=ERROR") {
-		t.Errorf("ERROR logged:\n%s", rest)
-	}
+	stopCleanly(t, p)
 }
 
 // connectLine sends a CONNECT for target and returns the status line.

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"regexp"
@@ -50,17 +50,20 @@ func startPortholeEnv(t *testing.T, env []string, args ...string) *childproc.Pro
 // helloOrigin serves body to every request on a loopback HTTP server
 // until the test ends, and returns its address.
 func helloOrigin(t *testing.T, body string) string {
-	t.Helper()
-	origin := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, body)
-	})}
-	oln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	}))
+	t.Cleanup(origin.Close)
+	return origin.Listener.Addr().String()
+}
+
+// stopCleanly stops porthole with Ctrl-C, failing the test (without
+// stopping it) if porthole logged an ERROR on the way.
+func stopCleanly(t *testing.T, p *childproc.Proc) {
+	t.Helper()
+	if rest := p.Stop(t, syscall.SIGINT); strings.Contains(rest, "level=ERROR") {
+		t.Errorf("ERROR logged during a clean stop:\n%s", rest)
 	}
-	go func() { _ = origin.Serve(oln) }()
-	t.Cleanup(func() { origin.Close() })
-	return oln.Addr().String()
 }
 
 var listenRE = regexp.MustCompile(`msg="proxy listening" addr=(\S+)`)
@@ -71,12 +74,9 @@ func TestHeadlessServesAndStopsCleanlyOnCtrlC(t *testing.T) {
 	p := startPorthole(t, "--headless", "--listen", "127.0.0.1:0", "--log-level", "debug")
 	addr := p.WaitFor(t, listenRE)[1]
 
-	proxyURL := &url.URL{Scheme: "http", Host: addr}
-	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: 10 * time.Second}
-	if _, body := fetch.Get(t, client, "http://"+originAddr+"/"); body != "hello from origin" {
+	if body := fetch.Via(t, addr, "http://"+originAddr+"/"); body != "hello from origin" {
 		t.Fatalf("through the proxy: %q", body)
 	}
-	client.CloseIdleConnections()
 
 	// A live tunnel that must be closed by the shutdown.
 	live, err := net.Dial("tcp", addr)
@@ -97,10 +97,7 @@ func TestHeadlessServesAndStopsCleanlyOnCtrlC(t *testing.T) {
 		t.Fatalf("CONNECT response head: %q, %v", blank, err)
 	}
 
-	rest := p.Stop(t, syscall.SIGINT)
-	if strings.Contains(rest, "level=ERROR") {
-		t.Errorf("ERROR logged during a clean stop:\n%s", rest)
-	}
+	stopCleanly(t, p)
 	if _, err := br.ReadByte(); err == nil {
 		t.Error("the live tunnel was not closed by the shutdown")
 	}

@@ -3,18 +3,14 @@ package main
 import (
 	"context"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"porthole/core/exit"
+	"porthole/internal/exittest"
 	"porthole/internal/fetch"
 )
 
@@ -25,20 +21,7 @@ func TestHeadlessTunnelMode(t *testing.T) {
 	originAddr := helloOrigin(t, "hello through the tunnel")
 
 	opened := make(chan string, 16)
-	xs, err := exit.New(exit.Config{Token: "s3cret", AllowPrivate: true, Logger: streamLogger(opened)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: xs}
-	go func() { _ = hs.Serve(eln) }()
-	t.Cleanup(func() {
-		hs.Close()
-		xs.Close()
-	})
+	exitAddr := exittest.Serve(t, exit.Config{Token: "s3cret", AllowPrivate: true, Logger: streamLogger(opened)})
 
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
@@ -52,16 +35,12 @@ func TestHeadlessTunnelMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startPorthole(t, "--headless", "--config", cfgFile, "--listen", "127.0.0.1:0", "--mode", "tunnel",
-		"--exit", "ws://"+eln.Addr().String()+"/porthole", "--token-file", tokenFile)
+		"--exit", "ws://"+exitAddr+"/porthole", "--token-file", tokenFile)
 	// The exit is dialled before the proxy says it listens: the two lines
 	// come in either order.
 	addr := p.WaitForEach(t, listenRE, regexp.MustCompile(`msg="tunnel connected"`))[0][1]
 
-	proxyURL := &url.URL{Scheme: "http", Host: addr}
-	tr := &http.Transport{Proxy: http.ProxyURL(proxyURL)}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	if _, body := fetch.Get(t, client, "http://"+originAddr+"/"); body != "hello through the tunnel" {
+	if body := fetch.Via(t, addr, "http://"+originAddr+"/"); body != "hello through the tunnel" {
 		t.Fatalf("through the tunnel: %q", body)
 	}
 	select {
@@ -72,12 +51,7 @@ func TestHeadlessTunnelMode(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the request did not go through the exit")
 	}
-	tr.CloseIdleConnections()
-
-	rest := p.Stop(t, syscall.SIGINT)
-	if strings.Contains(rest, "level=ERROR") {
-		t.Errorf("ERROR logged during a clean stop:\n%s", rest)
-	}
+	stopCleanly(t, p)
 }
 
 // streamLogger is a logger for the exit that reports the target of every

@@ -19,6 +19,7 @@ import (
 	"porthole/core/registry"
 	"porthole/core/rules"
 	"porthole/internal/filetest"
+	echoorigin "porthole/internal/origin"
 	"porthole/internal/upstreamtest"
 )
 
@@ -98,7 +99,7 @@ func (e *apiEnv) delay(name, target string) (int, string) {
 // restart) and the next connection goes through the other exit; a delay
 // test goes through the exit it names and no other.
 func TestAPIExitsSelectAndDelay(t *testing.T) {
-	echo := echoOrigin(t)
+	echo := echoorigin.Echo(t)
 	cfg, one, _ := twoExits(t, "tunnel")
 	e := startAPIEnv(t, cfg)
 	e.echo = echo
@@ -224,7 +225,7 @@ func readN(t *testing.T, c net.Conn, n int) string {
 // /connections shows each one's chains and rule, /rules the whole list
 // with mihomo's types, the bypass list first.
 func TestAPIRulesNamedExit(t *testing.T) {
-	echo := echoOrigin(t)
+	echo := echoorigin.Echo(t)
 	_, echoPort, _ := net.SplitHostPort(echo)
 	page := httpOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
 	cfg, _, _ := twoExits(t, "rules")
@@ -356,7 +357,7 @@ func TestBypassRule(t *testing.T) {
 // refused, saying so, the mode unchanged. Rules that end in a direct match
 // need no exit: taken, and the match decides.
 func TestAPIRulesModeWithoutExit(t *testing.T) {
-	echo := echoOrigin(t)
+	echo := echoorigin.Echo(t)
 	cfg := config.Default()
 	cfg.Bypass = []string{}
 	e := startAPIEnv(t, cfg)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -26,6 +27,7 @@ import (
 	"porthole/app/logring"
 	"porthole/core/exit"
 	"porthole/core/registry"
+	"porthole/internal/exittest"
 	"porthole/internal/freeport"
 	echoorigin "porthole/internal/origin"
 )
@@ -47,44 +49,17 @@ type apiEnv struct {
 
 func newAPIEnv(t *testing.T) *apiEnv {
 	t.Helper()
-	echo := echoOrigin(t)
-	xs, err := exit.New(exit.Config{Token: "s3cret", AllowPrivate: true, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	xln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: xs}
-	served := make(chan struct{})
-	go func() { defer close(served); _ = hs.Serve(xln) }()
-	// After the controller's Close (cleanups run last in first out).
-	t.Cleanup(func() {
-		_ = hs.Close()
-		<-served
-		_ = xs.Close()
-	})
+	echo := echoorigin.Echo(t)
+	// Stopped after the controller's Close (cleanups run last in first out).
+	xaddr := exittest.Serve(t, exit.Config{Token: "s3cret", AllowPrivate: true, Logger: slog.New(slog.DiscardHandler)})
 
 	cfg := config.Default()
 	cfg.Bypass = []string{}
-	cfg.Exit = "ws://" + xln.Addr().String() + "/porthole"
+	cfg.Exit = "ws://" + xaddr + "/porthole"
 	cfg.Token = "s3cret"
 	e := startAPIEnv(t, cfg)
 	e.echo, e.exitName = echo, "127.0.0.1"
 	return e
-}
-
-// echoOrigin is an echo server on loopback.
-func echoOrigin(t *testing.T) string {
-	t.Helper()
-	echoSrv := echoorigin.New()
-	eln, err := echoSrv.Listen("tcp", func(c *net.TCPConn) { _, _ = io.Copy(c, c) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = echoSrv.Close() })
-	return eln.Addr().String()
 }
 
 // startAPIEnv saves cfg (on a fixed free port, with the API on) and runs
@@ -666,17 +641,12 @@ func TestAPIProxiesRulesVersion(t *testing.T) {
 	}
 }
 
+// httpOrigin serves h on loopback until the test ends and returns its
+// host:port.
 func httpOrigin(t *testing.T, h http.Handler) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close(); <-done })
-	return ln.Addr().String()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
 }
 
 func TestAPIAuthAndCORS(t *testing.T) {

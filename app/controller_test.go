@@ -39,6 +39,18 @@ func gsettingsGet(t *testing.T, schema, key string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// startController starts a controller of cfg with the system proxy
+// manager sys (nil: none), closed when the test ends.
+func startController(t *testing.T, cfg config.Config, sys *sysproxy.Manager) *Controller {
+	t.Helper()
+	c := NewController(cfg, sys, quiet)
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func directSettings() config.Config {
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
@@ -63,16 +75,10 @@ func waitFor(t *testing.T, c *Controller, what string, cond func(Status) bool) S
 	}
 }
 
+// origin answers "hi" to every request on loopback until the test ends
+// and returns its host:port.
 func origin(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "hi") })}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
+	return httpOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "hi") }))
 }
 
 func TestControllerStartStopAndSystemProxy(t *testing.T) {
@@ -168,11 +174,7 @@ func TestControllerApply(t *testing.T) {
 	sys := gnomeSysproxy(t)
 	cfg := directSettings()
 	cfg.SystemProxy = true
-	c := NewController(cfg, sys, quiet)
-	defer c.Close()
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := startController(t, cfg, sys)
 	first := c.Status().Addr
 	if got := fetch.Via(t, first, "http://"+origin(t)+"/"); got != "hi" {
 		t.Fatalf("through the proxy: %q", got)

@@ -1,22 +1,16 @@
 package app
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"porthole/app/config"
 	"porthole/core/outbound"
 	"porthole/internal/filetest"
+	"porthole/internal/testcert"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -86,22 +80,10 @@ func TestTunnelSettingsErrors(t *testing.T) {
 }
 
 func TestExitCATrusted(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test exit CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := testcert.New(t, "test exit CA")
 	cfg := tunnelSettings(t)
 	cfg.Token = "t"
-	cfg.ExitCA = filetest.Write(t, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	cfg.ExitCA = filetest.Write(t, "ca.pem", string(ca.PEM()))
 	t.Setenv("PORTHOLE_TOKEN", "")
 	ec, err := EngineConfig(cfg, quiet)
 	if err != nil {
@@ -110,11 +92,7 @@ func TestExitCATrusted(t *testing.T) {
 	if ec.Exit.TLS == nil || ec.Exit.TLS.RootCAs == nil {
 		t.Fatal("the exit CA is not in the TLS config")
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: ec.Exit.TLS.RootCAs}); err != nil {
+	if _, err := ca.Cert.Verify(x509.VerifyOptions{Roots: ec.Exit.TLS.RootCAs}); err != nil {
 		t.Errorf("the CA does not verify against the pool built from the file: %v", err)
 	}
 }

@@ -29,11 +29,7 @@ func rulesSettings(list ...rules.Rule) config.Config {
 // working), and new connections follow it at once.
 func TestRulesApplyLiveKeepsOpenConnections(t *testing.T) {
 	target := origin(t)
-	c := NewController(rulesSettings(rules.Rule{Kind: "match", Action: "direct"}), nil, quiet)
-	defer c.Close()
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := startController(t, rulesSettings(rules.Rule{Kind: "match", Action: "direct"}), nil)
 	addr := c.Status().Addr
 	held, code := connectThrough(t, addr, target)
 	if code != http.StatusOK {
@@ -85,11 +81,7 @@ func TestRulesFileReloadsOnChange(t *testing.T) {
 	write("IP-CIDR,127.0.0.0/8,DIRECT,no-resolve\nMATCH,DIRECT\n") // no exit: nothing may tunnel
 	cfg := rulesSettings()
 	cfg.RulesFile = file
-	c := NewController(cfg, nil, quiet)
-	defer c.Close()
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := startController(t, cfg, nil)
 	addr := c.Status().Addr
 	if _, code := connectThrough(t, addr, target); code != http.StatusOK {
 		t.Fatalf("before: %d", code)

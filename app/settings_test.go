@@ -55,11 +55,7 @@ func secondConnect(t *testing.T, proxy, target string) int {
 // the engine: past the new limit a client gets the limit's answer (503).
 // (Before config.Diff neither hand-written list had max_conns.)
 func TestSaveSettingsMaxConnsRestartsTheEngine(t *testing.T) {
-	c := NewController(directSettings(), nil, quiet)
-	defer c.Close()
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := startController(t, directSettings(), nil)
 	target := origin(t)
 	path := filepath.Join(t.TempDir(), "config.json")
 	saved, err := c.SaveSettings(path, func(cfg *config.Config) { cfg.MaxConns = 1 })
@@ -90,11 +86,7 @@ func TestSaveSettingsMaxConnsRestartsTheEngine(t *testing.T) {
 // TestSaveSettingsNoRestartForLogLevel: a field the engine does not read
 // is saved without touching the running proxy.
 func TestSaveSettingsNoRestartForLogLevel(t *testing.T) {
-	c := NewController(directSettings(), nil, quiet)
-	defer c.Close()
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := startController(t, directSettings(), nil)
 	first := c.Status().Addr
 	held, code := connectThrough(t, first, origin(t))
 	if code != http.StatusOK {
@@ -230,11 +222,7 @@ func TestSaveSettingsEndsTheHold(t *testing.T) {
 func TestSaveSettingsTurnsTheSystemProxyOnAndOff(t *testing.T) {
 	sys := gnomeSysproxy(t)
 	before := gsettingsGet(t, "org.gnome.system.proxy", "mode")
-	c := NewController(directSettings(), sys, quiet)
-	defer c.Close()
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := startController(t, directSettings(), sys)
 	addr := c.Status().Addr
 	path := filepath.Join(t.TempDir(), "config.json")
 	saved, err := c.SaveSettings(path, func(cfg *config.Config) { cfg.SystemProxy = true })

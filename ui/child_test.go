@@ -75,11 +75,7 @@ func startTrayChild(t *testing.T, display, bus string, watcher *fakeWatcher) (*u
 	t.Helper()
 	child := startUIChild(t, display, bus)
 	addr := child.waitLine(t, listeningRE)[1]
-	select {
-	case <-watcher.items:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the GUI registered no tray item within 60 s")
-	}
+	watcher.waitItem(t)
 	return child, addr
 }
 

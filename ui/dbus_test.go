@@ -54,6 +54,19 @@ func (w *fakeWatcher) RegisterStatusNotifierHost(service string) *dbus.Error { r
 
 // startFakeWatcher exports the watcher on conn and takes its bus name.
 // hostRegistered is its IsStatusNotifierHostRegistered property.
+// waitItem returns the next tray item registered, failing the test
+// after 60 s.
+func (w *fakeWatcher) waitItem(t *testing.T) registeredItem {
+	t.Helper()
+	select {
+	case item := <-w.items:
+		return item
+	case <-time.After(60 * time.Second):
+		t.Fatal("the GUI registered no tray item within 60 s")
+		return registeredItem{}
+	}
+}
+
 func startFakeWatcher(t *testing.T, conn *dbus.Conn, hostRegistered bool) *fakeWatcher {
 	t.Helper()
 	w := &fakeWatcher{items: make(chan registeredItem, 4)}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 
 	"porthole/app/config"
 	"porthole/core/outbound"
+	"porthole/internal/origin"
 	"porthole/internal/upstreamtest"
 )
 
@@ -25,7 +25,7 @@ func TestFailoverNotifies(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "xdg"))
 	one, two := upstreamtest.Microsocks(t, "", ""), upstreamtest.Microsocks(t, "", "")
-	origin := echoListener(t)
+	echo := origin.Echo(t)
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Mode = "tunnel"
@@ -52,7 +52,7 @@ func TestFailoverNotifies(t *testing.T) {
 
 	// Load through the exit in use, then kill it: the connection breaks,
 	// and the next ones find it down (or the probe does).
-	held := connectVia(t, addr, origin)
+	held := connectVia(t, addr, echo)
 	defer held.Close()
 	wrote := make(chan struct{})
 	go func() {
@@ -66,7 +66,7 @@ func TestFailoverNotifies(t *testing.T) {
 	}()
 	one.Kill(t)
 	waitNotice(t, notices, "Exit one lost; using two", func() {
-		if c, err := tryConnect(addr, origin); err == nil {
+		if c, err := tryConnect(addr, echo); err == nil {
 			_ = c.Close() // only the dial's outcome matters
 		}
 	})
@@ -106,35 +106,6 @@ func waitNotice(t *testing.T, notices <-chan string, want string, poke func()) {
 		}
 	}
 	t.Fatalf("no notification %q; seen %q", want, seen)
-}
-
-// echoListener is a loopback TCP echo server for the test.
-func echoListener(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return // closed at the end of the test
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(time.Minute))
-				_, _ = io.Copy(c, c) // ends when the client does
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close() // ends the accept loop
-		<-done
-	})
-	return ln.Addr().String()
 }
 
 // tryConnect is one CONNECT through the proxy at addr, its failure

@@ -29,11 +29,9 @@ const noExitSelected = "(none)"
 //
 // Fyne thread only.
 type exitsEditor struct {
-	list     []config.Exit
-	selected int // -1: none; the fields then hold an exit to add
+	listEdits[config.Exit]
 	onChange func()
 
-	rows                            *widget.List
 	name, url                       *widget.Entry
 	kind                            *widget.Select
 	token, tokenFile, ca            *widget.Entry
@@ -43,18 +41,18 @@ type exitsEditor struct {
 	kindRows map[fyne.CanvasObject][]outbound.Kind
 	// problems are the fields' problem labels by the field's JSON name
 	// (name, kind, url, token, ca, username); problem is for the rest.
-	problems          map[string]*widget.Label
-	problem           *widget.Label
-	add, replace, del *widget.Button
-	up, down          *widget.Button
-	content           fyne.CanvasObject
-	loading           bool // set() or fill() is filling the fields: no change callbacks
+	problems     map[string]*widget.Label
+	problem      *widget.Label
+	add, replace *widget.Button
+	content      fyne.CanvasObject
+	loading      bool // set() or fill() is filling the fields: no change callbacks
 	// initialPolicy is the policy as set ("" in a file means failover).
 	initialPolicy string
 }
 
 func newExitsEditor(v exitSettings, onChange func()) *exitsEditor {
-	e := &exitsEditor{selected: -1, onChange: onChange, problems: map[string]*widget.Label{}}
+	e := &exitsEditor{onChange: onChange, problems: map[string]*widget.Label{}}
+	e.listEdits = listEdits[config.Exit]{selected: -1, fill: e.fill, changed: e.changed}
 	e.rows = widget.NewList(
 		func() int { return len(e.list) },
 		func() fyne.CanvasObject { return widget.NewLabel("") },
@@ -62,7 +60,7 @@ func newExitsEditor(v exitSettings, onChange func()) *exitsEditor {
 			x := e.list[i]
 			o.(*widget.Label).SetText(fmt.Sprintf("%d. %s (%s) %s", i+1, x.Name, kindOf(x), x.URL))
 		})
-	e.rows.OnSelected = func(i widget.ListItemID) { e.selectExit(i) }
+	e.rows.OnSelected = func(i widget.ListItemID) { e.selectRow(i) }
 	e.rows.OnUnselected = func(widget.ListItemID) {}
 	edited := func(string) { e.edited() }
 	entry := func(placeholder string, secret bool) *widget.Entry {
@@ -96,9 +94,7 @@ func newExitsEditor(v exitSettings, onChange func()) *exitsEditor {
 	e.problem = problemLabel()
 	e.add = widget.NewButton("Add", e.addExit)
 	e.replace = widget.NewButton("Update", e.updateExit)
-	e.del = widget.NewButton("Delete", e.deleteExit)
-	e.up = widget.NewButton("Up", func() { e.move(-1) })
-	e.down = widget.NewButton("Down", func() { e.move(1) })
+	e.buttons()
 
 	row := func(label string, w fyne.CanvasObject, field string) fyne.CanvasObject {
 		if field != "" {
@@ -130,13 +126,7 @@ func newExitsEditor(v exitSettings, onChange func()) *exitsEditor {
 }
 
 // problemLabel is a hidden label for a field's problem.
-func problemLabel() *widget.Label {
-	p := widget.NewLabel("")
-	p.Importance = widget.DangerImportance
-	p.Wrapping = fyne.TextWrapWord
-	p.Hide()
-	return p
-}
+func problemLabel() *widget.Label { return hiddenLabel(widget.DangerImportance) }
 
 func kindOf(x config.Exit) string {
 	if x.Kind == "" {
@@ -299,17 +289,6 @@ func exitField(err error) (int, string, bool) {
 	return i, field, true
 }
 
-// addAt is where Add puts the fields' exit: after the selected one, at
-// the end when none is.
-func (e *exitsEditor) addAt() int {
-	if e.sel() {
-		return e.selected + 1
-	}
-	return len(e.list)
-}
-
-func (e *exitsEditor) sel() bool { return e.selected >= 0 && e.selected < len(e.list) }
-
 // check shows the fields' problem: as an update of the selected exit, or
 // as an exit to add when none is selected.
 func (e *exitsEditor) check() {
@@ -338,23 +317,13 @@ func (e *exitsEditor) check() {
 	}
 	setWidgetEnabled(e.add, addErr == nil)
 	setWidgetEnabled(e.replace, e.sel() && updErr == nil)
-	setWidgetEnabled(e.del, e.sel())
-	setWidgetEnabled(e.up, e.sel() && e.selected > 0)
-	setWidgetEnabled(e.down, e.sel() && e.selected < len(e.list)-1)
+	e.enableMoves()
 }
 
 func (e *exitsEditor) edited() {
 	if !e.loading {
 		e.check()
 	}
-}
-
-func (e *exitsEditor) selectExit(i int) {
-	if i < 0 || i >= len(e.list) {
-		return
-	}
-	e.selected = i
-	e.fill(e.list[i])
 }
 
 func (e *exitsEditor) addExit() {
@@ -382,33 +351,11 @@ func (e *exitsEditor) updateExit() {
 	e.changed(e.selected)
 }
 
-func (e *exitsEditor) deleteExit() {
-	if !e.sel() {
-		return
-	}
-	e.list = slices.Delete(e.list, e.selected, e.selected+1)
-	e.changed(min(e.selected, len(e.list)-1))
-}
-
-func (e *exitsEditor) move(by int) {
-	i, j := e.selected, e.selected+by
-	if !e.sel() || j < 0 || j >= len(e.list) {
-		return
-	}
-	e.list[i], e.list[j] = e.list[j], e.list[i]
-	e.changed(j)
-}
-
 // changed shows the list after an edit with row sel selected (-1: none).
 func (e *exitsEditor) changed(sel int) {
 	e.updatePick(e.pick.Selected, false)
-	e.rows.Refresh()
-	if sel >= 0 {
-		e.rows.Select(sel)
-		e.selectExit(sel) // Select does not call back for the row already selected
-	} else {
-		e.selected = -1
-		e.rows.UnselectAll()
+	e.reselect(sel)
+	if sel < 0 {
 		e.check()
 	}
 	e.onChange()

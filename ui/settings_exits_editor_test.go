@@ -1,19 +1,11 @@
 package ui
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
@@ -22,6 +14,7 @@ import (
 	"porthole/app/config"
 	"porthole/core/outbound"
 	"porthole/internal/filetest"
+	"porthole/internal/testcert"
 	"porthole/internal/upstreamtest"
 )
 
@@ -36,19 +29,9 @@ func TestSettingsExitsEditor(t *testing.T) {
 	cfg.Mode, cfg.Bypass = "tunnel", []string{}
 	cfg.Exits = []config.Exit{{Name: "one", Kind: "socks5", URL: sock.URL}}
 	cfg.ExitPolicy, cfg.ExitSelected = "manual", "one"
-	if err := config.Save(path, cfg); err != nil {
-		t.Fatal(err)
-	}
-	ctl := app.NewController(cfg, nil, testLogger(t))
-	defer func() { _ = ctl.Close() }()
-	if err := ctl.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := newSettings(fyne.CurrentApp(), ctl, path)
-	done := make(chan error, 1)
-	s.onApplied = func(err error) { done <- err }
-	s.exitsRefresh, s.exitsWork = 0, func(f func()) { f() }
-	s.Show()
+	saveConfig(t, path, cfg)
+	ctl := startController(t, cfg)
+	s, done := openSettings(t, ctl, path)
 	e := s.form.exits
 	if len(e.list) != 1 || e.policy.Selected != "manual" || e.pick.Selected != "one" || !e.add.Disabled() {
 		t.Fatalf("shown: %+v, policy %q, pick %q", e.list, e.policy.Selected, e.pick.Selected)
@@ -160,9 +143,7 @@ func TestSettingsKeepsConcurrentPick(t *testing.T) {
 	cfg := loopbackConfig()
 	cfg.Exits = []config.Exit{{Name: "a", Kind: "socks5", URL: "socks5://127.0.0.1:1"}, {Name: "b", Kind: "socks5", URL: "socks5://127.0.0.1:2"}}
 	cfg.ExitPolicy, cfg.ExitSelected = "manual", "a"
-	if err := config.Save(path, cfg); err != nil {
-		t.Fatal(err)
-	}
+	saveConfig(t, path, cfg)
 	ctl := app.NewController(cfg, nil, testLogger(t))
 	defer func() { _ = ctl.Close() }()
 	s, done := openSettings(t, ctl, path)
@@ -212,18 +193,5 @@ func exitNames(list []config.Exit) []string {
 // writeCA writes a self-signed CA certificate (PEM) and returns its path.
 func writeCA(t *testing.T) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test exits CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filetest.Write(t, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	return filetest.Write(t, "ca.pem", string(testcert.New(t, "test exits CA").PEM()))
 }

@@ -5,11 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 	"go.uber.org/goleak"
 
-	"porthole/app"
 	"porthole/app/config"
 	"porthole/core/outbound"
 	"porthole/internal/upstreamtest"
@@ -28,21 +26,9 @@ func TestSettingsExits(t *testing.T) {
 	cfg.Bypass = []string{}
 	cfg.Exits = []config.Exit{{Name: "one", Kind: "socks5", URL: one.URL}, {Name: "two", Kind: "socks5", URL: two.URL}}
 	cfg.ExitPolicy = "manual"
-	if err := config.Save(path, cfg); err != nil {
-		t.Fatal(err)
-	}
-	ctl := app.NewController(cfg, nil, testLogger(t))
-	defer func() { _ = ctl.Close() }()
-	if err := ctl.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := newSettings(fyne.CurrentApp(), ctl, path)
-	done := make(chan error, 1)
-	s.onApplied = func(err error) { done <- err }
-	// Everything on this goroutine, the test app's thread: no refresher,
-	// the buttons' work in place.
-	s.exitsRefresh, s.exitsWork = 0, func(f func()) { f() }
-	s.Show()
+	saveConfig(t, path, cfg)
+	ctl := startController(t, cfg)
+	s, done := openSettings(t, ctl, path)
 	if s.exits == nil || len(s.exits.rows) != 2 || s.form.exits.policy.Selected != "manual" {
 		t.Fatalf("exits section: %+v", s.exits)
 	}

@@ -129,9 +129,14 @@ func (f *settingsForm) item(label string, w fyne.CanvasObject, field settingsFie
 	return it
 }
 
-func noteLabel() *widget.Label {
+// noteLabel is a hidden label for a note (a warning, not an error).
+func noteLabel() *widget.Label { return hiddenLabel(widget.WarningImportance) }
+
+// hiddenLabel is an empty wrapping label of importance imp, hidden until
+// there is something to say.
+func hiddenLabel(imp widget.Importance) *widget.Label {
 	l := widget.NewLabel("")
-	l.Importance = widget.WarningImportance
+	l.Importance = imp
 	l.Wrapping = fyne.TextWrapWord
 	l.Hide()
 	return l

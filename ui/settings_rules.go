@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image/color"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,19 +53,16 @@ const ruleTestTimeout = 3 * time.Second
 // Fyne thread only; the test box's lookup runs on a goroutine and
 // answers through fyne.Do.
 type rulesEditor struct {
-	list     []rules.Rule
-	selected int // -1: none; the fields then hold a rule to add
+	listEdits[rules.Rule]
 	onChange func()
 	// current is the settings the form holds now, for the test box.
 	current func() config.Config
 
-	rows                 *widget.List
 	kind, action         *widget.Select
 	value, exit          *widget.Entry
 	resolve              *widget.Check
 	problem              *widget.Label
-	add, replace, del    *widget.Button
-	up, down             *widget.Button
+	add, replace         *widget.Button
 	file, importPath     *widget.Entry
 	importNote           *widget.Label
 	testTarget, testProg *widget.Entry
@@ -76,14 +74,15 @@ type rulesEditor struct {
 }
 
 func newRulesEditor(list []rules.Rule, file string, onChange func(), current func() config.Config) *rulesEditor {
-	e := &rulesEditor{selected: -1, onChange: onChange, current: current}
+	e := &rulesEditor{onChange: onChange, current: current}
+	e.listEdits = listEdits[rules.Rule]{selected: -1, fill: e.fill, changed: e.changed}
 	e.rows = widget.NewList(
 		func() int { return len(e.list) },
 		func() fyne.CanvasObject { return widget.NewLabel("") },
 		func(i widget.ListItemID, o fyne.CanvasObject) {
 			o.(*widget.Label).SetText(ruleArrows.Replace(fmt.Sprintf("%d. %s", i+1, e.list[i])))
 		})
-	e.rows.OnSelected = func(i widget.ListItemID) { e.selectRule(i) }
+	e.rows.OnSelected = func(i widget.ListItemID) { e.selectRow(i) }
 	e.rows.OnUnselected = func(widget.ListItemID) {}
 	e.kind = widget.NewSelect(ruleKinds, func(string) { e.edited() })
 	e.action = widget.NewSelect(ruleActions, func(string) { e.edited() })
@@ -100,9 +99,7 @@ func newRulesEditor(list []rules.Rule, file string, onChange func(), current fun
 	e.problem.Hide()
 	e.add = widget.NewButton("Add", e.addRule)
 	e.replace = widget.NewButton("Update", e.updateRule)
-	e.del = widget.NewButton("Delete", e.deleteRule)
-	e.up = widget.NewButton("Up", func() { e.move(-1) })
-	e.down = widget.NewButton("Down", func() { e.move(1) })
+	e.buttons()
 	e.file = widget.NewEntry()
 	e.file.SetPlaceHolder("optional: a rules file (JSON, Clash rules, Clash config)")
 	e.file.OnChanged = func(string) {
@@ -215,20 +212,9 @@ func (e *rulesEditor) edited() {
 
 func (e *rulesEditor) updateButtons() {
 	_, err := e.fields()
-	sel := e.selected >= 0 && e.selected < len(e.list)
 	setWidgetEnabled(e.add, err == nil)
-	setWidgetEnabled(e.replace, err == nil && sel)
-	setWidgetEnabled(e.del, sel)
-	setWidgetEnabled(e.up, sel && e.selected > 0)
-	setWidgetEnabled(e.down, sel && e.selected < len(e.list)-1)
-}
-
-func (e *rulesEditor) selectRule(i int) {
-	if i < 0 || i >= len(e.list) {
-		return
-	}
-	e.selected = i
-	e.fill(e.list[i])
+	setWidgetEnabled(e.replace, err == nil && e.sel())
+	e.enableMoves()
 }
 
 // addRule puts the fields' rule after the selected one (at the end when
@@ -238,51 +224,23 @@ func (e *rulesEditor) addRule() {
 	if err != nil {
 		return
 	}
-	at := len(e.list)
-	if e.selected >= 0 {
-		at = e.selected + 1
-	}
-	e.list = append(e.list[:at], append([]rules.Rule{r}, e.list[at:]...)...)
+	at := e.addAt()
+	e.list = slices.Insert(e.list, at, r)
 	e.changed(at)
 }
 
 func (e *rulesEditor) updateRule() {
 	r, err := e.fields()
-	if err != nil || e.selected < 0 || e.selected >= len(e.list) {
+	if err != nil || !e.sel() {
 		return
 	}
 	e.list[e.selected] = r
 	e.changed(e.selected)
 }
 
-func (e *rulesEditor) deleteRule() {
-	if e.selected < 0 || e.selected >= len(e.list) {
-		return
-	}
-	e.list = append(e.list[:e.selected], e.list[e.selected+1:]...)
-	next := min(e.selected, len(e.list)-1)
-	e.changed(next)
-}
-
-func (e *rulesEditor) move(by int) {
-	i, j := e.selected, e.selected+by
-	if i < 0 || j < 0 || j >= len(e.list) {
-		return
-	}
-	e.list[i], e.list[j] = e.list[j], e.list[i]
-	e.changed(j)
-}
-
 // changed shows the list after an edit with row sel selected (-1: none).
 func (e *rulesEditor) changed(sel int) {
-	e.rows.Refresh()
-	if sel >= 0 {
-		e.rows.Select(sel)
-		e.selectRule(sel) // Select does not call back for the row already selected
-	} else {
-		e.selected = -1
-		e.rows.UnselectAll()
-	}
+	e.reselect(sel)
 	e.updateButtons()
 	e.onChange()
 }

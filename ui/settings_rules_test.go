@@ -22,11 +22,7 @@ import (
 // order with mode rules, applied without a restart.
 func TestSettingsRulesEditor(t *testing.T) {
 	path := settingsEnv(t)
-	ctl := app.NewController(loopbackConfig(), nil, testLogger(t))
-	defer func() { _ = ctl.Close() }()
-	if err := ctl.Start(); err != nil {
-		t.Fatal(err)
-	}
+	ctl := startController(t, loopbackConfig())
 	s, done := openSettings(t, ctl, path)
 	e := s.form.rules
 	s.form.mode.SetSelected(modeRulesLabel)

@@ -63,6 +63,25 @@ func testController(t *testing.T) *app.Controller {
 	return ctl
 }
 
+// startController starts a controller of cfg, closed when the test ends.
+func startController(t *testing.T, cfg config.Config) *app.Controller {
+	t.Helper()
+	ctl := app.NewController(cfg, nil, testLogger(t))
+	t.Cleanup(func() { _ = ctl.Close() })
+	if err := ctl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return ctl
+}
+
+// saveConfig writes cfg as the config file at path.
+func saveConfig(t *testing.T, path string, cfg config.Config) {
+	t.Helper()
+	if err := config.Save(path, cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // openSettings shows the settings window for ctl and returns it with a
 // channel that gets each Apply's result; the window (and its Exits
 // section) is closed when the test ends.

@@ -143,12 +143,7 @@ func TestTrayOverDBus(t *testing.T) {
 
 	child := startUIChild(t, display, bus)
 	addr := child.waitLine(t, listeningRE)[1]
-	var item registeredItem
-	select {
-	case item = <-watcher.items:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the GUI registered no tray item within 60 s")
-	}
+	item := watcher.waitItem(t)
 	t.Logf("startup to tray registered: %v (process start to RegisterStatusNotifierItem)",
 		item.At.Sub(child.started).Round(time.Millisecond))
 	tray := newTrayClient(t, conn, item)
@@ -335,12 +330,7 @@ func TestTrayExitsOverDBus(t *testing.T) {
 	exits := fmt.Sprintf(`[{"name":"one","kind":"socks5","url":%q},{"name":"two","kind":"socks5","url":%q}]`, one.URL, two.URL)
 	child := startUIChild(t, display, bus, uiChildExitsEnv+"="+exits)
 	addr := child.waitLine(t, listeningRE)[1]
-	var item registeredItem
-	select {
-	case item = <-watcher.items:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the GUI registered no tray item within 60 s")
-	}
+	item := watcher.waitItem(t)
 	tray := newTrayClient(t, conn, item)
 	inUse := func(name string) func(menuNode) bool {
 		return func(m menuNode) bool {

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"errors"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -28,9 +27,7 @@ func newTestGUI(t *testing.T) *gui {
 	t.Helper()
 	dir := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "xdg")) // autostart looks there
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	return newTestGUIFor(t, cfg, Options{ConfigPath: filepath.Join(dir, "config.json")})
+	return newTestGUIFor(t, loopbackConfig(), Options{ConfigPath: filepath.Join(dir, "config.json")})
 }
 
 // newTestGUIFor is newTestGUI with the given settings and options (main's
@@ -39,7 +36,7 @@ func newTestGUIFor(t *testing.T, cfg config.Config, opts Options) *gui {
 	t.Helper()
 	t.Setenv("PORTHOLE_TOKEN", "")
 	a := test.NewTempApp(t)
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := testLogger(t)
 	opts.Log = log
 	ctl := app.NewController(cfg, nil, log)
 	g := &gui{

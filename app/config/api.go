@@ -26,15 +26,8 @@ type API struct {
 // validate checks the API's fields; the errors name "api".
 func (a API) validate() error {
 	if a.Listen != "" {
-		host, port, err := net.SplitHostPort(a.Listen)
-		if err != nil || port == "" {
-			return invalid("api", "api.listen: %q is not host:port (\"\" turns the API off)", a.Listen)
-		}
-		if _, err := net.LookupPort("tcp", port); err != nil {
-			return invalid("api", "api.listen: port %q: %w", port, err)
-		}
-		if host == "" {
-			return invalid("api", "api.listen: %q has no host (use 127.0.0.1:PORT for this machine only)", a.Listen)
+		if err := checkListen("api", "api.listen", a.Listen, ` ("" turns the API off)`); err != nil {
+			return err
 		}
 	}
 	if a.DashboardURL != "" {

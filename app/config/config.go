@@ -84,18 +84,28 @@ func DefaultPath() (string, error) {
 	return filepath.Join(dir, "porthole", "config.json"), nil
 }
 
+// checkListen checks a listening address: host:port, with a host. field
+// is the FieldError's, name the field's name in the message (api.listen)
+// and hint what the message of an address that is not host:port adds.
+func checkListen(field, name, addr, hint string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return invalid(field, "%s: %q is not host:port%s", name, addr, hint)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return invalid(field, "%s: port %q: %w", name, port, err)
+	}
+	if host == "" {
+		return invalid(field, "%s: %q has no host (use 127.0.0.1:PORT for this machine only)", name, addr)
+	}
+	return nil
+}
+
 // Validate checks every field and names the first wrong one; the error
 // is a *FieldError.
 func (c Config) Validate() error {
-	host, port, err := net.SplitHostPort(c.Listen)
-	if err != nil || port == "" {
-		return invalid("listen", "listen: %q is not host:port", c.Listen)
-	}
-	if _, err := net.LookupPort("tcp", port); err != nil {
-		return invalid("listen", "listen: port %q: %w", port, err)
-	}
-	if host == "" {
-		return invalid("listen", "listen: %q has no host (use 127.0.0.1:PORT for this machine only)", c.Listen)
+	if err := checkListen("listen", "listen", c.Listen, ""); err != nil {
+		return err
 	}
 	mode, err := outbound.ParseMode(c.Mode)
 	if err != nil {

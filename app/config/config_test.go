@@ -164,9 +164,22 @@ func TestValidateNamesTheField(t *testing.T) {
 	}
 }
 
+// roundTrip saves cfg to a new file and returns what loading it gives.
+func roundTrip(t *testing.T, cfg Config) Config {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.json")
+	if err := Save(path, cfg); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 // TestRulesRoundTrip: the rules and rules_file fields in the file.
 func TestRulesRoundTrip(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "config.json")
 	cfg := Default()
 	cfg.Mode = "rules"
 	cfg.RulesFile = "/some/rules.list"
@@ -175,13 +188,7 @@ func TestRulesRoundTrip(t *testing.T) {
 		{Kind: "domain-suffix", Value: "example.com", Action: "direct"},
 		{Kind: "ip-cidr", Value: "10.0.0.0/8", Action: "tunnel", Exit: "office", Resolve: true},
 	}
-	if err := Save(path, cfg); err != nil {
-		t.Fatal(err)
-	}
-	got, err := Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := roundTrip(t, cfg)
 	if !reflect.DeepEqual(got.Rules, cfg.Rules) || got.RulesFile != cfg.RulesFile || got.Mode != "rules" {
 		t.Errorf("round trip: %+v", got)
 	}

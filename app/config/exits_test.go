@@ -51,7 +51,6 @@ func TestOneExitFileReadsAsOneExit(t *testing.T) {
 }
 
 func TestExitsRoundTrip(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "config.json")
 	cfg := Default()
 	cfg.Mode = "tunnel"
 	cfg.Exits = []Exit{
@@ -60,13 +59,7 @@ func TestExitsRoundTrip(t *testing.T) {
 		{Name: "ssh", Kind: "socks5", URL: "socks5://127.0.0.1:1080"},
 	}
 	cfg.ExitPolicy, cfg.ExitSelected = "failover", "office"
-	if err := Save(path, cfg); err != nil {
-		t.Fatal(err)
-	}
-	got, err := Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := roundTrip(t, cfg)
 	if !reflect.DeepEqual(got, cfg) {
 		t.Errorf("round trip: %+v, want %+v", got, cfg)
 	}

@@ -3,19 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -34,10 +29,12 @@ import (
 
 	"porthole/core/tunnel"
 	"porthole/internal/childproc"
+	"porthole/internal/curltest"
 	"porthole/internal/fetch"
 	"porthole/internal/filetest"
 	"porthole/internal/logcapture"
 	"porthole/internal/origin"
+	"porthole/internal/testcert"
 )
 
 // The test binary doubles as porthole-exit: with PORTHOLE_EXIT_AS_MAIN set
@@ -193,7 +190,7 @@ func TestRunPortTaken(t *testing.T) {
 // the sessions and returns 0.
 func TestRunServesUntilCancelled(t *testing.T) {
 	t.Setenv("PORTHOLE_TOKEN", testToken)
-	tg := startEcho(t)
+	tg := origin.Echo(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stdout, stderr := logcapture.NewSink(), logcapture.NewSink()
@@ -360,27 +357,6 @@ func echoChecked(t *testing.T, st *tunnel.Stream, n int) {
 	}
 }
 
-// startEcho runs a loopback TCP echo server (it half-closes after its
-// input ends) and returns its address.
-func startEcho(t *testing.T) string {
-	t.Helper()
-	srv := origin.New()
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("closing the echo server: %v", err)
-		}
-	})
-	ln, err := srv.Listen("tcp", func(c *net.TCPConn) {
-		if _, err := io.Copy(c, c); err == nil {
-			_ = c.CloseWrite() // the client checks what it got
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln.Addr().String()
-}
-
 // ---------------------------------------------------------------------------
 // The program as a process.
 
@@ -450,59 +426,22 @@ func TestBinaryPortTaken(t *testing.T) {
 	}
 }
 
-// selfSigned writes a self-signed ECDSA certificate for 127.0.0.1 and its
-// key to dir, and returns their paths and a pool trusting it.
+// selfSigned writes a self-signed certificate for 127.0.0.1 and its key
+// to dir, and returns their paths and a pool trusting it.
 func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "porthole-exit test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true, // its own issuer: curl (OpenSSL) wants a CA as trust anchor
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
+	c := testcert.New(t, "porthole-exit test", net.IPv4(127, 0, 0, 1))
+	return c.WriteCert(t, dir), c.WriteKey(t, dir), c.Pool()
 }
 
 // curl runs curl with args (no proxy, bounded time) and returns its
 // standard output.
 func curl(t *testing.T, args ...string) string {
 	t.Helper()
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl is not installed")
-	}
+	path := curltest.Need(t)
 	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "curl", append([]string{"-sS", "--noproxy", "*", "--max-time", "20"}, args...)...)
+	cmd := exec.CommandContext(ctx, path, append([]string{"-sS", "--noproxy", "*", "--max-time", "20"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -523,7 +462,7 @@ func TestBinaryServesWSS(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(testToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tg := startEcho(t)
+	tg := origin.Echo(t)
 	p := startExit(t, childEnv(), "--listen", "127.0.0.1:0", "--token-file", tokenFile,
 		"--tls-cert", certFile, "--tls-key", keyFile, "--allow-private", "--path", "/tunnel")
 	url := p.WaitFor(t, listeningRE)[1]
@@ -569,7 +508,7 @@ func TestBinaryServesWSS(t *testing.T) {
 // --allow-private the exit refuses a loopback target (OPEN_FAIL denied),
 // takes its token from PORTHOLE_TOKEN, and stops on SIGTERM with exit 0.
 func TestBinaryDeniesPrivateTargetsAndStopsOnSIGTERM(t *testing.T) {
-	tg := startEcho(t)
+	tg := origin.Echo(t)
 	p := startExit(t, childEnv("PORTHOLE_TOKEN="+testToken), "--listen", "127.0.0.1:0")
 	url := p.WaitFor(t, listeningRE)[1]
 	client := newClient(t, url, nil)

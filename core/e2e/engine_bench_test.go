@@ -14,6 +14,7 @@ import (
 	"porthole/core"
 	"porthole/core/outbound"
 	"porthole/core/rules"
+	"porthole/internal/origin"
 )
 
 // BenchmarkConnectSetup is one proxied connection per op: dial the proxy,
@@ -30,7 +31,7 @@ func BenchmarkConnectSetup(b *testing.B) {
 // alternating between them, so both see the same machine load. It reports
 // each one's conn/s and their ratio.
 func BenchmarkConnectSetupRules(b *testing.B) {
-	origin := echoOrigin(b)
+	echo := origin.Echo(b)
 	set, err := rules.Compile(benchRules(100_000), rules.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -44,7 +45,7 @@ func BenchmarkConnectSetupRules(b *testing.B) {
 	for i := range b.N {
 		eng := []*core.Engine{direct, ruled}[i%2]
 		t0 := time.Now()
-		connectOnce(b, eng.Addr().String(), origin)
+		connectOnce(b, eng.Addr().String(), echo)
 		took[i%2] = append(took[i%2], float64(time.Since(t0).Microseconds()))
 	}
 	b.StopTimer()
@@ -74,28 +75,6 @@ func benchEngine(b *testing.B, cfg core.Config) *core.Engine {
 	}
 	b.Cleanup(func() { _ = eng.Close() }) // the benchmark is over; a close error says nothing about it
 	return eng
-}
-
-// echoOrigin is a loopback origin echoing until the client closes.
-func echoOrigin(b *testing.B) string {
-	origin, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = origin.Close() })
-	go func() {
-		for {
-			c, err := origin.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c) // echo until the client closes
-			}()
-		}
-	}()
-	return origin.Addr().String()
 }
 
 // connectOnce is one proxied connection: CONNECT, one byte there and
@@ -149,7 +128,7 @@ func benchRules(n int) []rules.Rule {
 }
 
 func benchConnectSetup(b *testing.B, cfg core.Config) {
-	target := echoOrigin(b)
+	target := origin.Echo(b)
 	eng, err := core.New(cfg)
 	if err != nil {
 		b.Fatal(err)

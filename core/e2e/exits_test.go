@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -23,20 +22,13 @@ import (
 	"porthole/internal/upstreamtest"
 )
 
-func needCurl(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl is not installed (build/deps.sh installs it)")
-	}
-}
-
 // TestExitsEachKindWithCurl selects each of four exits by hand and runs
 // curl through Porthole (plain HTTP, HTTPS through CONNECT, SOCKS5 with
 // the name resolved remotely): each request goes through the selected
 // exit, and its record names it.
 func TestExitsEachKindWithCurl(t *testing.T) {
 	leakCheck(t)
-	needCurl(t)
+	curltest.Need(t)
 	bin := buildExitProgram(t)
 	a, b := startExitProc(t, bin), startExitProc(t, bin)
 	hp := upstreamtest.Tinyproxy(t, "", "")

@@ -47,9 +47,7 @@ import (
 // https via CONNECT) and through SOCKS5 (IP and host name), each recorded
 // as one connection through the tunnel whose stream id the exit logged.
 func TestTunnelCurl(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl is not installed (build/deps.sh installs it)")
-	}
+	curltest.Need(t)
 	v := newE2E(t, e2eOptions{})
 	proxyHTTP := "http://" + v.proxy()
 	web := v.web.Listener.Addr().String()

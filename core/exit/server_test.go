@@ -891,6 +891,14 @@ func await[T any](t *testing.T, what string, ch <-chan T) T {
 	}
 }
 
+// wantCanceled fails the test unless the dial in progress ends, canceled.
+func (d *slowDialer) wantCanceled(t *testing.T) {
+	t.Helper()
+	if err := await(t, "end of the dial", d.ended); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the dial ended with %v, want context.Canceled", err)
+	}
+}
+
 func TestResetDuringDialCancelsTheDial(t *testing.T) {
 	d := newSlowDialer()
 	h := d.startExit(t)
@@ -903,9 +911,7 @@ func TestResetDuringDialCancelsTheDial(t *testing.T) {
 	if err := st.Reset(); err != nil {
 		t.Fatal(err)
 	}
-	if err := await(t, "end of the dial", d.ended); !errors.Is(err, context.Canceled) {
-		t.Fatalf("the dial ended with %v, want context.Canceled", err)
-	}
+	d.wantCanceled(t)
 	h.logs.waitFor(t, "open abandoned", count(1, "msg", "open abandoned", "stream", st.ID().String()))
 	if h.srv.Sessions() != 1 {
 		t.Errorf("the session ended with its stream")
@@ -923,9 +929,7 @@ func TestClientLeavingDuringDialCancelsTheDial(t *testing.T) {
 	if err := sess.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := await(t, "end of the dial", d.ended); !errors.Is(err, context.Canceled) {
-		t.Fatalf("the dial ended with %v, want context.Canceled", err)
-	}
+	d.wantCanceled(t)
 	h.logs.waitFor(t, "session ended", count(1, "msg", "session ended"))
 }
 

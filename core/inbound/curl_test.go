@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -18,9 +17,7 @@ import (
 
 func TestCurl(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl is not installed")
-	}
+	curltest.Need(t)
 	v := newEnv(t, nil)
 	port := strconv.Itoa(v.origin.Listener.Addr().(*net.TCPAddr).Port)
 	tlsOrigin := httptest.NewTLSServer(originMux())
@@ -89,9 +86,7 @@ func TestCurl(t *testing.T) {
 
 func TestCurlProxyUser(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl is not installed")
-	}
+	curltest.Need(t)
 	v := newEnv(t, func(c *core.Config) { c.Auth = &inbound.Auth{Username: "alice", Password: "s3cret"} })
 	v.noisy = true // wrong passwords are logged
 	url := v.origin.URL + "/hello"

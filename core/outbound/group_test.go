@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"porthole/internal/origin"
 	"porthole/internal/upstreamtest"
 )
 
@@ -36,7 +37,7 @@ func viaName(t *testing.T, g *Group, ctx context.Context, target string) string 
 // TestGroupNamedExitAndSelect: a rule's named exit wins over the policy;
 // the manual pick moves at once; an unknown name is an error.
 func TestGroupNamedExitAndSelect(t *testing.T) {
-	echo := echoOrigin(t)
+	echo := origin.Echo(t)
 	g, _, _ := twoSOCKS(t, PolicyManual)
 	if via := viaName(t, g, t.Context(), echo); via != "one" {
 		t.Errorf("manual, nothing selected: via %s, want the first", via)
@@ -66,7 +67,7 @@ func TestGroupNamedExitAndSelect(t *testing.T) {
 // dies and back when it returns; a rule naming the dead exit fails fast,
 // naming it, instead of moving.
 func TestGroupFailover(t *testing.T) {
-	echo := echoOrigin(t)
+	echo := origin.Echo(t)
 	g, p1, _ := twoSOCKS(t, PolicyFailover)
 	if via := viaName(t, g, t.Context(), echo); via != "one" {
 		t.Errorf("failover: via %s, want one", via)

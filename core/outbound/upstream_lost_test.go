@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"porthole/internal/origin"
 	"testing"
 	"time"
 )
@@ -13,7 +14,7 @@ import (
 // porthole exit's streams do), and the group learns at once that the exit
 // is down; an ending of the target's own stays what it was.
 func TestUpstreamExitLost(t *testing.T) {
-	echo := echoOrigin(t)
+	echo := origin.Echo(t)
 	g, p1, _ := twoSOCKS(t, PolicyFailover)
 	c, err := g.DialContext(t.Context(), "tcp", echo)
 	if err != nil {

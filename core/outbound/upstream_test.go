@@ -22,23 +22,6 @@ import (
 
 const upTimeout = 20 * time.Second
 
-// echoOrigin is a loopback TCP echo server.
-func echoOrigin(t *testing.T) string {
-	t.Helper()
-	srv := origin.New()
-	t.Cleanup(func() { _ = srv.Close() }) // the test is over
-	ln, err := srv.Listen("tcp", func(c *net.TCPConn) {
-		if err := c.SetDeadline(time.Now().Add(upTimeout)); err != nil {
-			return
-		}
-		_, _ = io.Copy(c, c) // ends when the client does
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln.Addr().String()
-}
-
 // upstreamGroup starts a group of one upstream exit.
 func upstreamGroup(t *testing.T, kind Kind, url, user, pass string) *Group {
 	t.Helper()
@@ -66,6 +49,16 @@ func startGroup(t *testing.T, cfg GroupConfig) *Group {
 			t.Error(err)
 		}
 	})
+	return g
+}
+
+// carryingGroup is upstreamGroup once its exit is up and has carried an
+// echo through to the echo server at echo.
+func carryingGroup(t *testing.T, echo string, kind Kind, url, user, pass string) *Group {
+	t.Helper()
+	g := upstreamGroup(t, kind, url, user, pass)
+	waitState(t, g, "up", ExitUp)
+	echoThrough(t, g, echo)
 	return g
 }
 
@@ -144,7 +137,7 @@ func dialErr(t *testing.T, g *Group, target string) error {
 }
 
 func TestUpstreamHTTPProxy(t *testing.T) {
-	echo := echoOrigin(t)
+	echo := origin.Echo(t)
 	p := upstreamtest.Tinyproxy(t, "", "")
 	g := upstreamGroup(t, KindHTTP, p.URL, "", "")
 	if st := waitState(t, g, "up", ExitUp); st.Latency <= 0 {
@@ -164,16 +157,12 @@ func TestUpstreamHTTPProxy(t *testing.T) {
 }
 
 func TestUpstreamHTTPProxyAuth(t *testing.T) {
-	echo := echoOrigin(t)
+	echo := origin.Echo(t)
 	p := upstreamtest.Tinyproxy(t, "alice", "s3cret")
-	good := upstreamGroup(t, KindHTTP, p.URL, "alice", "s3cret")
-	waitState(t, good, "up", ExitUp)
-	echoThrough(t, good, echo)
+	carryingGroup(t, echo, KindHTTP, p.URL, "alice", "s3cret")
 
 	// Credentials in the URL count too.
-	inURL := upstreamGroup(t, KindHTTP, "http://alice:s3cret@"+p.Addr, "", "")
-	waitState(t, inURL, "up", ExitUp)
-	echoThrough(t, inURL, echo)
+	carryingGroup(t, echo, KindHTTP, "http://alice:s3cret@"+p.Addr, "", "")
 
 	checkRefusedCredentials(t, KindHTTP, "http://", p.Addr, "alice", "wrong", echo)
 }
@@ -203,11 +192,9 @@ func checkRefusedCredentials(t *testing.T, kind Kind, scheme, addr, user, pass, 
 }
 
 func TestUpstreamSOCKS5Proxy(t *testing.T) {
-	echo := echoOrigin(t)
+	echo := origin.Echo(t)
 	p := upstreamtest.Microsocks(t, "", "")
-	g := upstreamGroup(t, KindSOCKS5, p.URL, "", "")
-	waitState(t, g, "up", ExitUp)
-	echoThrough(t, g, echo)
+	g := carryingGroup(t, echo, KindSOCKS5, p.URL, "", "")
 	// By name: the proxy resolves it.
 	_, port, _ := net.SplitHostPort(echo)
 	echoThrough(t, g, net.JoinHostPort("localhost", port))
@@ -220,11 +207,9 @@ func TestUpstreamSOCKS5Proxy(t *testing.T) {
 }
 
 func TestUpstreamSOCKS5ProxyAuth(t *testing.T) {
-	echo := echoOrigin(t)
+	echo := origin.Echo(t)
 	p := upstreamtest.Microsocks(t, "bob", "pw")
-	good := upstreamGroup(t, KindSOCKS5, p.URL, "bob", "pw")
-	waitState(t, good, "up", ExitUp)
-	echoThrough(t, good, echo)
+	carryingGroup(t, echo, KindSOCKS5, p.URL, "bob", "pw")
 
 	for _, creds := range [][2]string{{"bob", "nope"}, {"", ""}} {
 		checkRefusedCredentials(t, KindSOCKS5, "socks5://", p.Addr, creds[0], creds[1], echo)
@@ -234,7 +219,7 @@ func TestUpstreamSOCKS5ProxyAuth(t *testing.T) {
 // TestUpstreamDown: a proxy that is not there fails fast, naming the
 // exit; when it comes up the probe finds it.
 func TestUpstreamDown(t *testing.T) {
-	echo := echoOrigin(t)
+	echo := origin.Echo(t)
 	p := upstreamtest.Microsocks(t, "", "")
 	g := upstreamGroup(t, KindSOCKS5, p.URL, "", "")
 	waitState(t, g, "up", ExitUp)

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"porthole/internal/origin"
 	"porthole/internal/upstreamtest"
 )
 
@@ -33,7 +34,7 @@ func tlsFront(t *testing.T, to string) (string, *x509.CertPool) {
 // trusting the given CA; without it the certificate is refused and the
 // exit is down for that reason.
 func TestUpstreamHTTPSProxy(t *testing.T) {
-	echo := echoOrigin(t)
+	echo := origin.Echo(t)
 	p := upstreamtest.Tinyproxy(t, "alice", "pw")
 	front, pool := tlsFront(t, p.Addr)
 	g := startGroup(t, GroupConfig{Exits: []ExitConfig{{Name: "up", Kind: KindHTTP, Upstream: UpstreamConfig{

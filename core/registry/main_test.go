@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -73,6 +74,24 @@ func (h *hookRec) calls() []error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]error(nil), h.reasons...)
+}
+
+// hookedConn registers one connection, whose abort hook records its
+// calls, in a registry that publishes no stats.
+func hookedConn(t *testing.T) (*Registry, *Conn, func(error), *hookRec) {
+	t.Helper()
+	r := newRegistry(t, Options{StatsInterval: quiet})
+	h := newHook()
+	c, finish := r.Register(testMeta, h.abort)
+	return r, c, finish, h
+}
+
+// wantReason fails the test unless c's record ended for want.
+func wantReason(t *testing.T, r *Registry, c *Conn, want error) {
+	t.Helper()
+	if info, _ := r.Get(c.ID()); !errors.Is(info.Err, want) {
+		t.Fatalf("reason %v, want %v", info.Err, want)
+	}
 }
 
 // wait fails the test unless the hook is called within waitLimit.

@@ -222,9 +222,7 @@ func TestCloseConnReasonWins(t *testing.T) {
 }
 
 func TestCloseConnTwiceCallsHookOnce(t *testing.T) {
-	r := newRegistry(t, Options{StatsInterval: quiet})
-	h := newHook()
-	c, finish := r.Register(testMeta, h.abort)
+	r, c, finish, h := hookedConn(t)
 	for range 3 {
 		if !r.CloseConn(c.ID()) { // still live until the owner finishes
 			t.Fatal("CloseConn on a live connection returned false")
@@ -235,15 +233,11 @@ func TestCloseConnTwiceCallsHookOnce(t *testing.T) {
 	if calls := h.calls(); len(calls) != 1 {
 		t.Fatalf("hook called %d times", len(calls))
 	}
-	if info, _ := r.Get(c.ID()); !errors.Is(info.Err, ErrClosedByUser) {
-		t.Fatalf("reason %v", info.Err)
-	}
+	wantReason(t, r, c, ErrClosedByUser)
 }
 
 func TestAbortFirstReasonWins(t *testing.T) {
-	r := newRegistry(t, Options{StatsInterval: quiet})
-	h := newHook()
-	c, finish := r.Register(testMeta, h.abort)
+	r, c, finish, h := hookedConn(t)
 	c.Established("192.0.2.1:443")
 	c.Abort(ErrIdle)
 	r.CloseConn(c.ID())
@@ -253,18 +247,14 @@ func TestAbortFirstReasonWins(t *testing.T) {
 	if len(calls) != 1 || !errors.Is(calls[0], ErrIdle) {
 		t.Fatalf("hook calls %v", calls)
 	}
-	if info, _ := r.Get(c.ID()); !errors.Is(info.Err, ErrIdle) {
-		t.Fatalf("reason %v, want ErrIdle", info.Err)
-	}
+	wantReason(t, r, c, ErrIdle)
 }
 
 // TestAbortAfterFinish: the owner may reuse what its hook closes (the HTTP
 // front's hook cancels a client connection shared by keep-alive requests),
 // so a finished record must never call it.
 func TestAbortAfterFinish(t *testing.T) {
-	r := newRegistry(t, Options{StatsInterval: quiet})
-	h := newHook()
-	c, finish := r.Register(testMeta, h.abort)
+	r, c, finish, h := hookedConn(t)
 	finish(nil)
 	c.Abort(ErrClosedByUser)
 	c.Abort(ErrIdle)

@@ -17,6 +17,16 @@ import (
 // process is killed a little after it.
 const maxTime = 20
 
+// Need skips the test if curl is not installed and returns its path.
+func Need(t testing.TB) string {
+	t.Helper()
+	path, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("curl is not installed (build/deps.sh installs it)")
+	}
+	return path
+}
+
 // Run runs curl with args and returns what it wrote to stdout. curl runs
 // in a clean environment (-q: no ~/.curlrc; no *_proxy or NO_PROXY
 // variables, a fresh HOME), fails on an HTTP error status (--fail) and
@@ -24,10 +34,7 @@ const maxTime = 20
 // stderr. The test is skipped if curl is not installed.
 func Run(t testing.TB, args ...string) (string, error) {
 	t.Helper()
-	path, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl is not installed (build/deps.sh installs it)")
-	}
+	path := Need(t)
 	ctx, cancel := context.WithTimeout(t.Context(), (maxTime+10)*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, append([]string{"-q", "-sS", "--fail", "--max-time", fmt.Sprint(maxTime)}, args...)...)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"testing"
 )
 
 // Server runs a handler for every connection its listeners accept. Close
@@ -134,6 +135,24 @@ func (s *Server) Close() error {
 	})
 	s.wg.Wait()
 	return err
+}
+
+// Echo serves a TCP echo on loopback until the test ends and returns its
+// host:port: a connection gets back what it sends, and is closed when its
+// input ends.
+func Echo(t testing.TB) string {
+	t.Helper()
+	srv := New()
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("closing the echo server: %v", err)
+		}
+	})
+	ln, err := srv.Listen("tcp", func(c *net.TCPConn) { _, _ = io.Copy(c, c) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln.Addr().String()
 }
 
 // Sum answers the SHA-256 of the request body in hex, a space, and the

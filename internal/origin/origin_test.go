@@ -39,23 +39,7 @@ func TestServerServesAndCloses(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(c, "ping"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := io.ReadAll(c); err != nil || string(got) != "ping" {
-		t.Fatalf("echo: %q, %v; want ping", got, err)
-	}
+	c := checkEcho(t, ln.Addr().String())
 
 	h, err := net.Dial("tcp", hang.Addr().String())
 	if err != nil {
@@ -121,3 +105,31 @@ func TestSum(t *testing.T) {
 type failing struct{}
 
 func (failing) Read([]byte) (int, error) { return 0, errors.New("broken body") }
+
+// Echo sends back what a client sends and closes after its input ends.
+func TestEcho(t *testing.T) { checkEcho(t, Echo(t)) }
+
+// checkEcho sends "ping" to the echo server at addr, half-closes, and
+// fails the test unless exactly "ping" comes back before EOF. It returns
+// the connection, closed when the test ends.
+func checkEcho(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, "ping"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(c); err != nil || string(got) != "ping" {
+		t.Fatalf("echo: %q, %v; want ping", got, err)
+	}
+	return c
+}
