@@ -24,8 +24,9 @@ import (
 // handled is false when the connections are not both TCP sockets (or the
 // kernel will not splice them) and nothing was moved; the caller then
 // copies in user space. On EOF it returns with eof true and the half-close
-// left to the caller.
-func spliceHalf(dst, src net.Conn, count func(int64)) (handled, eof bool, err error) {
+// left to the caller. With sd (a side's run) a wait may park the
+// direction instead: err is then errParked.
+func spliceHalf(dst, src net.Conn, count func(int64), sd *side) (handled, eof bool, err error) {
 	d, ok1 := dst.(*net.TCPConn)
 	s, ok2 := src.(*net.TCPConn)
 	if !ok1 || !ok2 {
@@ -37,8 +38,24 @@ func spliceHalf(dst, src net.Conn, count func(int64)) (handled, eof bool, err er
 	}
 	lr := io.LimitedReader{R: s}
 	moved := false
+	n := 0
+	// ready is the wait for queued bytes as side.await takes it; n is
+	// what it found.
+	ready := func(block bool) (bool, error) {
+		var err error
+		n, err = waitQueued(rc, block)
+		return n >= 0, err
+	}
 	for {
-		n, err := waitQueued(rc)
+		var err error
+		if sd != nil {
+			err = sd.await(ready)
+		} else {
+			_, err = ready(true)
+		}
+		if errors.Is(err, errParked) {
+			return true, false, err
+		}
 		if err != nil {
 			return true, false, &net.OpError{Op: "read", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: err}
 		}
@@ -50,6 +67,9 @@ func spliceHalf(dst, src net.Conn, count func(int64)) (handled, eof bool, err er
 		if w > 0 {
 			moved = true
 			count(w)
+			if sd != nil {
+				sd.moved = true
+			}
 		}
 		if err != nil {
 			return true, false, err
@@ -70,8 +90,9 @@ func spliceHalf(dst, src net.Conn, count func(int64)) (handled, eof bool, err er
 // holding a buffer, and returns how many bytes are queued (SIOCINQ): 0
 // means EOF. A socket error (a reset) is returned as a syscall error.
 // Waiting happens inside the runtime poller's RawRead, so deadlines and
-// Close unblock it as they do a Read.
-func waitQueued(rc syscall.RawConn) (int, error) {
+// Close unblock it as they do a Read. Without block it does not wait:
+// -1 means nothing yet.
+func waitQueued(rc syscall.RawConn, block bool) (int, error) {
 	var (
 		queued int
 		serr   error
@@ -95,6 +116,10 @@ func waitQueued(rc syscall.RawConn) (int, error) {
 			case errors.Is(err, unix.EINTR):
 				continue
 			case errors.Is(err, unix.EAGAIN):
+				if !block {
+					queued = -1
+					return true
+				}
 				return false // empty: the poller waits for readability
 			case err != nil:
 				serr = os.NewSyscallError("recvfrom", err)
