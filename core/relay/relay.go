@@ -64,31 +64,42 @@ type readWaiter interface {
 // to the caller. The returned error is the first failure, nil if both
 // directions ended with EOF; recognise expected endings with Expected.
 func Relay(client, target net.Conn, c Counter) error {
-	var (
-		closer sync.Once
-		first  error // the failure that aborted the relay
-	)
-	abort := func(err error) {
-		closer.Do(func() {
-			// The other direction fails next because of this close (with
-			// net.ErrClosed): the reason is this first failure.
-			first = err
-			abortConn(client, err)
-			abortConn(target, err)
-		})
-	}
-	s := &side{dst: target, src: client, count: c.AddUp, abort: abort}
+	// One allocation for the whole relay: it lives as long as the
+	// connection, and an idle one should hold little.
+	r := &relayRun{client: client, target: target}
+	s := &r.side
+	s.r, s.dst, s.src, s.count = r, target, client, c.AddUp
 	ownDst, ownSrc, ownCount := client, target, c.AddDown
 	if !socketSource(client) && socketSource(target) {
 		s.dst, s.src, s.count = client, target, c.AddDown
 		ownDst, ownSrc, ownCount = target, client, c.AddUp
 	}
 	s.start()
-	if err := copyHalf(ownDst, ownSrc, ownCount, nil); err != nil {
-		abort(err)
+	if err := copyHalf(ownDst, ownSrc, ownCount, nil, &r.own); err != nil {
+		r.abort(err)
 	}
 	s.join()
-	return first
+	return r.first
+}
+
+// relayRun is one relay's state.
+type relayRun struct {
+	client, target net.Conn
+	closer         sync.Once
+	first          error       // the failure that aborted the relay
+	own            spliceState // the caller's direction's
+	side           side
+}
+
+// abort ends both connections as a failure, once: the other direction
+// fails next because of this close (with net.ErrClosed), and the reason
+// is this first failure.
+func (r *relayRun) abort(err error) {
+	r.closer.Do(func() {
+		r.first = err
+		abortConn(r.client, err)
+		abortConn(r.target, err)
+	})
 }
 
 // socketSource reports whether c is read as a socket (the side can park
@@ -125,11 +136,11 @@ func abortConn(c net.Conn, cause error) {
 // (the socket is drained) the buffer goes back to the pool and the next wait
 // happens without one. With s (the side's run), the waits may park it: it
 // returns errParked, having moved everything that was readable.
-func copyHalf(dst, src net.Conn, count func(int64), s *side) error {
+func copyHalf(dst, src net.Conn, count func(int64), s *side, q *spliceState) error {
 	if s != nil && !s.slot.parkable() {
 		s = nil
 	}
-	if handled, eof, err := spliceHalf(dst, src, count, s); handled {
+	if handled, eof, err := spliceHalf(dst, src, count, s, q); handled {
 		if err != nil || !eof {
 			return err
 		}

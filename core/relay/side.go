@@ -40,22 +40,24 @@ const (
 // Ownership: Relay creates the side and, in join, waits until every
 // goroutine that ran it has ended; the parker only starts them.
 type side struct {
+	r        *relayRun // the relay it belongs to (for abort)
 	dst, src net.Conn
 	count    func(int64)
-	abort    func(error)
+	q        spliceState
 
 	mu    sync.Mutex
 	state sideState
 	slot  parkSlot // the registration with the parker, if parkable
+	// wg counts the goroutines running the direction. Once Relay's caller
+	// joined, a running one can only end with the direction, so waiting
+	// for wg is waiting for the end (no channel to keep per connection).
 	wg    sync.WaitGroup
-	done  chan struct{} // closed when the direction has ended
-	moved bool          // bytes moved since the last wait: linger before parking
+	moved bool // bytes moved since the last wait: linger before parking
 }
 
 // start sets the direction going: parked at once where it can be (an idle
 // connection then never has a goroutine for it), else on a goroutine.
 func (s *side) start() {
-	s.done = make(chan struct{})
 	s.slot.open(s)
 	s.mu.Lock()
 	parked := s.slot.arm()
@@ -86,7 +88,7 @@ func (s *side) wake() {
 
 func (s *side) run() {
 	defer s.wg.Done()
-	err := copyHalf(s.dst, s.src, s.count, s)
+	err := copyHalf(s.dst, s.src, s.count, s, &s.q)
 	if errors.Is(err, errParked) {
 		return
 	}
@@ -95,12 +97,11 @@ func (s *side) run() {
 
 func (s *side) end(err error) {
 	if err != nil {
-		s.abort(err)
+		s.r.abort(err)
 	}
 	s.mu.Lock()
 	s.state = sideDone
 	s.mu.Unlock()
-	close(s.done)
 }
 
 // park registers the direction with the parker unless Relay's caller has
@@ -116,8 +117,9 @@ func (s *side) park() bool {
 }
 
 // join is Relay's caller's, once its own direction ended: it runs a
-// parked direction itself (its goroutine has nothing else to do), or waits
-// for a running one to end, then for every goroutine that ran it.
+// parked direction itself (its goroutine has nothing else to do), then
+// waits for every goroutine that ran it — a running one ends only with
+// the direction now that it may not park.
 func (s *side) join() {
 	s.mu.Lock()
 	state := s.state
@@ -128,9 +130,7 @@ func (s *side) join() {
 	switch state {
 	case sideParked:
 		s.slot.disarm() // no wake may start a goroutine for it now
-		s.end(copyHalf(s.dst, s.src, s.count, nil))
-	case sideRunning:
-		<-s.done
+		s.end(copyHalf(s.dst, s.src, s.count, nil, &s.q))
 	}
 	s.wg.Wait()
 	s.slot.close()
