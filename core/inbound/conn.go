@@ -312,5 +312,16 @@ func (c *clientConn) relay(u *upstream) error {
 		}
 	}
 	c.releaseReader()
-	return relay.Relay(c.raw, u.conn, u.rec)
+	// The loggers (a handler each, with the id) are dropped while the
+	// relay runs and rebuilt for the closing line: an idle connection
+	// holds no more than it needs to move bytes. Only this goroutine logs
+	// for the connection.
+	c.log, u.log = nil, nil
+	err := relay.Relay(c.raw, u.conn, u.rec)
+	c.log = c.s.log.With("conn", c.id.String())
+	u.log = c.log
+	if u.rec.ID() != c.id {
+		u.log = c.s.log.With("conn", u.rec.ID().String())
+	}
+	return err
 }

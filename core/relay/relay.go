@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 
 	"porthole/core/tunnel"
 )
@@ -50,36 +51,63 @@ type readWaiter interface {
 // neither end mistakes a cut transfer for a complete one. Bytes are passed
 // on as they arrive.
 //
+// One direction runs on the caller's goroutine; the other (a side) has a
+// goroutine only while bytes flow when its source is a socket (see side):
+// an idle connection costs one goroutine. That direction is client→target
+// when the client is a socket, else target→client. Relay sets and clears
+// that socket's read deadline itself: the connections' deadlines are not
+// the caller's to use while it runs. To end a relay early, close both
+// connections (or reset a tunnel stream): closing a parked socket alone
+// wakes nothing.
+//
 // Relay does not close the connections when both ended cleanly: they belong
 // to the caller. The returned error is the first failure, nil if both
 // directions ended with EOF; recognise expected endings with Expected.
 func Relay(client, target net.Conn, c Counter) error {
-	var (
-		wg     sync.WaitGroup
-		closer sync.Once
-		first  error // the failure that aborted the relay
-	)
-	abort := func(err error) {
-		closer.Do(func() {
-			// The other direction fails next because of this close (with
-			// net.ErrClosed): the reason is this first failure.
-			first = err
-			abortConn(client, err)
-			abortConn(target, err)
-		})
+	// One allocation for the whole relay: it lives as long as the
+	// connection, and an idle one should hold little.
+	r := &relayRun{client: client, target: target}
+	s := &r.side
+	s.r, s.dst, s.src, s.count = r, target, client, c.AddUp
+	ownDst, ownSrc, ownCount := client, target, c.AddDown
+	if !socketSource(client) && socketSource(target) {
+		s.dst, s.src, s.count = client, target, c.AddDown
+		ownDst, ownSrc, ownCount = target, client, c.AddUp
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := copyHalf(target, client, c.AddUp); err != nil {
-			abort(err)
-		}
-	}()
-	if err := copyHalf(client, target, c.AddDown); err != nil {
-		abort(err)
+	s.start()
+	if err := copyHalf(ownDst, ownSrc, ownCount, nil, &r.own); err != nil {
+		r.abort(err)
 	}
-	wg.Wait()
-	return first
+	s.join()
+	return r.first
+}
+
+// relayRun is one relay's state.
+type relayRun struct {
+	client, target net.Conn
+	closer         sync.Once
+	first          error       // the failure that aborted the relay
+	own            spliceState // the caller's direction's
+	side           side
+}
+
+// abort ends both connections as a failure, once: the other direction
+// fails next because of this close (with net.ErrClosed), and the reason
+// is this first failure.
+func (r *relayRun) abort(err error) {
+	r.closer.Do(func() {
+		r.first = err
+		abortConn(r.client, err)
+		abortConn(r.target, err)
+	})
+}
+
+// socketSource reports whether c is read as a socket (the side can park
+// on it), not as a tunnel stream.
+func socketSource(c net.Conn) bool {
+	_, sock := c.(syscall.Conn)
+	_, stream := c.(readWaiter)
+	return sock && !stream
 }
 
 // aborter is a connection that can end with a reset and a reason (tunnel
@@ -106,9 +134,13 @@ func abortConn(c net.Conn, cause error) {
 // copyHalf copies src to dst until src ends, then half-closes dst. It
 // holds a pooled buffer only while bytes flow: once a read comes back short
 // (the socket is drained) the buffer goes back to the pool and the next wait
-// happens without one.
-func copyHalf(dst, src net.Conn, count func(int64)) error {
-	if handled, eof, err := spliceHalf(dst, src, count); handled {
+// happens without one. With s (the side's run), the waits may park it: it
+// returns errParked, having moved everything that was readable.
+func copyHalf(dst, src net.Conn, count func(int64), s *side, q *spliceState) error {
+	if s != nil && !s.slot.parkable() {
+		s = nil
+	}
+	if handled, eof, err := spliceHalf(dst, src, count, s, q); handled {
 		if err != nil || !eof {
 			return err
 		}
@@ -124,11 +156,16 @@ func copyHalf(dst, src net.Conn, count func(int64)) error {
 	}()
 	for {
 		if bp == nil {
-			wait := readable.wait
-			if rw != nil {
-				wait = rw.WaitRead
+			var err error
+			switch {
+			case rw != nil:
+				err = rw.WaitRead()
+			case s != nil && readable != nil:
+				err = s.await(readable.poll)
+			default:
+				err = readable.wait()
 			}
-			if err := wait(); err != nil {
+			if err != nil {
 				return err
 			}
 			bp = GetBuffer()
@@ -139,6 +176,9 @@ func copyHalf(dst, src net.Conn, count func(int64)) error {
 			w, werr := dst.Write(buf[:n])
 			if w > 0 {
 				count(int64(w))
+				if s != nil {
+					s.moved = true
+				}
 			}
 			if werr != nil {
 				return werr

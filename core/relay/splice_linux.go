@@ -24,32 +24,50 @@ import (
 // handled is false when the connections are not both TCP sockets (or the
 // kernel will not splice them) and nothing was moved; the caller then
 // copies in user space. On EOF it returns with eof true and the half-close
-// left to the caller.
-func spliceHalf(dst, src net.Conn, count func(int64)) (handled, eof bool, err error) {
+// left to the caller. With sd (a side's run) a wait may park the
+// direction instead: err is then errParked.
+func spliceHalf(dst, src net.Conn, count func(int64), sd *side, q *spliceState) (handled, eof bool, err error) {
 	d, ok1 := dst.(*net.TCPConn)
 	s, ok2 := src.(*net.TCPConn)
 	if !ok1 || !ok2 {
 		return false, false, nil
 	}
-	rc, err := s.SyscallConn()
-	if err != nil {
-		return false, false, nil
+	if q.rc == nil {
+		if q.rc, err = s.SyscallConn(); err != nil {
+			return false, false, nil
+		}
+		q.fn = q.poll
+		q.ready = q.wait
 	}
-	lr := io.LimitedReader{R: s}
+	// Once parked, another goroutine may own q: nothing of q is touched
+	// after a wait returns errParked.
+	q.lr.R = s
 	moved := false
 	for {
-		n, err := waitQueued(rc)
+		var err error
+		if sd != nil {
+			err = sd.await(q.ready)
+		} else {
+			_, err = q.wait(true)
+		}
+		if errors.Is(err, errParked) {
+			return true, false, err
+		}
 		if err != nil {
 			return true, false, &net.OpError{Op: "read", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: err}
 		}
+		n := q.queued
 		if n == 0 {
 			return true, true, nil // the peer's FIN
 		}
-		lr.N = int64(n)
-		w, err := d.ReadFrom(&lr)
+		q.lr.N = int64(n)
+		w, err := d.ReadFrom(&q.lr)
 		if w > 0 {
 			moved = true
 			count(w)
+			if sd != nil {
+				sd.moved = true
+			}
 		}
 		if err != nil {
 			return true, false, err
@@ -66,47 +84,63 @@ func spliceHalf(dst, src net.Conn, count func(int64)) (handled, eof bool, err er
 	}
 }
 
-// waitQueued waits until src has bytes queued, or has ended, without
-// holding a buffer, and returns how many bytes are queued (SIOCINQ): 0
+// spliceState is one direction's state between splice batches, kept
+// with the direction so that waiting allocates nothing: an idle
+// connection's wait then holds no garbage of its own.
+type spliceState struct {
+	rc     syscall.RawConn
+	lr     io.LimitedReader
+	fn     func(fd uintptr) bool          // q.poll, bound once
+	ready  func(block bool) (bool, error) // q.wait, bound once
+	queued int
+	serr   error
+	block  bool
+}
+
+// wait waits until src has bytes queued, or has ended, without holding a
+// buffer, and leaves how many bytes are queued (SIOCINQ) in q.queued: 0
 // means EOF. A socket error (a reset) is returned as a syscall error.
 // Waiting happens inside the runtime poller's RawRead, so deadlines and
-// Close unblock it as they do a Read.
-func waitQueued(rc syscall.RawConn) (int, error) {
-	var (
-		queued int
-		serr   error
-	)
-	err := rc.Read(func(fd uintptr) bool {
-		for {
-			n, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-			if err != nil {
-				serr = os.NewSyscallError("ioctl", err)
-				return true
-			}
-			if n > 0 {
-				queued = n
-				return true
-			}
-			// Nothing queued: empty, at EOF, or failed. A one-byte peek
-			// tells which without consuming anything but a pending error.
-			var b [1]byte
-			m, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-			switch {
-			case errors.Is(err, unix.EINTR):
-				continue
-			case errors.Is(err, unix.EAGAIN):
-				return false // empty: the poller waits for readability
-			case err != nil:
-				serr = os.NewSyscallError("recvfrom", err)
-				return true
-			case m == 0:
-				return true // EOF
-			}
-			// A byte arrived between the two calls: count it again.
-		}
-	})
-	if err != nil {
-		return 0, err
+// Close unblock it as they do a Read. Without block it does not wait:
+// ready false means nothing yet.
+func (q *spliceState) wait(block bool) (ready bool, err error) {
+	q.queued, q.serr, q.block = 0, nil, block
+	if err := q.rc.Read(q.fn); err != nil {
+		return false, err
 	}
-	return queued, serr
+	return q.queued >= 0, q.serr
+}
+
+func (q *spliceState) poll(fd uintptr) bool {
+	for {
+		n, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+		if err != nil {
+			q.serr = os.NewSyscallError("ioctl", err)
+			return true
+		}
+		if n > 0 {
+			q.queued = n
+			return true
+		}
+		// Nothing queued: empty, at EOF, or failed. A one-byte peek
+		// tells which without consuming anything but a pending error.
+		var b [1]byte
+		m, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			if !q.block {
+				q.queued = -1
+				return true
+			}
+			return false // empty: the poller waits for readability
+		case err != nil:
+			q.serr = os.NewSyscallError("recvfrom", err)
+			return true
+		case m == 0:
+			return true // EOF
+		}
+		// A byte arrived between the two calls: count it again.
+	}
 }

@@ -15,7 +15,7 @@ func TestSpliceHalfTakesTCPOnly(t *testing.T) {
 	p1, p2 := net.Pipe()
 	defer p1.Close()
 	defer p2.Close()
-	if handled, _, _ := spliceHalf(p1, b, func(int64) {}); handled {
+	if handled, _, _ := spliceHalf(p1, b, func(int64) {}, nil, &spliceState{}); handled {
 		t.Fatal("spliceHalf took a pipe destination")
 	}
 
@@ -27,7 +27,7 @@ func TestSpliceHalfTakesTCPOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	var moved int64
-	handled, eof, err := spliceHalf(c, b, func(n int64) { moved += n })
+	handled, eof, err := spliceHalf(c, b, func(n int64) { moved += n }, nil, &spliceState{})
 	if !handled || !eof || err != nil || moved != 5 {
 		t.Fatalf("spliceHalf: handled %v eof %v err %v moved %d; want true true nil 5", handled, eof, err, moved)
 	}

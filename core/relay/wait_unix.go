@@ -20,6 +20,8 @@ type peeker struct {
 	rc   syscall.RawConn
 	fn   func(fd uintptr) bool // p.peek, bound once
 	err  error                 // the socket error the last peek consumed
+	try  bool                  // poll(false): do not wait
+	none bool                  // the last try found nothing to read
 }
 
 // newPeeker returns nil for connections that are not pollable sockets;
@@ -46,6 +48,10 @@ func (p *peeker) peek(fd uintptr) bool {
 		case errors.Is(err, syscall.EINTR):
 			continue
 		case errors.Is(err, syscall.EAGAIN):
+			if p.try {
+				p.none = true
+				return true
+			}
 			return false // nothing yet: the poller waits for readability
 		}
 		// Data or EOF: Read reports it. A socket error (a reset) is
@@ -56,13 +62,27 @@ func (p *peeker) peek(fd uintptr) bool {
 }
 
 func (p *peeker) wait() error {
+	_, err := p.poll(true)
+	return err
+}
+
+// poll is wait as side.await takes it: without block it reports whether
+// the socket is readable now instead of waiting.
+func (p *peeker) poll(block bool) (bool, error) {
 	if p == nil {
-		return nil
+		return true, nil
 	}
-	p.err = nil
+	p.err, p.try, p.none = nil, !block, false
 	if err := p.rc.Read(p.fn); err != nil {
-		return err
+		return false, err
 	}
+	if p.none {
+		return false, nil
+	}
+	return true, p.readErr()
+}
+
+func (p *peeker) readErr() error {
 	if p.err != nil {
 		return &net.OpError{Op: "read", Net: "tcp", Source: p.conn.LocalAddr(), Addr: p.conn.RemoteAddr(), Err: os.NewSyscallError("recvfrom", p.err)}
 	}
