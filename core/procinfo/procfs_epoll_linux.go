@@ -63,9 +63,18 @@ var epollBufPool = sync.Pool{New: func() any { return new([epollBuf]byte) }}
 // had it; usable is false when the process has no epoll instance we can read (the
 // caller then searches as it would without one). Lookups that arrive
 // together wait for one another here, and the first one's read answers the
-// others: their sockets existed when it read.
-func (x *epollIndex) find(dir int, inode uint64, reread bool) (fd int, found, usable bool) {
-	x.mu.Lock()
+// others: their sockets existed when it read. With wait false (a lookup
+// on the connection's own goroutine, which must not block for a reread of
+// a big program's index by another lookup) it gives up, unusable, when
+// another lookup holds the index.
+func (x *epollIndex) find(dir int, inode uint64, reread, wait bool) (fd int, found, usable bool) {
+	if !wait {
+		if !x.mu.TryLock() {
+			return -1, false, false
+		}
+	} else {
+		x.mu.Lock()
+	}
 	defer x.mu.Unlock()
 	if !x.discovered {
 		x.discovered = true
@@ -157,7 +166,7 @@ func readEpollInfo(f int, buf []byte, byIno map[uint64]int) (int, error) {
 		}
 		lines += parseEpollInfo(data[:end+1], byIno)
 		carry = copy(buf, data[end+1:])
-		if len(byIno) > maxSnapshot {
+		if len(byIno) >= maxSnapshot {
 			break
 		}
 	}

@@ -140,7 +140,7 @@ func TestEpollIndexConfirmed(t *testing.T) {
 	if e.pid != pidA {
 		t.Fatalf("most recent is %d, want A %d", e.pid, pidA)
 	}
-	e.ep.find(e.dir, 1, true) // read A's epoll instances (no socket has inode 1)
+	e.ep.find(e.dir, 1, true, true) // read A's epoll instances (no socket has inode 1)
 	e.ep.mu.Lock()
 	if len(e.ep.byIno) == 0 {
 		e.ep.mu.Unlock()

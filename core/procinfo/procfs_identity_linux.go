@@ -20,6 +20,16 @@ func (t *procTable) identity(dir, pid int, st procStat) registry.Process {
 			}
 			_ = unix.Close(pdir) // read-only
 		}
+		// The parent was opened by number: if it exited meanwhile, its pid
+		// may be another process's. A child is given a new parent before
+		// its old parent's pid is freed, so an unchanged ppid, read after
+		// the parent, means the parent read was the real one.
+		if again, err := readStat(dir); err != nil || again.ppid != st.ppid {
+			p.ParentName = ""
+			if err == nil {
+				p.PPID = again.ppid
+			}
+		}
 	}
 	return p
 }
@@ -62,4 +72,25 @@ func (t *procTable) user(uid int) string {
 	}
 	t.mu.Unlock()
 	return name
+}
+
+// sameProgram reports whether the process e's directory pins still runs
+// the program e's identity was read about. The directory stays valid
+// across execve, so a launcher that connected and then exec'd another
+// program would otherwise be named for its old self: its executable link
+// says which program it is now (its comm, when the link was unreadable).
+func (e *procEntry) sameProgram(dir int) bool {
+	if e.proc.Path == "" {
+		st, err := readStat(dir)
+		return err == nil && displayName(st.comm, "") == e.proc.Name
+	}
+	var buf [256]byte
+	n, err := unix.Readlinkat(dir, "exe", buf[:])
+	if err != nil {
+		return false
+	}
+	if n == len(buf) { // longer than the buffer: read it whole
+		return readLink(dir, "exe") == e.proc.Path
+	}
+	return string(buf[:n]) == e.proc.Path
 }

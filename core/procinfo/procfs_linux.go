@@ -26,10 +26,11 @@ import (
 // open, with its fd directory and the fdinfo of its epoll instances
 // (procfs_epoll_linux.go): at most 2+maxEpolls descriptors per process
 // and cachedProcs processes, closed on eviction and at Close.
-// That pinned descriptor is the process's identity: while it reads, the
-// process is the one the cached name was read about, so a program opening
-// its 500th connection costs one readlinkat of its remembered fd, with no
-// start-time check and no scan.
+// That pinned descriptor is the process: while it reads, the process is the
+// one the cached name was read about, or the same process after an exec,
+// which its executable link tells (sameProgram). So a program opening its
+// 500th connection costs one readlinkat of its remembered fd and one of its
+// executable, with no start-time check and no scan.
 
 const (
 	cachedProcs = 64      // processes remembered (and directories kept open)
@@ -298,7 +299,7 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 	// epoll looks the socket up in cached's epoll instances, rereading
 	// them if reread; false when they do not name it.
 	epoll := func(reread bool) bool {
-		efd, found, usable := cached.ep.find(dir, inode, reread)
+		efd, found, usable := cached.ep.find(dir, inode, reread, list)
 		switch {
 		case found && holds(efd):
 			fd = efd
@@ -407,7 +408,12 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 	}
 	if cached != nil {
 		// Read through the pinned dir: the process the cached identity was
-		// read about holds the socket right now.
+		// read about holds the socket right now, unless it has exec'd
+		// since (the directory outlives an exec): then the program is
+		// another one, and the entry is given up like an exited one's.
+		if !cached.sameProgram(dir) {
+			return registry.Process{}, searchGone
+		}
 		return t.remember(cached, fd, key), searchFound
 	}
 	st, err := readStat(dir)

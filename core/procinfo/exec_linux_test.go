@@ -1,0 +1,71 @@
+package procinfo
+
+import (
+	"bufio"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"porthole/internal/childproc"
+)
+
+// TestLookupAfterExec: a process that connected, was looked up (and so
+// cached), then exec'd another program, which connects: the second
+// connection is the new program's, never named for the old one (the
+// cached /proc/<pid> directory outlives the exec).
+func TestLookupAfterExec(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	ln := listen(t, "tcp4", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	host, port, _ := strings.Cut(addr, ":")
+	bin := self(t)
+	// bash connects (fd 3, kept across the exec), says so, waits for a
+	// line, then becomes the test binary in mode hold, which connects too.
+	script := `exec 3<>/dev/tcp/` + host + `/` + port + `; echo first; read x; ` +
+		`exec env ` + childEnv + `=hold ` + childArgsEnv + `=` + addr + ` "$0" -test.run='^$'`
+	cmd := exec.Command(bash, "-c", script, bin)
+	stdin, out := childproc.Pipes(t, cmd)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		_ = cmd.Wait() // told to go by closing stdin
+	})
+	lines := bufio.NewReader(out)
+
+	r := New()
+	defer r.Close()
+	c1, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c1.Close() }()
+	if _, err := lines.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	p1 := r.Lookup(c1.LocalAddr(), c1.RemoteAddr())
+	if p1 == nil || p1.PID != cmd.Process.Pid || filepath.Base(p1.Path) != "bash" {
+		t.Fatalf("before exec: %+v, want bash with pid %d", p1, cmd.Process.Pid)
+	}
+
+	if _, err := stdin.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c2.Close() }()
+	if _, err := lines.ReadString('\n'); err != nil { // the child's local address
+		t.Fatal(err)
+	}
+	p2 := r.Lookup(c2.LocalAddr(), c2.RemoteAddr())
+	if p2 == nil || p2.PID != cmd.Process.Pid || p2.Path != bin {
+		t.Fatalf("after exec: %+v, want %s with pid %d (never the old bash)", p2, bin, cmd.Process.Pid)
+	}
+}
