@@ -328,7 +328,7 @@ func (g *Group) stateLocked(sts []ExitStatus) GroupState {
 }
 
 // sameState reports whether a watcher would see no difference: states,
-// reasons, the pick, and latencies to the millisecond. An exit keeps its
+// reasons, the pick, and latencies as they are shown (sameLatency). An exit keeps its
 // error value until its next attempt, which also moves Retry, so the same
 // value (errors.Is, nil with nil) means the same reason.
 func sameState(a, b GroupState) bool {
@@ -338,12 +338,30 @@ func sameState(a, b GroupState) bool {
 	for i := range a.Exits {
 		x, y := a.Exits[i], b.Exits[i]
 		if x.State != y.State || x.Retry != y.Retry || !x.Since.Equal(y.Since) ||
-			x.Latency.Round(time.Millisecond) != y.Latency.Round(time.Millisecond) ||
+			!sameLatency(x.Latency, y.Latency) ||
 			!errors.Is(x.Err, y.Err) {
 			return false
 		}
 	}
 	return true
+}
+
+// sameLatency reports whether two latencies read alike (roundLatency's
+// precision: 0.1 ms below a millisecond, 1 ms above), so that jitter does
+// not wake watchers; an unknown latency (0) never reads like a measured
+// one, however small (a LAN exit's 0.3 ms after "Test now").
+func sameLatency(a, b time.Duration) bool {
+	if (a > 0) != (b > 0) {
+		return false
+	}
+	return shownLatency(a) == shownLatency(b)
+}
+
+func shownLatency(d time.Duration) time.Duration {
+	if d < time.Millisecond {
+		return d.Round(100 * time.Microsecond)
+	}
+	return d.Round(time.Millisecond)
 }
 
 // State is the exits now, with the policy's pick.

@@ -187,3 +187,25 @@ func TestFastestHysteresis(t *testing.T) {
 		}
 	}
 }
+
+// A latency is a change for watchers when it would be shown differently,
+// and a first measure always is, however small; jitter below the shown
+// precision is not.
+func TestSameLatency(t *testing.T) {
+	for _, tc := range []struct {
+		a, b time.Duration
+		same bool
+	}{
+		{0, 0, true},
+		{0, 300 * time.Microsecond, false}, // the first measure of a LAN exit
+		{20 * time.Microsecond, 0, false},
+		{300 * time.Microsecond, 320 * time.Microsecond, true},
+		{300 * time.Microsecond, 400 * time.Microsecond, false}, // 0.3 ms vs 0.4 ms
+		{12 * time.Millisecond, 12*time.Millisecond + 300*time.Microsecond, true},
+		{12 * time.Millisecond, 13 * time.Millisecond, false},
+	} {
+		if got := sameLatency(tc.a, tc.b); got != tc.same {
+			t.Errorf("sameLatency(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.same)
+		}
+	}
+}
