@@ -16,6 +16,7 @@ import (
 	"porthole/core/outbound"
 	"porthole/core/procinfo"
 	"porthole/core/registry"
+	"porthole/core/relay"
 )
 
 // Defaults for Config's zero values.
@@ -66,6 +67,11 @@ type Server struct {
 	procs    *procinfo.Async
 	resolver *procinfo.Resolver
 
+	// releaseParker gives back the relays' shared epoll set (relay.Hold),
+	// held from New to Close so that connections opened one at a time do
+	// not make and close one each.
+	releaseParker func()
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	closed    bool
@@ -95,6 +101,8 @@ func New(cfg Config) *Server {
 		ctx:       ctx,
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
+
+		releaseParker: relay.Hold(),
 	}
 	if !cfg.NoProcessLookup {
 		s.resolver = procinfo.New()
@@ -176,6 +184,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.releaseParker() // after the handlers: no relay parks any more
 	// After the handlers: none starts a lookup any more.
 	if s.procs != nil {
 		if err := s.procs.Close(); err != nil {

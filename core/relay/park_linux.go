@@ -24,7 +24,7 @@ type epoller struct {
 	fd     int      // the epoll descriptor; f owns it
 	f      *os.File // closing it ends the watcher
 	rc     syscall.RawConn
-	users  int     // slots held; guarded by parker.mu
+	users  int     // slots and Holds held; guarded by parker.mu
 	slots  []*side // by id; guarded by parker.mu
 	free   []int32 // ids to reuse; guarded by parker.mu
 	broken atomic.Bool
@@ -58,15 +58,10 @@ func (p *parkSlot) open(s *side) {
 	}
 	parker.mu.Lock()
 	defer parker.mu.Unlock()
-	ep := parker.ep
+	ep := joinParker()
 	if ep == nil {
-		if ep, err = newEpoller(); err != nil {
-			return // parking is a saving, not a need: the side keeps its goroutine
-		}
-		parker.ep = ep
-		go ep.watch()
+		return // parking is a saving, not a need: the side keeps its goroutine
 	}
-	ep.users++
 	if n := len(ep.free); n > 0 {
 		p.id = ep.free[n-1]
 		ep.free = ep.free[:n-1]
@@ -131,6 +126,31 @@ func (p *parkSlot) close() {
 	parker.mu.Lock()
 	ep.slots[p.id] = nil
 	ep.free = append(ep.free, p.id)
+	parker.mu.Unlock()
+	ep.leave()
+}
+
+// join counts one more user of the parker's epoll instance, making it
+// (and starting its watcher) if there is none; nil if it cannot be made.
+// Called with parker.mu held.
+func joinParker() *epoller {
+	ep := parker.ep
+	if ep == nil {
+		var err error
+		if ep, err = newEpoller(); err != nil {
+			return nil
+		}
+		parker.ep = ep
+		go ep.watch()
+	}
+	ep.users++
+	return ep
+}
+
+// leave is a user's going; the last one closes the epoll instance and
+// waits for its watcher.
+func (ep *epoller) leave() {
+	parker.mu.Lock()
 	ep.users--
 	last := ep.users == 0
 	if last && parker.ep == ep {
@@ -141,6 +161,21 @@ func (p *parkSlot) close() {
 		_ = ep.f.Close() // unblocks the watcher; a close error changes nothing here
 		<-ep.done
 	}
+}
+
+// Hold keeps the parker's epoll instance and its watcher while a server
+// that relays is running, so that a client opening one connection at a
+// time does not make and close one for each. The server releases it once,
+// when it stops, after its connections ended (release is idempotent).
+func Hold() (release func()) {
+	parker.mu.Lock()
+	ep := joinParker()
+	parker.mu.Unlock()
+	if ep == nil {
+		return func() {}
+	}
+	var once sync.Once
+	return func() { once.Do(ep.leave) }
 }
 
 func newEpoller() (*epoller, error) {

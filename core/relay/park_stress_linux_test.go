@@ -62,3 +62,21 @@ func TestRelayParkedEndedEveryWayUnderChurn(t *testing.T) {
 	}
 	waitParked(t, 0)
 }
+
+// A server's Hold keeps the shared epoll set across relays that come one
+// at a time; releasing it (twice: idempotent) after they ended leaves no
+// watcher (TestMain's goleak).
+func TestRelayHoldAcrossSequentialRelays(t *testing.T) {
+	defer relay.SetParkAfter(0)()
+	release := relay.Hold()
+	for range 3 {
+		client, target, _, done := setup(t)
+		waitParked(t, 1)
+		_ = client.Close()
+		_ = target.Close()
+		waitDone(t, done)
+		waitParked(t, 0)
+	}
+	release()
+	release()
+}
