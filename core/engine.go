@@ -313,7 +313,8 @@ func (e *Engine) stopLocked() error {
 	if lookups.Lookups > 0 {
 		// What attribution did and cost (the benchmark reads the cache's hit rate here).
 		e.log.Info("proxy stopped", "lookups", lookups.Lookups, "found", lookups.Found,
-			"cache_hits", lookups.CacheHits, "quick", lookups.Quick, "full_scans", lookups.FullScans)
+			"cache_hits", lookups.CacheHits, "quick", lookups.Quick, "full_scans", lookups.FullScans,
+			"shared_exec_checks", lookups.SharedExecChecks)
 	} else {
 		e.log.Info("proxy stopped")
 	}

@@ -80,7 +80,7 @@ func (a *Async) Prepare(local, remote net.Addr) *Future {
 	if a == nil {
 		return nil
 	}
-	return &Future{a: a, local: local, remote: remote, done: make(chan struct{})}
+	return &Future{a: a, local: local, remote: remote, since: a.r.Mark(), done: make(chan struct{})}
 }
 
 // ended passes a Future's End on to the Resolver.
@@ -110,7 +110,7 @@ func (a *Async) run(f *Future) {
 	if !closed {
 		// A program seen before costs a few system calls here, less than
 		// waking a worker.
-		if p, ok := a.r.Quick(l, rm); ok {
+		if p, ok := a.r.QuickSince(l, rm, f.since); ok {
 			f.complete(p)
 			return
 		}
@@ -188,6 +188,7 @@ func (a *Async) Close() error {
 type Future struct {
 	a             *Async
 	local, remote net.Addr
+	since         uint64 // the Resolver's mark at Prepare: the accept
 	started       atomic.Bool
 	done          chan struct{}
 	ended         bool // the connection ended (guarded by mu)

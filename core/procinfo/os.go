@@ -20,7 +20,7 @@ type osResolver interface {
 // a few system calls, cheaper than waking another goroutine for it. ok is
 // false when only a full lookup can tell.
 type quickResolver interface {
-	quick(local, remote netip.AddrPort) (p *registry.Process, ok bool)
+	quick(local, remote netip.AddrPort, since uint64) (p *registry.Process, ok bool)
 	// ended: a connection looked up before has ended (the cache learns
 	// which fd its program will likely reuse).
 	ended(local, remote netip.AddrPort)

@@ -74,6 +74,31 @@ func (t *procTable) user(uid int) string {
 	return name
 }
 
+// stillSameProgram is sameProgram, shared by the lookups of connections
+// accepted before a check began (since: the Resolver's mark at accept; 0
+// when unknown). A check that began after the connection was accepted
+// already tells what this one would: an exec before the accept made it
+// fail, and a program running after the accept is one that held the
+// connection. So one executable-link read serves a burst of connections
+// of a busy program, and a connection accepted after an exec is never
+// named for the program before it.
+func (e *procEntry) stillSameProgram(dir int, r *Resolver, since uint64) bool {
+	if since != 0 && e.verified.Load() > since {
+		r.sharedChecks.Add(1)
+		return true
+	}
+	m := r.mark()
+	if !e.sameProgram(dir) {
+		return false
+	}
+	for {
+		v := e.verified.Load()
+		if v >= m || e.verified.CompareAndSwap(v, m) {
+			return true
+		}
+	}
+}
+
 // sameProgram reports whether the process e's directory pins still runs
 // the program e's identity was read about. The directory stays valid
 // across execve, so a launcher that connected and then exec'd another

@@ -72,6 +72,9 @@ type procEntry struct {
 	evicted bool // out of the cache: dir is closed when refs drops to 0
 
 	ep epollIndex // what its epoll instances say (only through dir)
+	// verified is the Resolver's mark taken just before the last
+	// sameProgram check that passed began (stillSameProgram).
+	verified atomic.Uint64
 	// firstHints counts (down from 0) the rereads that found what the
 	// first remembered fds did not; probes, the lookups since they stopped.
 	firstHints atomic.Int32
@@ -144,7 +147,7 @@ const quickHints = 8
 // cached processes, nothing listed, nothing forgotten. nil when they do
 // not hold the socket (a full lookup then decides). It costs a few
 // readlinkat calls, less than handing the lookup to another goroutine.
-func (t *procTable) quick(key connKey, inode uint64, uid int) *registry.Process {
+func (t *procTable) quick(key connKey, inode uint64, uid int, since uint64) *registry.Process {
 	cands := candsPool.Get().(*[candidates]candidate)
 	defer candsPool.Put(cands)
 	n := t.borrow(cands)
@@ -158,7 +161,7 @@ func (t *procTable) quick(key connKey, inode uint64, uid int) *registry.Process 
 			break
 		}
 		budget -= len(h)
-		if p, res := t.search(key, c.e.dir, c.e.pid, inode, h, c.e, false); res == searchFound {
+		if p, res := t.search(key, c.e.dir, c.e.pid, inode, h, c.e, false, since); res == searchFound {
 			t.r.hits.Add(1)
 			return t.withUID(p, uid)
 		}
@@ -184,7 +187,7 @@ func (t *procTable) findCached(key connKey, inode uint64, uid int) (*registry.Pr
 	var done searched
 	for i := range cands[:n] {
 		c := &cands[i]
-		p, res := t.search(key, c.e.dir, c.e.pid, inode, c.hints(), c.e, true)
+		p, res := t.search(key, c.e.dir, c.e.pid, inode, c.hints(), c.e, true, 0)
 		switch res {
 		case searchFound:
 			t.r.hits.Add(1)
@@ -219,7 +222,7 @@ func (t *procTable) scan(key connKey, inode uint64, uid int, done searched) (*re
 			}
 			continue
 		}
-		p, res := t.search(key, dir, pid, inode, nil, nil, true)
+		p, res := t.search(key, dir, pid, inode, nil, nil, true, 0)
 		if res != searchFound {
 			_ = unix.Close(dir) // read-only
 		}
@@ -251,7 +254,7 @@ const (
 // the cache's entry of that same dir, or nil when dir is newly opened:
 // then, if found, dir is handed to a new cache entry (the caller closes it
 // otherwise).
-func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, cached *procEntry, list bool) (registry.Process, searchResult) {
+func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, cached *procEntry, list bool, since uint64) (registry.Process, searchResult) {
 	var path [32]byte
 	var link [64]byte
 	// read reads fd's link through dir (it fails if the process exited)
@@ -411,7 +414,7 @@ func (t *procTable) search(key connKey, dir, pid int, inode uint64, hint []int, 
 		// read about holds the socket right now, unless it has exec'd
 		// since (the directory outlives an exec): then the program is
 		// another one, and the entry is given up like an exited one's.
-		if !cached.sameProgram(dir) {
+		if !cached.stillSameProgram(dir, t.r, since) {
 			return registry.Process{}, searchGone
 		}
 		return t.remember(cached, fd, key), searchFound

@@ -36,6 +36,9 @@ type Stats struct {
 	CacheHits uint64 // of Found, answered from the cache without a scan of every process
 	Quick     uint64 // of Lookups, answered by Quick (on the caller's goroutine)
 	FullScans uint64 // scans of every process's open files
+	// SharedExecChecks: of CacheHits, those whose exec check a lookup
+	// begun after the connection's accept had made (Resolver.Mark).
+	SharedExecChecks uint64
 }
 
 // HitRate is CacheHits / Found, 0 when nothing was found.
@@ -63,7 +66,21 @@ type Resolver struct {
 	os osResolver
 
 	lookups, found, hits, quick, scans atomic.Uint64
+	// sharedChecks counts the cache hits whose exec check another lookup's
+	// served (procEntry.stillSameProgram).
+	sharedChecks atomic.Uint64
+
+	// marks orders the events that exec checks are shared by: an
+	// accepted connection (Mark) and the start of a check.
+	marks atomic.Uint64
 }
+
+// Mark returns a number greater than every Mark before it: a caller takes
+// one as it accepts a connection and hands it to QuickSince, so that an
+// exec check another lookup began after the accept serves this one too.
+func (r *Resolver) Mark() uint64 { return r.mark() }
+
+func (r *Resolver) mark() uint64 { return r.marks.Add(1) }
 
 // New returns a Resolver for this OS.
 func New() *Resolver {
@@ -105,6 +122,12 @@ func (r *Resolver) LookupAddrs(local, remote netip.AddrPort) *registry.Process {
 // LookupAddrs can tell. It costs less than handing the lookup to another
 // goroutine, so a caller tries it first, where it is.
 func (r *Resolver) Quick(local, remote netip.AddrPort) (p *registry.Process, ok bool) {
+	return r.QuickSince(local, remote, r.mark())
+}
+
+// QuickSince is Quick for a connection accepted before since was taken
+// (Mark): the checks other lookups began after since serve it too.
+func (r *Resolver) QuickSince(local, remote netip.AddrPort, since uint64) (p *registry.Process, ok bool) {
 	q, can := r.os.(quickResolver)
 	if !can {
 		return nil, false
@@ -114,7 +137,7 @@ func (r *Resolver) Quick(local, remote netip.AddrPort) (p *registry.Process, ok 
 	if !IsLocalClient(local.Addr(), remote.Addr()) {
 		return unknown(ReasonRemote, -1), true
 	}
-	if p, ok = q.quick(local, remote); !ok {
+	if p, ok = q.quick(local, remote, since); !ok {
 		return nil, false
 	}
 	r.lookups.Add(1)
@@ -151,6 +174,8 @@ func (r *Resolver) Stats() Stats {
 		CacheHits: r.hits.Load(),
 		Quick:     r.quick.Load(),
 		FullScans: r.scans.Load(),
+
+		SharedExecChecks: r.sharedChecks.Load(),
 	}
 }
 

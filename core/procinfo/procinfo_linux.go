@@ -82,7 +82,7 @@ func (l *linuxResolver) lookup(local, remote netip.AddrPort) *registry.Process {
 // quick is lookup from the cache alone, on the caller's goroutine: the
 // kernel's answer and the remembered fds of the cached processes. ok is
 // false when that does not settle it (a full lookup does).
-func (l *linuxResolver) quick(local, remote netip.AddrPort) (*registry.Process, bool) {
+func (l *linuxResolver) quick(local, remote netip.AddrPort, since uint64) (*registry.Process, bool) {
 	if l.procs.empty() {
 		return nil, false // nothing cached: the first lookup of all scans
 	}
@@ -95,7 +95,7 @@ func (l *linuxResolver) quick(local, remote netip.AddrPort) (*registry.Process, 
 	case ans.inode == 0:
 		return unknown(ReasonExited, int(ans.uid)), true
 	}
-	if p := l.procs.quick(connKey{local, remote}, uint64(ans.inode), int(ans.uid)); p != nil {
+	if p := l.procs.quick(connKey{local, remote}, uint64(ans.inode), int(ans.uid), since); p != nil {
 		return p, true
 	}
 	return nil, false
