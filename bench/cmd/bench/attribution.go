@@ -97,9 +97,11 @@ func runAttribution(o options, rep *report) error {
 	if st, ok := lookupStats(on.logs.kept()); ok {
 		notes += fmt.Sprintf("\nThe attributing proxy's own counters at its stop: %s lookups, %s found a program, "+
 			"%s of them from the cache without a scan of every process (hit rate %.2f %%), %s answered on the "+
-			"connection's own goroutine, %s full scans.\n",
+			"connection's own goroutine, %s full scans; %s cache hits took their exec check from a lookup begun after "+
+			"their accept instead of reading the executable link again.\n",
 			thousands(int(st["lookups"])), thousands(int(st["found"])), thousands(int(st["cache_hits"])),
-			100*st["cache_hits"]/max(st["found"], 1), thousands(int(st["quick"])), thousands(int(st["full_scans"])))
+			100*st["cache_hits"]/max(st["found"], 1), thousands(int(st["quick"])), thousands(int(st["full_scans"])),
+			thousands(int(st["shared_exec_checks"])))
 	} else {
 		notes += "\nThe attributing proxy logged no lookup counters at its stop.\n"
 	}
@@ -116,7 +118,7 @@ func startPortholeAs(name, bin, logLevel string, env []string) (*proc, error) {
 // stoppedLine is the porthole log line that carries the lookup counters.
 const stoppedLine = "proxy stopped"
 
-var logAttr = regexp.MustCompile(`\b(lookups|found|cache_hits|quick|full_scans)=(\d+)`)
+var logAttr = regexp.MustCompile(`\b(lookups|found|cache_hits|quick|full_scans|shared_exec_checks)=(\d+)`)
 
 // lookupStats reads the counters of porthole's "proxy stopped" line.
 func lookupStats(lines []string) (map[string]float64, bool) {
