@@ -48,26 +48,37 @@ func (lb *listingBuf) put() {
 // readFDs lists a /proc/<pid>/fd directory's numbers (at most max),
 // parsing the entries in place: a busy program has thousands.
 func readFDs(fd int, max int, lb *listingBuf) ([]int, error) {
-	if _, err := unix.Seek(fd, 0, 0); err != nil {
-		return nil, err
-	}
-	buf := lb.dirents[:]
 	fds := lb.fds[:0]
 	defer func() { lb.fds = fds[:0] }()
-	for len(fds) < max {
+	err := readDirents(fd, lb.dirents[:], func(b []byte) bool {
+		fds = appendDirentNumbers(fds, b, max)
+		return len(fds) < max
+	})
+	if err != nil {
+		return nil, err
+	}
+	return fds, nil
+}
+
+// readDirents reads directory fd from its start, one getdents batch into
+// buf at a time, and hands each to add until add says it has enough or
+// the directory ends.
+func readDirents(fd int, buf []byte, add func(batch []byte) (more bool)) error {
+	if _, err := unix.Seek(fd, 0, 0); err != nil {
+		return err
+	}
+	for {
 		n, err := unix.Getdents(fd, buf)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if n <= 0 {
-			break
+		if n <= 0 || !add(buf[:n]) {
+			return nil
 		}
-		fds = appendDirentNumbers(fds, buf[:n], max)
 	}
-	return fds, nil
 }
 
 // appendDirentNumbers appends the names of linux_dirent64 records that
@@ -108,23 +119,16 @@ func decimal(b []byte) (int, bool) {
 
 // readNames lists a directory (at most max entries), without sorting.
 func readNames(fd int, max int) ([]string, error) {
-	if _, err := unix.Seek(fd, 0, 0); err != nil {
-		return nil, err
-	}
-	buf := make([]byte, 16<<10)
 	var names []string
-	for len(names) < max {
-		n, err := unix.Getdents(fd, buf)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if n <= 0 {
-			break
-		}
-		_, _, names = unix.ParseDirent(buf[:n], max-len(names), names)
+	if max <= 0 {
+		return names, nil
+	}
+	err := readDirents(fd, make([]byte, 16<<10), func(b []byte) bool {
+		_, _, names = unix.ParseDirent(b, max-len(names), names)
+		return len(names) < max
+	})
+	if err != nil {
+		return nil, err
 	}
 	return names, nil
 }
