@@ -53,9 +53,6 @@ func engineExit(x config.Exit) (outbound.ExitConfig, error) {
 		if err != nil {
 			return ec, err
 		}
-		if err := tc.Check(); err != nil {
-			return ec, err
-		}
 		ec.Tunnel = *tc
 		return ec, nil
 	}

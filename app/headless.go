@@ -93,18 +93,11 @@ func exitConfig(cfg config.Config) (*tunnel.ClientConfig, error) {
 	if token == "" {
 		return nil, errors.New("tunnel mode needs the exit's token: --token-file FILE, PORTHOLE_TOKEN, or \"token\" in the config")
 	}
-	tc, err := tunnelConfig(cfg.Exit, token, cfg.ExitCA)
-	if err != nil {
-		return nil, err
-	}
-	if err := tc.Check(); err != nil {
-		return nil, err
-	}
-	return tc, nil
+	return tunnelConfig(cfg.Exit, token, cfg.ExitCA)
 }
 
 // tunnelConfig is a porthole exit's client configuration, with the CAs of
-// caFile trusted besides the system's.
+// caFile trusted besides the system's, checked (tunnel.ClientConfig.Check).
 func tunnelConfig(exitURL, token, caFile string) (*tunnel.ClientConfig, error) {
 	tc := &tunnel.ClientConfig{URL: exitURL, Token: token}
 	// PORTHOLE_TUNNEL_MAX_WINDOW (bytes) caps how far the receive window of
@@ -126,6 +119,9 @@ func tunnelConfig(exitURL, token, caFile string) (*tunnel.ClientConfig, error) {
 			return nil, err
 		}
 		tc.TLS = tlsCfg
+	}
+	if err := tc.Check(); err != nil {
+		return nil, err
 	}
 	return tc, nil
 }
