@@ -96,3 +96,34 @@ func TestExitCATrusted(t *testing.T) {
 		t.Errorf("the CA does not verify against the pool built from the file: %v", err)
 	}
 }
+
+// TestExitsTokenPrecedence: a named porthole exit takes its token file,
+// then its token, then PORTHOLE_TOKEN (docs/exits.md); a bad URL is
+// refused there too, now that tunnelConfig checks for both paths.
+func TestExitsTokenPrecedence(t *testing.T) {
+	x := config.Exit{Name: "home", Kind: "porthole", URL: "wss://exit.example:9443/porthole"}
+	token := func() string {
+		t.Helper()
+		ec, err := engineExit(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ec.Tunnel.Token
+	}
+	t.Setenv("PORTHOLE_TOKEN", "from-env")
+	if got := token(); got != "from-env" {
+		t.Errorf("token %q, want PORTHOLE_TOKEN when the exit has none", got)
+	}
+	x.Token = "from-config"
+	if got := token(); got != "from-config" {
+		t.Errorf("token %q, want the exit's own over PORTHOLE_TOKEN", got)
+	}
+	x.TokenFile = filetest.Write(t, "token", "from-file\n")
+	if got := token(); got != "from-file" {
+		t.Errorf("token %q, want the token file's", got)
+	}
+	x.URL = "https://exit.example/porthole"
+	if _, err := engineExit(x); err == nil {
+		t.Error("an https:// porthole exit was accepted")
+	}
+}
