@@ -19,19 +19,9 @@ const (
 	ProtoSOCKS4
 )
 
-func (p Proto) String() string {
-	switch p {
-	case ProtoHTTP:
-		return "http"
-	case ProtoConnect:
-		return "connect"
-	case ProtoSOCKS5:
-		return "socks5"
-	case ProtoSOCKS4:
-		return "socks4"
-	}
-	return fmt.Sprintf("proto(%d)", uint8(p))
-}
+var protoNames = [...]string{ProtoHTTP: "http", ProtoConnect: "connect", ProtoSOCKS5: "socks5", ProtoSOCKS4: "socks4"}
+
+func (p Proto) String() string { return enumName(protoNames[:], uint8(p), "proto") }
 
 // Route is where the outbound side sends a connection.
 type Route uint8
@@ -43,19 +33,9 @@ const (
 	RouteReject                  // a rule refused it: answered in the client's protocol, never dialled
 )
 
-func (r Route) String() string {
-	switch r {
-	case RouteDirect:
-		return "direct"
-	case RouteTunnel:
-		return "tunnel"
-	case RouteBypass:
-		return "bypass"
-	case RouteReject:
-		return "reject"
-	}
-	return fmt.Sprintf("route(%d)", uint8(r))
-}
+var routeNames = [...]string{RouteDirect: "direct", RouteTunnel: "tunnel", RouteBypass: "bypass", RouteReject: "reject"}
+
+func (r Route) String() string { return enumName(routeNames[:], uint8(r), "route") }
 
 // State is where a connection is in its life.
 type State uint8
@@ -66,16 +46,16 @@ const (
 	StateClosed                      // finished; the record only lives in history
 )
 
-func (s State) String() string {
-	switch s {
-	case StateConnecting:
-		return "connecting"
-	case StateOpen:
-		return "open"
-	case StateClosed:
-		return "closed"
+var stateNames = [...]string{StateConnecting: "connecting", StateOpen: "open", StateClosed: "closed"}
+
+func (s State) String() string { return enumName(stateNames[:], uint8(s), "state") }
+
+// enumName is names[v], or kind(v) for a value without a name.
+func enumName(names []string, v uint8, kind string) string {
+	if int(v) < len(names) && names[v] != "" {
+		return names[v]
 	}
-	return fmt.Sprintf("state(%d)", uint8(s))
+	return fmt.Sprintf("%s(%d)", kind, v)
 }
 
 // Meta is what the owner knows about a connection when it registers it.
