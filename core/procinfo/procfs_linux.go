@@ -30,7 +30,8 @@ import (
 // one the cached name was read about, or the same process after an exec,
 // which its executable link tells (sameProgram). So a program opening its
 // 500th connection costs one readlinkat of its remembered fd and one of its
-// executable, with no start-time check and no scan.
+// executable, with no start-time check and no scan; a burst of its
+// connections shares the executable's read (stillSameProgram).
 
 const (
 	cachedProcs = 64      // processes remembered (and directories kept open)
