@@ -2,7 +2,6 @@ package relay_test
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"io"
 	"net"
 	"testing"
@@ -59,21 +58,8 @@ func TestRelayParkedDirectionCarriesBytesLater(t *testing.T) {
 		t.Fatalf("target read %d bytes more, %v; want EOF", len(rest), err)
 	}
 	resp := bytes.Repeat([]byte("r"), 3_000_000)
-	go func() {
-		if _, err := target.Write(resp); err != nil {
-			t.Error(err)
-		}
-		if err := target.CloseWrite(); err != nil {
-			t.Error(err)
-		}
-	}()
-	back, err := io.ReadAll(client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sha256.Sum256(back) != sha256.Sum256(resp) {
-		t.Fatalf("client got %d bytes, want %d", len(back), len(resp))
-	}
+	sendAndFIN(t, target, resp)
+	readAllIs(t, client, resp)
 	if err := waitDone(t, done); err != nil {
 		t.Fatalf("clean relay returned %v", err)
 	}

@@ -73,42 +73,41 @@ func waitDone(t *testing.T, done <-chan error) error {
 	}
 }
 
+// sendAndFIN writes b to c and half-closes it, on a goroutine of its
+// own (the other side reads meanwhile); a failure fails t.
+func sendAndFIN(t *testing.T, c *net.TCPConn, b []byte) {
+	go func() {
+		if _, err := c.Write(b); err != nil {
+			t.Error(err)
+		}
+		if err := c.CloseWrite(); err != nil {
+			t.Error(err)
+		}
+	}()
+}
+
+// readAllIs reads c to its EOF and fails t unless that is exactly want.
+func readAllIs(t *testing.T, c *net.TCPConn, want []byte) {
+	t.Helper()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sha256.Sum256(got) != sha256.Sum256(want) {
+		t.Fatalf("%s got %d bytes, want %d", c.LocalAddr(), len(got), len(want))
+	}
+}
+
 func TestRelayHalfCloseAndCounts(t *testing.T) {
 	client, target, cnt, done := setup(t)
 	req := bytes.Repeat([]byte("q"), 100_000)
 	resp := bytes.Repeat([]byte("r"), 3_000_000)
 
-	go func() {
-		if _, err := client.Write(req); err != nil {
-			t.Error(err)
-		}
-		// Half-close: the client has said everything but still listens.
-		if err := client.CloseWrite(); err != nil {
-			t.Error(err)
-		}
-	}()
-	got, err := io.ReadAll(target) // ends only because the FIN was passed on
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, req) {
-		t.Fatalf("target got %d bytes, want %d", len(got), len(req))
-	}
-	go func() {
-		if _, err := target.Write(resp); err != nil {
-			t.Error(err)
-		}
-		if err := target.CloseWrite(); err != nil {
-			t.Error(err)
-		}
-	}()
-	back, err := io.ReadAll(client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sha256.Sum256(back) != sha256.Sum256(resp) {
-		t.Fatalf("client got %d bytes, want %d", len(back), len(resp))
-	}
+	// Half-close: the client has said everything but still listens.
+	sendAndFIN(t, client, req)
+	readAllIs(t, target, req) // ends only because the FIN was passed on
+	sendAndFIN(t, target, resp)
+	readAllIs(t, client, resp)
 	if err := waitDone(t, done); err != nil {
 		t.Fatalf("clean relay returned %v", err)
 	}
@@ -266,24 +265,11 @@ func TestRelayCountsLiveWhileTrickling(t *testing.T) {
 		}
 	}
 	bulk := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
-	go func() {
-		if _, err := target.Write(bulk); err != nil {
-			t.Error(err)
-		}
-		if err := target.CloseWrite(); err != nil {
-			t.Error(err)
-		}
-	}()
+	sendAndFIN(t, target, bulk)
 	if err := client.SetReadDeadline(time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	back, err := io.ReadAll(client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sha256.Sum256(back) != sha256.Sum256(bulk) {
-		t.Fatalf("client got %d bytes, want %d", len(back), len(bulk))
-	}
+	readAllIs(t, client, bulk)
 	if err := client.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
