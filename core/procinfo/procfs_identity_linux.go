@@ -87,7 +87,7 @@ func (e *procEntry) stillSameProgram(dir int, r *Resolver, since uint64) bool {
 		r.sharedChecks.Add(1)
 		return true
 	}
-	m := r.mark()
+	m := r.Mark()
 	if !e.sameProgram(dir) {
 		return false
 	}

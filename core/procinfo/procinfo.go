@@ -78,9 +78,7 @@ type Resolver struct {
 // Mark returns a number greater than every Mark before it: a caller takes
 // one as it accepts a connection and hands it to QuickSince, so that an
 // exec check another lookup began after the accept serves this one too.
-func (r *Resolver) Mark() uint64 { return r.mark() }
-
-func (r *Resolver) mark() uint64 { return r.marks.Add(1) }
+func (r *Resolver) Mark() uint64 { return r.marks.Add(1) }
 
 // New returns a Resolver for this OS.
 func New() *Resolver {
@@ -122,7 +120,7 @@ func (r *Resolver) LookupAddrs(local, remote netip.AddrPort) *registry.Process {
 // LookupAddrs can tell. It costs less than handing the lookup to another
 // goroutine, so a caller tries it first, where it is.
 func (r *Resolver) Quick(local, remote netip.AddrPort) (p *registry.Process, ok bool) {
-	return r.QuickSince(local, remote, r.mark())
+	return r.QuickSince(local, remote, r.Mark())
 }
 
 // QuickSince is Quick for a connection accepted before since was taken
