@@ -136,6 +136,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, release f
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		log.Error("cannot listen", "addr", o.listen, "err", err)
+		_ = srv.Close() // always nil
 		return 1
 	}
 	scheme := "ws"

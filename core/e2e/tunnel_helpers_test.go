@@ -82,6 +82,7 @@ func startExit(t *testing.T, addr string, allowPrivate bool) *e2eExit {
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		_ = srv.Close() // always nil
 		t.Fatalf("exit: listen on %s: %v", addr, err)
 	}
 	mux := http.NewServeMux()

@@ -51,7 +51,8 @@ type Config struct {
 // Concurrency: each session is served in the handler goroutine of its
 // upgrade request, which creates it and alone closes it; Close asks every
 // session to end and waits until all handlers returned. Close is
-// idempotent.
+// idempotent, and due once New has succeeded: New holds the relays' shared
+// epoll set (relay.Hold), which Close gives back.
 type Server struct {
 	cfg Config
 	acc *tunnel.Acceptor
@@ -62,6 +63,11 @@ type Server struct {
 	handlers int // handlers between enter and leave (upgrading or serving); at most MaxSessions
 	closed   bool
 	wg       sync.WaitGroup
+
+	// releaseParker gives back the relays' shared epoll set (relay.Hold),
+	// held from New to Close so that streams opened one at a time do not
+	// make and close one each.
+	releaseParker func()
 }
 
 // New checks cfg and returns a server.
@@ -82,7 +88,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Server{cfg: cfg, acc: acc, log: cfg.Logger, sessions: make(map[*tunnel.Session]struct{})}, nil
+	return &Server{
+		cfg: cfg, acc: acc, log: cfg.Logger, sessions: make(map[*tunnel.Session]struct{}),
+		releaseParker: relay.Hold(),
+	}, nil
 }
 
 // ServeHTTP upgrades a tunnel request and serves its session until it ends.
@@ -164,7 +173,8 @@ func (s *Server) Sessions() int {
 }
 
 // Close ends every session (their streams end, clients see the tunnel
-// lost) and waits for their handlers. New upgrades get 503.
+// lost), waits for their handlers and gives back the relays' epoll set.
+// New upgrades get 503. Idempotent.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
@@ -177,6 +187,7 @@ func (s *Server) Close() error {
 		_ = sess.Close() // always nil
 	}
 	s.wg.Wait()
+	s.releaseParker() // idempotent
 	return nil
 }
 

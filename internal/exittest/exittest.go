@@ -23,6 +23,7 @@ func Serve(t testing.TB, cfg exit.Config) string {
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		_ = xs.Close() // always nil
 		t.Fatal(err)
 	}
 	hs := &http.Server{Handler: xs}
