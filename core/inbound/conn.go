@@ -67,9 +67,9 @@ func (s *Server) handle(raw net.Conn, overloaded bool) {
 		rejected: overloaded,
 	}
 	if !overloaded {
-		// Started once the client has its answer (relayAfterSetup,
-		// exchange), while it takes its turn: it never delays the dial nor
-		// the answer, and a connection that never gets a record costs none.
+		// Started once the client has its answer (setUp, exchange), beside
+		// the relay: it never delays the dial, the answer nor the first
+		// bytes, and a connection that never gets a record costs none.
 		c.proc = s.procs.Prepare(raw.LocalAddr(), raw.RemoteAddr())
 		// Last, once the sockets are closed: the program's fd is free, and
 		// the cache tries it first for the program's next connection.
@@ -94,12 +94,15 @@ func (s *Server) handle(raw net.Conn, overloaded bool) {
 	c.br.Reset(c.limiter)
 	defer c.releaseReader()
 
-	if err := apart(c.serve); err != nil {
+	setupEnded, err := c.setUp()
+	// Last: the setup goroutine may still be looking the program up.
+	defer func() { <-setupEnded }()
+	if err != nil {
 		c.logEnd(err)
 	}
 	// A CONNECT or SOCKS connection is relayed here, on this goroutine,
 	// whose stack stayed small: parsing, authentication and the dial grew
-	// the other one's, which ended with them. An idle proxied connection
+	// the other one's, which ends with them. An idle proxied connection
 	// so keeps two small stacks instead of one grown to 8 KiB.
 	if u := c.relayNext; u != nil {
 		c.relayNext = nil
@@ -110,22 +113,36 @@ func (s *Server) handle(raw net.Conn, overloaded bool) {
 	}
 }
 
-// apart runs fn on a goroutine of its own and waits for it: the deep work
-// of setting a connection up grows a stack that the long wait of the relay
-// after it does not need, and a goroutine keeps the largest stack it grew.
-func apart(fn func() error) error {
+// setUp runs serve on a goroutine of its own and returns its error once
+// serve has returned: the deep work of setting a connection up grows a
+// stack that the long wait of the relay after it does not need, and a
+// goroutine keeps the largest stack it grew.
+//
+// When serve left a connection to relay (relayAfterSetup), that goroutine
+// goes on to start the program lookup while handle already relays: the
+// client has its answer, and its first bytes need not wait for the lookup.
+// The returned channel closes when the goroutine has ended; handle waits
+// for it, so the goroutine never outlives the connection's handler.
+func (c *clientConn) setUp() (ended <-chan struct{}, err error) {
 	done := make(chan error, 1)
-	go func() { done <- fn() }()
-	return <-done
+	end := make(chan struct{})
+	go func() {
+		defer close(end)
+		err := c.serve()
+		// Read before done: after it, c belongs to handle again.
+		lookup := c.relayNext != nil
+		done <- err
+		if lookup {
+			c.proc.Start() // c.proc is set before setUp and never changes
+		}
+	}()
+	return end, <-done
 }
 
 // relayAfterSetup leaves u, connected and answered, to be relayed once
-// the setup (serve) has returned; see handle.
+// the setup (serve) has returned; see handle and setUp.
 func (c *clientConn) relayAfterSetup(u *upstream) {
 	c.relayNext = u
-	// The client reads the answer now: the lookup takes that time (on this
-	// goroutine, whose grown stack ends with the setup).
-	c.proc.Start()
 }
 
 func (c *clientConn) serve() error {
