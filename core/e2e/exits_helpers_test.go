@@ -94,19 +94,6 @@ func (x *exitProc) start(t *testing.T) {
 	x.addr = strings.TrimSuffix(strings.TrimPrefix(x.url, "ws://"), e2ePath)
 }
 
-// kill ends the process with SIGKILL and waits for it.
-func (x *exitProc) kill(t *testing.T) {
-	t.Helper()
-	if err := x.proc.Cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-x.proc.Exited():
-	case <-time.After(e2eTimeout):
-		t.Fatal("porthole-exit did not end after SIGKILL")
-	}
-}
-
 // portholeExit is the engine's configuration of a porthole exit at url:
 // quick reconnects and pings, so a test waits little for either.
 func portholeExit(name, url, token string) outbound.ExitConfig {

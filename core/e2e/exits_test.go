@@ -95,7 +95,7 @@ func TestExitsFailover(t *testing.T) {
 
 	flows := startFlows(t, v, 8)
 	killed := time.Now()
-	a.kill(t)
+	a.proc.Kill(t)
 
 	// New connections right after the kill, one after the other, while
 	// the old ones are still ending.

@@ -211,6 +211,20 @@ func (p *Proc) Stop(t testing.TB, sig os.Signal) string {
 	return rest
 }
 
+// Kill ends the program with SIGKILL and waits, within the wait, for it
+// to be gone: the kernel has reset its connections, its ports refuse.
+func (p *Proc) Kill(t testing.TB) {
+	t.Helper()
+	if err := p.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(p.wait):
+		t.Fatalf("%s did not end within %v after SIGKILL", p.name, p.wait)
+	}
+}
+
 // Pipes connects cmd's stdin and stdout to the test; call it before
 // starting cmd. Closing stdin is how most children are told to end. Read
 // what the test needs from stdout before the program ends: once it has,

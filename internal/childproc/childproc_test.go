@@ -2,9 +2,11 @@ package childproc
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"regexp"
 	"runtime"
@@ -117,6 +119,21 @@ func TestStop(t *testing.T) {
 	ft.run(func() { p.Stop(ft, os.Kill) })
 	if !ft.failed {
 		t.Error("Stop of a program killed by its signal did not fail the test")
+	}
+}
+
+// Kill returns once the program is gone, whose Wait then failed.
+func TestKill(t *testing.T) {
+	p := startChild(t, "hang")
+	p.Kill(t)
+	select {
+	case <-p.Exited():
+	default:
+		t.Fatal("Kill returned while the child still runs")
+	}
+	var ee *exec.ExitError
+	if err := p.Err(); !errors.As(err, &ee) {
+		t.Errorf("the killed child's Wait: %v, want an *exec.ExitError", err)
 	}
 }
 

@@ -105,12 +105,5 @@ func (p *Proxy) Start(t testing.TB) {
 // are reset by the kernel, its port refuses.
 func (p *Proxy) Kill(t testing.TB) {
 	t.Helper()
-	if err := p.proc.Cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.proc.Exited():
-	case <-time.After(wait):
-		t.Fatalf("%s did not end after SIGKILL", p.name)
-	}
+	p.proc.Kill(t)
 }
