@@ -54,14 +54,7 @@ func TestManyStreamsNoLossNoStall(t *testing.T) {
 	for i := range slowData {
 		slowData[i] = byte(i * 7)
 	}
-	slowWritten := make(chan error, 1)
-	go func() {
-		_, err := slow.Write(slowData)
-		if err == nil {
-			err = slow.CloseWrite()
-		}
-		slowWritten <- err
-	}()
+	slowWritten := writeAndFIN(slow, slowData)
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 32)

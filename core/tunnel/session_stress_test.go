@@ -356,14 +356,7 @@ func TestStressOpenCloseOneSession(t *testing.T) {
 		}
 		switch sc {
 		case scEcho:
-			written := make(chan error, 1)
-			go func() {
-				_, err := st.Write(data[k:])
-				if err == nil {
-					err = st.CloseWrite() // the exit echoes until EOF
-				}
-				written <- err
-			}()
+			written := writeAndFIN(st, data[k:]) // the exit echoes until EOF
 			got, err := io.ReadAll(st)
 			if err != nil {
 				fail("client %s echo: read: %v", id, err)
