@@ -41,10 +41,7 @@ func leakCheck(t *testing.T) {
 // directory (the build cache makes it quick after the first).
 func buildExitProgram(t *testing.T) string {
 	t.Helper()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command to build porthole-exit with")
-	}
+	gobin := childproc.Need(t, "go", "no go command to build porthole-exit with")
 	bin := filepath.Join(t.TempDir(), "porthole-exit")
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()

@@ -71,11 +71,7 @@ func Microsocks(t testing.TB, user, pass string) *Proxy {
 
 func need(t testing.TB, prog string) string {
 	t.Helper()
-	path, err := exec.LookPath(prog)
-	if err != nil {
-		t.Skipf("%s is not installed (build/deps.sh installs it)", prog)
-	}
-	return path
+	return childproc.Need(t, prog, "build/deps.sh installs it")
 }
 
 // Start runs the proxy (again, after Kill) and waits until it accepts.
