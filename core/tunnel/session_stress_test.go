@@ -17,6 +17,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/rs/xid"
+
+	"porthole/internal/chantest"
 )
 
 // The seed's race scenarios, all through one session. Each names the target
@@ -169,11 +171,7 @@ func stressPair(t *testing.T, cfg Config, onOpen func(ctx context.Context, st *S
 		t.Fatal(err)
 	}
 	client = NewSession(ws, true, cfg)
-	select {
-	case exit = <-exits:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the exit session did not start")
-	}
+	exit = chantest.Within(t, 10*time.Second, "the exit session's start", exits)
 	var once sync.Once
 	closeAll = func() {
 		once.Do(func() {
