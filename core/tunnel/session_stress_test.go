@@ -457,11 +457,7 @@ func TestStressOpenCloseOneSession(t *testing.T) {
 	// round trips, each ordered behind everything either side sent before.
 	waitHandlers := func() {
 		for range opens.Swap(0) {
-			select {
-			case <-handled:
-			case <-time.After(time.Minute):
-				t.Fatal("exit handlers did not end")
-			}
+			chantest.Within(t, time.Minute, "the exit handlers' end", handled)
 		}
 	}
 	waitHandlers()
