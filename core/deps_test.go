@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"porthole/internal/childproc"
 )
 
 // architectureDoc is the document holding the layer table, from the
@@ -260,10 +262,7 @@ func listPackages(t *testing.T, goTool, root, goos string) []pkgInfo {
 // goEnv finds the go tool and the module root (the directory of go.mod).
 func goEnv(t *testing.T) (goTool, root string) {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go tool not on PATH")
-	}
+	goTool = childproc.Need(t, "go", "the go tool lists the packages")
 	out, err := exec.Command(goTool, "env", "GOMOD").Output()
 	if err != nil {
 		t.Fatalf("go env GOMOD: %v", err)

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"porthole/internal/childproc"
 )
 
 // TestGioLaunch checks the Exec quoting against GLib, the launcher GNOME's
@@ -17,10 +19,7 @@ import (
 // executable (in a directory full of reserved characters) is a script that
 // writes its arguments to a FIFO. Skipped without gio (libglib2.0-bin).
 func TestGioLaunch(t *testing.T) {
-	gio, err := exec.LookPath("gio")
-	if err != nil {
-		t.Skip("gio not installed (Debian package libglib2.0-bin); skipping the launch through GLib")
-	}
+	gio := childproc.Need(t, "gio", "Debian package libglib2.0-bin; skipping the launch through GLib")
 	tempXDG(t)
 	// No '%' in the executable's path: GLib checks that the program exists
 	// before expanding %%, so it refuses such an entry (see desktopExec).

@@ -28,6 +28,7 @@ import (
 	"go.uber.org/goleak"
 
 	"porthole/core/tunnel"
+	"porthole/internal/chantest"
 	"porthole/internal/childproc"
 	"porthole/internal/curltest"
 	"porthole/internal/fetch"
@@ -242,14 +243,10 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	}
 
 	cancel()
-	select {
-	case c := <-code:
-		stopped = true
-		if c != 0 {
-			t.Errorf("run returned %d after its context ended, want 0; stderr:\n%s", c, stderr)
-		}
-	case <-time.After(wait):
-		t.Fatalf("run did not return within %v of its context ending", wait)
+	c := chantest.Within(t, wait, "run's return after its context ended", code)
+	stopped = true
+	if c != 0 {
+		t.Errorf("run returned %d after its context ended, want 0; stderr:\n%s", c, stderr)
 	}
 	if n := released.Load(); n != 1 {
 		t.Errorf("release called %d times, want 1", n)

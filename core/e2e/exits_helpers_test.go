@@ -41,10 +41,7 @@ func leakCheck(t *testing.T) {
 // directory (the build cache makes it quick after the first).
 func buildExitProgram(t *testing.T) string {
 	t.Helper()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command to build porthole-exit with")
-	}
+	gobin := childproc.Need(t, "go", "no go command to build porthole-exit with")
 	bin := filepath.Join(t.TempDir(), "porthole-exit")
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
@@ -92,19 +89,6 @@ func (x *exitProc) start(t *testing.T) {
 	x.proc = childproc.Start(t, "porthole-exit", e2eTimeout, cmd)
 	x.url = x.proc.WaitFor(t, exitListeningRE)[1]
 	x.addr = strings.TrimSuffix(strings.TrimPrefix(x.url, "ws://"), e2ePath)
-}
-
-// kill ends the process with SIGKILL and waits for it.
-func (x *exitProc) kill(t *testing.T) {
-	t.Helper()
-	if err := x.proc.Cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-x.proc.Exited():
-	case <-time.After(e2eTimeout):
-		t.Fatal("porthole-exit did not end after SIGKILL")
-	}
 }
 
 // portholeExit is the engine's configuration of a porthole exit at url:

@@ -95,7 +95,7 @@ func TestExitsFailover(t *testing.T) {
 
 	flows := startFlows(t, v, 8)
 	killed := time.Now()
-	a.kill(t)
+	a.proc.Kill(t)
 
 	// New connections right after the kill, one after the other, while
 	// the old ones are still ending.
@@ -150,17 +150,7 @@ func TestExitsFailover(t *testing.T) {
 	waitExits(t, v, "a back and in use", func(st outbound.GroupState) bool {
 		return exitIs("a", outbound.ExitUp)(st) && st.Active == "a"
 	})
-	c, lc, err := openConn(v.proxy(), lcConnect, v.origin.echo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := echoCheck(c, c, patternBytes(32<<10), c.CloseWrite); err != nil {
-		t.Error(err)
-	}
-	_ = c.Close()
-	if info := lastClosed(t, v, lc.laddr, v.origin.echo); info.Exit != "a" {
-		t.Errorf("with a back: via %q, want a", info.Exit)
-	}
+	checkVia(t, v, lcConnect, 32<<10, "a") // with a back
 	v.finish(t)
 }
 
@@ -204,13 +194,13 @@ func TestExitsFastest(t *testing.T) {
 		return allUp(st) && st.Active == "a" && st.Exits[1].Latency > 40*time.Millisecond
 	})
 	t.Logf("first: %s", exitsText(st))
-	checkVia(t, v, "a")
+	checkVia(t, v, lcSOCKS5, 1<<10, "a")
 
 	ra.setDelay(30 * time.Millisecond)
 	rb.setDelay(5 * time.Millisecond)
 	st = waitExits(t, v, "b in use", func(st outbound.GroupState) bool { return st.Active == "b" })
 	t.Logf("swapped: %s", exitsText(st))
-	checkVia(t, v, "b")
+	checkVia(t, v, lcSOCKS5, 1<<10, "b")
 
 	// Equal delays: whichever is in use stays, through many measures.
 	ra.setDelay(15 * time.Millisecond)
@@ -254,14 +244,15 @@ func (v *e2eEnv) exitsState() outbound.GroupState {
 	return st
 }
 
-// checkVia opens a connection and checks the exit that carried it.
-func checkVia(t *testing.T, v *e2eEnv, want string) {
+// checkVia echoes n bytes over a connection of protocol p and checks that
+// the exit want carried it.
+func checkVia(t *testing.T, v *e2eEnv, p lcProto, n int, want string) {
 	t.Helper()
-	c, lc, err := openConn(v.proxy(), lcSOCKS5, v.origin.echo)
+	c, lc, err := openConn(v.proxy(), p, v.origin.echo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := echoCheck(c, c, patternBytes(1<<10), c.CloseWrite); err != nil {
+	if err := echoCheck(c, c, patternBytes(n), c.CloseWrite); err != nil {
 		t.Error(err)
 	}
 	_ = c.Close()

@@ -38,6 +38,7 @@ import (
 	"porthole/core/registry"
 	"porthole/core/relay"
 	"porthole/core/tunnel"
+	"porthole/internal/chantest"
 	"porthole/internal/curltest"
 	"porthole/internal/freeport"
 	"porthole/internal/randbytes"
@@ -534,13 +535,8 @@ func endFlows(t *testing.T, v *e2eEnv, flows []*flow) []registry.Info {
 	t.Helper()
 	infos := make([]registry.Info, 0, len(flows))
 	for i, f := range flows {
-		select {
-		case err := <-f.ended:
-			if timedOut(err) || err == nil {
-				t.Errorf("flow %d (%s → %s): client saw %v, want the connection ended", i, f.c.proto, f.target, err)
-			}
-		case <-time.After(e2eTimeout):
-			t.Fatalf("flow %d did not end", i)
+		if err := chantest.Within(t, e2eTimeout, fmt.Sprintf("the end of flow %d", i), f.ended); timedOut(err) || err == nil {
+			t.Errorf("flow %d (%s → %s): client saw %v, want the connection ended", i, f.c.proto, f.target, err)
 		}
 		info, err := v.ev.closedInfo(f.id)
 		if err != nil {

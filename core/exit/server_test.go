@@ -25,6 +25,7 @@ import (
 
 	"porthole/core/outbound"
 	"porthole/core/tunnel"
+	"porthole/internal/chantest"
 	"porthole/internal/dnstest"
 	"porthole/internal/freeport"
 	"porthole/internal/logcapture"
@@ -881,14 +882,7 @@ func (d *slowDialer) DialContext(ctx context.Context, network, addr string) (net
 // await returns the next value of ch, failing after wait.
 func await[T any](t *testing.T, what string, ch <-chan T) T {
 	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(wait):
-		t.Fatalf("no %s within %v", what, wait)
-		var zero T
-		return zero
-	}
+	return chantest.Within(t, wait, what, ch)
 }
 
 // wantCanceled fails the test unless the dial in progress ends, canceled.
@@ -1206,12 +1200,7 @@ func TestResetEndsRelayToStuckTarget(t *testing.T) {
 	h.logs.waitFor(t, "the stream's handler to end", count(1, "msg", "stream closed", "stream", st.ID().String()))
 	closed := make(chan error, 1)
 	go func() { closed <- h.srv.Close() }()
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(wait):
-		t.Fatal("Server.Close hangs on a relay to a stuck target")
+	if err := await(t, "Server.Close beside a relay to a stuck target", closed); err != nil {
+		t.Fatal(err)
 	}
 }

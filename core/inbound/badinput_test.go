@@ -139,25 +139,9 @@ func TestBadInput(t *testing.T) {
 		}},
 
 		// SOCKS5 requests we cannot or will not serve.
-		{name: "socks5-bind", wantErr: inbound.ErrUnsupportedCommand, run: func(t *testing.T, v *env) {
-			req := socks5ConnectIPv4([4]byte{127, 0, 0, 1}, 80)
-			req[1] = 0x02
-			c, rep := v.socks5Raw(t, req)
-			expectReply(t, rep, 0x07)
-			expectClosed(t, c)
-		}},
-		{name: "socks5-udp-associate", wantErr: inbound.ErrUnsupportedCommand, run: func(t *testing.T, v *env) {
-			req := socks5ConnectIPv4([4]byte{0, 0, 0, 0}, 0)
-			req[1] = 0x03
-			c, rep := v.socks5Raw(t, req)
-			expectReply(t, rep, 0x07)
-			expectClosed(t, c)
-		}},
-		{name: "socks5-unknown-atyp", wantErr: inbound.ErrBadRequest, run: func(t *testing.T, v *env) {
-			c, rep := v.socks5Raw(t, []byte{0x05, 0x01, 0x00, 0x02, 1, 2, 3, 4, 0, 80})
-			expectReply(t, rep, 0x08)
-			expectClosed(t, c)
-		}},
+		{name: "socks5-bind", wantErr: inbound.ErrUnsupportedCommand, run: socks5Replies(socks5Command(0x02, [4]byte{127, 0, 0, 1}, 80), 0x07)},
+		{name: "socks5-udp-associate", wantErr: inbound.ErrUnsupportedCommand, run: socks5Replies(socks5Command(0x03, [4]byte{0, 0, 0, 0}, 0), 0x07)},
+		{name: "socks5-unknown-atyp", wantErr: inbound.ErrBadRequest, run: socks5Replies([]byte{0x05, 0x01, 0x00, 0x02, 1, 2, 3, 4, 0, 80}, 0x08)},
 		{name: "socks5-port-0", wantErr: inbound.ErrBadRequest, run: func(t *testing.T, v *env) {
 			c, rep := v.socks5Raw(t, socks5ConnectIPv4([4]byte{127, 0, 0, 1}, 0))
 			if rep == 0x00 {
@@ -224,21 +208,9 @@ func TestBadInput(t *testing.T) {
 		}},
 
 		// SOCKS4.
-		{name: "socks4-bind", wantErr: inbound.ErrUnsupportedCommand, run: func(t *testing.T, v *env) {
-			c, rep := v.socks4(t, 0x02, [4]byte{127, 0, 0, 1}, 80, "")
-			expectReply(t, rep, 0x5B)
-			expectClosed(t, c)
-		}},
-		{name: "socks4-zero-address", wantErr: inbound.ErrBadRequest, run: func(t *testing.T, v *env) {
-			c, rep := v.socks4(t, 0x01, [4]byte{0, 0, 0, 0}, 80, "")
-			expectReply(t, rep, 0x5B)
-			expectClosed(t, c)
-		}},
-		{name: "socks4-port-0", wantErr: inbound.ErrBadRequest, run: func(t *testing.T, v *env) {
-			c, rep := v.socks4(t, 0x01, [4]byte{127, 0, 0, 1}, 0, "")
-			expectReply(t, rep, 0x5B)
-			expectClosed(t, c)
-		}},
+		{name: "socks4-bind", wantErr: inbound.ErrUnsupportedCommand, run: socks4Rejected(0x02, [4]byte{127, 0, 0, 1}, 80)},
+		{name: "socks4-zero-address", wantErr: inbound.ErrBadRequest, run: socks4Rejected(0x01, [4]byte{0, 0, 0, 0}, 80)},
+		{name: "socks4-port-0", wantErr: inbound.ErrBadRequest, run: socks4Rejected(0x01, [4]byte{127, 0, 0, 1}, 0)},
 		{name: "socks4-endless-user-id", wantErr: inbound.ErrBadRequest, run: func(t *testing.T, v *env) {
 			c := v.dial(t)
 			req := append([]byte{0x04, 0x01, 0, 80, 127, 0, 0, 1}, bytes.Repeat([]byte("u"), 300)...)
@@ -288,6 +260,33 @@ func recordList(recs []logRecord) string {
 func connectBad(target string) func(t *testing.T, v *env) {
 	return func(t *testing.T, v *env) {
 		v.expectHTTPError(t, "CONNECT", "CONNECT "+target+" HTTP/1.1\r\nHost: example.com\r\n\r\n", http.StatusBadRequest, "")
+	}
+}
+
+// socks5Replies sends the SOCKS5 request req (after the greeting) and
+// expects the reply code rep, then the close.
+func socks5Replies(req []byte, rep byte) func(t *testing.T, v *env) {
+	return func(t *testing.T, v *env) {
+		c, got := v.socks5Raw(t, req)
+		expectReply(t, got, rep)
+		expectClosed(t, c)
+	}
+}
+
+// socks5Command is the SOCKS5 request of command cmd to ip:port.
+func socks5Command(cmd byte, ip [4]byte, port uint16) []byte {
+	req := socks5ConnectIPv4(ip, port)
+	req[1] = cmd
+	return req
+}
+
+// socks4Rejected sends the SOCKS4 request of command cmd to ip:port and
+// expects the rejection (0x5B), then the close.
+func socks4Rejected(cmd byte, ip [4]byte, port uint16) func(t *testing.T, v *env) {
+	return func(t *testing.T, v *env) {
+		c, rep := v.socks4(t, cmd, ip, port, "")
+		expectReply(t, rep, 0x5B)
+		expectClosed(t, c)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"porthole/core"
 	"porthole/core/inbound"
 	"porthole/core/registry"
+	"porthole/internal/chantest"
 )
 
 // The HTTP forwarding path (forward.go) where it meets a client or a
@@ -167,7 +168,7 @@ func TestForwardClientHangsUpMidDownload(t *testing.T) {
 			}
 			_ = c.Close() // unread bytes pending: a reset
 
-			res := within(t, prompt, "the origin's writes to fail after the client left", results)
+			res := chantest.Within(t, prompt, "the origin's writes to fail after the client left", results)
 			if res.err == nil {
 				t.Fatalf("the origin sent all %d bytes without error: the proxy read them for nobody", res.n)
 			}
@@ -510,7 +511,7 @@ func TestForwardClientDiesMidUpload(t *testing.T) {
 	}
 	_ = c.Close()
 
-	res := within(t, prompt, "the origin's read of the body to end after the client died", results)
+	res := chantest.Within(t, prompt, "the origin's read of the body to end after the client died", results)
 	if res.err == nil || res.n >= announced {
 		t.Errorf("origin read %d bytes, %v; want an error before %d", res.n, res.err, announced)
 	}

@@ -28,6 +28,7 @@ import (
 	"porthole/core"
 	"porthole/core/inbound"
 	"porthole/core/registry"
+	"porthole/internal/chantest"
 	"porthole/internal/origin"
 	"porthole/internal/socks5test"
 )
@@ -817,19 +818,5 @@ func deadline() time.Time { return time.Now().Add(waitTimeout) }
 // await waits for a result from ch, at most waitTimeout.
 func await[T any](t testing.TB, what string, ch <-chan T) T {
 	t.Helper()
-	return within(t, waitTimeout, what, ch)
-}
-
-// within waits for a result from ch, at most d.
-func within[T any](t testing.TB, d time.Duration, what string, ch <-chan T) T {
-	t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case v := <-ch:
-		return v
-	case <-timer.C:
-		t.Fatalf("%s: nothing within %v", what, d)
-		panic("unreachable")
-	}
+	return chantest.Within(t, waitTimeout, what, ch)
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"porthole/internal/chantest"
 	"porthole/internal/origin"
 	"porthole/internal/upstreamtest"
 )
@@ -108,13 +109,8 @@ func TestGroupWatch(t *testing.T) {
 	if err := g.Select("two"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case st := <-w.C:
-		if st.Selected != "two" || st.Active != "two" || !st.Exits[1].Selected {
-			t.Errorf("after selecting two: %+v", st)
-		}
-	case <-time.After(upTimeout):
-		t.Fatal("no state after a selection")
+	if st := chantest.Within(t, upTimeout, "a state after a selection", w.C); st.Selected != "two" || st.Active != "two" || !st.Exits[1].Selected {
+		t.Errorf("after selecting two: %+v", st)
 	}
 	for i := range 2 * watchBuffer {
 		if err := g.Select([]string{"one", "two"}[i%2]); err != nil {

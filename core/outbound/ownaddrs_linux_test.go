@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"porthole/internal/childproc"
 )
 
 // An address added to an interface is in the next list, long before the
@@ -15,10 +17,7 @@ import (
 // namespace of its own (on one OS thread, which ends with it), so the
 // machine's addresses are not touched; it needs root and ip(8).
 func TestOwnCacheSeesNewAddress(t *testing.T) {
-	ip, err := exec.LookPath("ip")
-	if err != nil {
-		t.Skip("no ip(8)")
-	}
+	ip := childproc.Need(t, "ip", "ip(8) adds the address")
 	added := netip.MustParseAddr("198.51.100.77")
 	type result struct {
 		before, after []netip.Addr

@@ -11,6 +11,7 @@ import (
 
 	"porthole/core/registry"
 	"porthole/core/rules"
+	"porthole/internal/childproc"
 )
 
 // pacShim defines the PAC functions a browser gives the script (only the
@@ -25,10 +26,7 @@ function isInNet(host, pattern, mask) {
 // runPAC evaluates the PAC with node for each host and returns the answers.
 func runPAC(t *testing.T, pac string, hosts []string) []string {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not installed: cannot run the PAC")
-	}
+	node := childproc.Need(t, "node", "cannot run the PAC")
 	hj, err := json.Marshal(hosts)
 	if err != nil {
 		t.Fatal(err)

@@ -17,10 +17,7 @@ import (
 // connection is the new program's, never named for the old one (the
 // cached /proc/<pid> directory outlives the exec).
 func TestLookupAfterExec(t *testing.T) {
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Skip("no bash")
-	}
+	bash := childproc.Need(t, "bash", "the exec test runs a bash script")
 	ln := listen(t, "tcp4", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	host, port, _ := strings.Cut(addr, ":")

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"porthole/internal/chantest"
 )
 
 func TestMain(m *testing.M) {
@@ -97,11 +99,7 @@ func wantReason(t *testing.T, r *Registry, c *Conn, want error) {
 // wait fails the test unless the hook is called within waitLimit.
 func (h *hookRec) wait(t testing.TB) {
 	t.Helper()
-	select {
-	case <-h.called:
-	case <-time.After(waitLimit):
-		t.Fatal("abort hook not called")
-	}
+	chantest.Within(t, waitLimit, "the abort hook's call", h.called)
 }
 
 // next returns the next n events of sub, failing the test if the stream ends

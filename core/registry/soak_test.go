@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rs/xid"
+
+	"porthole/internal/chantest"
 )
 
 // TestSoak: 8 goroutines × 2,000 cycles of register, establish, count,
@@ -174,12 +176,7 @@ func TestSoak(t *testing.T) {
 	}
 	final := r.Snapshot()
 	stopAt <- final.Seq
-	var out result
-	select {
-	case out = <-res:
-	case <-time.After(5 * waitLimit):
-		t.Fatal("reader did not finish")
-	}
+	out := chantest.Within(t, 5*waitLimit, "the reader's result", res)
 	sub.Close()
 	if out.err != nil {
 		t.Fatal(out.err)

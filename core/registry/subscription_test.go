@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/rs/xid"
+
+	"porthole/internal/chantest"
 )
 
 // mirror is a subscriber's view of the registry rebuilt from a snapshot and
@@ -185,13 +187,8 @@ func TestSubscribeContinuesExactly(t *testing.T) {
 		rd.target <- final
 	}
 	for i, rd := range readers {
-		select {
-		case err := <-rd.result:
-			if err != nil {
-				t.Errorf("subscription %d: %v", i, err)
-			}
-		case <-time.After(waitLimit):
-			t.Fatalf("subscription %d: no result", i)
+		if err := chantest.Within(t, waitLimit, fmt.Sprintf("subscription %d's result", i), rd.result); err != nil {
+			t.Errorf("subscription %d: %v", i, err)
 		}
 		rd.sub.Close()
 	}
@@ -220,11 +217,7 @@ func TestSlowSubscriberDropped(t *testing.T) {
 			finishes = append(finishes, f)
 		}
 	}()
-	select {
-	case <-done:
-	case <-time.After(waitLimit):
-		t.Fatal("Register blocked on a subscriber that does not read")
-	}
+	chantest.Within(t, waitLimit, "Register beside a subscriber that does not read", done)
 
 	evs := drainClosed(t, slow)
 	if !errors.Is(slow.Err(), ErrFellBehind) {

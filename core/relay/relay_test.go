@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"porthole/core/relay"
+	"porthole/internal/chantest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -64,13 +65,7 @@ func setup(t *testing.T) (client, target *net.TCPConn, cnt *counter, done <-chan
 
 func waitDone(t *testing.T, done <-chan error) error {
 	t.Helper()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(10 * time.Second):
-		t.Fatal("relay did not end")
-		return nil
-	}
+	return chantest.Within(t, 10*time.Second, "the relay's end", done)
 }
 
 // sendAndFIN writes b to c and half-closes it, on a goroutine of its

@@ -652,19 +652,27 @@ func echoRoundTrip(ctx context.Context, c *Client, size int, seed byte) error {
 	return st.Close()
 }
 
+// writeAndFIN writes data on st and then half-closes it, in a goroutine
+// of its own so that the test reads the answer meanwhile; the channel gets
+// the first error, or nil.
+func writeAndFIN(st *Stream, data []byte) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.Write(data)
+		if err == nil {
+			err = st.CloseWrite()
+		}
+		done <- err
+	}()
+	return done
+}
+
 // echoOn sends data[sent:] on st, half-closes and checks the echo of data.
 func echoOn(st *Stream, data []byte, sent int) error {
 	if err := st.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
 		return err
 	}
-	wrote := make(chan error, 1)
-	go func() {
-		_, err := st.Write(data[sent:])
-		if err == nil {
-			err = st.CloseWrite()
-		}
-		wrote <- err
-	}()
+	wrote := writeAndFIN(st, data[sent:])
 	got, rerr := io.ReadAll(st)
 	if err := <-wrote; err != nil {
 		return fmt.Errorf("write: %w", err)

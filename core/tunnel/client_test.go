@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/xid"
 
+	"porthole/internal/chantest"
 	"porthole/internal/freeport"
 )
 
@@ -79,11 +80,7 @@ func echoRoundTrips(t *testing.T, c *Client, n, size int) {
 // waitSessionEnd waits for an exit session to end and checks why.
 func waitSessionEnd(t *testing.T, s *Session, d time.Duration) {
 	t.Helper()
-	select {
-	case <-s.Done():
-	case <-time.After(d):
-		t.Fatalf("the exit's session outlived the client's by %v", d)
-	}
+	chantest.Within(t, d, "the end of the exit's session after the client's", s.Done())
 	if !errors.Is(s.Err(), ErrTunnelLost) {
 		t.Errorf("the exit's session ended with %v, want ErrTunnelLost", s.Err())
 	}
@@ -92,13 +89,7 @@ func waitSessionEnd(t *testing.T, s *Session, d time.Duration) {
 // nextSession is the next exit session to start.
 func nextSession(t *testing.T, e *testExit) *Session {
 	t.Helper()
-	select {
-	case s := <-e.up:
-		return s
-	case <-time.After(5 * time.Second):
-		t.Fatal("no exit session started")
-		return nil
-	}
+	return chantest.Within(t, 5*time.Second, "an exit session's start", e.up)
 }
 
 // The exit dies mid-transfer (listener, sessions and sockets at once):
@@ -327,12 +318,7 @@ func TestClientOpenWaitsDuringOutage(t *testing.T) {
 		t.Fatal("Open never started waiting")
 	}
 	e.start(addr)
-	var r opened
-	select {
-	case r = <-res:
-	case <-time.After(6 * time.Second):
-		t.Fatal("Open did not return")
-	}
+	r := chantest.Within(t, 6*time.Second, "Open's return", res)
 	if r.err != nil {
 		t.Fatalf("Open across the exit's return: %v", r.err)
 	}
@@ -375,30 +361,18 @@ func TestClientClose(t *testing.T) {
 			_, err := c.Open(probe, xid.New(), "echo:1", nil)
 			res <- err
 		}()
-		select {
-		case <-probe.waiting:
-		case <-time.After(5 * time.Second):
-			t.Fatal("Open never started waiting")
-		}
+		chantest.Within(t, 5*time.Second, "Open's wait for a session", probe.waiting)
 		closeWithin(t, c, 2*time.Second, nil)
-		select {
-		case err := <-res:
-			if !errors.Is(err, ErrClientClosed) {
-				t.Errorf("an Open waiting at Close: %v, want ErrClientClosed", err)
-			}
-		case <-time.After(2 * time.Second):
-			t.Fatal("an Open waiting with no deadline outlived Close")
+		if err := chantest.Within(t, 2*time.Second, "the end of an Open waiting with no deadline at Close", res); !errors.Is(err, ErrClientClosed) {
+			t.Errorf("an Open waiting at Close: %v, want ErrClientClosed", err)
 		}
 	})
 
 	t.Run("during the handshake", func(t *testing.T) {
 		s := newStallServer(t)
 		c := newTestClient(t, ClientConfig{URL: s.url(), Token: "tok", Timeout: 20 * time.Second})
-		select {
-		case <-s.requested: // the client waits for an answer that never comes
-		case <-time.After(5 * time.Second):
-			t.Fatal("the client never sent its upgrade request")
-		}
+		// The client waits for an answer that never comes.
+		chantest.Within(t, 5*time.Second, "the client's upgrade request", s.requested)
 		if st := c.Status(); st.State != StateConnecting {
 			t.Fatalf("in the handshake: %s", fmtStatus(st))
 		}
@@ -522,11 +496,7 @@ func TestDialCanceledDuringUpgrade(t *testing.T) {
 		}
 		res <- err
 	}()
-	select {
-	case <-s.requested:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Dial never sent its upgrade request")
-	}
+	chantest.Within(t, 5*time.Second, "Dial's upgrade request", s.requested)
 	cancel()
 	select {
 	case err := <-res:

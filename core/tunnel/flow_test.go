@@ -1,10 +1,8 @@
 package tunnel
 
 import (
-	"context"
 	"io"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -99,29 +97,10 @@ func delayCopy(dst, src net.Conn, delay time.Duration) {
 
 // delayedPair is sessionPair over a delayLink.
 func delayedPair(t testing.TB, cfg Config, delay time.Duration) (client, exit *Session, opened <-chan *Stream) {
-	a, err := NewAcceptor("tok")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan *Stream, 64)
-	srv, exits := exitServer(a, cfg, func(_ context.Context, st *Stream, _ string) {
-		st.Accept()
-		ch <- st
+	return sessionPairVia(t, cfg, true, func(exitAddr string) (string, func()) {
+		link := newDelayLink(t, exitAddr, delay)
+		return link.addr(), link.close
 	})
-	t.Cleanup(srv.Close)
-	link := newDelayLink(t, strings.TrimPrefix(srv.URL, "http://"), delay)
-	ws, err := Dial(context.Background(), "ws://"+link.addr(), "tok", DialOptions{Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client = NewSession(ws, true, cfg)
-	exit = <-exits
-	t.Cleanup(func() {
-		client.Close()
-		exit.Close()
-		link.close() // before srv.Close, which waits for its connections
-	})
-	return client, exit, ch
 }
 
 // bulkDownload has the exit send n bytes on a new stream, and the client

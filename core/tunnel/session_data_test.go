@@ -13,6 +13,8 @@ import (
 	"porthole/internal/randbytes"
 
 	"github.com/rs/xid"
+
+	"porthole/internal/chantest"
 )
 
 // echoExit makes the exit side echo every stream back and then half-close.
@@ -54,14 +56,7 @@ func TestManyStreamsNoLossNoStall(t *testing.T) {
 	for i := range slowData {
 		slowData[i] = byte(i * 7)
 	}
-	slowWritten := make(chan error, 1)
-	go func() {
-		_, err := slow.Write(slowData)
-		if err == nil {
-			err = slow.CloseWrite()
-		}
-		slowWritten <- err
-	}()
+	slowWritten := writeAndFIN(slow, slowData)
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 32)
@@ -98,11 +93,7 @@ func TestManyStreamsNoLossNoStall(t *testing.T) {
 	}
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
-	select {
-	case <-finished:
-	case <-time.After(60 * time.Second):
-		t.Fatal("streams stalled beside a slow reader")
-	}
+	chantest.Within(t, 60*time.Second, "the streams beside a slow reader", finished)
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
@@ -154,19 +145,10 @@ func TestSessionEndEndsStreamsWithTunnelLost(t *testing.T) {
 		readErr <- err
 	}()
 	exit.Close()
-	select {
-	case err := <-readErr:
-		if !errors.Is(err, ErrTunnelLost) {
-			t.Fatalf("blocked Read ended with %v, want ErrTunnelLost", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a blocked Read outlived its session")
+	if err := chantest.Within(t, 10*time.Second, "the end of a blocked Read at its session's", readErr); !errors.Is(err, ErrTunnelLost) {
+		t.Fatalf("blocked Read ended with %v, want ErrTunnelLost", err)
 	}
-	select {
-	case <-client.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the client session did not notice the exit went away")
-	}
+	chantest.Within(t, 10*time.Second, "the client session's end after the exit went away", client.Done())
 	if !errors.Is(client.Err(), ErrTunnelLost) {
 		t.Fatalf("client session ended with %v", client.Err())
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rs/xid"
+
+	"porthole/internal/chantest"
 )
 
 // Concurrent Writes on one stream all complete and every byte arrives once.
@@ -36,13 +38,8 @@ func TestConcurrentWrites(t *testing.T) {
 	if err := st.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case n := <-got:
-		if n != 800_000 {
-			t.Fatalf("peer got %d bytes, want 800000", n)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("concurrent writes never finished")
+	if n := chantest.Within(t, 30*time.Second, "the end of the concurrent writes", got); n != 800_000 {
+		t.Fatalf("peer got %d bytes, want 800000", n)
 	}
 	st.Close()
 	peer.Close()

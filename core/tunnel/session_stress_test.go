@@ -17,6 +17,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/rs/xid"
+
+	"porthole/internal/chantest"
 )
 
 // The seed's race scenarios, all through one session. Each names the target
@@ -169,11 +171,7 @@ func stressPair(t *testing.T, cfg Config, onOpen func(ctx context.Context, st *S
 		t.Fatal(err)
 	}
 	client = NewSession(ws, true, cfg)
-	select {
-	case exit = <-exits:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the exit session did not start")
-	}
+	exit = chantest.Within(t, 10*time.Second, "the exit session's start", exits)
 	var once sync.Once
 	closeAll = func() {
 		once.Do(func() {
@@ -356,14 +354,7 @@ func TestStressOpenCloseOneSession(t *testing.T) {
 		}
 		switch sc {
 		case scEcho:
-			written := make(chan error, 1)
-			go func() {
-				_, err := st.Write(data[k:])
-				if err == nil {
-					err = st.CloseWrite() // the exit echoes until EOF
-				}
-				written <- err
-			}()
+			written := writeAndFIN(st, data[k:]) // the exit echoes until EOF
 			got, err := io.ReadAll(st)
 			if err != nil {
 				fail("client %s echo: read: %v", id, err)
@@ -466,11 +457,7 @@ func TestStressOpenCloseOneSession(t *testing.T) {
 	// round trips, each ordered behind everything either side sent before.
 	waitHandlers := func() {
 		for range opens.Swap(0) {
-			select {
-			case <-handled:
-			case <-time.After(time.Minute):
-				t.Fatal("exit handlers did not end")
-			}
+			chantest.Within(t, time.Minute, "the exit handlers' end", handled)
 		}
 	}
 	waitHandlers()

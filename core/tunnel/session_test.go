@@ -50,6 +50,14 @@ func exitServer(a *Acceptor, cfg Config, onOpen func(context.Context, *Stream, s
 }
 
 func sessionPairAnswering(t testing.TB, cfg Config, accept bool) (client, exit *Session, opened <-chan *Stream) {
+	return sessionPairVia(t, cfg, accept, nil)
+}
+
+// sessionPairVia is sessionPairAnswering with the client dialing the exit
+// through hop, when not nil: hop gets the exit's address and returns the
+// one to dial, and a stop that the cleanup runs after closing both
+// sessions and before the exit's server, which waits for its connections.
+func sessionPairVia(t testing.TB, cfg Config, accept bool, hop func(exitAddr string) (addr string, stop func())) (client, exit *Session, opened <-chan *Stream) {
 	a, err := NewAcceptor("tok")
 	if err != nil {
 		t.Fatal(err)
@@ -62,8 +70,13 @@ func sessionPairAnswering(t testing.TB, cfg Config, accept bool) (client, exit *
 		ch <- st
 	})
 	t.Cleanup(srv.Close)
-	ws, err := Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), "tok", DialOptions{Timeout: 10 * time.Second})
+	addr, stop := strings.TrimPrefix(srv.URL, "http://"), func() {}
+	if hop != nil {
+		addr, stop = hop(addr)
+	}
+	ws, err := Dial(context.Background(), "ws://"+addr, "tok", DialOptions{Timeout: 10 * time.Second})
 	if err != nil {
+		stop()
 		t.Fatal(err)
 	}
 	client = NewSession(ws, true, cfg)
@@ -71,6 +84,7 @@ func sessionPairAnswering(t testing.TB, cfg Config, accept bool) (client, exit *
 	t.Cleanup(func() {
 		client.Close()
 		exit.Close()
+		stop()
 	})
 	return client, exit, ch
 }

@@ -211,6 +211,20 @@ func (p *Proc) Stop(t testing.TB, sig os.Signal) string {
 	return rest
 }
 
+// Kill ends the program with SIGKILL and waits, within the wait, for it
+// to be gone: the kernel has reset its connections, its ports refuse.
+func (p *Proc) Kill(t testing.TB) {
+	t.Helper()
+	if err := p.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(p.wait):
+		t.Fatalf("%s did not end within %v after SIGKILL", p.name, p.wait)
+	}
+}
+
 // Pipes connects cmd's stdin and stdout to the test; call it before
 // starting cmd. Closing stdin is how most children are told to end. Read
 // what the test needs from stdout before the program ends: once it has,
@@ -228,6 +242,17 @@ func Pipes(t testing.TB, cmd *exec.Cmd) (stdin io.WriteCloser, stdout io.ReadClo
 	return stdin, stdout
 }
 
+// Need returns the path of the program prog, or skips t, saying that prog
+// is not installed and then why (where to get it, what is not tested).
+func Need(t testing.TB, prog, why string) string {
+	t.Helper()
+	path, err := exec.LookPath(prog)
+	if err != nil {
+		t.Skipf("%s is not installed: %s", prog, why)
+	}
+	return path
+}
+
 // AsNobody is the command prefix (setpriv) that runs a program as the
 // user nobody, for tests of what another user's process looks like. The
 // test is skipped unless it runs as root with setpriv installed.
@@ -236,10 +261,7 @@ func AsNobody(t testing.TB) []string {
 	if os.Getuid() != 0 {
 		t.Skip("needs root, to run a child as nobody")
 	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("setpriv is not installed")
-	}
+	setpriv := Need(t, "setpriv", "no other user's process is run")
 	return []string{setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"}
 }
 

@@ -2,9 +2,11 @@ package childproc
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"regexp"
 	"runtime"
@@ -120,15 +122,48 @@ func TestStop(t *testing.T) {
 	}
 }
 
-// fakeT records a failure instead of failing the test it wraps.
+// Kill returns once the program is gone, whose Wait then failed.
+func TestKill(t *testing.T) {
+	p := startChild(t, "hang")
+	p.Kill(t)
+	select {
+	case <-p.Exited():
+	default:
+		t.Fatal("Kill returned while the child still runs")
+	}
+	var ee *exec.ExitError
+	if err := p.Err(); !errors.As(err, &ee) {
+		t.Errorf("the killed child's Wait: %v, want an *exec.ExitError", err)
+	}
+}
+
+// Need finds an installed program and skips where there is none.
+func TestNeed(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Need(t, self, "the test binary"); got != self {
+		t.Errorf("Need(%q) = %q", self, got)
+	}
+	ft := &fakeT{TB: t}
+	ft.run(func() { Need(ft, "porthole-no-such-program", "it is made up") })
+	if !ft.skipped || ft.failed {
+		t.Errorf("Need of a missing program: skipped %v, failed %v; want a skip", ft.skipped, ft.failed)
+	}
+}
+
+// fakeT records a failure or a skip instead of failing or skipping the
+// test it wraps.
 type fakeT struct {
 	testing.TB
-	failed bool
+	failed, skipped bool
 }
 
 func (f *fakeT) Errorf(string, ...any) { f.failed = true }
 func (f *fakeT) Fatal(...any)          { f.failed = true; runtime.Goexit() }
 func (f *fakeT) Fatalf(string, ...any) { f.failed = true; runtime.Goexit() }
+func (f *fakeT) Skipf(string, ...any)  { f.skipped = true; runtime.Goexit() }
 
 // run runs fn in its own goroutine, so a Fatal ends fn only.
 func (f *fakeT) run(fn func()) {

@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"porthole/internal/childproc"
 )
 
 // maxTime is curl's own bound on one run (--max-time, seconds); the
@@ -20,11 +22,7 @@ const maxTime = 20
 // Need skips the test if curl is not installed and returns its path.
 func Need(t testing.TB) string {
 	t.Helper()
-	path, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl is not installed (build/deps.sh installs it)")
-	}
-	return path
+	return childproc.Need(t, "curl", "build/deps.sh installs it")
 }
 
 // Run runs curl with args and returns what it wrote to stdout. curl runs

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"porthole/internal/childproc"
 )
 
 // Daemon runs bin with args for the rest of t; the program reports
@@ -77,10 +79,7 @@ func Daemon(t *testing.T, bin string, args ...string) string {
 // Tests are skipped, saying why, where Xvfb is not installed.
 func Xvfb(t *testing.T) (display string) {
 	t.Helper()
-	bin, err := exec.LookPath("Xvfb")
-	if err != nil {
-		t.Skip("Xvfb is not installed (apt-get install xvfb); the real-window tests need it")
-	}
+	bin := childproc.Need(t, "Xvfb", "apt-get install xvfb; the real-window tests need it")
 	return ":" + Daemon(t, bin, "-displayfd", "3", "-screen", "0", "1280x800x24", "-nolisten", "tcp")
 }
 
@@ -88,10 +87,7 @@ func Xvfb(t *testing.T) (display string) {
 // its address. Nothing of the desktop's own session bus is touched.
 func SessionBus(t *testing.T) (address string) {
 	t.Helper()
-	bin, err := exec.LookPath("dbus-daemon")
-	if err != nil {
-		t.Skip("dbus-daemon is not installed (apt-get install dbus); the tray tests need a private session bus")
-	}
+	bin := childproc.Need(t, "dbus-daemon", "apt-get install dbus; the tray tests need a private session bus")
 	return Daemon(t, bin, "--session", "--nofork", "--nopidfile", "--print-address=3")
 }
 
@@ -132,10 +128,7 @@ func WaitForWindows(t *testing.T, display string, names ...string) {
 // a viewable one is preferred. It skips t where xwininfo is not installed.
 func FindWindow(t *testing.T, display, name string) (id string, viewable bool) {
 	t.Helper()
-	bin, err := exec.LookPath("xwininfo")
-	if err != nil {
-		t.Skip("xwininfo is not installed (x11-utils)")
-	}
+	bin := childproc.Need(t, "xwininfo", "x11-utils")
 	tree, err := exec.Command(bin, "-display", display, "-root", "-tree").Output()
 	if err != nil {
 		t.Fatalf("xwininfo: %v", err)

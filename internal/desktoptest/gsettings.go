@@ -1,9 +1,10 @@
 package desktoptest
 
 import (
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"porthole/internal/childproc"
 )
 
 // GSettings points gsettings at a keyfile in a fresh HOME private to t,
@@ -11,10 +12,7 @@ import (
 // that HOME; it skips the test where gsettings is not installed.
 func GSettings(t *testing.T) (gsettings, home string) {
 	t.Helper()
-	gs, err := exec.LookPath("gsettings")
-	if err != nil {
-		t.Skip("gsettings is not installed (Debian: libglib2.0-bin, installed by build/deps.sh)")
-	}
+	gs := childproc.Need(t, "gsettings", "Debian: libglib2.0-bin, installed by build/deps.sh")
 	home = t.TempDir()
 	t.Setenv("HOME", home)
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))

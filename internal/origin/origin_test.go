@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"porthole/internal/chantest"
 )
 
 // A handler serves each connection; Close ends a handler blocked on its
@@ -46,11 +48,7 @@ func TestServerServesAndCloses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	select {
-	case <-blocked:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the handler never ran")
-	}
+	chantest.Within(t, 10*time.Second, "the handler's run", blocked)
 	for _, c := range []net.Conn{c, h} {
 		if got := <-accepted; got != c.LocalAddr().String() {
 			t.Errorf("Accepted saw %s, want %s (in accept order)", got, c.LocalAddr())

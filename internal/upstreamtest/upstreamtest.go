@@ -71,11 +71,7 @@ func Microsocks(t testing.TB, user, pass string) *Proxy {
 
 func need(t testing.TB, prog string) string {
 	t.Helper()
-	path, err := exec.LookPath(prog)
-	if err != nil {
-		t.Skipf("%s is not installed (build/deps.sh installs it)", prog)
-	}
-	return path
+	return childproc.Need(t, prog, "build/deps.sh installs it")
 }
 
 // Start runs the proxy (again, after Kill) and waits until it accepts.
@@ -105,12 +101,5 @@ func (p *Proxy) Start(t testing.TB) {
 // are reset by the kernel, its port refuses.
 func (p *Proxy) Kill(t testing.TB) {
 	t.Helper()
-	if err := p.proc.Cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.proc.Exited():
-	case <-time.After(wait):
-		t.Fatalf("%s did not end after SIGKILL", p.name)
-	}
+	p.proc.Kill(t)
 }
