@@ -287,11 +287,7 @@ func python(t *testing.T) string {
 			return p
 		}
 	}
-	p, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not installed")
-	}
-	return p
+	return childproc.Need(t, "python3", "the Python client's attribution")
 }
 
 func realPath(t *testing.T, p string) string {
@@ -394,10 +390,7 @@ func TestProcessAttribution(t *testing.T) {
 // testCurlAttribution runs curl through the proxy to an origin that holds
 // the answer until the registry has recorded curl as the program.
 func testCurlAttribution(t *testing.T, ipv, mode string) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl is not installed")
-	}
+	curl := childproc.Need(t, "curl", "curl's attribution")
 	curlPath := realPath(t, curl)
 	v, _ := attrEnv(t, ipv)
 	release := make(chan struct{})
