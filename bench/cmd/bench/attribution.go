@@ -21,9 +21,13 @@ const (
 	pathLookup1k  = "lookup-1k"
 	pathLookup10k = "lookup-10k"
 
-	// attrRuns is the least number of runs of each figure: the ratio is
-	// a few per cent, so it wants more samples than the other tables.
-	attrRuns = 5
+	// attrRuns is the least number of runs of each figure, and
+	// attrScale how many times the loopback table's connections each run
+	// makes: the ratio is a few per cent, within a run's noise on a
+	// shared machine, so it wants more and longer samples than the other
+	// tables (about a minute in all; -quick keeps the loopback table's sizes).
+	attrRuns  = 7
+	attrScale = 3
 )
 
 func runAttribution(o options, rep *report) error {
@@ -64,8 +68,12 @@ func runAttribution(o options, rep *report) error {
 			t.fig(key+"_p99_ms", name+": latency p99", "ms", "%.3f", false),
 		}
 	}
-	seq := figs("attr_seq_conn", thousands(o.seqConns)+" sequential connections")
-	conc := figs("attr_conc_conn", fmt.Sprintf("%s connections, %d workers", thousands(o.concConns), concWorkers))
+	seqConns, concConns := o.seqConns, o.concConns
+	if !o.quick {
+		seqConns, concConns = attrScale*seqConns, attrScale*concConns
+	}
+	seq := figs("attr_seq_conn", thousands(seqConns)+" sequential connections")
+	conc := figs("attr_conc_conn", fmt.Sprintf("%s connections, %d workers", thousands(concConns), concWorkers))
 	paths := []path{
 		{t.Paths[0], connectDialer(on.addr, orig.addr()), []*proc{on}},
 		{t.Paths[1], connectDialer(off.addr, orig.addr()), []*proc{off}},
@@ -73,9 +81,9 @@ func runAttribution(o options, rep *report) error {
 	three := func(a, b, c float64, err error) ([]float64, error) { return []float64{a, b, c}, err }
 	experiments := []experiment{
 		{name: "attribution, sequential connections", figures: seq,
-			run: func(p path) ([]float64, error) { return three(connRate(p.dial, o.seqConns, 1)) }},
+			run: func(p path) ([]float64, error) { return three(connRate(p.dial, seqConns, 1)) }},
 		{name: "attribution, concurrent connections", figures: conc,
-			run: func(p path) ([]float64, error) { return three(connRate(p.dial, o.concConns, concWorkers)) }},
+			run: func(p path) ([]float64, error) { return three(connRate(p.dial, concConns, concWorkers)) }},
 	}
 	runs := max(o.runs, attrRuns)
 	for _, e := range experiments {
