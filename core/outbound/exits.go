@@ -18,13 +18,7 @@ const (
 
 // ParseKind checks a kind name; "" is porthole, the kind of old configs.
 func ParseKind(s string) (Kind, error) {
-	switch Kind(s) {
-	case "":
-		return KindPorthole, nil
-	case KindPorthole, KindHTTP, KindSOCKS5:
-		return Kind(s), nil
-	}
-	return "", fmt.Errorf("exit kind %q is not porthole, http or socks5", s)
+	return parseName("exit kind", s, KindPorthole, KindPorthole, KindHTTP, KindSOCKS5)
 }
 
 // Policy is how a Group picks the exit for a new connection that no rule
@@ -44,13 +38,7 @@ const (
 
 // ParsePolicy checks a policy name; "" is failover.
 func ParsePolicy(s string) (Policy, error) {
-	switch Policy(s) {
-	case "":
-		return PolicyFailover, nil
-	case PolicyManual, PolicyFastest, PolicyFailover:
-		return Policy(s), nil
-	}
-	return "", fmt.Errorf("exit policy %q is not manual, fastest or failover", s)
+	return parseName("exit policy", s, PolicyFailover, PolicyManual, PolicyFastest, PolicyFailover)
 }
 
 // ExitState is an exit's health as the group sees it.
