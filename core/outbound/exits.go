@@ -100,17 +100,25 @@ func (s ExitStatus) String() string {
 			fmt.Fprintf(&b, " · %s", roundLatency(s.Latency))
 		}
 	case ExitDown, ExitAuthFailed:
-		if !s.Since.IsZero() {
-			fmt.Fprintf(&b, " since %s", s.Since.Format("15:04"))
-		}
-		if s.Err != nil {
-			fmt.Fprintf(&b, ": %v", s.Err)
-		}
-		if !s.Retry.IsZero() {
-			fmt.Fprintf(&b, " · %s", nextTry(s.Retry))
-		}
+		writeDownTail(&b, s.Since, s.Err, s.Retry, " · ")
 	}
 	return b.String()
+}
+
+// writeDownTail is what a line about a down exit ends with, in the status
+// and in the dial error alike: " since 12:03: cause", then the next try
+// after retrySep. Zero and nil parts are left out.
+func writeDownTail(b *strings.Builder, since time.Time, err error, retry time.Time, retrySep string) {
+	if !since.IsZero() {
+		fmt.Fprintf(b, " since %s", since.Format("15:04"))
+	}
+	if err != nil {
+		fmt.Fprintf(b, ": %v", err)
+	}
+	if !retry.IsZero() {
+		b.WriteString(retrySep)
+		b.WriteString(nextTry(retry))
+	}
 }
 
 // roundLatency shows a latency the way people read one: 0.4 ms, 12 ms.
@@ -179,15 +187,7 @@ func (e *ExitDownError) Error() string {
 	default:
 		b.WriteString("down")
 	}
-	if !e.Since.IsZero() {
-		fmt.Fprintf(&b, " since %s", e.Since.Format("15:04"))
-	}
-	if e.Err != nil {
-		fmt.Fprintf(&b, ": %v", e.Err)
-	}
-	if !e.Retry.IsZero() {
-		fmt.Fprintf(&b, "; %s", nextTry(e.Retry))
-	}
+	writeDownTail(&b, e.Since, e.Err, e.Retry, "; ")
 	return b.String()
 }
 
