@@ -158,19 +158,10 @@ func cpuTicks(t *testing.T, pid int) int64 {
 	return utime + stime
 }
 
+// waitViewable waits for the connections window to be shown or hidden.
 func waitViewable(t *testing.T, display string, want bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, viewable := desktoptest.FindWindow(t, display, "Porthole — Connections")
-		if viewable == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the connections window is not %s within 30 s", map[bool]string{true: "shown", false: "hidden"}[want])
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	desktoptest.WaitWindow(t, display, "Porthole — Connections", want)
 }
 
 // openConns opens n CONNECT tunnels through the proxy at proxyAddr to
