@@ -56,19 +56,13 @@ func (gnome) Wanted(host string, port int, bypass []string) (map[string]string, 
 }
 
 func (g *gnome) Read(keys []string) (map[string]string, error) {
-	out := make(map[string]string, len(keys))
-	for _, k := range keys {
+	return readEach(keys, func(k string) (string, error) {
 		schema, key, err := splitGnomeKey(k)
 		if err != nil {
-			return nil, err
+			return "", err
 		}
-		v, err := run(g.cmd, "get", schema, key)
-		if err != nil {
-			return nil, err
-		}
-		out[k] = chomp(v)
-	}
-	return out, nil
+		return run(g.cmd, "get", schema, key)
+	})
 }
 
 func (g *gnome) Write(values map[string]string) error {

@@ -61,15 +61,9 @@ func (kde) Wanted(host string, port int, bypass []string) (map[string]string, er
 }
 
 func (k *kde) Read(keys []string) (map[string]string, error) {
-	out := make(map[string]string, len(keys))
-	for _, key := range keys {
-		v, err := run(k.read, "--file", kdeFile, "--group", kdeGroup, "--key", key)
-		if err != nil {
-			return nil, err
-		}
-		out[key] = chomp(v)
-	}
-	return out, nil
+	return readEach(keys, func(key string) (string, error) {
+		return run(k.read, "--file", kdeFile, "--group", kdeGroup, "--key", key)
+	})
 }
 
 func (k *kde) Write(values map[string]string) error {
