@@ -55,7 +55,7 @@ func (kde) Wanted(host string, port int, bypass []string) (map[string]string, er
 		"httpProxy":         "http://" + addr,
 		"httpsProxy":        "http://" + addr,
 		"socksProxy":        "socks://" + addr,
-		"NoProxyFor":        strings.Join(kdeNoProxy(bypass), ","),
+		"NoProxyFor":        strings.Join(withoutLocal(bypass), ","),
 		"ReversedException": "false", // NoProxyFor lists what bypasses, not what uses the proxy
 	}, nil
 }
@@ -115,16 +115,4 @@ func kdeOrder(values map[string]string) []string {
 		return append(keys, "ProxyType")
 	}
 	return append([]string{"ProxyType"}, keys...)
-}
-
-// kdeNoProxy keeps names, suffixes, addresses and CIDRs (KIO matches all
-// of them); <local> has no equivalent.
-func kdeNoProxy(bypass []string) []string {
-	out := make([]string, 0, len(bypass))
-	for _, e := range bypass {
-		if e != "<local>" {
-			out = append(out, e)
-		}
-	}
-	return out
 }
