@@ -11,10 +11,7 @@ import (
 // acceptUntil serves what comes, then returns nil with ln closed once ctx
 // ends.
 func TestAcceptUntilEndsWithContext(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := loopbackListener(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan net.Conn, 1)
 	done := make(chan error, 1)
