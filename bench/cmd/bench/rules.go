@@ -37,12 +37,12 @@ func runRules(o options, rep *report) error {
 	if err != nil {
 		return err
 	}
-	st.add(func() []string { return []string{"porthole: " + direct.Stop()} })
+	st.addProc(direct)
 	ruled, err := startPortholeRules(o.bin, rulesCount)
 	if err != nil {
 		return err
 	}
-	st.add(func() []string { return []string{"porthole-rules: " + ruled.Stop()} })
+	st.addProc(ruled)
 
 	t := newTable(rep, "rules", "Rules mode: new connections with 100,000 rules",
 		[]pathInfo{{pathRulesDirect, "porthole direct"}, {pathRules100k, "porthole rules (100,000)"}},
