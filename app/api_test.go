@@ -27,6 +27,7 @@ import (
 	"porthole/app/logring"
 	"porthole/core/exit"
 	"porthole/core/registry"
+	"porthole/internal/connecttest"
 	"porthole/internal/exittest"
 	"porthole/internal/freeport"
 	echoorigin "porthole/internal/origin"
@@ -169,20 +170,11 @@ func readWS(t *testing.T, c *websocket.Conn) map[string]any {
 // one echo through it.
 func tunnelTo(t *testing.T, proxy, target string) net.Conn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", proxy, 5*time.Second)
+	c, br, resp, err := connecttest.Dial(proxy, target)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("CONNECT %s: %s", target, resp.Status)
 	}

@@ -3,16 +3,15 @@ package app
 import (
 	"bufio"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"porthole/app/config"
+	"porthole/internal/connecttest"
 	"porthole/internal/filetest"
 )
 
@@ -20,21 +19,11 @@ import (
 // at proxy and returns the connection with the proxy's answer.
 func connectThrough(t *testing.T, proxy, target string) (net.Conn, int) {
 	t.Helper()
-	c, err := net.Dial("tcp", proxy)
+	c, _, resp, err := connecttest.Dial(proxy, target)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("CONNECT %s through %s: %v", target, proxy, err)
-	}
 	return c, resp.StatusCode
 }
 

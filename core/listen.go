@@ -17,15 +17,16 @@ import (
 // the idle limit.
 func listen(addr string) (net.Listener, error) {
 	var lc net.ListenConfig
-	if isLoopbackAddr(addr) {
+	if IsLoopbackAddr(addr) {
 		lc.KeepAlive = -1
 	}
 	return lc.Listen(context.Background(), "tcp", addr)
 }
 
-// isLoopbackAddr reports whether a listen address names only loopback:
-// a loopback IP or "localhost" (which the listener binds to loopback).
-func isLoopbackAddr(addr string) bool {
+// IsLoopbackAddr reports whether a listen address names only loopback:
+// a loopback IP or "localhost" (which the listener binds to loopback). The
+// app's config asks it too, of the control API's address.
+func IsLoopbackAddr(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false

@@ -82,8 +82,8 @@ func TestIsLoopbackAddr(t *testing.T) {
 		"0.0.0.0:8088": false, "[::]:8088": false, ":8088": false, "192.168.1.2:8088": false,
 		"example.com:8088": false, "bad": false,
 	} {
-		if got := isLoopbackAddr(addr); got != want {
-			t.Errorf("isLoopbackAddr(%q) = %v, want %v", addr, got, want)
+		if got := IsLoopbackAddr(addr); got != want {
+			t.Errorf("IsLoopbackAddr(%q) = %v, want %v", addr, got, want)
 		}
 	}
 }

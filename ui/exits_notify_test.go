@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +11,7 @@ import (
 
 	"porthole/app/config"
 	"porthole/core/outbound"
+	"porthole/internal/connecttest"
 	"porthole/internal/origin"
 	"porthole/internal/upstreamtest"
 )
@@ -111,22 +111,8 @@ func waitNotice(t *testing.T, notices <-chan string, want string, poke func()) {
 // tryConnect is one CONNECT through the proxy at addr, its failure
 // returned (connectVia fails the test).
 func tryConnect(addr, target string) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, _, resp, err := connecttest.Dial(addr, target)
 	if err != nil {
-		return nil, err
-	}
-	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		_ = c.Close()
-		return nil, err
-	}
-	if _, err := fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target); err != nil {
-		_ = c.Close()
-		return nil, err
-	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
-	if err != nil {
-		_ = c.Close()
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {

@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"bufio"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"porthole/internal/connecttest"
 	"porthole/internal/desktoptest"
 )
 
@@ -158,19 +158,10 @@ func cpuTicks(t *testing.T, pid int) int64 {
 	return utime + stime
 }
 
+// waitViewable waits for the connections window to be shown or hidden.
 func waitViewable(t *testing.T, display string, want bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, viewable := desktoptest.FindWindow(t, display, "Porthole — Connections")
-		if viewable == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the connections window is not %s within 30 s", map[bool]string{true: "shown", false: "hidden"}[want])
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	desktoptest.WaitWindow(t, display, "Porthole — Connections", want)
 }
 
 // openConns opens n CONNECT tunnels through the proxy at proxyAddr to
@@ -190,19 +181,13 @@ func openConns(t *testing.T, proxyAddr, origin string, n int) (closeAll func()) 
 	}
 	t.Cleanup(closeAll)
 	for i := range n {
-		c, err := net.DialTimeout("tcp", proxyAddr, 10*time.Second)
+		c, br, resp, err := connecttest.Dial(proxyAddr, origin)
 		if err != nil {
 			t.Fatalf("connection %d: %v", i, err)
 		}
 		open = append(open, c)
-		if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", origin, origin)
-		br := bufio.NewReader(c)
-		resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("CONNECT %d: %v %v", i, resp, err)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("CONNECT %d: %s", i, resp.Status)
 		}
 		if err := c.SetDeadline(time.Time{}); err != nil {
 			t.Fatal(err)

@@ -3,7 +3,6 @@ package ui
 import (
 	"fmt"
 	"image/color"
-	"strings"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/theme"
@@ -88,16 +87,11 @@ func appDetailsText(a *appRow) string {
 	if a == nil {
 		return "Select a program to see its connections."
 	}
-	var b strings.Builder
-	line := func(name, value string) {
-		fmt.Fprintf(&b, "%-12s %s\n", name, value)
-	}
-	line("App", a.name)
-	line("Executable", orDash(a.path))
-	line("Connections", fmt.Sprintf("%s live · %s in all", formatCount(a.live), formatCount(a.total)))
-	line("Up", fmt.Sprintf("%s (%s B)", formatBytes(a.up), formatCount(a.up)))
-	line("Down", fmt.Sprintf("%s (%s B)", formatBytes(a.down), formatCount(a.down)))
-	line("Speed", fmt.Sprintf("↑ %s  ↓ %s", formatRate(a.upRate), formatRate(a.downRate)))
+	var b detailLines
+	b.line("App", a.name)
+	b.line("Executable", orDash(a.path))
+	b.line("Connections", fmt.Sprintf("%s live · %s in all", formatCount(a.live), formatCount(a.total)))
+	b.traffic(a.up, a.down, "Speed", a.upRate, a.downRate)
 	fmt.Fprintf(&b, "\nHosts (%s, most recent first)\n", formatCount(len(a.hosts)))
 	for _, h := range a.hosts {
 		b.WriteString(h + "\n")

@@ -15,10 +15,8 @@ func detailsText(r *connRow, now time.Time) string {
 	if r == nil {
 		return "Select a connection to see its details."
 	}
-	var b strings.Builder
-	line := func(name, value string) {
-		fmt.Fprintf(&b, "%-12s %s\n", name, value)
-	}
+	var b detailLines
+	line := b.line
 	line("ID", r.idText)
 	line("State", r.State.String())
 	line("Protocol", r.Proto.String())
@@ -39,13 +37,11 @@ func detailsText(r *connRow, now time.Time) string {
 	line("Established", established)
 	line("Ended", formatStamp(r.End))
 	line("Duration", formatDuration(r.duration(now)))
-	line("Up", fmt.Sprintf("%s (%s B)", formatBytes(r.Up), formatCount(r.Up)))
-	line("Down", fmt.Sprintf("%s (%s B)", formatBytes(r.Down), formatCount(r.Down)))
 	speedName := "Speed"
 	if !r.End.IsZero() {
 		speedName = "Avg speed"
 	}
-	line(speedName, fmt.Sprintf("↑ %s  ↓ %s", formatRate(r.upRate), formatRate(r.downRate)))
+	b.traffic(r.Up, r.Down, speedName, r.upRate, r.downRate)
 	switch {
 	case r.errText != "":
 		b.WriteString("\nError\n" + r.errText + "\n")
@@ -53,6 +49,22 @@ func detailsText(r *connRow, now time.Time) string {
 		b.WriteString("\nClosed cleanly.\n")
 	}
 	return b.String()
+}
+
+// detailLines is a details pane's text, the connection's and the
+// program's alike: a line a field, its value in one column, then free text.
+type detailLines struct{ strings.Builder }
+
+func (d *detailLines) line(name, value string) {
+	fmt.Fprintf(d, "%-12s %s\n", name, value)
+}
+
+// traffic is the bytes each way, exact beside the human figure, and the
+// speeds under speedName.
+func (d *detailLines) traffic(up, down int64, speedName string, upRate, downRate float64) {
+	d.line("Up", fmt.Sprintf("%s (%s B)", formatBytes(up), formatCount(up)))
+	d.line("Down", fmt.Sprintf("%s (%s B)", formatBytes(down), formatCount(down)))
+	d.line(speedName, fmt.Sprintf("↑ %s  ↓ %s", formatRate(upRate), formatRate(downRate)))
 }
 
 // processLines is the program that opened the connection: who it is,

@@ -77,17 +77,7 @@ func TestLiveWindowScreenshots(t *testing.T) {
 	child.command(t, "hide") // X windows without a manager overlap at 0,0
 	waitViewable(t, display, false)
 	child.command(t, "settings")
-	var settings string
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		var shown bool
-		if settings, shown = desktoptest.FindWindow(t, display, "Porthole Settings"); shown {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the Settings window did not show within 30 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	settings := desktoptest.WaitWindow(t, display, "Porthole Settings", true)
 	img, colours = screenshotDrawn(t, display, settings)
 	checkWindowSize(t, "settings window", img, image.Pt(400, 400))
 	saveScreenshot(t, "settings-live.png", img, colours)
@@ -95,27 +85,9 @@ func TestLiveWindowScreenshots(t *testing.T) {
 	// The Logs window, fed by the child's log ring (the refused CONNECTs
 	// above logged their dial failures).
 	child.command(t, "close-settings")
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if _, shown := desktoptest.FindWindow(t, display, "Porthole Settings"); !shown {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the Settings window did not close within 30 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	desktoptest.WaitWindow(t, display, "Porthole Settings", false)
 	child.command(t, "logs")
-	var logsWin string
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		var shown bool
-		if logsWin, shown = desktoptest.FindWindow(t, display, "Porthole Logs"); shown {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the Logs window did not show within 30 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	logsWin := desktoptest.WaitWindow(t, display, "Porthole Logs", true)
 	img, colours = screenshotDrawn(t, display, logsWin)
 	checkWindowSize(t, "logs window", img, image.Pt(600, 300))
 	saveScreenshot(t, "logs-live.png", img, colours)

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"bufio"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 
 	"porthole/app"
 	"porthole/app/config"
+	"porthole/internal/connecttest"
 	"porthole/internal/fetch"
 	"porthole/internal/filetest"
 	"porthole/internal/freeport"
@@ -30,22 +30,19 @@ type heldConn struct {
 // connectVia opens a CONNECT tunnel to target through the proxy at proxy.
 func connectVia(t *testing.T, proxy, target string) heldConn {
 	t.Helper()
-	c, err := net.Dial("tcp", proxy)
+	c, br, resp, err := connecttest.Dial(proxy, target)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if resp.StatusCode != http.StatusOK {
+		c.Close()
+		t.Fatalf("CONNECT %s through %s: %s", target, proxy, resp.Status)
+	}
+	// What the test then does over it is bounded too.
 	if err := c.SetDeadline(time.Now().Add(20 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target); err != nil {
-		t.Fatal(err)
-	}
-	h := heldConn{c, bufio.NewReader(c)}
-	resp, err := http.ReadResponse(h.r, nil)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("CONNECT %s through %s: %v %v", target, proxy, resp, err)
-	}
-	return h
+	return heldConn{c, br}
 }
 
 // get sends one request over the tunnel and returns the body.

@@ -127,23 +127,11 @@ func (s *Server) patchConfigs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errBadRequest)
 		return
 	}
-	var mode string
-	if req.Mode != nil {
-		m, ok := clashModes[strings.ToLower(*req.Mode)]
-		if !ok {
-			writeError(w, http.StatusBadRequest, errBadRequest)
-			return
-		}
-		mode = m
-	}
-	var level slog.Level
-	if req.LogLevel != nil {
-		l, ok := clashLevels[strings.ToLower(*req.LogLevel)]
-		if !ok {
-			writeError(w, http.StatusBadRequest, errBadRequest)
-			return
-		}
-		level = l
+	mode, okMode := lookupName(clashModes, req.Mode)
+	level, okLevel := lookupName(clashLevels, req.LogLevel)
+	if !okMode || !okLevel {
+		writeError(w, http.StatusBadRequest, errBadRequest)
+		return
 	}
 	if mode != "" && mode != s.opts.Backend.Mode() {
 		if _, err := outbound.ParseMode(mode); err != nil {
@@ -159,4 +147,16 @@ func (s *Server) patchConfigs(w http.ResponseWriter, r *http.Request) {
 		s.opts.LogLevel.Set(level)
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// lookupName is a field's value in a table of the names Clash sends, any
+// case: the zero value and true when the field is absent, false when it
+// names nothing in the table.
+func lookupName[V any](table map[string]V, name *string) (V, bool) {
+	if name == nil {
+		var zero V
+		return zero, true
+	}
+	v, ok := table[strings.ToLower(*name)]
+	return v, ok
 }

@@ -1,8 +1,9 @@
 package config
 
 import (
-	"net"
 	"net/url"
+
+	"porthole/core"
 )
 
 // DefaultAPIListen is where the control API listens unless told: Clash's
@@ -41,14 +42,4 @@ func (a API) validate() error {
 
 // APIBeyondLoopback reports whether addr (host:port) can be reached from
 // other machines: any host but localhost and loopback addresses.
-func APIBeyondLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return true
-	}
-	if host == "localhost" {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip == nil || !ip.IsLoopback()
-}
+func APIBeyondLoopback(addr string) bool { return !core.IsLoopbackAddr(addr) }

@@ -57,6 +57,21 @@ func commandLine(name string, args []string) string {
 	return sb.String()
 }
 
+// readEach reads every key with get, one settings command a key, its
+// output chomped: what gsettings and kreadconfig backends' Read do. The
+// first failure ends it.
+func readEach(keys []string, get func(key string) (string, error)) (map[string]string, error) {
+	out := make(map[string]string, len(keys))
+	for _, k := range keys {
+		v, err := get(k)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = chomp(v)
+	}
+	return out, nil
+}
+
 // chomp drops the one line ending a command puts after a value.
 func chomp(s string) string {
 	s = strings.TrimSuffix(s, "\n")

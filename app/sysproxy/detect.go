@@ -6,7 +6,8 @@ import (
 )
 
 // Finding a backend by the name a journal records; Detect and oneBackend,
-// which know the platform's backends, are in detect_GOOS.go.
+// which know the platform's backends, are in detect_unix.go and (macOS,
+// Windows: one backend each) detect_native.go.
 
 // backendOrErr keeps a failed constructor's nil pointer out of the
 // interface.

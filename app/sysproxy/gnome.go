@@ -45,7 +45,7 @@ func (gnome) Wanted(host string, port int, bypass []string) (map[string]string, 
 	h, p := gvString(host), strconv.Itoa(port)
 	return map[string]string{
 		gnomeSchema + " mode":         gvString("manual"),
-		gnomeSchema + " ignore-hosts": gvStrings(gnomeIgnoreHosts(bypass)),
+		gnomeSchema + " ignore-hosts": gvStrings(withoutLocal(bypass)),
 		gnomeSchema + ".http host":    h,
 		gnomeSchema + ".http port":    p,
 		gnomeSchema + ".https host":   h,
@@ -56,19 +56,13 @@ func (gnome) Wanted(host string, port int, bypass []string) (map[string]string, 
 }
 
 func (g *gnome) Read(keys []string) (map[string]string, error) {
-	out := make(map[string]string, len(keys))
-	for _, k := range keys {
+	return readEach(keys, func(k string) (string, error) {
 		schema, key, err := splitGnomeKey(k)
 		if err != nil {
-			return nil, err
+			return "", err
 		}
-		v, err := run(g.cmd, "get", schema, key)
-		if err != nil {
-			return nil, err
-		}
-		out[k] = chomp(v)
-	}
-	return out, nil
+		return run(g.cmd, "get", schema, key)
+	})
 }
 
 func (g *gnome) Write(values map[string]string) error {
@@ -107,18 +101,6 @@ func splitGnomeKey(k string) (schema, key string, err error) {
 		return "", "", fmt.Errorf("gsettings: %q is not a SCHEMA KEY pair of %s", k, gnomeSchema)
 	}
 	return schema, key, nil
-}
-
-// gnomeIgnoreHosts keeps what GLib's ignore-hosts understands (names,
-// *.suffix and .suffix, addresses, CIDRs); <local> has no equivalent.
-func gnomeIgnoreHosts(bypass []string) []string {
-	out := make([]string, 0, len(bypass))
-	for _, e := range bypass {
-		if e != "<local>" {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // gvString is s as a GVariant string literal, the way g_variant_print

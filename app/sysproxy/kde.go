@@ -55,21 +55,15 @@ func (kde) Wanted(host string, port int, bypass []string) (map[string]string, er
 		"httpProxy":         "http://" + addr,
 		"httpsProxy":        "http://" + addr,
 		"socksProxy":        "socks://" + addr,
-		"NoProxyFor":        strings.Join(kdeNoProxy(bypass), ","),
+		"NoProxyFor":        strings.Join(withoutLocal(bypass), ","),
 		"ReversedException": "false", // NoProxyFor lists what bypasses, not what uses the proxy
 	}, nil
 }
 
 func (k *kde) Read(keys []string) (map[string]string, error) {
-	out := make(map[string]string, len(keys))
-	for _, key := range keys {
-		v, err := run(k.read, "--file", kdeFile, "--group", kdeGroup, "--key", key)
-		if err != nil {
-			return nil, err
-		}
-		out[key] = chomp(v)
-	}
-	return out, nil
+	return readEach(keys, func(key string) (string, error) {
+		return run(k.read, "--file", kdeFile, "--group", kdeGroup, "--key", key)
+	})
 }
 
 func (k *kde) Write(values map[string]string) error {
@@ -121,16 +115,4 @@ func kdeOrder(values map[string]string) []string {
 		return append(keys, "ProxyType")
 	}
 	return append([]string{"ProxyType"}, keys...)
-}
-
-// kdeNoProxy keeps names, suffixes, addresses and CIDRs (KIO matches all
-// of them); <local> has no equivalent.
-func kdeNoProxy(bypass []string) []string {
-	out := make([]string, 0, len(bypass))
-	for _, e := range bypass {
-		if e != "<local>" {
-			out = append(out, e)
-		}
-	}
-	return out
 }

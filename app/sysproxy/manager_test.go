@@ -202,6 +202,17 @@ func disableRestores(t *testing.T, m *Manager, f *fakeBackend, before map[string
 	}
 }
 
+// mustReadJournal is the journal at path; the test fails if it cannot be
+// read.
+func mustReadJournal(t *testing.T, path string) *Journal {
+	t.Helper()
+	j, err := ReadJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
 var defaultBypassJoined = strings.Join(outbound.DefaultBypass, ",")
 
 func TestEnableJournalsFirstAndDisableRestores(t *testing.T) {
@@ -224,10 +235,7 @@ func TestEnableJournalsFirstAndDisableRestores(t *testing.T) {
 		t.Fatalf("after Enable: %v, want %v", got, want)
 	}
 	filetest.Mode(t, path, 0o600)
-	j, err := ReadJournal(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := mustReadJournal(t, path)
 	if j.Backend != "fake" || j.Addr != "127.0.0.1:8088" || j.PID != os.Getpid() ||
 		j.Previous["host"] != "corp-proxy" || j.Ours["host"] != "127.0.0.1" || len(j.Ours) != 4 {
 		t.Fatalf("journal: %+v", j)
@@ -269,10 +277,7 @@ func TestEnableAndDisableAreIdempotent(t *testing.T) {
 	if got := f.snapshot()["port"]; got != "9099" {
 		t.Fatalf("port %q after re-Enable", got)
 	}
-	j, err := ReadJournal(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := mustReadJournal(t, path)
 	if !maps.Equal(j.Previous, pick(before, j.Previous)) {
 		t.Fatalf("journal previous %v, want the user's %v", j.Previous, before)
 	}
@@ -419,10 +424,7 @@ func TestEnableRepairsAJournalLeftBehindFirst(t *testing.T) {
 	if err := m.Enable("127.0.0.1:9000", nil); err != nil {
 		t.Fatal(err)
 	}
-	j, err := ReadJournal(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := mustReadJournal(t, path)
 	if j.Previous["host"] != "corp-proxy" || j.Previous["mode"] != "manual" {
 		t.Fatalf("Porthole's own values were journaled as the user's: %v", j.Previous)
 	}
@@ -537,10 +539,7 @@ func TestNormalisedValuesAreJournaledAsRead(t *testing.T) {
 	if err := m.Enable("127.0.0.1:8088", []string{"localhost"}); err != nil {
 		t.Fatal(err)
 	}
-	j, err := ReadJournal(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := mustReadJournal(t, path)
 	if j.Ours["bypass"] != "LOCALHOST" || j.Ours["mode"] != "PROXY" {
 		t.Fatalf("journal ours %v, want the values as read back", j.Ours)
 	}
@@ -613,10 +612,7 @@ func TestMultiBackend(t *testing.T) {
 	if err := m.Enable("127.0.0.1:8088", nil); err != nil {
 		t.Fatal(err)
 	}
-	j, err := ReadJournal(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := mustReadJournal(t, path)
 	if j.Backend != "a+b" || j.Ours["a:host"] != "127.0.0.1" || j.Ours["b:port"] != "8088" || len(j.Ours) != 8 {
 		t.Fatalf("journal %+v", j)
 	}

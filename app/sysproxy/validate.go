@@ -60,3 +60,17 @@ func cleanBypass(entries []string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// withoutLocal is a bypass list for GLib's ignore-hosts and KDE's
+// NoProxyFor: both match names, suffixes, addresses and CIDRs as
+// cleanBypass leaves them, and neither has an equivalent of <local>, which
+// is dropped.
+func withoutLocal(bypass []string) []string {
+	out := make([]string, 0, len(bypass))
+	for _, e := range bypass {
+		if e != "<local>" {
+			out = append(out, e)
+		}
+	}
+	return out
+}

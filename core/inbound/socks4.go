@@ -92,21 +92,11 @@ func (c *clientConn) serveSOCKS4() error {
 	if err != nil {
 		return err
 	}
-	if c.rejected {
-		if err := writeSOCKS4Reply(c.raw, socks4Rejected); err != nil {
-			return err
+	// SOCKS4 has one refusal whatever the reason, and no bound address.
+	return c.serveSOCKS(registry.ProtoSOCKS4, req, func(err error, _ net.Addr) error {
+		if err != nil {
+			return writeSOCKS4Reply(c.raw, socks4Rejected)
 		}
-		return ErrTooManyConns
-	}
-	u, err := c.dial(c.id, registry.ProtoSOCKS4, req.target, req.host)
-	if err != nil {
-		_ = writeSOCKS4Reply(c.raw, socks4Rejected) // dial logged it; the client may be gone
-		return nil
-	}
-	if err := writeSOCKS4Reply(c.raw, socks4Granted); err != nil {
-		c.closeUpstream(u, err)
-		return nil
-	}
-	c.relayAfterSetup(u)
-	return nil
+		return writeSOCKS4Reply(c.raw, socks4Granted)
+	})
 }

@@ -217,25 +217,15 @@ func (c *clientConn) serveSOCKS5() error {
 	if err != nil {
 		return err
 	}
-	if c.rejected {
-		if err := writeSOCKS5Reply(c.raw, repGeneralFailure, nil); err != nil {
-			return err
+	return c.serveSOCKS(registry.ProtoSOCKS5, req, func(err error, bound net.Addr) error {
+		switch {
+		case err == nil:
+			return writeSOCKS5Reply(c.raw, repSucceeded, bound)
+		case errors.Is(err, ErrTooManyConns):
+			return writeSOCKS5Reply(c.raw, repGeneralFailure, nil)
 		}
-		return ErrTooManyConns
-	}
-	u, err := c.dial(c.id, registry.ProtoSOCKS5, req.target, req.host)
-	if err != nil {
-		// dial logged it; the reply may fail if the client left: nothing
-		// more to say then.
-		_ = writeSOCKS5Reply(c.raw, socks5Reply(err), nil)
-		return nil
-	}
-	if err := writeSOCKS5Reply(c.raw, repSucceeded, u.conn.LocalAddr()); err != nil {
-		c.closeUpstream(u, err)
-		return nil
-	}
-	c.relayAfterSetup(u)
-	return nil
+		return writeSOCKS5Reply(c.raw, socks5Reply(err), nil)
+	})
 }
 
 func contains(b []byte, x byte) bool {

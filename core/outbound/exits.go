@@ -18,13 +18,7 @@ const (
 
 // ParseKind checks a kind name; "" is porthole, the kind of old configs.
 func ParseKind(s string) (Kind, error) {
-	switch Kind(s) {
-	case "":
-		return KindPorthole, nil
-	case KindPorthole, KindHTTP, KindSOCKS5:
-		return Kind(s), nil
-	}
-	return "", fmt.Errorf("exit kind %q is not porthole, http or socks5", s)
+	return parseName("exit kind", s, KindPorthole, KindPorthole, KindHTTP, KindSOCKS5)
 }
 
 // Policy is how a Group picks the exit for a new connection that no rule
@@ -44,13 +38,7 @@ const (
 
 // ParsePolicy checks a policy name; "" is failover.
 func ParsePolicy(s string) (Policy, error) {
-	switch Policy(s) {
-	case "":
-		return PolicyFailover, nil
-	case PolicyManual, PolicyFastest, PolicyFailover:
-		return Policy(s), nil
-	}
-	return "", fmt.Errorf("exit policy %q is not manual, fastest or failover", s)
+	return parseName("exit policy", s, PolicyFailover, PolicyManual, PolicyFastest, PolicyFailover)
 }
 
 // ExitState is an exit's health as the group sees it.
@@ -112,17 +100,25 @@ func (s ExitStatus) String() string {
 			fmt.Fprintf(&b, " · %s", roundLatency(s.Latency))
 		}
 	case ExitDown, ExitAuthFailed:
-		if !s.Since.IsZero() {
-			fmt.Fprintf(&b, " since %s", s.Since.Format("15:04"))
-		}
-		if s.Err != nil {
-			fmt.Fprintf(&b, ": %v", s.Err)
-		}
-		if !s.Retry.IsZero() {
-			fmt.Fprintf(&b, " · %s", nextTry(s.Retry))
-		}
+		writeDownTail(&b, s.Since, s.Err, s.Retry, " · ")
 	}
 	return b.String()
+}
+
+// writeDownTail is what a line about a down exit ends with, in the status
+// and in the dial error alike: " since 12:03: cause", then the next try
+// after retrySep. Zero and nil parts are left out.
+func writeDownTail(b *strings.Builder, since time.Time, err error, retry time.Time, retrySep string) {
+	if !since.IsZero() {
+		fmt.Fprintf(b, " since %s", since.Format("15:04"))
+	}
+	if err != nil {
+		fmt.Fprintf(b, ": %v", err)
+	}
+	if !retry.IsZero() {
+		b.WriteString(retrySep)
+		b.WriteString(nextTry(retry))
+	}
 }
 
 // roundLatency shows a latency the way people read one: 0.4 ms, 12 ms.
@@ -191,15 +187,7 @@ func (e *ExitDownError) Error() string {
 	default:
 		b.WriteString("down")
 	}
-	if !e.Since.IsZero() {
-		fmt.Fprintf(&b, " since %s", e.Since.Format("15:04"))
-	}
-	if e.Err != nil {
-		fmt.Fprintf(&b, ": %v", e.Err)
-	}
-	if !e.Retry.IsZero() {
-		fmt.Fprintf(&b, "; %s", nextTry(e.Retry))
-	}
+	writeDownTail(&b, e.Since, e.Err, e.Retry, "; ")
 	return b.String()
 }
 

@@ -2,7 +2,6 @@ package outbound
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"sync/atomic"
 
@@ -23,11 +22,7 @@ const (
 
 // ParseMode checks a mode name.
 func ParseMode(s string) (Mode, error) {
-	switch Mode(s) {
-	case ModeDirect, ModeTunnel, ModeRules:
-		return Mode(s), nil
-	}
-	return "", fmt.Errorf("mode %q is not direct, tunnel or rules", s)
+	return parseName[Mode]("mode", s, "", ModeDirect, ModeTunnel, ModeRules)
 }
 
 // Decision is where one connection goes and why: the route, the named exit

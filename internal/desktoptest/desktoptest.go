@@ -151,3 +151,21 @@ func FindWindow(t *testing.T, display, name string) (id string, viewable bool) {
 	}
 	return id, false
 }
+
+// WaitWindow waits up to 30 s for the window whose name contains name to be
+// shown (viewable true) or hidden or gone (false), and returns its id as
+// FindWindow does. It fails t at the deadline.
+func WaitWindow(t *testing.T, display, name string, viewable bool) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		id, shown := FindWindow(t, display, name)
+		if shown == viewable {
+			return id
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the window %q is not %s within 30 s", name, map[bool]string{true: "shown", false: "hidden"}[viewable])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

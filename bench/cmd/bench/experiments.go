@@ -143,14 +143,14 @@ func idleRSSOf(pathKey string, o options, prof *profiler, all10k bool) (kib []fl
 		if err != nil {
 			return nil, nil, err
 		}
-		st.add(func() []string { return []string{"plainconnect: " + p.Stop()} })
+		st.addProc(p)
 		procs, dial = []*proc{p}, connectDialer(p.addr, orig.addr)
 	case pathPorthole:
 		p, err := startPorthole(o.bin, false)
 		if err != nil {
 			return nil, nil, err
 		}
-		st.add(func() []string { return []string{"porthole: " + p.Stop()} })
+		st.addProc(p)
 		procs, dial = []*proc{p}, connectDialer(p.addr, orig.addr)
 	case pathTunnel:
 		tun, err := startTunnel(o.exitBin, 0, prof != nil)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"net"
 	"syscall"
 	"testing"
 	"time"
@@ -13,11 +12,7 @@ import (
 // every process of the group, also those the shell left in the
 // background. (A listener of the test stands in for the proxy.)
 func TestExtraProxyGroupIsKilled(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := loopbackListener(t)
 	t.Setenv("BENCH_EXTRA_NAME", "test-extra")
 	t.Setenv("BENCH_EXTRA_CMD", "sleep 60 & sleep 60 & wait")
 	t.Setenv("BENCH_EXTRA_PROXY", "http://"+ln.Addr().String())

@@ -229,7 +229,7 @@ func runMain(o options, rep *report, extra *extraProxy, prof *profiler) error {
 	if err != nil {
 		return err
 	}
-	st.add(func() []string { return []string{"porthole: " + p.Stop()} })
+	st.addProc(p)
 	tun, err := startTunnel(o.exitBin, 0, prof != nil)
 	if err != nil {
 		return err
@@ -243,7 +243,7 @@ func runMain(o options, rep *report, extra *extraProxy, prof *profiler) error {
 	if err != nil {
 		return err
 	}
-	st.add(func() []string { return []string{"plainconnect: " + plain.Stop()} })
+	st.addProc(plain)
 	refs := map[string]*refSetup{}
 	for _, mux := range []string{muxYamux, muxSmux} {
 		r, err := startRef(mux, 0)
@@ -311,6 +311,11 @@ func runMain(o options, rep *report, extra *extraProxy, prof *profiler) error {
 type stack []func() []string
 
 func (s *stack) add(stop func() []string) { *s = append(*s, stop) }
+
+// addProc stops p with the others, its exit reported under its name.
+func (s *stack) addProc(p *proc) {
+	s.add(func() []string { return []string{p.name + ": " + p.Stop()} })
+}
 
 func (s *stack) stop(rep *report, prefix string) {
 	for i := len(*s) - 1; i >= 0; i-- {

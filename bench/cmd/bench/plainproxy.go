@@ -39,21 +39,11 @@ func plainCommand(args []string) int {
 		return 1
 	}
 	fmt.Fprintln(os.Stderr, plainReady, ln.Addr())
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return 0
-			}
-			fmt.Fprintln(os.Stderr, "plainconnect:", err)
-			return 1
-		}
-		go servePlain(c.(*net.TCPConn))
+	if err := acceptUntil(ctx, ln, func(c net.Conn) { go servePlain(c.(*net.TCPConn)) }); err != nil {
+		fmt.Fprintln(os.Stderr, "plainconnect:", err)
+		return 1
 	}
+	return 0
 }
 
 // servePlain answers one CONNECT and copies both ways until both end.

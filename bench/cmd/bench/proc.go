@@ -108,17 +108,13 @@ func startPortholeSpec(name, bin string, pprof bool, logLevel string, env []stri
 	if err != nil {
 		return nil, err
 	}
-	// An empty config dir keeps the user's own config (tunnel mode, system
-	// proxy, ...) out of the measurement.
-	cfgDir, err := os.MkdirTemp("", "porthole-bench-")
+	cfgDir, err := portholeDir("porthole-bench-", map[string]string{
+		"config.json": fmt.Sprintf(`{"max_conns": %d}`+"\n", idleMaxStream),
+	})
 	if err != nil {
-		return nil, fmt.Errorf("proxy: config dir: %w", err)
+		return nil, err
 	}
 	cfg := filepath.Join(cfgDir, "config.json")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, `{"max_conns": %d}`+"\n", idleMaxStream), 0o600); err != nil {
-		os.RemoveAll(cfgDir)
-		return nil, fmt.Errorf("proxy: config: %w", err)
-	}
 	return startProc(procSpec{
 		name:  name,
 		bin:   bin,
@@ -128,6 +124,24 @@ func startPortholeSpec(name, bin string, pprof bool, logLevel string, env []stri
 		dir:   cfgDir,
 		pprof: pprof,
 	})
+}
+
+// portholeDir is a new config dir for a porthole under measurement,
+// holding files (name: content) and nothing else: the user's own config
+// (tunnel mode, system proxy, ...) stays out of the measurement. Nothing is
+// left behind on an error.
+func portholeDir(prefix string, files map[string]string) (string, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", fmt.Errorf("proxy: config dir: %w", err)
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			os.RemoveAll(dir)
+			return "", fmt.Errorf("proxy: %s: %w", name, err)
+		}
+	}
+	return dir, nil
 }
 
 // freePort asks the kernel for a free loopback port. Another process could

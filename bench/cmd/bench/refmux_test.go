@@ -21,14 +21,8 @@ func TestReferenceTunnels(t *testing.T) {
 			}
 			defer orig.Close()
 			ctx, cancel := context.WithCancel(context.Background())
-			sln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			cln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
+			sln := loopbackListener(t)
+			cln := loopbackListener(t)
 			serverDone := make(chan error, 1)
 			clientDone := make(chan error, 1)
 			go func() { serverDone <- runRefServer(ctx, sln, mux) }()
@@ -58,10 +52,7 @@ func TestReferenceTunnels(t *testing.T) {
 			}
 
 			// A target nobody listens on: the client answers 502.
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
+			ln := loopbackListener(t)
 			closed := ln.Addr().String()
 			ln.Close()
 			if c, err := connectDialer(cln.Addr().String(), closed)(); err == nil {

@@ -154,22 +154,10 @@ func runRefClient(ctx context.Context, ln net.Listener, mux, server string) erro
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "%s to %s (%s), CONNECT proxy on %s\n", refClientReady, server, mux, ln.Addr())
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			conn.Close() // the close frame first: the server sees a normal end
-			sess.Close()
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		go serveConnect(c, sess)
-	}
+	err = acceptUntil(ctx, ln, func(c net.Conn) { go serveConnect(c, sess) })
+	conn.Close() // the close frame first: the server sees a normal end
+	sess.Close()
+	return err
 }
 
 // serveConnect answers one HTTP CONNECT through a new stream of sess.

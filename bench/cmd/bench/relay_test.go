@@ -15,10 +15,7 @@ import (
 // echoServer echoes every connection until EOF, then half-closes.
 func echoServer(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := loopbackListener(t)
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		ln.Close()

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 )
@@ -38,12 +37,12 @@ func runRules(o options, rep *report) error {
 	if err != nil {
 		return err
 	}
-	st.add(func() []string { return []string{"porthole: " + direct.Stop()} })
+	st.addProc(direct)
 	ruled, err := startPortholeRules(o.bin, rulesCount)
 	if err != nil {
 		return err
 	}
-	st.add(func() []string { return []string{"porthole-rules: " + ruled.Stop()} })
+	st.addProc(ruled)
 
 	t := newTable(rep, "rules", "Rules mode: new connections with 100,000 rules",
 		[]pathInfo{{pathRulesDirect, "porthole direct"}, {pathRules100k, "porthole rules (100,000)"}},
@@ -85,20 +84,15 @@ func startPortholeRules(bin string, n int) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfgDir, err := os.MkdirTemp("", "porthole-bench-rules-")
+	cfgDir, err := portholeDir("porthole-bench-rules-", map[string]string{
+		"rules.list":  benchRules(n),
+		"config.json": fmt.Sprintf(`{"max_conns": %d, "bypass": []}`+"\n", idleMaxStream),
+	})
 	if err != nil {
-		return nil, fmt.Errorf("proxy: config dir: %w", err)
+		return nil, err
 	}
 	rulesFile := filepath.Join(cfgDir, "rules.list")
-	if err := os.WriteFile(rulesFile, []byte(benchRules(n)), 0o600); err != nil {
-		os.RemoveAll(cfgDir)
-		return nil, fmt.Errorf("proxy: rules: %w", err)
-	}
 	cfg := filepath.Join(cfgDir, "config.json")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, `{"max_conns": %d, "bypass": []}`+"\n", idleMaxStream), 0o600); err != nil {
-		os.RemoveAll(cfgDir)
-		return nil, fmt.Errorf("proxy: config: %w", err)
-	}
 	return startProc(procSpec{
 		name: "porthole-rules",
 		bin:  bin,

@@ -20,10 +20,7 @@ import (
 // gorilla's permanent errors rule out; the multiplexers set no deadlines.)
 func wsPair(t *testing.T) (client, server *wsConn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := loopbackListener(t)
 	accepted := make(chan *wsConn, 1)
 	up := websocket.Upgrader{ReadBufferSize: wsBufferSize, WriteBufferSize: wsBufferSize}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
