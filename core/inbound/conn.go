@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -134,9 +133,6 @@ func (c *clientConn) setUp() (ended <-chan struct{}, err error) {
 		lookup := c.relayNext != nil
 		done <- err
 		if lookup {
-			// The send made handle runnable on this P, behind us: let it
-			// go first, to its relay, or the lookup delays it all the same.
-			runtime.Gosched()
 			c.proc.Start() // c.proc is set before setUp and never changes
 		}
 	}()
