@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"porthole/internal/chantest"
 )
 
 // quiet is a logger for what the test does not look at.
@@ -56,11 +58,7 @@ func askRunning(t *testing.T, k string) {
 
 func waitShow(t *testing.T, inst *Instance) {
 	t.Helper()
-	select {
-	case <-inst.Show():
-	case <-time.After(5 * time.Second):
-		t.Fatal("the running instance was not asked to show")
-	}
+	chantest.Within(t, 5*time.Second, "the running instance asked to show", inst.Show())
 }
 
 func testSecondStartShowsTheFirst(t *testing.T) {
