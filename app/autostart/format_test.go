@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"porthole/internal/childproc"
 )
 
 func TestExecQuoteArg(t *testing.T) {
@@ -333,10 +335,7 @@ func TestLaunchAgentPlistGolden(t *testing.T) {
 // TestLaunchAgentPlistPython cross-checks with an independent plist reader
 // (Python's plistlib) when python3 is installed.
 func TestLaunchAgentPlistPython(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed; skipping the plistlib cross-check")
-	}
+	py := childproc.Need(t, "python3", "skipping the plistlib cross-check")
 	got, err := launchAgentPlist(plistExe, plistArgs)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"porthole/core/outbound"
+	"porthole/internal/childproc"
 )
 
 // useKDE points kwriteconfig5/kreadconfig5 at a temporary XDG_CONFIG_HOME
@@ -22,18 +23,10 @@ func useKDE(t *testing.T, withGsettings bool) string {
 	t.Helper()
 	var tools []string
 	for _, name := range []string{"kwriteconfig5", "kreadconfig5"} {
-		p, err := exec.LookPath(name)
-		if err != nil {
-			t.Skipf("%s is not installed (Debian: libkf5config-bin, installed by build/deps.sh); the KDE backend is not tested here", name)
-		}
-		tools = append(tools, p)
+		tools = append(tools, childproc.Need(t, name, "Debian: libkf5config-bin, installed by build/deps.sh; the KDE backend is not tested here"))
 	}
 	if withGsettings {
-		p, err := exec.LookPath("gsettings")
-		if err != nil {
-			t.Skip("gsettings is not installed (Debian: libglib2.0-bin)")
-		}
-		tools = append(tools, p)
+		tools = append(tools, childproc.Need(t, "gsettings", "Debian: libglib2.0-bin"))
 	}
 	// Only these tools in PATH, so the test does not depend on what else
 	// is installed (kwriteconfig6 would be preferred).
@@ -196,11 +189,7 @@ func TestKDEWithoutToolsFallsBackToGnomeOrUnsupported(t *testing.T) {
 func TestKDETellsRunningPrograms(t *testing.T) {
 	var tools []string
 	for _, name := range []string{"dbus-daemon", "dbus-monitor", "dbus-send"} {
-		p, err := exec.LookPath(name)
-		if err != nil {
-			t.Skipf("%s is not installed (Debian: dbus, dbus-bin); the reparse signal is not tested here", name)
-		}
-		tools = append(tools, p)
+		tools = append(tools, childproc.Need(t, name, "Debian: dbus, dbus-bin; the reparse signal is not tested here"))
 	}
 	useKDE(t, false)
 	for _, p := range tools {

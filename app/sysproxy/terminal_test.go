@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"porthole/core/outbound"
+	"porthole/internal/childproc"
 )
 
 func TestTerminalEnv(t *testing.T) {
@@ -43,10 +44,7 @@ func TestTerminalEnvInAShell(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("no POSIX shell")
 	}
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
+	sh := childproc.Need(t, "sh", "the line is not run in a shell")
 	dir := t.TempDir()
 	// A file that a glob of an unquoted [::1] would match.
 	if err := os.WriteFile(dir+"/1", nil, 0o600); err != nil {
