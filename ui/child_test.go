@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"porthole/internal/chantest"
 	"porthole/internal/childproc"
 )
 
@@ -114,11 +115,7 @@ func (c *uiChild) signal(t *testing.T, sig os.Signal) {
 // logged that Run returned nil. Any other report fails the test.
 func (c *uiChild) waitExit(t *testing.T) {
 	t.Helper()
-	select {
-	case <-c.proc.Exited():
-	case <-time.After(childWait):
-		t.Fatal("the GUI did not exit within 30 s")
-	}
+	chantest.Within(t, childWait, "the GUI's exit", c.proc.Exited())
 	err := c.proc.Err()
 	out := c.proc.Stderr()
 	upstream := 0

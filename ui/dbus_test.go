@@ -8,6 +8,8 @@ import (
 
 	"github.com/godbus/dbus/v5"
 	"github.com/godbus/dbus/v5/prop"
+
+	"porthole/internal/chantest"
 )
 
 // connectBus opens a connection of the test's own to the bus at address.
@@ -58,13 +60,7 @@ func (w *fakeWatcher) RegisterStatusNotifierHost(service string) *dbus.Error { r
 // after 60 s.
 func (w *fakeWatcher) waitItem(t *testing.T) registeredItem {
 	t.Helper()
-	select {
-	case item := <-w.items:
-		return item
-	case <-time.After(60 * time.Second):
-		t.Fatal("the GUI registered no tray item within 60 s")
-		return registeredItem{}
-	}
+	return chantest.Within(t, 60*time.Second, "a tray item registered by the GUI", w.items)
 }
 
 func startFakeWatcher(t *testing.T, conn *dbus.Conn, hostRegistered bool) *fakeWatcher {

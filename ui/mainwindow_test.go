@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"porthole/internal/childproc"
 	"porthole/internal/desktoptest"
 )
 
@@ -57,10 +58,7 @@ func TestMainWindowWithoutTray(t *testing.T) {
 // import.
 func screenshotDrawn(t *testing.T, display, window string) (image.Image, int) {
 	t.Helper()
-	importBin, err := exec.LookPath("import")
-	if err != nil {
-		t.Skip("ImageMagick's import is not installed (apt-get install imagemagick)")
-	}
+	importBin := childproc.Need(t, "import", "ImageMagick's import (apt-get install imagemagick) takes the screenshots")
 	shot := filepath.Join(t.TempDir(), "shot.png")
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

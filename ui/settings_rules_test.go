@@ -15,6 +15,7 @@ import (
 	"porthole/core/outbound"
 	"porthole/core/registry"
 	"porthole/core/rules"
+	"porthole/internal/chantest"
 )
 
 // TestSettingsRulesEditor edits rules through the widgets: inline
@@ -143,13 +144,7 @@ func testBox(t *testing.T, e *rulesEditor, target string) string {
 	e.onTested = func(s string) { got <- s }
 	retype(e.testTarget, target)
 	test.Tap(findButton(t, e.content, "Test"))
-	select {
-	case s := <-got:
-		return s
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no answer for %s", target)
-		return ""
-	}
+	return chantest.Within(t, 10*time.Second, "the answer for "+target, got)
 }
 
 func TestRuleColumnFilterAndDetails(t *testing.T) {

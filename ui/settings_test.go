@@ -17,6 +17,7 @@ import (
 	"porthole/app"
 	"porthole/app/autostart"
 	"porthole/app/config"
+	"porthole/internal/chantest"
 )
 
 // settingsEnv isolates a settings test: a temporary config path, an
@@ -116,13 +117,7 @@ func tapApply(t *testing.T, s *settingsWindow, done <-chan error) error {
 		t.Fatalf("Apply is disabled; status %q", s.status.Text)
 	}
 	test.Tap(s.apply)
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(20 * time.Second):
-		t.Fatal("Apply did not finish within 20 s")
-		return nil
-	}
+	return chantest.Within(t, 20*time.Second, "Apply's result", done)
 }
 
 // retype replaces an entry's text the way a user does: select nothing,

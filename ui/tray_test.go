@@ -17,6 +17,7 @@ import (
 	"porthole/app/config"
 	"porthole/core/outbound"
 	"porthole/core/rules"
+	"porthole/internal/chantest"
 )
 
 // newTestGUI is the GUI's state around a real controller (on a free
@@ -69,11 +70,7 @@ func click(t *testing.T, g *gui, item *fyne.MenuItem) {
 		t.Fatalf("%q is disabled", item.Label)
 	}
 	item.Action()
-	select {
-	case <-g.poke:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%q: the action did not finish within 20 s", item.Label)
-	}
+	chantest.Within(t, 20*time.Second, "the end of the action of "+item.Label, g.poke)
 	g.redraw()
 }
 
