@@ -1,18 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"errors"
-	"fmt"
-	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
+	"porthole/internal/connecttest"
 	"porthole/internal/fetch"
 )
 
@@ -36,37 +34,30 @@ func TestHeadlessRulesModeFromFlags(t *testing.T) {
 	if body := fetch.Via(t, addr, "http://"+originAddr+"/"); body != "ruled" {
 		t.Fatalf("direct by rule: %q", body)
 	}
-	if status := connectLine(t, addr, "www.blocked.test:443"); !strings.Contains(status, " 403 ") {
-		t.Errorf("blocked: %q", status)
+	if status := connectStatus(t, addr, "www.blocked.test:443"); status != http.StatusForbidden {
+		t.Errorf("blocked: status %d, want 403", status)
 	}
 	// Now the loopback rule rejects too: the reload is logged and applies.
 	if err := os.WriteFile(file, []byte("IP-CIDR,127.0.0.0/8,REJECT,no-resolve\nMATCH,REJECT\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p.WaitFor(t, regexp.MustCompile(`msg="rules reloaded"`))
-	if status := connectLine(t, addr, originAddr); !strings.Contains(status, " 403 ") {
-		t.Errorf("after the reload: %q", status)
+	if status := connectStatus(t, addr, originAddr); status != http.StatusForbidden {
+		t.Errorf("after the reload: status %d, want 403", status)
 	}
 	stopCleanly(t, p)
 }
 
-// connectLine sends a CONNECT for target and returns the status line.
-func connectLine(t *testing.T, proxy, target string) string {
+// connectStatus asks for a CONNECT to target and returns the answer's
+// status code.
+func connectStatus(t *testing.T, proxy, target string) int {
 	t.Helper()
-	c, err := net.Dial("tcp", proxy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
-	line, err := bufio.NewReader(c).ReadString('\n')
+	c, _, resp, err := connecttest.Dial(proxy, target)
 	if err != nil {
 		t.Fatalf("CONNECT %s: %v", target, err)
 	}
-	return line
+	_ = c.Close() // the answer is all the test wants
+	return resp.StatusCode
 }
 
 // TestHeadlessRulesFileWithErrorsExits2: a rules file with an unknown kind

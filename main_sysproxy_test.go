@@ -24,9 +24,7 @@ type gnomeDesktop struct {
 
 func newGnomeDesktop(t *testing.T) *gnomeDesktop {
 	t.Helper()
-	if _, err := exec.LookPath("gsettings"); err != nil {
-		t.Skip("gsettings is not installed (Debian: libglib2.0-bin, installed by build/deps.sh)")
-	}
+	childproc.Need(t, "gsettings", "Debian: libglib2.0-bin, installed by build/deps.sh")
 	home := t.TempDir()
 	d := &gnomeDesktop{env: append(os.Environ(),
 		"HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
@@ -96,9 +94,7 @@ func TestSystemProxyPutBackAfterCtrlCAndAfterKill(t *testing.T) {
 	}
 
 	p, port := run()
-	if err := p.Cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	p.Kill(t)
 	var ee *exec.ExitError
 	if err := p.Err(); !errors.As(err, &ee) {
 		t.Fatalf("killed porthole: %v", err)

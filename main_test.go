@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"porthole/internal/childproc"
+	"porthole/internal/connecttest"
 	"porthole/internal/fetch"
 )
 
@@ -79,22 +79,13 @@ func TestHeadlessServesAndStopsCleanlyOnCtrlC(t *testing.T) {
 	}
 
 	// A live tunnel that must be closed by the shutdown.
-	live, err := net.Dial("tcp", addr)
+	live, br, resp, err := connecttest.Dial(addr, originAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer live.Close()
-	fmt.Fprintf(live, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", originAddr, originAddr)
-	br := bufio.NewReader(live)
-	if err := live.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	status, err := br.ReadString('\n')
-	if err != nil || !strings.Contains(status, " 200 ") {
-		t.Fatalf("CONNECT: %q, %v", status, err)
-	}
-	if blank, err := br.ReadString('\n'); err != nil || blank != "\r\n" {
-		t.Fatalf("CONNECT response head: %q, %v", blank, err)
+	if resp.StatusCode != http.StatusOK || len(resp.Header) != 0 {
+		t.Fatalf("CONNECT: %s, headers %v; want a bare 200", resp.Status, resp.Header)
 	}
 
 	stopCleanly(t, p)

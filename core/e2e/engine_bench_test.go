@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"testing"
@@ -14,6 +12,7 @@ import (
 	"porthole/core"
 	"porthole/core/outbound"
 	"porthole/core/rules"
+	"porthole/internal/connecttest"
 	"porthole/internal/origin"
 )
 
@@ -80,18 +79,13 @@ func benchEngine(b *testing.B, cfg core.Config) *core.Engine {
 // connectOnce is one proxied connection: CONNECT, one byte there and
 // back, close.
 func connectOnce(b *testing.B, proxy, target string) {
-	c, err := net.Dial("tcp", proxy)
+	c, br, resp, err := connecttest.Dial(proxy, target)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target); err != nil {
-		b.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		b.Fatalf("CONNECT: %v %v", resp, err)
+	if resp.StatusCode != http.StatusOK {
+		b.Fatalf("CONNECT: %s", resp.Status)
 	}
 	one := []byte{'x'}
 	if _, err := c.Write(one); err != nil {
@@ -138,29 +132,9 @@ func benchConnectSetup(b *testing.B, cfg core.Config) {
 	}
 	defer eng.Close()
 	proxy := eng.Addr().String()
-	req := fmt.Sprintf("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
-	one := []byte{'x'}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		c, err := net.Dial("tcp", proxy)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.WriteString(c, req); err != nil {
-			b.Fatal(err)
-		}
-		br := bufio.NewReader(c)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			b.Fatalf("CONNECT: %v %v", resp, err)
-		}
-		if _, err := c.Write(one); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadFull(br, one); err != nil {
-			b.Fatal(err)
-		}
-		c.Close()
+		connectOnce(b, proxy, target)
 	}
 }

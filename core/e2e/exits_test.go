@@ -18,6 +18,7 @@ import (
 
 	"porthole/core/outbound"
 	"porthole/core/registry"
+	"porthole/internal/connecttest"
 	"porthole/internal/curltest"
 	"porthole/internal/upstreamtest"
 )
@@ -317,15 +318,11 @@ func TestExitsWrongCredentials(t *testing.T) {
 
 // connectAnswer sends a CONNECT and returns the answer's status and body.
 func connectAnswer(proxyAddr, target string) (int, string, error) {
-	c, err := startRequest(proxyAddr, lcConnect, target)
+	c, _, resp, err := connecttest.Dial(proxyAddr, target)
 	if err != nil {
 		return 0, "", err
 	}
-	defer c.conn.Close()
-	resp, err := http.ReadResponse(c.br, &http.Request{Method: http.MethodConnect})
-	if err != nil {
-		return 0, "", err
-	}
+	defer c.Close()
 	body, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body), errors.Join(err, resp.Body.Close())
 }

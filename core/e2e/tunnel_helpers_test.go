@@ -40,6 +40,7 @@ import (
 	"porthole/core/registry"
 	"porthole/core/rules"
 	"porthole/core/tunnel"
+	"porthole/internal/connecttest"
 	"porthole/internal/freeport"
 	"porthole/internal/origin"
 )
@@ -545,21 +546,18 @@ func dialSOCKS5(ctx context.Context, proxyAddr, target string) (*socksConn, erro
 // connectStatus asks the proxy for a CONNECT to target and returns the
 // status of the answer; the connection is closed.
 func connectStatus(proxyAddr, target string) (laddr string, status int, err error) {
-	c, err := startRequest(proxyAddr, lcConnect, target)
+	c, _, resp, err := connecttest.Dial(proxyAddr, target)
 	if err != nil {
 		return "", 0, err
 	}
-	defer c.conn.Close()
-	resp, err := http.ReadResponse(c.br, &http.Request{Method: http.MethodConnect})
-	if err != nil {
-		return c.laddr, 0, err
-	}
+	defer c.Close()
+	laddr = c.LocalAddr().String()
 	if resp.StatusCode != http.StatusOK {
 		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-			return c.laddr, resp.StatusCode, err
+			return laddr, resp.StatusCode, err
 		}
 	}
-	return c.laddr, resp.StatusCode, resp.Body.Close()
+	return laddr, resp.StatusCode, resp.Body.Close()
 }
 
 // socks5Code asks the proxy for a SOCKS5 CONNECT to target and returns the

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -15,6 +14,7 @@ import (
 
 	"porthole/core"
 	"porthole/internal/childproc"
+	"porthole/internal/connecttest"
 )
 
 // BenchmarkAttribution: new CONNECT connections one after another through
@@ -95,19 +95,11 @@ func benchAttribution(b *testing.B, child bool) {
 // returns how long it took to get the 200.
 func setupConn(addr, target string) (time.Duration, error) {
 	t0 := time.Now()
-	c, err := net.Dial("tcp", addr)
+	c, _, resp, err := connecttest.Dial(addr, target)
 	if err != nil {
 		return 0, err
 	}
 	defer c.Close()
-	if _, err := fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target); err != nil {
-		return 0, err
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		return 0, err
-	}
-	_ = resp.Body.Close() // a CONNECT answer has no body
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("CONNECT: %s", resp.Status)
 	}

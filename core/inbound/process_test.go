@@ -24,6 +24,7 @@ import (
 	"porthole/core/procinfo"
 	"porthole/core/registry"
 	"porthole/internal/childproc"
+	"porthole/internal/connecttest"
 )
 
 // Real programs through the proxy: the registry must record exactly the
@@ -74,14 +75,13 @@ func TestProcessChild(t *testing.T) {
 }
 
 func childExchange(mode, proxyAddr, target string) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", proxyAddr, waitTimeout)
+	if mode != "http" {
+		target = strings.Split(target, ",")[0] // one tunnel, one target
+	}
+	c, br, err := childDial(mode, proxyAddr, target)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.SetDeadline(time.Now().Add(waitTimeout)); err != nil {
-		return nil, err
-	}
-	br := bufio.NewReader(c)
 	get := func(url string) error {
 		if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", url, target); err != nil {
 			return err
@@ -97,19 +97,15 @@ func childExchange(mode, proxyAddr, target string) (net.Conn, error) {
 		return nil
 	}
 	switch mode {
-	case "connect", "connect-exit":
-		target = strings.Split(target, ",")[0]
+	case "connect":
+		err = get("/hello")
+	case "connect-exit":
+		// Written out, not connecttest.Dial: the child exits without
+		// waiting for the answer, perhaps before the proxy looks up who
+		// asked (TestProcessClientExits).
 		if _, err := fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target); err != nil {
 			return nil, err
 		}
-		if mode == "connect-exit" {
-			return c, nil
-		}
-		resp, rerr := http.ReadResponse(br, nil)
-		if rerr != nil || resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("CONNECT: %v %v", resp, rerr)
-		}
-		err = get("/hello")
 	case "http":
 		// Keep-alive, one record per target: several records, one client
 		// connection (and one process).
@@ -119,7 +115,6 @@ func childExchange(mode, proxyAddr, target string) (net.Conn, error) {
 			}
 		}
 	case "socks5":
-		target = strings.Split(target, ",")[0]
 		if err = socks5Connect(c, br, target); err == nil {
 			err = get("/hello")
 		}
@@ -130,6 +125,27 @@ func childExchange(mode, proxyAddr, target string) (net.Conn, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// childDial connects to the proxy, in mode connect through the tunnel's
+// handshake; every read and write after it has waitTimeout.
+func childDial(mode, proxyAddr, target string) (net.Conn, *bufio.Reader, error) {
+	if mode == "connect" {
+		c, br, resp, err := connecttest.Dial(proxyAddr, target)
+		if err != nil {
+			return nil, nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			_ = c.Close()
+			return nil, nil, fmt.Errorf("CONNECT: %s", resp.Status)
+		}
+		return c, br, c.SetDeadline(time.Now().Add(waitTimeout))
+	}
+	c, err := net.DialTimeout("tcp", proxyAddr, waitTimeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, bufio.NewReader(c), c.SetDeadline(time.Now().Add(waitTimeout))
 }
 
 func socks5Connect(c net.Conn, br *bufio.Reader, target string) error {
