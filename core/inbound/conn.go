@@ -94,9 +94,10 @@ func (s *Server) handle(raw net.Conn, overloaded bool) {
 	c.br.Reset(c.limiter)
 	defer c.releaseReader()
 
-	setupEnded, err := c.setUp()
+	setup := c.setUp()
+	err := <-setup
 	// Last: the setup goroutine may still be looking the program up.
-	defer func() { <-setupEnded }()
+	defer func() { <-setup }()
 	if err != nil {
 		c.logEnd(err)
 	}
@@ -113,30 +114,29 @@ func (s *Server) handle(raw net.Conn, overloaded bool) {
 	}
 }
 
-// setUp runs serve on a goroutine of its own and returns its error once
-// serve has returned: the deep work of setting a connection up grows a
-// stack that the long wait of the relay after it does not need, and a
-// goroutine keeps the largest stack it grew.
+// setUp runs serve on a goroutine of its own: the deep work of setting a
+// connection up grows a stack that the long wait of the relay after it
+// does not need, and a goroutine keeps the largest stack it grew. The
+// returned channel gives serve's error, then is closed when the goroutine
+// has ended; handle waits for both, so the goroutine never outlives the
+// connection's handler.
 //
 // When serve left a connection to relay (relayAfterSetup), that goroutine
 // goes on to start the program lookup while handle already relays: the
 // client has its answer, and its first bytes need not wait for the lookup.
-// The returned channel closes when the goroutine has ended; handle waits
-// for it, so the goroutine never outlives the connection's handler.
-func (c *clientConn) setUp() (ended <-chan struct{}, err error) {
+func (c *clientConn) setUp() <-chan error {
 	done := make(chan error, 1)
-	end := make(chan struct{})
 	go func() {
-		defer close(end)
+		defer close(done)
 		err := c.serve()
-		// Read before done: after it, c belongs to handle again.
+		// Read before the send: after it, c belongs to handle again.
 		lookup := c.relayNext != nil
 		done <- err
 		if lookup {
 			c.proc.Start() // c.proc is set before setUp and never changes
 		}
 	}()
-	return end, <-done
+	return done
 }
 
 // relayAfterSetup leaves u, connected and answered, to be relayed once
