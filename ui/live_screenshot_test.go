@@ -1,16 +1,15 @@
 package ui
 
 import (
-	"fmt"
 	"image"
-	"net"
+	"net/http"
 	"os"
 	"syscall"
 	"testing"
 	"time"
 
+	"porthole/internal/connecttest"
 	"porthole/internal/desktoptest"
-
 	"porthole/internal/freeport"
 )
 
@@ -35,19 +34,14 @@ func TestLiveWindowScreenshots(t *testing.T) {
 	openConns(t, addr, origin.addr, 6)()
 	refused := freeport.Loopback(t)
 	for range 2 {
-		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		c, _, resp, err := connecttest.Dial(addr, refused)
 		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", refused, refused)
-		buf := make([]byte, 512)
-		if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Read(buf); err != nil {
 			t.Fatalf("CONNECT to a closed port: no answer: %v", err)
 		}
-		c.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatalf("CONNECT to a closed port: %s", resp.Status)
+		}
+		_ = c.Close()
 	}
 	defer openConns(t, addr, origin.addr, 40)()
 	// The system's programs first, not a user's shims: their paths are in
