@@ -7,13 +7,17 @@ import (
 
 // deadline is a settable deadline whose expiry is a closed channel, so
 // waiters can select on it together with other events (as net.Pipe does).
+// The zero value has no deadline and no channel (nil: a select never picks
+// it), so an idle stream holds none; the stream wakes its waiters on every
+// change, and they fetch the channel again.
 type deadline struct {
 	mu     sync.Mutex
 	timer  *time.Timer
-	cancel chan struct{} // closed when the deadline passes
+	cancel chan struct{} // closed when the deadline passes; nil while none was set
 }
 
-func newDeadline() *deadline { return &deadline{cancel: make(chan struct{})} }
+// expired is the channel of a deadline set in the past before any other.
+var expired = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // set arms the deadline at t; the zero time disarms it. Safe from any
 // goroutine; waiters pick up the new channel on their next wait.
@@ -24,22 +28,25 @@ func (d *deadline) set(t time.Time) {
 		<-d.cancel // the timer fired: its close is done or about to be
 	}
 	d.timer = nil
-	closed := isClosed(d.cancel)
+	closed := d.cancel != nil && isClosed(d.cancel)
 	if t.IsZero() {
 		if closed {
-			d.cancel = make(chan struct{})
+			d.cancel = nil
 		}
 		return
 	}
 	if dur := time.Until(t); dur > 0 {
-		if closed {
+		if d.cancel == nil || closed {
 			d.cancel = make(chan struct{})
 		}
 		ch := d.cancel
 		d.timer = time.AfterFunc(dur, func() { close(ch) })
 		return
 	}
-	if !closed {
+	switch {
+	case d.cancel == nil:
+		d.cancel = expired
+	case !closed:
 		close(d.cancel)
 	}
 }

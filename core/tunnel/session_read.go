@@ -104,9 +104,8 @@ func (s *Session) handle(f Frame, fb *[]byte) (kept bool) {
 			st.resetLocked(CodeProtocol, "OPEN_OK window below the default", fmt.Errorf("%w: OPEN_OK window %d", ErrProtocol, f.Window), resetAnswer)
 			return
 		}
-		st.openDone = true
 		st.remote = f.Target
-		close(st.opened)
+		st.openedLocked()
 		st.stopOpenTimerLocked()
 		st.credit += int64(f.Window) - DefaultWindow
 		st.enqueueLocked()
@@ -161,8 +160,7 @@ func (s *Session) handleOpen(f Frame) {
 		return
 	}
 	st := newStream(s, f.Stream, f.Target, int64(f.Window))
-	st.openDone = true
-	close(st.opened)
+	st.openDone = true // the exit side's answer is its own: nobody waits for it
 	if n := int64(len(f.Data)); n > 0 {
 		st.avail -= n
 		st.in.deliver(f.Data, nil) // copied: OPEN carries more than the payload

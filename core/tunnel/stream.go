@@ -26,8 +26,8 @@ type Stream struct {
 
 	readWake  chan struct{} // capacity 1: data, FIN, reset or close happened
 	writeWake chan struct{} // capacity 1: credit arrived, the writer took data, reset or close
-	opened    chan struct{} // closed at OPEN_OK or OPEN_FAIL (client side)
-	rd, wd    *deadline
+	opened    chan struct{} // made by the first WaitOpen, closed at the answer (openedLocked); guarded by mu
+	rd, wd    deadline
 	wmu       sync.Mutex // one Write at a time: each hands its whole buffer to the writer
 
 	mu sync.Mutex
@@ -60,8 +60,7 @@ type Stream struct {
 func newStream(s *Session, id xid.ID, target string, credit int64) *Stream {
 	return &Stream{
 		id: id, sess: s, target: target,
-		readWake: make(chan struct{}, 1), writeWake: make(chan struct{}, 1), opened: make(chan struct{}),
-		rd: newDeadline(), wd: newDeadline(),
+		readWake: make(chan struct{}, 1), writeWake: make(chan struct{}, 1),
 		window: s.cfg.Window, avail: int64(s.cfg.Window), credit: credit,
 	}
 }
@@ -82,8 +81,18 @@ func wake(c chan struct{}) {
 // WaitOpen waits for the exit's answer to OPEN: nil for OPEN_OK, the
 // failure (an *OpenError) for OPEN_FAIL, or why the wait ended.
 func (st *Stream) WaitOpen(ctx context.Context) error {
+	st.mu.Lock()
+	if st.openDone {
+		defer st.mu.Unlock()
+		return st.openErr
+	}
+	if st.opened == nil {
+		st.opened = make(chan struct{})
+	}
+	opened := st.opened
+	st.mu.Unlock()
 	select {
-	case <-st.opened:
+	case <-opened:
 		st.mu.Lock()
 		defer st.mu.Unlock()
 		return st.openErr
@@ -91,6 +100,17 @@ func (st *Stream) WaitOpen(ctx context.Context) error {
 		return context.Cause(ctx)
 	case <-st.sess.done:
 		return st.sess.Err()
+	}
+}
+
+// openedLocked records the exit's answer (OPEN_OK, or the failure in
+// openErr) and wakes WaitOpen. The channel exists only while someone waits:
+// a stream that is never waited for, or was answered, holds none.
+func (st *Stream) openedLocked() {
+	st.openDone = true
+	if st.opened != nil {
+		close(st.opened)
+		st.opened = nil
 	}
 }
 

@@ -155,9 +155,8 @@ func (st *Stream) resetLocked(code Code, reason string, err error, how resetHow)
 		st.cancel()
 	}
 	if !st.openDone {
-		st.openDone = true
 		st.openErr = err
-		close(st.opened)
+		st.openedLocked()
 	}
 	st.stopOpenTimerLocked()
 	wake(st.readWake)
