@@ -80,7 +80,7 @@ func (a *Async) Prepare(local, remote net.Addr) *Future {
 	if a == nil {
 		return nil
 	}
-	return &Future{a: a, local: local, remote: remote, since: a.r.Mark(), done: make(chan struct{})}
+	return &Future{a: a, local: local, remote: remote, since: a.r.Mark()}
 }
 
 // ended passes a Future's End on to the Resolver.
@@ -190,10 +190,10 @@ type Future struct {
 	local, remote net.Addr
 	since         uint64 // the Resolver's mark at Prepare: the accept
 	started       atomic.Bool
-	done          chan struct{}
 	ended         bool // the connection ended (guarded by mu)
 
 	mu   sync.Mutex
+	done chan struct{} // made by the first Wait, closed at the result: most are never waited for
 	p    *registry.Process
 	ok   bool
 	recs []*registry.Conn // attached before the result came
@@ -250,8 +250,18 @@ func (f *Future) Wait(ctx context.Context) (p *registry.Process, ok bool) {
 		return nil, false
 	}
 	f.Start()
+	f.mu.Lock()
+	if f.ok {
+		defer f.mu.Unlock()
+		return f.p, true
+	}
+	if f.done == nil {
+		f.done = make(chan struct{})
+	}
+	done := f.done
+	f.mu.Unlock()
 	select {
-	case <-f.done:
+	case <-done:
 	case <-ctx.Done():
 		return nil, false
 	}
@@ -279,7 +289,9 @@ func (f *Future) complete(p *registry.Process) {
 	f.p, f.ok = p, true
 	recs := f.recs
 	f.recs = nil
-	close(f.done)
+	if f.done != nil {
+		close(f.done)
+	}
 	ended := f.ended
 	f.mu.Unlock()
 	if ended && p.Known() {
