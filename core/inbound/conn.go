@@ -24,13 +24,14 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 409
 
 // clientConn is one accepted client connection and everything it owns. Its
 // handler goroutine is the owner: it alone reads, writes and finishes;
-// other goroutines end it only by cancelling ctx, which closes the sockets.
+// other goroutines end it only through abort (the registry's hook) or
+// Server.Close, which cancel ctx and close the sockets.
 type clientConn struct {
 	s        *Server
 	raw      net.Conn
 	id       xid.ID // the first proxied connection's id; logs carry it
 	log      *slog.Logger
-	limiter  *headerLimiter
+	limiter  headerLimiter
 	br       *bufio.Reader
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
@@ -42,13 +43,14 @@ type clientConn struct {
 	// every record of this connection gets its result. nil when off.
 	proc *procinfo.Future
 
+	// setup counts the setup goroutine (setUp): handle waits for it
+	// before its end.
+	setup sync.WaitGroup
+
 	// HTTP forwarding state (absolute-URI requests).
-	up        *httpUpstream
-	bw        *bufio.Writer
-	idUsed    bool // id went to a record already; the next one gets its own
-	chunkSize [18]byte
-	chunk     [3][]byte
-	vec       net.Buffers
+	up     *httpUpstream
+	out    *responseWriter // made at the first forwarded response
+	idUsed bool            // id went to a record already; the next one gets its own
 }
 
 func (s *Server) handle(raw net.Conn, overloaded bool) {
@@ -63,7 +65,7 @@ func (s *Server) handle(raw net.Conn, overloaded bool) {
 		raw:      raw,
 		id:       id,
 		log:      s.log.With("conn", id.String()),
-		limiter:  &headerLimiter{r: raw},
+		limiter:  headerLimiter{r: raw},
 		rejected: overloaded,
 	}
 	if !overloaded {
@@ -78,26 +80,21 @@ func (s *Server) handle(raw net.Conn, overloaded bool) {
 	c.ctx, c.cancel = context.WithCancelCause(s.ctx)
 	defer c.cancel(nil)
 	c.socks.add(raw)
-	closed := make(chan struct{})
-	stop := context.AfterFunc(c.ctx, func() {
-		c.socks.close()
-		close(closed)
-	})
-	defer func() {
-		if !stop() {
-			<-closed // the abort is closing the sockets: wait for it
-		}
-	}()
+	if s.track(c) {
+		defer s.untrack(c)
+	} else {
+		c.socks.close() // the server stopped: ctx says so already
+	}
 	defer c.socks.close()
 
 	c.br = readerPool.Get().(*bufio.Reader)
-	c.br.Reset(c.limiter)
+	c.br.Reset(&c.limiter)
 	defer c.releaseReader()
 
-	setup := c.setUp()
-	err := <-setup
-	// Last: the setup goroutine may still be looking the program up.
-	defer func() { <-setup }()
+	err := <-c.setUp()
+	// First of the deferred: the setup goroutine may still be looking the
+	// program up, and the lookup wants the client's socket still open.
+	defer c.setup.Wait()
 	if err != nil {
 		c.logEnd(err)
 	}
@@ -114,20 +111,30 @@ func (s *Server) handle(raw net.Conn, overloaded bool) {
 	}
 }
 
+// abort ends the connection from outside its handler (the registry's hook:
+// closed by the user, idle): the cause first, so the handler reports it as
+// the reason, then the sockets, so every read, write and dial on them
+// returns. It neither blocks nor calls back into the registry, as the hook
+// must not. (A context.AfterFunc on ctx did this before, at about 500 bytes
+// per connection: a closed-channel, a child context and its map.)
+func (c *clientConn) abort(cause error) {
+	c.cancel(cause)
+	c.socks.close()
+}
+
 // setUp runs serve on a goroutine of its own: the deep work of setting a
 // connection up grows a stack that the long wait of the relay after it
 // does not need, and a goroutine keeps the largest stack it grew. The
-// returned channel gives serve's error, then is closed when the goroutine
-// has ended; handle waits for both, so the goroutine never outlives the
-// connection's handler.
+// returned channel gives serve's error; handle waits for it, and for the
+// goroutine's end (c.setup) before its own, so the goroutine never outlives
+// the connection's handler. Nothing holds the channel once it is read.
 //
 // When serve left a connection to relay (relayAfterSetup), that goroutine
 // goes on to start the program lookup while handle already relays: the
 // client has its answer, and its first bytes need not wait for the lookup.
 func (c *clientConn) setUp() <-chan error {
 	done := make(chan error, 1)
-	go func() {
-		defer close(done)
+	c.setup.Go(func() {
 		err := c.serve()
 		// Read before the send: after it, c belongs to handle again.
 		lookup := c.relayNext != nil
@@ -135,7 +142,7 @@ func (c *clientConn) setUp() <-chan error {
 		if lookup {
 			c.proc.Start() // c.proc is set before setUp and never changes
 		}
-	}()
+	})
 	return done
 }
 
@@ -226,7 +233,7 @@ func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) 
 	route := dec.Route
 	rec, finish := c.s.cfg.Registry.Register(registry.Meta{
 		ID: id, Proto: proto, Client: c.raw.RemoteAddr().String(), Target: target, Route: route, Rule: dec.Rule,
-	}, c.cancel)
+	}, c.abort)
 	c.proc.Attach(rec)
 	u := &upstream{rec: rec, finish: finish, target: target, log: c.log}
 	if rec.ID() != c.id {

@@ -39,6 +39,17 @@ type httpUpstream struct {
 	cw      countingConn
 }
 
+// responseWriter is what writing forwarded responses to the client takes:
+// the header writer and the parts of a chunk's writev. It is made at the
+// first response, so a CONNECT or SOCKS connection, which never forwards
+// one, does not carry it.
+type responseWriter struct {
+	bw        *bufio.Writer
+	chunkSize [18]byte
+	chunk     [3][]byte
+	vec       net.Buffers
+}
+
 // countingConn counts what crosses the upstream socket: writes are up,
 // reads are down. Only the forwarding path uses it; the relay counts itself.
 type countingConn struct {
@@ -405,10 +416,10 @@ func (c *clientConn) writeResponse(req *http.Request, resp *http.Response, clien
 
 // writeHead writes a status line and headers and flushes them.
 func (c *clientConn) writeHead(resp *http.Response, h http.Header) (*bufio.Writer, error) {
-	if c.bw == nil {
-		c.bw = bufio.NewWriterSize(c.raw, 4096)
+	if c.out == nil {
+		c.out = &responseWriter{bw: bufio.NewWriterSize(c.raw, 4096)}
 	}
-	bw := c.bw
+	bw := c.out.bw
 	status := resp.Status
 	if status == "" {
 		status = strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode)
@@ -438,10 +449,11 @@ func (c *clientConn) copyBody(body io.Reader, chunked bool) error {
 			if chunked {
 				// The parts live in the connection, so the writev costs no
 				// allocation per chunk.
-				size := append(strconv.AppendUint(c.chunkSize[:0], uint64(n), 16), '\r', '\n')
-				c.chunk = [3][]byte{size, buf[:n], crlf}
-				c.vec = c.chunk[:]
-				_, err = c.vec.WriteTo(c.raw)
+				o := c.out // writeHead made it
+				size := append(strconv.AppendUint(o.chunkSize[:0], uint64(n), 16), '\r', '\n')
+				o.chunk = [3][]byte{size, buf[:n], crlf}
+				o.vec = o.chunk[:]
+				_, err = o.vec.WriteTo(c.raw)
 			} else {
 				_, err = c.raw.Write(buf[:n])
 			}

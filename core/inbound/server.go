@@ -74,6 +74,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
+	conns     map[*clientConn]struct{} // being handled: Close closes their sockets
 	closed    bool
 }
 
@@ -101,6 +102,7 @@ func New(cfg Config) *Server {
 		ctx:       ctx,
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*clientConn]struct{}),
 
 		releaseParker: relay.Hold(),
 	}
@@ -169,17 +171,38 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
+// track adds a handled connection to the ones Close must end; false once
+// the server is closed (the caller closes its sockets itself).
+func (s *Server) track(c *clientConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c *clientConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+}
+
 // Close stops accepting, closes every client connection with ErrStopped as
 // the reason, and waits for all handlers to finish.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if !s.closed {
 		s.closed = true
-		s.cancel(ErrStopped)
+		s.cancel(ErrStopped) // every connection's ctx: ErrStopped is their reason
 		for ln := range s.listeners {
 			if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 				s.log.Warn("closing listener", "addr", ln.Addr(), "err", err)
 			}
+		}
+		for c := range s.conns {
+			c.socks.close() // unblocks its handler; it untracks itself
 		}
 	}
 	s.mu.Unlock()

@@ -7,8 +7,8 @@ import (
 
 // sockets is the set of sockets one client connection owns: the client's and
 // its current upstream. close closes all of them, now and any added later;
-// it is idempotent and is what the connection's context triggers on abort or
-// stop, so a blocked read or a dial in progress ends at once.
+// it is idempotent and is what clientConn.abort and Server.Close call, so a
+// blocked read or a dial in progress ends at once.
 type sockets struct {
 	mu     sync.Mutex
 	closed bool
