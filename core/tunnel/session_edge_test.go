@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -144,4 +145,53 @@ func TestPeerResetKeepsBufferedData(t *testing.T) {
 	if used := client.cfg.Budget - client.budget.Load(); used != 0 {
 		t.Fatalf("budget still charged %d after the stream was read and closed", used)
 	}
+}
+
+// Reads and WaitReads blocked side by side on a stream that had no
+// deadline (its channel is nil until one is set) all end when a deadline
+// in the past is set, and again, with a second round, at the peer's FIN:
+// readWake holds one token, and each ending hands it on.
+func TestBlockedReadsAllSeeDeadlineAndEnd(t *testing.T) {
+	_, _, st, peer := openStream(t, Config{}, "r:1")
+	defer peer.Close()
+	defer st.Close()
+	const readers = 8
+	round := func(what string, want error, end func()) {
+		t.Helper()
+		ended := make(chan error, 2*readers)
+		for i := range 2 * readers {
+			go func() {
+				if i%2 == 0 {
+					_, err := st.Read(make([]byte, 10))
+					ended <- err
+					return
+				}
+				err := st.WaitRead()
+				if err == nil {
+					_, err = st.Read(make([]byte, 10))
+				}
+				ended <- err
+			}()
+		}
+		time.Sleep(50 * time.Millisecond) // most of them are blocked by now; the check holds either way
+		end()
+		for range 2 * readers {
+			if err := chantest.Within(t, 10*time.Second, what, ended); !errors.Is(err, want) {
+				t.Fatalf("%s: got %v, want %v", what, err, want)
+			}
+		}
+	}
+	round("the end of every blocked read at a past deadline", os.ErrDeadlineExceeded, func() {
+		if err := st.SetReadDeadline(time.Now().Add(-time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if err := st.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	round("the end of every blocked read at the peer's FIN", io.EOF, func() {
+		if err := peer.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

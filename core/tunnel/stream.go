@@ -155,11 +155,17 @@ func (st *Stream) Refuse(code Code, reason string) {
 	st.resetLocked(code, reason, &OpenError{Code: code, Reason: reason}, resetQuiet)
 }
 
+// Read and WaitRead block on readWake, which holds one token, and on the
+// read deadline's channel, which is nil until a deadline is set: a Read that
+// ends for news every waiter must see (a deadline passed, the end of the
+// stream) hands the token on (wake), so that the Reads blocked beside it
+// look again too. A stale token costs a waiter one more look.
 func (st *Stream) Read(p []byte) (int, error) {
 	for {
 		st.mu.Lock()
 		if isClosed(st.rd.wait()) && !st.closed {
 			st.mu.Unlock()
+			wake(st.readWake)
 			return 0, os.ErrDeadlineExceeded
 		}
 		if st.in.len() > 0 {
@@ -172,19 +178,20 @@ func (st *Stream) Read(p []byte) (int, error) {
 			st.mu.Unlock()
 			return n, nil
 		}
+		var end error
 		switch {
 		case st.closed:
-			st.mu.Unlock()
-			return 0, net.ErrClosed
+			end = net.ErrClosed
 		case st.err != nil:
-			err := st.err
-			st.mu.Unlock()
-			return 0, err
+			end = st.err
 		case st.finRecv:
-			st.mu.Unlock()
-			return 0, io.EOF
+			end = io.EOF
 		}
 		st.mu.Unlock()
+		if end != nil {
+			wake(st.readWake)
+			return 0, end
+		}
 		if len(p) == 0 {
 			return 0, nil
 		}
@@ -213,6 +220,7 @@ func (st *Stream) WaitRead() error {
 		select {
 		case <-st.readWake:
 		case <-st.rd.wait():
+			wake(st.readWake) // the token this wait took may have been the deadline's news
 			return os.ErrDeadlineExceeded
 		}
 	}
