@@ -48,6 +48,18 @@ func (c *namedConn) CloseWrite() error {
 	return c.Conn.Close()
 }
 
+// Reset ends the connection as an abort (closed by the user, idle, the
+// proxy stopping, a failed relay): the socket under TLS closes at once,
+// with no close_notify. A close_notify would tell the proxy the stream
+// ended cleanly, and writing it can wait seconds on a full send buffer,
+// where an abort must not block (it runs under the registry's lock).
+func (c *namedConn) Reset() error {
+	if n, ok := c.Conn.(interface{ NetConn() net.Conn }); ok {
+		return n.NetConn().Close()
+	}
+	return c.Conn.Close()
+}
+
 // Bare is the socket under a group's connection when relaying may use it
 // directly (a plain proxy connection: after the handshake the bytes are
 // the target's), else c itself. The exit's name is read before.

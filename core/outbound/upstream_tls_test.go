@@ -4,9 +4,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
+	"net"
 	"net/http/httptest"
 	"testing"
+	"time"
 
+	"porthole/internal/chantest"
 	"porthole/internal/origin"
 	"porthole/internal/upstreamtest"
 )
@@ -48,5 +52,70 @@ func TestUpstreamHTTPSProxy(t *testing.T) {
 	var ue x509.UnknownAuthorityError
 	if !errors.As(st.Err, &ue) {
 		t.Errorf("an untrusted proxy certificate: %v", st.Err)
+	}
+}
+
+// A TLS proxy connection's Reset (an abort: closed by the user, idle, the
+// proxy stopping) closes the socket without writing a close_notify, which
+// would tell the proxy the stream ended cleanly (and can block on a full
+// send buffer); Close still writes one. The proxy side counts the raw bytes
+// that arrive after the handshake.
+func TestNamedConnResetSendsNoCloseNotify(t *testing.T) {
+	ts := httptest.NewUnstartedServer(nil)
+	ts.StartTLS()
+	cert, ca := ts.TLS.Certificates[0], ts.Certificate()
+	ts.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	server := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	type after struct {
+		n   int64
+		err error
+	}
+	for _, tc := range []struct {
+		name   string
+		end    func(*namedConn) error
+		alerts bool
+	}{
+		{"Reset", (*namedConn).Reset, false},
+		{"Close", (*namedConn).Close, true},
+	} {
+		handshook := make(chan error, 1)
+		rest := make(chan after, 1)
+		go func() {
+			raw, err := ln.Accept()
+			if err != nil {
+				handshook <- err
+				return
+			}
+			defer raw.Close()
+			handshook <- tls.Server(raw, server).Handshake()
+			n, err := io.Copy(io.Discard, raw) // what the client sends after it
+			rest <- after{n, err}
+		}()
+		raw, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn := tls.Client(raw, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+		if err := conn.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		if err := chantest.Within(t, 10*time.Second, "the proxy's handshake", handshook); err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.end(&namedConn{Conn: conn}); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		got := chantest.Within(t, 10*time.Second, "the proxy's read after "+tc.name, rest)
+		if got.err != nil || (got.n > 0) != tc.alerts {
+			t.Errorf("%s: the proxy read %d more bytes (%v); want an alert: %v", tc.name, got.n, got.err, tc.alerts)
+		}
+		_ = conn.Close() // after Reset the socket is closed already
 	}
 }

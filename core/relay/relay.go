@@ -126,6 +126,8 @@ func abortConn(c net.Conn, cause error) {
 	case *net.TCPConn:
 		_ = c.SetLinger(0) // close sends RST
 		_ = c.Close()
+	case interface{ Reset() error }: // a TLS proxy connection: no close_notify
+		_ = c.Reset()
 	default:
 		_ = c.Close()
 	}
