@@ -454,6 +454,8 @@ func (c *clientConn) copyBody(body io.Reader, chunked bool) error {
 				o.chunk = [3][]byte{size, buf[:n], crlf}
 				o.vec = o.chunk[:]
 				_, err = o.vec.WriteTo(c.raw)
+				o.chunk = [3][]byte{} // not to keep the pooled buffer alive
+				o.vec = nil
 			} else {
 				_, err = c.raw.Write(buf[:n])
 			}
