@@ -229,7 +229,9 @@ type upstream struct {
 // dial registers a connection to target and dials it on the route the
 // router picks. On failure the record is already finished with the error.
 func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) (*upstream, error) {
-	dec := c.decide(proto, target, host)
+	ctx, done := c.stepCtx()
+	defer done()
+	dec := c.decide(ctx, proto, target, host)
 	route := dec.Route
 	rec, finish := c.s.cfg.Registry.Register(registry.Meta{
 		ID: id, Proto: proto, Client: c.raw.RemoteAddr().String(), Target: target, Route: route, Rule: dec.Rule,
@@ -251,7 +253,7 @@ func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) 
 	// Plain HTTP forwarding writes its request first: through the tunnel
 	// it travels right behind the OPEN, and a refusal comes back as the
 	// response's read error (see exchange).
-	ctx := outbound.WithDialInfo(c.ctx, outbound.DialInfo{ID: rec.ID(), SpeaksFirst: proto == registry.ProtoHTTP, Exit: dec.Exit})
+	ctx = outbound.WithDialInfo(ctx, outbound.DialInfo{ID: rec.ID(), SpeaksFirst: proto == registry.ProtoHTTP, Exit: dec.Exit})
 	conn, err := c.s.cfg.Router.Dialer(route).DialContext(ctx, "tcp", target)
 	u.dialed = conn
 	if en, ok := conn.(outbound.ExitNamer); ok && err == nil {
@@ -285,7 +287,7 @@ func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) 
 // decide asks the router where target goes. An app rule may wait for the
 // program lookup started on accept (bounded by the rule set; the proxy
 // stopping or the client's abort ends it too).
-func (c *clientConn) decide(proto registry.Proto, target, host string) outbound.Decision {
+func (c *clientConn) decide(ctx context.Context, proto registry.Proto, target, host string) outbound.Decision {
 	q := rules.Query{Host: host, Inbound: proto}
 	if _, p, err := net.SplitHostPort(target); err == nil {
 		if n, err := strconv.ParseUint(p, 10, 16); err == nil {
@@ -295,7 +297,25 @@ func (c *clientConn) decide(proto registry.Proto, target, host string) outbound.
 	if c.proc != nil {
 		q.Program = c.proc
 	}
-	return c.s.cfg.Router.Decide(c.ctx, &q)
+	return c.s.cfg.Router.Decide(ctx, &q)
+}
+
+// stepCtx is the context of one step of setting up an upstream (the
+// routing decision and the dial): it ends with the connection's cause when
+// the connection is aborted or the server stops, and done releases it. It
+// is not a child of ctx, which would then hold a map of its children
+// (about 300 bytes, with its Done channel) for the connection's whole life,
+// though each dial's children are gone when it returns.
+func (c *clientConn) stepCtx() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(c.ctx))
+	abort := func() { cancel(context.Cause(c.ctx)) }
+	if !c.socks.pend(abort) {
+		abort() // aborted already: c.ctx has its cause (abort cancels it first)
+	}
+	return ctx, func() {
+		c.socks.unpend()
+		cancel(nil)
+	}
 }
 
 // close releases the upstream socket, then finishes its record, so the

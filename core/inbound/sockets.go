@@ -10,9 +10,28 @@ import (
 // it is idempotent and is what clientConn.abort and Server.Close call, so a
 // blocked read or a dial in progress ends at once.
 type sockets struct {
-	mu     sync.Mutex
-	closed bool
-	conns  []net.Conn
+	mu      sync.Mutex
+	closed  bool
+	conns   []net.Conn
+	pending func() // cancels the step under way (clientConn.stepCtx), if any
+}
+
+// pend makes cancel the step close calls: false, with nothing kept, if
+// the set is already closed (the caller cancels the step itself).
+func (s *sockets) pend(cancel func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.pending = cancel
+	return true
+}
+
+func (s *sockets) unpend() {
+	s.mu.Lock()
+	s.pending = nil
+	s.mu.Unlock()
 }
 
 // add tracks c; if the set is already closed it closes c and reports false.
@@ -47,6 +66,10 @@ func (s *sockets) close() {
 		return
 	}
 	s.closed = true
+	if s.pending != nil {
+		s.pending() // a dial under way ends at once
+		s.pending = nil
+	}
 	for _, c := range s.conns {
 		abort(c)
 	}
