@@ -287,9 +287,18 @@ func TestAPIConnections(t *testing.T) {
 		t.Fatalf("empty /connections: %d %s", status, body)
 	}
 	c := tunnelTo(t, e.proxy(), e.echo)
-	snap := e.getJSON("/connections")
+	// The echo is back, but the relay counts the upload once its write to
+	// the target returned: on a loaded machine the snapshot can come
+	// between the two. Counts are live, not instant: look again (bounded).
+	var snap, conn map[string]any
+	for range 50 {
+		snap = e.getJSON("/connections")
+		if conn = findConn(t, snap, localPort(c)); conn != nil && conn["upload"].(float64) == 4 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	checkSnapshot(t, snap)
-	conn := findConn(t, snap, localPort(c))
 	if conn == nil {
 		t.Fatalf("the tunnel is not in %v", snap)
 	}
