@@ -147,51 +147,84 @@ func TestPeerResetKeepsBufferedData(t *testing.T) {
 	}
 }
 
-// Reads and WaitReads blocked side by side on a stream that had no
-// deadline (its channel is nil until one is set) all end when a deadline
-// in the past is set, and again, with a second round, at the peer's FIN:
-// readWake holds one token, and each ending hands it on.
+// Reads (or WaitReads) blocked side by side on a stream that had no
+// deadline (its channel is nil until one is set) all end: at a deadline
+// set in the past, at one set in the future as it passes, and at the
+// peer's data followed by its FIN. readWake holds one token, and each
+// waiter that returns hands it on.
 func TestBlockedReadsAllSeeDeadlineAndEnd(t *testing.T) {
+	for _, waitFirst := range []bool{false, true} {
+		name := "Read"
+		if waitFirst {
+			name = "WaitRead"
+		}
+		t.Run(name, func(t *testing.T) { blockedReadsAllEnd(t, waitFirst) })
+	}
+}
+
+func blockedReadsAllEnd(t *testing.T, waitFirst bool) {
 	_, _, st, peer := openStream(t, Config{}, "r:1")
 	defer peer.Close()
 	defer st.Close()
-	const readers = 8
-	round := func(what string, want error, end func()) {
+	const waiters = 12
+	// round starts the waiters (each a Read, or a WaitRead then a Read),
+	// runs end, and checks that every one returns, with ok.
+	round := func(what string, end func(), ok func(n int, err error) bool) {
 		t.Helper()
-		ended := make(chan error, 2*readers)
-		for i := range 2 * readers {
+		type result struct {
+			n   int
+			err error
+		}
+		ended := make(chan result, waiters)
+		for range waiters {
 			go func() {
-				if i%2 == 0 {
-					_, err := st.Read(make([]byte, 10))
-					ended <- err
-					return
+				if waitFirst {
+					if err := st.WaitRead(); err != nil {
+						ended <- result{0, err}
+						return
+					}
 				}
-				err := st.WaitRead()
-				if err == nil {
-					_, err = st.Read(make([]byte, 10))
-				}
-				ended <- err
+				n, err := st.Read(make([]byte, 1))
+				ended <- result{n, err}
 			}()
 		}
 		time.Sleep(50 * time.Millisecond) // most of them are blocked by now; the check holds either way
 		end()
-		for range 2 * readers {
-			if err := chantest.Within(t, 10*time.Second, what, ended); !errors.Is(err, want) {
-				t.Fatalf("%s: got %v, want %v", what, err, want)
+		for range waiters {
+			r := chantest.Within(t, 10*time.Second, what, ended)
+			if !ok(r.n, r.err) {
+				t.Fatalf("%s: a waiter returned %d, %v", what, r.n, r.err)
 			}
 		}
 	}
-	round("the end of every blocked read at a past deadline", os.ErrDeadlineExceeded, func() {
-		if err := st.SetReadDeadline(time.Now().Add(-time.Second)); err != nil {
+	setDeadline := func(d time.Time) func() {
+		return func() {
+			if err := st.SetReadDeadline(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	timedOut := func(n int, err error) bool { return n == 0 && errors.Is(err, os.ErrDeadlineExceeded) }
+	round("the end of every blocked read at a past deadline", setDeadline(time.Now().Add(-time.Second)), timedOut)
+	setDeadline(time.Time{})()
+	round("the end of every blocked read at a future deadline", setDeadline(time.Now().Add(150*time.Millisecond)), timedOut)
+	setDeadline(time.Time{})()
+	// Three bytes and the FIN: three waiters get a byte each (a WaitRead
+	// may see data another takes first, then the FIN), the others the end
+	// of the stream; none is left blocked.
+	got := 0
+	round("the end of every blocked read at the peer's data and FIN", func() {
+		if _, err := peer.Write([]byte("abc")); err != nil {
 			t.Fatal(err)
 		}
-	})
-	if err := st.SetReadDeadline(time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	round("the end of every blocked read at the peer's FIN", io.EOF, func() {
 		if err := peer.CloseWrite(); err != nil {
 			t.Fatal(err)
 		}
+	}, func(n int, err error) bool {
+		got += n
+		return (n == 1 && err == nil) || (n == 0 && errors.Is(err, io.EOF))
 	})
+	if got != 3 {
+		t.Fatalf("the waiters read %d bytes, want 3", got)
+	}
 }

@@ -156,26 +156,30 @@ func (st *Stream) Refuse(code Code, reason string) {
 }
 
 // Read and WaitRead block on readWake, which holds one token, and on the
-// read deadline's channel, which is nil until a deadline is set: a Read that
-// ends for news every waiter must see (a deadline passed, the end of the
-// stream) hands the token on (wake), so that the Reads blocked beside it
-// look again too. A stale token costs a waiter one more look.
-func (st *Stream) Read(p []byte) (int, error) {
+// read deadline's channel, which is nil until a deadline is set. A wait
+// that took the token and then returns hands it on (wake), whatever it
+// returns with: the news it brought (a deadline set, data with the end of
+// the stream behind it) may be for the Reads blocked beside it too, which
+// look again. Only returning waiters hand it on, so it cannot circle, and
+// a stale token costs a waiter one more look.
+func (st *Stream) Read(p []byte) (n int, err error) {
+	took := false
 	for {
 		st.mu.Lock()
 		if isClosed(st.rd.wait()) && !st.closed {
 			st.mu.Unlock()
-			wake(st.readWake)
+			wake(st.readWake) // a deadline set in the past: every waiter's news
 			return 0, os.ErrDeadlineExceeded
 		}
 		if st.in.len() > 0 {
 			n := st.in.read(p)
-			if st.in.len() > 0 {
-				wake(st.readWake) // another Read may take the rest
-			}
+			more := st.in.len() > 0
 			st.unchargeLocked(int64(n))
 			st.consumedLocked(int64(n))
 			st.mu.Unlock()
+			if more || took {
+				wake(st.readWake) // another Read may take the rest, or the news
+			}
 			return n, nil
 		}
 		var end error
@@ -197,7 +201,9 @@ func (st *Stream) Read(p []byte) (int, error) {
 		}
 		select {
 		case <-st.readWake:
+			took = true
 		case <-st.rd.wait():
+			wake(st.readWake)
 			return 0, os.ErrDeadlineExceeded
 		}
 	}
