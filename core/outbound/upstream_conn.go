@@ -49,15 +49,24 @@ func (c *namedConn) CloseWrite() error {
 }
 
 // Reset ends the connection as an abort (closed by the user, idle, the
-// proxy stopping, a failed relay): the socket under TLS closes at once,
-// with no close_notify. A close_notify would tell the proxy the stream
-// ended cleanly, and writing it can wait seconds on a full send buffer,
-// where an abort must not block (it runs under the registry's lock).
+// proxy stopping, a failed relay): the socket under TLS (and under the
+// buffer of bytes that came with the CONNECT answer) closes at once with
+// a reset, and no close_notify. A close_notify would tell the proxy the
+// stream ended cleanly, and writing it can wait seconds on a full send
+// buffer, where an abort must not block (it runs under the registry's
+// lock).
 func (c *namedConn) Reset() error {
-	if n, ok := c.Conn.(interface{ NetConn() net.Conn }); ok {
-		return n.NetConn().Close()
+	conn := c.Conn
+	if b, ok := conn.(*bufferedConn); ok {
+		conn = b.Conn
 	}
-	return c.Conn.Close()
+	if n, ok := conn.(interface{ NetConn() net.Conn }); ok {
+		conn = n.NetConn()
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0) // the close sends RST; its error changes nothing here
+	}
+	return conn.Close()
 }
 
 // Bare is the socket under a group's connection when relaying may use it

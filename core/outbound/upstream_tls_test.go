@@ -58,7 +58,8 @@ func TestUpstreamHTTPSProxy(t *testing.T) {
 // A TLS proxy connection's Reset (an abort: closed by the user, idle, the
 // proxy stopping) closes the socket without writing a close_notify, which
 // would tell the proxy the stream ended cleanly (and can block on a full
-// send buffer); Close still writes one. The proxy side counts the raw bytes
+// send buffer), also when the CONNECT answer's extra bytes are buffered in
+// front of it; Close still writes one. The proxy side counts the raw bytes
 // that arrive after the handshake.
 func TestNamedConnResetSendsNoCloseNotify(t *testing.T) {
 	ts := httptest.NewUnstartedServer(nil)
@@ -78,12 +79,14 @@ func TestNamedConnResetSendsNoCloseNotify(t *testing.T) {
 		err error
 	}
 	for _, tc := range []struct {
-		name   string
-		end    func(*namedConn) error
-		alerts bool
+		name     string
+		buffered bool
+		end      func(*namedConn) error
+		alerts   bool
 	}{
-		{"Reset", (*namedConn).Reset, false},
-		{"Close", (*namedConn).Close, true},
+		{"Reset", false, (*namedConn).Reset, false},
+		{"Reset, buffered", true, (*namedConn).Reset, false},
+		{"Close", false, (*namedConn).Close, true},
 	} {
 		handshook := make(chan error, 1)
 		rest := make(chan after, 1)
@@ -109,11 +112,17 @@ func TestNamedConnResetSendsNoCloseNotify(t *testing.T) {
 		if err := chantest.Within(t, 10*time.Second, "the proxy's handshake", handshook); err != nil {
 			t.Fatal(err)
 		}
-		if err := tc.end(&namedConn{Conn: conn}); err != nil {
+		nc := &namedConn{Conn: conn}
+		if tc.buffered {
+			nc.Conn = &bufferedConn{Conn: conn}
+		}
+		if err := tc.end(nc); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
+		// After Reset the proxy sees a reset (an error) with no bytes;
+		// after Close, the alert and a clean end.
 		got := chantest.Within(t, 10*time.Second, "the proxy's read after "+tc.name, rest)
-		if got.err != nil || (got.n > 0) != tc.alerts {
+		if (got.n > 0) != tc.alerts || (tc.alerts && got.err != nil) {
 			t.Errorf("%s: the proxy read %d more bytes (%v); want an alert: %v", tc.name, got.n, got.err, tc.alerts)
 		}
 		_ = conn.Close() // after Reset the socket is closed already
