@@ -177,12 +177,16 @@ func (x *upstreamExit) DialContext(ctx context.Context, network, addr string) (n
 	if network != "tcp" {
 		return nil, fmt.Errorf("%s exit: network %q: only tcp", x.cfg.Kind, network)
 	}
+	caller := ctx
 	ctx, cancel := context.WithTimeout(ctx, x.cfg.Timeout)
 	defer cancel()
 	c, _, err := x.connect(ctx)
 	if err != nil {
-		if ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled) {
-			return nil, err // the caller gave up: says nothing about the proxy
+		if caller.Err() != nil && !errors.Is(caller.Err(), context.DeadlineExceeded) {
+			// The caller gave up (the client went away, was closed by the
+			// user or idle, the proxy stopped; each its own cause): that
+			// says nothing about the proxy.
+			return nil, err
 		}
 		err = &exitFailure{err: fmt.Errorf("cannot reach the proxy %s: %w", x.addr, err)}
 		x.report(err)

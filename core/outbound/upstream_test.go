@@ -304,3 +304,25 @@ func countingRelay(t *testing.T, to string) *relayCount {
 	serveRelay(t, ln, to, func() { r.n.Add(1) })
 	return r
 }
+
+// A dial the caller gives up on while the upstream exit connects to its
+// proxy (the client closed by the user, idle, the proxy stopping: a cause
+// of its own, not context.Canceled) says nothing about the proxy: the exit
+// stays up. Only the exit's own timeout or a refused connect puts it down.
+func TestUpstreamCallerAbortKeepsExitUp(t *testing.T) {
+	echo := origin.Echo(t)
+	p := upstreamtest.Microsocks(t, "", "")
+	g := carryingGroup(t, echo, KindSOCKS5, p.URL, "", "")
+	x := g.members[0]
+	errAbort := errors.New("closed by the user")
+	ctx, cancel := context.WithCancelCause(t.Context())
+	cancel(errAbort) // before the connect: it fails at once, as an abort during it would
+	if c, err := x.DialContext(ctx, "tcp", echo); err == nil {
+		_ = c.Close()
+		t.Fatal("an aborted dial went through")
+	}
+	if st := x.status(); st.State != ExitUp {
+		t.Fatalf("the exit after a caller's abort: %+v, want up", st)
+	}
+	echoThrough(t, g, echo)
+}
