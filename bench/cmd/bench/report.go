@@ -168,12 +168,34 @@ func newReport(bin, exitBin string, quick bool, runs int, size int64) *report {
 		CPU:        cpuModel(),
 		Kernel:     strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")),
 		Commit:     gitCommit(),
-		Command:    strings.Join(append([]string{"go run ./cmd/bench"}, os.Args[1:]...), " "),
+		Command:    commandLine(os.Args[1:]),
 		Quick:      quick,
 		Runs:       runs,
 		SizeBytes:  size,
 	}
 }
+
+// commandLine is how the report says it was made: the arguments as given,
+// but for -lookup's file, which make bench writes to a temporary path of
+// this machine (it holds `go test -bench BenchmarkLookup`'s output).
+func commandLine(args []string) string {
+	out := []string{"go run ./cmd/bench"}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-lookup" || a == "--lookup":
+			out = append(out, a, lookupPlaceholder)
+			i++ // its value
+		case strings.HasPrefix(a, "-lookup=") || strings.HasPrefix(a, "--lookup="):
+			out = append(out, a[:strings.IndexByte(a, '=')+1]+lookupPlaceholder)
+		default:
+			out = append(out, a)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+const lookupPlaceholder = "<BenchmarkLookup output>"
 
 func readFile(name string) string {
 	b, err := os.ReadFile(name)

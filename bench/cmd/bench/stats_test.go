@@ -93,3 +93,20 @@ func TestTargetsJudgeMedians(t *testing.T) {
 		t.Errorf("measured: %q", byGoal["Tunnel single-stream download ≥ 1.5× smux-ws"].Measured)
 	}
 }
+
+// The report's command line names no temporary file of the machine that
+// made it.
+func TestCommandLineHidesLookupFile(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-out", ".", "-lookup", "/tmp/tmp.X1", "-quick"}, "go run ./cmd/bench -out . -lookup <BenchmarkLookup output> -quick"},
+		{[]string{"-lookup=/tmp/tmp.X1"}, "go run ./cmd/bench -lookup=<BenchmarkLookup output>"},
+		{[]string{"-only", "idle"}, "go run ./cmd/bench -only idle"},
+	} {
+		if got := commandLine(tc.args); got != tc.want {
+			t.Errorf("commandLine(%q) = %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}
