@@ -195,7 +195,10 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	if !s.closed {
 		s.closed = true
-		s.cancel(ErrStopped) // every connection's ctx: ErrStopped is their reason
+		// Every connection's ctx at once, before any socket closes: a
+		// connection that ends while the others are being closed still
+		// reads ErrStopped as its reason.
+		s.cancel(ErrStopped)
 		for ln := range s.listeners {
 			if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 				s.log.Warn("closing listener", "addr", ln.Addr(), "err", err)

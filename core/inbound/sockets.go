@@ -16,8 +16,9 @@ type sockets struct {
 	pending func() // cancels the step under way (clientConn.stepCtx), if any
 }
 
-// pend makes cancel the step close calls: false, with nothing kept, if
-// the set is already closed (the caller cancels the step itself).
+// pend keeps cancel for close to call, ending the step under way; false,
+// keeping nothing, if the set is already closed (the caller cancels the
+// step itself).
 func (s *sockets) pend(cancel func()) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -162,7 +162,7 @@ func (st *Stream) Refuse(code Code, reason string) {
 // the stream behind it) may be for the Reads blocked beside it too, which
 // look again. Only returning waiters hand it on, so it cannot circle, and
 // a stale token costs a waiter one more look.
-func (st *Stream) Read(p []byte) (n int, err error) {
+func (st *Stream) Read(p []byte) (int, error) {
 	took := false
 	for {
 		st.mu.Lock()
