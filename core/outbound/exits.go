@@ -1,7 +1,6 @@
 package outbound
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -144,82 +143,3 @@ func nextTry(t time.Time) string {
 type ExitNamer interface {
 	ExitName() string
 }
-
-// Errors of the exits. Recognise them with errors.Is / errors.As.
-var (
-	// ErrExitDown is wrapped by an *ExitDownError: no usable exit for a
-	// new connection.
-	ErrExitDown = errors.New("exit down")
-	// ErrExitLost is wrapped by an *ExitLostError: the exit carrying a
-	// connection went away.
-	ErrExitLost = errors.New("exit lost")
-	// ErrUnknownExit is a dial naming an exit the group does not have.
-	ErrUnknownExit = errors.New("no such exit")
-	// ErrUpstreamAuth is an upstream proxy refusing our credentials (HTTP
-	// 407, a SOCKS5 authentication failure or no acceptable method).
-	ErrUpstreamAuth = errors.New("upstream proxy refused the credentials")
-	// ErrUpstreamProtocol is an upstream proxy's answer we cannot read.
-	ErrUpstreamProtocol = errors.New("upstream proxy broke its protocol")
-)
-
-// ExitDownError is why a new connection found no usable exit: which exit
-// (the one the policy or a rule wanted), since when and why it is down,
-// and when it is tried again. Inbound answers it with HTTP 502 or SOCKS
-// general failure.
-type ExitDownError struct {
-	Name  string
-	State ExitState
-	Since time.Time
-	Err   error
-	Retry time.Time
-}
-
-func (e *ExitDownError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "exit %s ", e.Name)
-	switch e.State {
-	case ExitAuthFailed:
-		b.WriteString("refused the credentials")
-	case ExitConnecting:
-		b.WriteString("still connecting")
-	case ExitStopped:
-		b.WriteString("stopped")
-	default:
-		b.WriteString("down")
-	}
-	writeDownTail(&b, e.Since, e.Err, e.Retry, "; ")
-	return b.String()
-}
-
-// Unwrap gives ErrExitDown and the cause. Classify looks for ErrExitDown
-// before the cause's kind: a refused connection to the exit is not the
-// target refusing.
-func (e *ExitDownError) Unwrap() []error {
-	if e.Err == nil {
-		return []error{ErrExitDown}
-	}
-	return []error{ErrExitDown, e.Err}
-}
-
-// ExitLostError ends a connection whose exit went away (its tunnel session
-// died): the registry's reason reads "exit lost: NAME".
-type ExitLostError struct {
-	Name string
-	Err  error // what the transport said (tunnel.ErrTunnelLost...)
-}
-
-func (e *ExitLostError) Error() string { return "exit lost: " + e.Name }
-
-func (e *ExitLostError) Unwrap() []error { return []error{ErrExitLost, e.Err} }
-
-// exitFailure marks a dial error as the exit's own failure (the proxy or
-// the tunnel cannot be reached, refused the credentials), as opposed to
-// the target's: the group then counts it against the exit's health and
-// may try another exit.
-type exitFailure struct {
-	err  error
-	auth bool
-}
-
-func (e *exitFailure) Error() string { return e.err.Error() }
-func (e *exitFailure) Unwrap() error { return e.err }

@@ -1,16 +1,5 @@
 package outbound
 
-import "errors"
-
-// Why an ExitWatch ended. Recognise them with errors.Is.
-var (
-	// ErrFellBehind: the watcher did not read its channel, and was
-	// dropped rather than let the group wait for it; subscribe again.
-	ErrFellBehind = errors.New("exit watcher fell behind")
-	// ErrGroupClosed: the group was closed.
-	ErrGroupClosed = errors.New("exit group closed")
-)
-
 // watchBuffer is how many states a watcher may leave unread before it is
 // dropped; states come at most about once a second per exit.
 const watchBuffer = 16

@@ -11,17 +11,6 @@ import (
 	"strings"
 )
 
-// UpstreamHTTPError is an upstream HTTP proxy's refusal of a CONNECT: its
-// status, which Classify maps (504 timeout, 403 denied, the rest other).
-type UpstreamHTTPError struct {
-	StatusCode int
-	Status     string // the status line's text, e.g. "502 Bad Gateway"
-}
-
-func (e *UpstreamHTTPError) Error() string {
-	return "upstream proxy answered " + e.Status
-}
-
 // probeTarget is what the HTTP probe asks a CONNECT to: the discard port
 // of the proxy's own loopback, so the probe needs no DNS and reaches
 // nothing outside the proxy's machine. Any answer but 407 (or 401) says

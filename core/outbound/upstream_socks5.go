@@ -9,17 +9,6 @@ import (
 	"net/netip"
 )
 
-// SOCKS5ReplyError is an upstream SOCKS5 proxy's refusal of a CONNECT,
-// with its reply code (RFC 1928 §6). Inbound passes the code on to a
-// SOCKS5 client as it is; Classify maps it for the others.
-type SOCKS5ReplyError struct {
-	Code byte
-}
-
-func (e *SOCKS5ReplyError) Error() string {
-	return fmt.Sprintf("upstream SOCKS5 proxy answered %#02x (%s)", e.Code, socks5ReplyText(e.Code))
-}
-
 func socks5ReplyText(c byte) string {
 	switch c {
 	case 0x01:
