@@ -1,9 +1,11 @@
 package e2e
 
-// The seed's verification made real: many clients opening and closing
-// proxied connections as fast as they can, ending them every way a
-// connection can end, while a subscription watches the registry. See
-// docs/ARCHITECTURE.md, "Lifecycle rules", for the bugs they guard against.
+// The connection-lifecycle races once reported in an earlier WebSocket
+// tunnelling proxy, provoked: many clients opening and closing proxied
+// connections as fast as they can, ending them every way a connection can
+// end, while a subscription watches the registry. See
+// docs/ARCHITECTURE.md, "Lifecycle rules", for the bugs they guard
+// against.
 //
 // The files: lifecycle_test.go (the tests and their bounds),
 // lifecycle_engine_test.go (the engine under test and the shared fixture),
