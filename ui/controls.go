@@ -291,8 +291,8 @@ func shortError(err error, max int) string {
 	return string(r[:max-1]) + "…"
 }
 
-// trayRate is a speed in decimal units like the example
-// ("1.2 MB/s", "40 kB/s"). It is private to the tray because format.go
+// trayRate is a speed in decimal units, as the tray's status line shows
+// it ("1.2 MB/s", "40 kB/s"). It is private to the tray because format.go
 // belongs to the inspector and did not exist when this was written.
 func trayRate(bytesPerSec float64) string {
 	if bytesPerSec < 0.5 {

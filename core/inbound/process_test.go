@@ -28,7 +28,7 @@ import (
 )
 
 // Real programs through the proxy: the registry must record exactly the
-// program that opened each connection (issue 14).
+// program that opened each connection (the inspector's App column).
 
 // childClientEnv makes the test binary a client of the proxy (see
 // TestProcessChild): "MODE PROXY TARGET N".

@@ -1,8 +1,8 @@
 // Command apicpu measures what a dashboard costs the proxy: the CPU of a
 // porthole process holding N idle proxied connections, first with nobody
 // reading its control API, then with one /connections WebSocket at the
-// dashboards' 1 s interval. Linux only (it reads /proc). The target
-// (issue 17) is at most 5 % of a core at 10,000 connections.
+// dashboards' 1 s interval. Linux only (it reads /proc). The target is
+// at most 5 % of a core at 10,000 connections (docs/api.md).
 //
 //	go run ./cmd/apicpu -porthole ../bin/porthole [-conns 1000,10000] [-for 20s]
 //

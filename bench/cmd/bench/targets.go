@@ -5,8 +5,8 @@ import (
 	"strings"
 )
 
-// target is one of the issue's performance targets, judged on the
-// medians of this run.
+// target is one of the performance targets of the report's Targets
+// table, judged on the medians of this run.
 type target struct {
 	Goal     string `json:"goal"`
 	Measured string `json:"measured"`
