@@ -292,8 +292,9 @@ func shortError(err error, max int) string {
 }
 
 // trayRate is a speed in decimal units, as the tray's status line shows
-// it ("1.2 MB/s", "40 kB/s"). It is private to the tray because format.go
-// belongs to the inspector and did not exist when this was written.
+// it ("1.2 MB/s", "40 kB/s"): two significant digits where the
+// inspector's formatRate keeps three, so the one-line status stays short
+// and does not flicker in its last digit every second.
 func trayRate(bytesPerSec float64) string {
 	if bytesPerSec < 0.5 {
 		return "0 B/s"
