@@ -31,7 +31,8 @@ func (t *procTable) borrow(cands *[candidates]candidate) int {
 		*c = candidate{e: e}
 		// Freed numbers (the kernel reuses the lowest), the two after the
 		// highest recent one (a program opening connection after
-		// connection), the recent ones, the open ones oldest first.
+		// connection) and the recent ones, in the order of the program's
+		// habit (reuses), then the open ones oldest first.
 		c.n = copy(c.fds[:], e.freed)
 		add := func(fd int) {
 			if c.n < len(c.fds) && fd >= 0 && !slices.Contains(c.fds[:c.n], fd) {
@@ -39,14 +40,22 @@ func (t *procTable) borrow(cands *[candidates]candidate) int {
 				c.n++
 			}
 		}
-		if len(e.fds) > 0 {
-			// Several opened at once get the numbers after the highest.
-			top := slices.Max(e.fds)
-			add(top + 1)
-			add(top + 2)
+		after := func() {
+			if len(e.fds) > 0 {
+				// Several opened at once get the numbers after the highest.
+				top := slices.Max(e.fds)
+				add(top + 1)
+				add(top + 2)
+			}
+		}
+		if !e.reuses {
+			after()
 		}
 		for _, fd := range e.fds {
 			add(fd)
+		}
+		if e.reuses {
+			after()
 		}
 		for _, fd := range e.open[:min(len(e.open), openFDs)] {
 			add(fd)
@@ -93,6 +102,12 @@ func (t *procTable) remember(e *procEntry, fd int, key connKey) registry.Process
 	p := e.proc
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if len(e.fds) > 0 && !slices.Contains(e.freed, fd) {
+		// Where its socket was tells the program's habit (borrow): past its
+		// highest recent number, it opens several at once; at or below it,
+		// it closed one and opened the next before its end reached us.
+		e.reuses = fd <= slices.Max(e.fds)
+	}
 	if _, dup := t.live[key]; !dup && len(t.live) < liveConns {
 		t.live[key] = heldFD{e, fd}
 		if len(e.open) < liveConns {

@@ -47,7 +47,7 @@ const (
 )
 
 // procEntry is a cached process. pid, dir and proc never change; fds,
-// refs and evicted are guarded by procTable.mu.
+// freed, open, reuses, refs and evicted are guarded by procTable.mu.
 type procEntry struct {
 	pid  int
 	dir  int              // open /proc/<pid>: pinned to this very process
@@ -62,6 +62,10 @@ type procEntry struct {
 	// ended, oldest first: a program that closed one and opened the next
 	// before we saw the end reuses its number, most likely the oldest's.
 	open []int
+	// reuses: its last socket found on a remembered number was at or
+	// below the highest of fds, not past it (remember): its next one is
+	// looked for on its recent numbers before the ones after them.
+	reuses bool
 
 	// fdDir is its open /proc/<pid>/fd (when hasFDDir), pinned the same
 	// way: a link read through it costs one path step less than through

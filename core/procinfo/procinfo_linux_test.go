@@ -316,6 +316,55 @@ func TestBorrowCarriesHints(t *testing.T) {
 	}
 }
 
+// Where a program's sockets were found orders the guesses for its next
+// one: a program that closes one connection and opens the next before the
+// first's end reaches us reuses the number, so its recent numbers come
+// first; one that opens several at once takes the numbers past its highest,
+// so those come first. Either way every guess is still tried.
+func TestBorrowFollowsHabit(t *testing.T) {
+	r := New()
+	defer r.Close()
+	tab := r.os.(*linuxResolver).procs
+	dir, err := unix.Open("/proc/self", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &procEntry{pid: os.Getpid(), dir: dir}
+	key := func(port uint16) connKey {
+		return connKey{remote: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)}
+	}
+	hints := func() []int {
+		var cands [candidates]candidate
+		n := tab.borrow(&cands)
+		defer tab.release(cands[:n])
+		if n != 1 || cands[0].e != e {
+			t.Fatalf("borrowed %d", n)
+		}
+		return slices.Clone(cands[0].hints())
+	}
+	tab.remember(e, 7, key(1))
+	if h := hints(); !slices.Equal(h, []int{8, 9, 7}) {
+		t.Fatalf("first connection: hints %v, want [8 9 7]", h)
+	}
+	// Its next connection on the same number, the first not ended yet.
+	tab.remember(e, 7, key(2))
+	if h := hints(); !slices.Equal(h, []int{7, 8, 9}) {
+		t.Fatalf("reusing: hints %v, want [7 8 9]", h)
+	}
+	// Then one past the highest: opening several at once.
+	tab.remember(e, 8, key(3))
+	if h := hints(); !slices.Equal(h, []int{9, 10, 8, 7}) {
+		t.Fatalf("opening several: hints %v, want [9 10 8 7]", h)
+	}
+	// A freed number found tells nothing of the habit, and comes first.
+	tab.ended(key(3))
+	tab.remember(e, 8, key(4))
+	tab.ended(key(1))
+	if h := hints(); !slices.Equal(h, []int{7, 9, 10, 8}) {
+		t.Fatalf("after a freed number: hints %v, want [7 9 10 8]", h)
+	}
+}
+
 // A connection that ends hands its fd number to the cache: the program's
 // next connection is tried there first, and the ended one is no longer
 // counted as open.
