@@ -285,17 +285,24 @@ func TestRemoteClient(t *testing.T) {
 	}
 }
 
-// A lookup borrows the cached processes with their fd hints (the warm
-// path tries them before listing any open files), and gives them back.
-func TestBorrowCarriesHints(t *testing.T) {
+// selfEntry is a new Resolver's cache and an entry for this process (its
+// /proc directory open), not yet in the cache.
+func selfEntry(t *testing.T) (*procTable, *procEntry) {
+	t.Helper()
 	r := New()
-	defer r.Close()
-	tab := r.os.(*linuxResolver).procs
+	t.Cleanup(func() { _ = r.Close() })
 	dir, err := unix.Open("/proc/self", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &procEntry{pid: os.Getpid(), dir: dir}
+	return r.os.(*linuxResolver).procs, &procEntry{pid: os.Getpid(), dir: dir}
+}
+
+// A lookup borrows the cached processes with their fd hints (the warm
+// path tries them before listing any open files), and gives them back.
+func TestBorrowCarriesHints(t *testing.T) {
+	tab, e := selfEntry(t)
+	dir := e.dir
 	k7 := connKey{remote: netip.MustParseAddrPort("127.0.0.1:7")}
 	k9 := connKey{remote: netip.MustParseAddrPort("127.0.0.1:9")}
 	tab.remember(e, 7, k7)
@@ -322,14 +329,7 @@ func TestBorrowCarriesHints(t *testing.T) {
 // first; one that opens several at once takes the numbers past its highest,
 // so those come first. Either way every guess is still tried.
 func TestBorrowFollowsHabit(t *testing.T) {
-	r := New()
-	defer r.Close()
-	tab := r.os.(*linuxResolver).procs
-	dir, err := unix.Open("/proc/self", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &procEntry{pid: os.Getpid(), dir: dir}
+	tab, e := selfEntry(t)
 	key := func(port uint16) connKey {
 		return connKey{remote: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)}
 	}
