@@ -104,7 +104,14 @@ func (s *Server) handle(raw net.Conn, overloaded bool) {
 	// so keeps two small stacks instead of one grown to 8 KiB.
 	if u := c.relayNext; u != nil {
 		c.relayNext = nil
-		c.closeUpstream(u, c.relay(u))
+		err := c.relay(u)
+		if u.early {
+			// The setup goroutine settles the record (setUp); the relay
+			// ended, so the exit has answered or the stream is gone, and
+			// the wait is short. The record is finished after it.
+			c.setup.Wait()
+		}
+		c.closeUpstream(u, err)
 	}
 	if c.up != nil {
 		c.closeUpstream(c.up.upstream, nil)
@@ -132,15 +139,21 @@ func (c *clientConn) abort(cause error) {
 // When serve left a connection to relay (relayAfterSetup), that goroutine
 // goes on to start the program lookup while handle already relays: the
 // client has its answer, and its first bytes need not wait for the lookup.
+// If the client was answered before the exit (an early dial), it then
+// waits for the exit's answer and marks the record established with it.
 func (c *clientConn) setUp() <-chan error {
 	done := make(chan error, 1)
 	c.setup.Go(func() {
 		err := c.serve()
 		// Read before the send: after it, c belongs to handle again.
-		lookup := c.relayNext != nil
+		u := c.relayNext
 		done <- err
-		if lookup {
-			c.proc.Start() // c.proc is set before setUp and never changes
+		if u == nil {
+			return
+		}
+		c.proc.Start() // c.proc is set before setUp and never changes
+		if u.early {
+			u.settle(c.ctx) // u's record and dialed conn never change
 		}
 	})
 	return done
@@ -224,6 +237,19 @@ type upstream struct {
 	dialed net.Conn // conn as the router's dialer gave it (conn may be its Bare socket)
 	target string
 	log    *slog.Logger
+	// early: the dial returned before the exit answered (outbound.Early),
+	// and the record is established once it has (settle).
+	early bool
+}
+
+// settle waits for the exit's answer to an early dial and marks the
+// record established with the address the exit connected to. A refusal
+// marks nothing: the relay meets it, resets the client and finishes the
+// record with it.
+func (u *upstream) settle(ctx context.Context) {
+	if remote, err := outbound.Settle(ctx, u.dialed); err == nil {
+		u.rec.Established(remote)
+	}
 }
 
 // dial registers a connection to target and dials it on the route the
@@ -253,7 +279,11 @@ func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) 
 	// Plain HTTP forwarding writes its request first: through the tunnel
 	// it travels right behind the OPEN, and a refusal comes back as the
 	// response's read error (see exchange).
-	ctx = outbound.WithDialInfo(ctx, outbound.DialInfo{ID: rec.ID(), SpeaksFirst: proto == registry.ProtoHTTP, Exit: dec.Exit})
+	// CONNECT and SOCKS may be answered before the exit answers, for a
+	// target it opened recently: a late refusal resets the client.
+	ctx = outbound.WithDialInfo(ctx, outbound.DialInfo{
+		ID: rec.ID(), SpeaksFirst: proto == registry.ProtoHTTP, AnswerEarly: proto != registry.ProtoHTTP, Exit: dec.Exit,
+	})
 	conn, err := c.s.cfg.Router.Dialer(route).DialContext(ctx, "tcp", target)
 	u.dialed = conn
 	if en, ok := conn.(outbound.ExitNamer); ok && err == nil {
@@ -280,7 +310,9 @@ func (c *clientConn) dial(id xid.ID, proto registry.Proto, target, host string) 
 		return nil, err
 	}
 	u.conn = conn
-	rec.Established(conn.RemoteAddr().String())
+	if u.early = outbound.Early(u.dialed); !u.early {
+		rec.Established(conn.RemoteAddr().String())
+	}
 	return u, nil
 }
 

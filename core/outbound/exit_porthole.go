@@ -109,9 +109,10 @@ func (p *portholeExit) test(ctx context.Context) (time.Duration, error) {
 func (p *portholeExit) report(error) {}
 
 // DialContext opens a stream; a tunnel that is down (or dies during the
-// open) is the exit's failure. Its streams end with "exit lost: NAME" when the session dies.
+// open) is the exit's failure. Its streams end with "exit lost: NAME" when
+// the session dies.
 func (p *portholeExit) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	c, err := p.t.DialContext(ctx, network, addr)
+	st, early, err := p.t.open(ctx, network, addr)
 	if err != nil {
 		// No session, or the session died while the exit was answering
 		// the open: the exit's failure, and the group tries the next.
@@ -120,7 +121,11 @@ func (p *portholeExit) DialContext(ctx context.Context, network, addr string) (n
 		}
 		return nil, err
 	}
-	return &tunnelConn{Stream: c.(*tunnel.Stream), name: p.name}, nil
+	c := &tunnelConn{Stream: st, name: p.name}
+	if early {
+		c.early = p.t
+	}
+	return c, nil
 }
 
 // tunnelConn is a tunnel stream that names its exit, and whose ending by
@@ -129,6 +134,36 @@ func (p *portholeExit) DialContext(ctx context.Context, network, addr string) (n
 type tunnelConn struct {
 	*tunnel.Stream
 	name string
+	// early is the tunnel whose dial returned before the exit answered
+	// (DialInfo.AnswerEarly); settle records the answer there.
+	early *Tunnel
+}
+
+// Early says whether c's dial returned before its exit answered it (see
+// DialInfo.AnswerEarly): its client may have its answer already, and
+// Settle waits for the exit's.
+func Early(c net.Conn) bool {
+	tc, ok := c.(*tunnelConn)
+	return ok && tc.early != nil
+}
+
+// Settle waits for the exit's answer to a connection whose dial returned
+// before it (Early), and returns the address the exit connected to, or
+// why the open failed: the exit's refusal (an *tunnel.OpenError), the
+// stream's or the session's end, or ctx's. Any other connection was
+// answered when it was dialled: its remote address at once. The wait ends
+// by itself too: the dial's timeout bounds the exit's answer.
+func Settle(ctx context.Context, c net.Conn) (string, error) {
+	tc, ok := c.(*tunnelConn)
+	if !ok || tc.early == nil {
+		return c.RemoteAddr().String(), nil
+	}
+	err := tc.WaitOpen(ctx)
+	tc.early.answered(tc.Target(), err)
+	if err != nil {
+		return "", tc.lost(err)
+	}
+	return tc.RemoteAddr().String(), nil
 }
 
 func (c *tunnelConn) ExitName() string { return c.name }

@@ -15,14 +15,24 @@ import (
 // hand. With no usable exit the dial waits at most the grace for one that
 // is reconnecting (a first connect: the dial timeout), then fails with an
 // *ExitDownError.
+//
+// A dial that may answer early (DialInfo.AnswerEarly) does so only where
+// no other exit would be tried: a session lost before the exit answers
+// then resets a client that was answered already, where a dial that
+// waited would have gone on to the next exit.
 func (g *Group) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	named := -1
-	if name := dialInfo(ctx).Exit; name != "" {
+	info := dialInfo(ctx)
+	if name := info.Exit; name != "" {
 		i, ok := g.names[name]
 		if !ok {
 			return nil, fmt.Errorf("%w: %q", ErrUnknownExit, name)
 		}
 		named = i
+	}
+	if info.AnswerEarly && named < 0 && g.policy != PolicyManual && len(g.members) > 1 {
+		info.AnswerEarly = false
+		ctx = WithDialInfo(ctx, info)
 	}
 	var skip []bool
 	for range len(g.members) {

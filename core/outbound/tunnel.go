@@ -2,8 +2,8 @@ package outbound
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"time"
 
@@ -23,6 +23,12 @@ type DialInfo struct {
 	// returns before the exit answers, and the first bytes travel as DATA
 	// right behind the OPEN (early data) instead of one round trip later.
 	SpeaksFirst bool
+	// AnswerEarly says the caller may answer its client before the exit
+	// answers the OPEN and learn of a refusal from the relay (CONNECT and
+	// SOCKS, whose client is then reset): for a target this exit opened
+	// recently (see proven) the dial returns at once, and Settle gives the
+	// exit's answer when it comes.
+	AnswerEarly bool
 	// Exit is the exit a rule named for the connection; "" lets the
 	// exits' policy pick (see Group).
 	Exit string
@@ -44,7 +50,7 @@ func dialInfo(ctx context.Context) DialInfo {
 // tunnel.Client, connected by Start and closed by Stop (the engine does
 // both), so the exit sees no session while the proxy is stopped.
 //
-// Concurrency: DialContext and Status are safe from any goroutine; Start
+// Concurrency: open, Status and Ping are safe from any goroutine; Start
 // and Stop are serialised and idempotent.
 type Tunnel struct {
 	cfg     tunnel.ClientConfig
@@ -52,6 +58,9 @@ type Tunnel struct {
 	// noWait: a dial without a session fails at once instead of waiting
 	// for the reconnect (a Group's exit: the group has others to try).
 	noWait bool
+
+	// proven is the targets the exit opened recently.
+	proven proven
 
 	mu     sync.Mutex
 	client *tunnel.Client
@@ -82,6 +91,7 @@ func (t *Tunnel) Start() error {
 		return err
 	}
 	t.client = c
+	t.proven.reset()
 	return nil
 }
 
@@ -119,18 +129,20 @@ func (t *Tunnel) Ping(ctx context.Context) (time.Duration, error) {
 	return c.Ping(ctx)
 }
 
-// DialContext opens a stream to addr. Unless the context's DialInfo says
-// the caller speaks first, it waits for the exit's answer, so a refusal
-// (an *tunnel.OpenError) reaches the client in its own protocol.
-func (t *Tunnel) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+// open opens a stream to addr. It waits for the exit's answer, so that a
+// refusal (an *tunnel.OpenError) reaches the client in its own protocol,
+// unless the context's DialInfo says the caller speaks first, or may
+// answer early and the exit opened addr recently: then it returns at once
+// (early), and the answer comes to the stream's first Read or to Settle.
+func (t *Tunnel) open(ctx context.Context, network, addr string) (st *tunnel.Stream, early bool, err error) {
 	if network != "tcp" {
-		return nil, fmt.Errorf("tunnel: network %q: only tcp", network)
+		return nil, false, fmt.Errorf("tunnel: network %q: only tcp", network)
 	}
 	t.mu.Lock()
 	c := t.client
 	t.mu.Unlock()
 	if c == nil {
-		return nil, ErrTunnelStopped
+		return nil, false, ErrTunnelStopped
 	}
 	info := dialInfo(ctx)
 	if info.ID.IsZero() {
@@ -138,27 +150,40 @@ func (t *Tunnel) DialContext(ctx context.Context, network, addr string) (net.Con
 	}
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	var st *tunnel.Stream
-	var err error
 	if t.noWait {
 		st, err = c.OpenCurrent(info.ID, addr, nil)
 	} else {
 		st, err = c.Open(ctx, info.ID, addr, nil)
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	if info.SpeaksFirst {
+	if info.SpeaksFirst || info.AnswerEarly && t.proven.has(addr, time.Now()) {
 		// The dial's timeout still bounds the wait for the exit's answer,
-		// which the caller will learn from its first Read.
+		// which the caller learns later.
 		if d, ok := ctx.Deadline(); ok {
 			st.ExpireOpen(time.Until(d))
 		}
-		return st, nil
+		return st, info.AnswerEarly, nil
 	}
-	if err := st.WaitOpen(ctx); err != nil {
+	err = st.WaitOpen(ctx)
+	t.answered(addr, err)
+	if err != nil {
 		_ = st.Reset() // always nil; tells the exit to stop dialling
-		return nil, err
+		return nil, false, err
 	}
-	return st, nil
+	return st, false, nil
+}
+
+// answered records the exit's answer to an OPEN for target: an OPEN_OK
+// vouches for the next connection, a refusal takes that back. Other
+// endings (the session lost, the caller gone) say nothing of the target.
+func (t *Tunnel) answered(target string, err error) {
+	var oe *tunnel.OpenError
+	switch {
+	case err == nil:
+		t.proven.add(target, time.Now())
+	case errors.As(err, &oe):
+		t.proven.forget(target)
+	}
 }
