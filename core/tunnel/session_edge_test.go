@@ -228,3 +228,62 @@ func blockedReadsAllEnd(t *testing.T, waitFirst bool) {
 		t.Fatalf("the waiters read %d bytes, want 3", got)
 	}
 }
+
+// TestNothingBeforeOpenOK: an exit that sends DATA or FIN of a stream
+// before answering its OPEN breaks the protocol: the client resets that
+// stream (a client answered early waits for the exit's answer, which must
+// come first) and the session goes on.
+func TestNothingBeforeOpenOK(t *testing.T) {
+	for _, send := range []struct {
+		name string
+		do   func(*Stream) error
+	}{
+		{"DATA", func(peer *Stream) error { _, err := peer.Write([]byte("too soon")); return err }},
+		{"FIN", func(peer *Stream) error { return peer.CloseWrite() }},
+	} {
+		t.Run(send.name, func(t *testing.T) {
+			client, _, opened := sessionPairAnswering(t, Config{}, false)
+			st, err := client.Open(xid.New(), "early:1", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			peer := <-opened // the exit's side, not answered
+			if err := send.do(peer); err != nil {
+				t.Fatal(err)
+			}
+			// Bounded: without the rule, nothing would ever answer the OPEN.
+			if err := st.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadAll(st); !errors.Is(err, ErrProtocol) {
+				t.Errorf("client Read after %s before OPEN_OK: %v, want ErrProtocol", send.name, err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			var oe *OpenError
+			if err := st.WaitOpen(ctx); !errors.Is(err, ErrProtocol) || errors.As(err, &oe) {
+				t.Errorf("WaitOpen: %v, want ErrProtocol, not a refusal", err)
+			}
+			if err := peer.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadAll(peer); !errors.Is(err, ErrReset) {
+				t.Errorf("the exit's side: %v, want the client's RST", err)
+			}
+			st.Close()
+			peer.Close()
+			// The session is unharmed: another stream opens.
+			st2, err := client.Open(xid.New(), "next:1", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			peer2 := <-opened
+			peer2.Accept()
+			if err := st2.WaitOpen(t.Context()); err != nil {
+				t.Errorf("the next stream: %v", err)
+			}
+			st2.Close()
+			peer2.Close()
+		})
+	}
+}

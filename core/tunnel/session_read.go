@@ -94,6 +94,13 @@ func (s *Session) handle(f Frame, fb *[]byte) (kept bool) {
 	if st.err != nil {
 		return
 	}
+	if s.client && !st.openDone && (f.Type == TypeData || f.Type == TypeFin) {
+		// The exit answers an OPEN before it sends anything of the
+		// stream: a client answered early waits for that answer before
+		// it finishes the connection's record.
+		st.resetLocked(CodeProtocol, f.Type.String()+" before OPEN_OK", fmt.Errorf("%w: %s before OPEN_OK", ErrProtocol, f.Type), resetAnswer)
+		return
+	}
 	switch f.Type {
 	case TypeOpenOK:
 		if !s.client || st.openDone {
