@@ -25,7 +25,10 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 409
 // clientConn is one accepted client connection and everything it owns. Its
 // handler goroutine is the owner: it alone reads, writes and finishes;
 // other goroutines end it only through abort (the registry's hook) or
-// Server.Close, which cancel ctx and close the sockets.
+// Server.Close, which cancel ctx and close the sockets. The one exception
+// is the setup goroutine's work after the answer (setUp): the program
+// lookup, and for an early dial the record's Established; handle waits
+// for it (c.setup) before it finishes that record.
 type clientConn struct {
 	s        *Server
 	raw      net.Conn
@@ -381,6 +384,7 @@ func (c *clientConn) relay(u *upstream) error {
 		w, err := u.conn.Write(early)
 		u.rec.AddUp(int64(w))
 		if err != nil {
+			c.resetOnClose() // a failure, as Relay ends one: not a clean end
 			return err
 		}
 		if _, err := c.br.Discard(n); err != nil {
@@ -400,4 +404,13 @@ func (c *clientConn) relay(u *upstream) error {
 		u.log = c.s.log.With("conn", u.rec.ID().String())
 	}
 	return err
+}
+
+// resetOnClose makes the client socket's close send a reset instead of a
+// FIN, so that the client does not take a failed connection for one that
+// ended cleanly (an early answer's refusal met before the relay began).
+func (c *clientConn) resetOnClose() {
+	if tc, ok := c.raw.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0) // at worst the client sees a FIN
+	}
 }

@@ -112,7 +112,7 @@ func (p *portholeExit) report(error) {}
 // open) is the exit's failure. Its streams end with "exit lost: NAME" when
 // the session dies.
 func (p *portholeExit) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	st, early, err := p.t.open(ctx, network, addr)
+	st, sent, early, err := p.t.open(ctx, network, addr)
 	if err != nil {
 		// No session, or the session died while the exit was answering
 		// the open: the exit's failure, and the group tries the next.
@@ -123,7 +123,7 @@ func (p *portholeExit) DialContext(ctx context.Context, network, addr string) (n
 	}
 	c := &tunnelConn{Stream: st, name: p.name}
 	if early {
-		c.early = p.t
+		c.early, c.sent = p.t, sent
 	}
 	return c, nil
 }
@@ -135,8 +135,10 @@ type tunnelConn struct {
 	*tunnel.Stream
 	name string
 	// early is the tunnel whose dial returned before the exit answered
-	// (DialInfo.AnswerEarly); settle records the answer there.
+	// (DialInfo.AnswerEarly), and sent when its OPEN went out (mono):
+	// Settle records the answer there.
 	early *Tunnel
+	sent  int64
 }
 
 // Early says whether c's dial returned before its exit answered it (see
@@ -159,7 +161,7 @@ func Settle(ctx context.Context, c net.Conn) (string, error) {
 		return c.RemoteAddr().String(), nil
 	}
 	err := tc.WaitOpen(ctx)
-	tc.early.answered(tc.Target(), err)
+	tc.early.answered(tc.Stream, tc.sent, err)
 	if err != nil {
 		return "", tc.lost(err)
 	}

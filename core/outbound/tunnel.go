@@ -91,7 +91,6 @@ func (t *Tunnel) Start() error {
 		return err
 	}
 	t.client = c
-	t.proven.reset()
 	return nil
 }
 
@@ -104,7 +103,9 @@ func (t *Tunnel) Stop() error {
 	if c == nil {
 		return nil
 	}
-	return c.Close()
+	err := c.Close()
+	t.proven.reset() // and the ended session it holds
+	return err
 }
 
 // Status is the tunnel client's state; State is StateClosed when stopped.
@@ -134,15 +135,17 @@ func (t *Tunnel) Ping(ctx context.Context) (time.Duration, error) {
 // unless the context's DialInfo says the caller speaks first, or may
 // answer early and the exit opened addr recently: then it returns at once
 // (early), and the answer comes to the stream's first Read or to Settle.
-func (t *Tunnel) open(ctx context.Context, network, addr string) (st *tunnel.Stream, early bool, err error) {
+//
+// sent is when the OPEN was queued, for Settle's record of the answer.
+func (t *Tunnel) open(ctx context.Context, network, addr string) (st *tunnel.Stream, sent int64, early bool, err error) {
 	if network != "tcp" {
-		return nil, false, fmt.Errorf("tunnel: network %q: only tcp", network)
+		return nil, 0, false, fmt.Errorf("tunnel: network %q: only tcp", network)
 	}
 	t.mu.Lock()
 	c := t.client
 	t.mu.Unlock()
 	if c == nil {
-		return nil, false, ErrTunnelStopped
+		return nil, 0, false, ErrTunnelStopped
 	}
 	info := dialInfo(ctx)
 	if info.ID.IsZero() {
@@ -150,40 +153,43 @@ func (t *Tunnel) open(ctx context.Context, network, addr string) (st *tunnel.Str
 	}
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
+	sent = mono()
 	if t.noWait {
 		st, err = c.OpenCurrent(info.ID, addr, nil)
 	} else {
 		st, err = c.Open(ctx, info.ID, addr, nil)
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, 0, false, err
 	}
-	if info.SpeaksFirst || info.AnswerEarly && t.proven.has(addr, time.Now()) {
+	if info.SpeaksFirst || info.AnswerEarly && t.proven.has(st.Session(), addr, sent) {
 		// The dial's timeout still bounds the wait for the exit's answer,
 		// which the caller learns later.
 		if d, ok := ctx.Deadline(); ok {
 			st.ExpireOpen(time.Until(d))
 		}
-		return st, info.AnswerEarly, nil
+		return st, sent, info.AnswerEarly, nil
 	}
 	err = st.WaitOpen(ctx)
-	t.answered(addr, err)
+	t.answered(st, sent, err)
 	if err != nil {
 		_ = st.Reset() // always nil; tells the exit to stop dialling
-		return nil, false, err
+		return nil, 0, false, err
 	}
-	return st, false, nil
+	return st, sent, false, nil
 }
 
-// answered records the exit's answer to an OPEN for target: an OPEN_OK
-// vouches for the next connection, a refusal takes that back. Other
-// endings (the session lost, the caller gone) say nothing of the target.
-func (t *Tunnel) answered(target string, err error) {
+// answered records the exit's answer to st's OPEN, sent at sent: an
+// OPEN_OK vouches for the next connection to its target, a refusal takes
+// that back. A refusal for the exit's own reasons (overloaded) takes it
+// back too: it costs the next client one wait. Other endings (the session
+// lost, the caller gone) say nothing of the target.
+func (t *Tunnel) answered(st *tunnel.Stream, sent int64, err error) {
 	var oe *tunnel.OpenError
 	switch {
 	case err == nil:
-		t.proven.add(target, time.Now())
+		t.proven.add(st.Session(), st.Target(), sent, mono())
 	case errors.As(err, &oe):
-		t.proven.forget(target)
+		t.proven.forget(st.Session(), st.Target(), mono())
 	}
 }

@@ -41,7 +41,7 @@ func (r Route) String() string { return enumName(routeNames[:], uint8(r), "route
 type State uint8
 
 const (
-	StateConnecting State = iota + 1 // registered, dialling the target
+	StateConnecting State = iota + 1 // registered, dialling the target (through a tunnel that answered the client early, bytes may already flow)
 	StateOpen                        // target connected, bytes flow
 	StateClosed                      // finished; the record only lives in history
 )

@@ -71,6 +71,9 @@ func (st *Stream) ID() xid.ID { return st.id }
 // Target is the host:port the stream was opened to.
 func (st *Stream) Target() string { return st.target }
 
+// Session is the session that carries the stream.
+func (st *Stream) Session() *Session { return st.sess }
+
 func wake(c chan struct{}) {
 	select {
 	case c <- struct{}{}:
