@@ -1,17 +1,21 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"porthole/core/outbound"
+	"porthole/core/registry"
 	"porthole/core/tunnel"
+	"porthole/internal/chantest"
 	"porthole/internal/origin"
 )
 
@@ -235,4 +239,78 @@ func lostEarly(proxy string, p lcProto, target string, pipelined bool) (c *lcCli
 	}
 	_, rerr = c.br.ReadByte()
 	return c, werr, rerr
+}
+
+// gateDialer is an exit's dialer with a gate: while held, a dial waits
+// (until the gate opens or its context ends) before it dials, and the
+// exit's answer to the OPEN waits with it.
+type gateDialer struct {
+	d       outbound.Dialer
+	held    atomic.Bool
+	open    chan struct{} // closed to let held dials go
+	waiting chan struct{} // a token for each dial the gate held
+	dropped chan struct{} // a token for each held dial called off
+}
+
+func (g *gateDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if g.held.Load() {
+		select {
+		case g.waiting <- struct{}{}:
+		default:
+		}
+		select {
+		case <-g.open:
+		case <-ctx.Done():
+			select {
+			case g.dropped <- struct{}{}:
+			default:
+			}
+			return nil, context.Cause(ctx)
+		}
+	}
+	return g.d.DialContext(ctx, network, addr)
+}
+
+// TestTunnelEarlyClosedWhileTheExitDials: a connection answered early,
+// whose exit is still dialling, closed by hand in the inspector. The
+// record ends once, closed by the user and never established; the client's
+// connection ends; the exit's dial is called off; nothing is left waiting
+// for the exit's answer (the leak check at the end).
+func TestTunnelEarlyClosedWhileTheExitDials(t *testing.T) {
+	g := &gateDialer{d: &outbound.Guarded{AllowPrivate: true}, open: make(chan struct{}),
+		waiting: make(chan struct{}, 16), dropped: make(chan struct{}, 16)}
+	v := newE2E(t, e2eOptions{exitDialer: g})
+	ln, target := earlyTarget(t)
+	echoVia(t, v, lcConnect, target, ln.Addr().String(), "the exit opens it")
+
+	g.held.Store(true)
+	c, err := openTunnel(v.proxy(), lcConnect, target)
+	if err != nil {
+		t.Fatalf("with the exit's dial held: %v; want the early answer", err)
+	}
+	defer c.conn.Close()
+	id, err := v.ev.claim(c.laddr, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chantest.Within(t, e2eTimeout, "the exit's held dial", g.waiting)
+	if info, ok := v.reg.Get(id); !ok || info.State != registry.StateConnecting {
+		t.Errorf("while the exit dials: record %v, %s; want live, connecting", ok, info.State)
+	}
+	if !v.reg.CloseConn(id) {
+		t.Fatal("CloseConn found no live connection")
+	}
+	if _, err := c.br.ReadByte(); err == nil || timedOut(err) {
+		t.Errorf("client after the close: read %v, want the connection ended", err)
+	}
+	info, err := v.ev.closedInfo(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(info.Err, registry.ErrClosedByUser) || !info.Established.IsZero() {
+		t.Errorf("record ended with %v, established %v; want closed by the user, never established", info.Err, info.Established)
+	}
+	chantest.Within(t, e2eTimeout, "the exit's held dial called off", g.dropped)
+	close(g.open)
+	v.finish(t)
 }

@@ -76,8 +76,15 @@ type e2eExit struct {
 // reach the test's origins on loopback.
 func startExit(t *testing.T, addr string, allowPrivate bool) *e2eExit {
 	t.Helper()
+	return startExitWith(t, addr, exit.Config{AllowPrivate: allowPrivate})
+}
+
+// startExitWith is startExit with cfg (its token and logger are the test's).
+func startExitWith(t *testing.T, addr string, cfg exit.Config) *e2eExit {
+	t.Helper()
 	logger, logs := newCapturedLogger()
-	srv, err := exit.New(exit.Config{Token: e2eToken, AllowPrivate: allowPrivate, Logger: logger})
+	cfg.Token, cfg.Logger = e2eToken, logger
+	srv, err := exit.New(cfg)
 	if err != nil {
 		t.Fatalf("exit.New: %v", err)
 	}
@@ -185,6 +192,9 @@ type e2eOptions struct {
 	// front, if set, puts something in front of the exit (a reverse
 	// proxy) and returns the URL the engine connects to.
 	front func(t *testing.T, exitAddr string) string
+	// exitDialer, if set, is how the exit reaches targets (loopback
+	// allowed unless denyPrivate).
+	exitDialer outbound.Dialer
 	// mode is the engine's mode (default tunnel); rules its rule set.
 	mode  outbound.Mode
 	rules *rules.Set
@@ -234,7 +244,7 @@ func newE2E(t *testing.T, opts e2eOptions) *e2eEnv {
 	})
 	v := newOriginsEnv(t)
 
-	x := startExit(t, "127.0.0.1:0", !opts.denyPrivate)
+	x := startExitWith(t, "127.0.0.1:0", exit.Config{AllowPrivate: !opts.denyPrivate, Dialer: opts.exitDialer})
 	v.exits = append(v.exits, x)
 	exitURL := x.url()
 	if opts.front != nil {
