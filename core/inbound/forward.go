@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/textproto"
@@ -299,7 +300,7 @@ func (c *clientConn) exchange(req *http.Request, clientClose, mayRetry bool) exc
 		// The response is out and complete: the target answered and then
 		// stopped taking the rest of the request. Its socket is done, but
 		// the exchange ended as the target meant it to.
-		up.log.Debug("target stopped reading the request after answering", "err", werr)
+		up.logAt(slog.LevelDebug, "target stopped reading the request after answering", "err", werr)
 		return exchangeResult{clientKeep: clientKeep && body.done()}
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
