@@ -3,6 +3,7 @@ package outbound
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -188,3 +189,8 @@ func (c *tunnelConn) Write(b []byte) (int, error) {
 }
 
 func (c *tunnelConn) WaitRead() error { return c.lost(c.Stream.WaitRead()) }
+
+func (c *tunnelConn) WriteUnreadTo(w io.Writer) (int64, error, error) {
+	n, werr, rerr := c.Stream.WriteUnreadTo(w)
+	return n, werr, c.lost(rerr)
+}

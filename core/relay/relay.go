@@ -49,7 +49,8 @@ type readWaiter interface {
 // (half-close); a failure in either direction aborts both connections —
 // TCP with a reset, tunnel streams with an RST carrying the failure — so
 // neither end mistakes a cut transfer for a complete one. Bytes are passed
-// on as they arrive.
+// on as they arrive; what a tunnel stream received goes on from the
+// buffers it arrived in (Stream.WriteUnreadTo), not through a copy buffer.
 //
 // One direction runs on the caller's goroutine; the other (a side) has a
 // goroutine only while bytes flow when its source is a socket (see side):
@@ -110,6 +111,13 @@ func socketSource(c net.Conn) bool {
 	return sock && !stream
 }
 
+// unreadWriter is a connection that writes what it has received straight
+// to another (tunnel streams: no copy through a relay buffer).
+type unreadWriter interface {
+	WaitRead() error
+	WriteUnreadTo(w io.Writer) (n int64, werr, rerr error)
+}
+
 // aborter is a connection that can end with a reset and a reason (tunnel
 // streams).
 type aborter interface {
@@ -147,6 +155,9 @@ func copyHalf(dst, src net.Conn, count func(int64), s *side, q *spliceState) err
 			return err
 		}
 		return closeWrite(dst)
+	}
+	if uw, ok := src.(unreadWriter); ok && s == nil {
+		return drainHalf(dst, uw, count)
 	}
 	readable := newPeeker(src)
 	rw, _ := src.(readWaiter)
@@ -195,6 +206,28 @@ func copyHalf(dst, src net.Conn, count func(int64), s *side, q *spliceState) err
 		if n < len(buf) {
 			PutBuffer(bp)
 			bp = nil
+		}
+	}
+}
+
+// drainHalf is copyHalf from a tunnel stream: what it received goes to
+// dst from the buffers it arrived in, and no copy buffer is held at all.
+func drainHalf(dst net.Conn, src unreadWriter, count func(int64)) error {
+	for {
+		if err := src.WaitRead(); err != nil {
+			return err
+		}
+		n, werr, rerr := src.WriteUnreadTo(dst)
+		if n > 0 {
+			count(n)
+		}
+		switch {
+		case werr != nil:
+			return werr
+		case errors.Is(rerr, io.EOF):
+			return closeWrite(dst)
+		case rerr != nil:
+			return rerr
 		}
 	}
 }

@@ -72,6 +72,26 @@ func (r *recvBuf) read(p []byte) int {
 	return n
 }
 
+// take removes whole chunks from the front, at least one and no more than
+// max bytes after the first, and returns them with their byte count; the
+// caller owns their buffers (and puts them back in framePool).
+func (r *recvBuf) take(max int) ([]recvChunk, int) {
+	k, n := 0, 0
+	for k < len(r.chunks) && (k == 0 || n+len(r.chunks[k].data) <= max) {
+		n += len(r.chunks[k].data)
+		k++
+	}
+	taken := make([]recvChunk, k)
+	copy(taken, r.chunks[:k])
+	clear(r.chunks[:k])
+	r.chunks = r.chunks[k:]
+	if len(r.chunks) == 0 {
+		r.chunks = nil // let the array go too: an idle stream holds nothing
+	}
+	r.n -= n
+	return taken, n
+}
+
 // pop returns the first chunk's buffer to the pool.
 func (r *recvBuf) pop() {
 	framePool.Put(r.chunks[0].buf)

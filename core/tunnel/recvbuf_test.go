@@ -124,3 +124,41 @@ func TestStreamReleasesBuffersWhenDrained(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRecvBufTake: take hands over whole chunks from the front, at least
+// one and no more than max bytes beyond the first, leaving the rest in
+// order.
+func TestRecvBufTake(t *testing.T) {
+	var r recvBuf
+	for i := range 10 {
+		fb := framePool.Get().(*[]byte)
+		p := (*fb)[:MaxData]
+		for j := range p {
+			p[j] = byte(i)
+		}
+		if !r.deliver(p, fb) {
+			framePool.Put(fb)
+		}
+	}
+	taken, n := r.take(4*MaxData + MaxData/2)
+	if len(taken) != 4 || n != 4*MaxData || r.len() != 6*MaxData {
+		t.Fatalf("take: %d chunks, %d bytes, %d left; want 4, %d, %d", len(taken), n, r.len(), 4*MaxData, 6*MaxData)
+	}
+	for i, c := range taken {
+		if len(c.data) != MaxData || c.data[0] != byte(i) {
+			t.Errorf("chunk %d: %d bytes of %d, want %d of %d", i, len(c.data), c.data[0], MaxData, i)
+		}
+		framePool.Put(c.buf)
+	}
+	// Less than one chunk allowed: the first is taken anyway.
+	if taken, n := r.take(1); len(taken) != 1 || n != MaxData || taken[0].data[0] != 4 {
+		t.Errorf("take(1): %d chunks, %d bytes; want the next whole chunk", len(taken), n)
+	}
+	b := make([]byte, 6*MaxData)
+	if got := r.read(b); got != 5*MaxData || b[0] != 5 || b[got-1] != 9 {
+		t.Errorf("the rest: %d bytes from %d to %d, want %d from 5 to 9", got, b[0], b[got-1], 5*MaxData)
+	}
+	if r.chunks != nil {
+		t.Error("an emptied buffer still holds its chunk array")
+	}
+}
