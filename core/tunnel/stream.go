@@ -185,15 +185,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 			}
 			return n, nil
 		}
-		var end error
-		switch {
-		case st.closed:
-			end = net.ErrClosed
-		case st.err != nil:
-			end = st.err
-		case st.finRecv:
-			end = io.EOF
-		}
+		end := st.endLocked()
 		st.mu.Unlock()
 		if end != nil {
 			wake(st.readWake)
@@ -210,6 +202,21 @@ func (st *Stream) Read(p []byte) (int, error) {
 			return 0, os.ErrDeadlineExceeded
 		}
 	}
+}
+
+// endLocked is what a Read with nothing unread returns: net.ErrClosed
+// after Close, the failure of a reset stream, io.EOF after the peer's FIN,
+// or nil while the stream is open.
+func (st *Stream) endLocked() error {
+	switch {
+	case st.closed:
+		return net.ErrClosed
+	case st.err != nil:
+		return st.err
+	case st.finRecv:
+		return io.EOF
+	}
+	return nil
 }
 
 // WaitRead waits until a Read would not block (data, end of stream, an

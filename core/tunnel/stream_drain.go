@@ -32,14 +32,7 @@ func (st *Stream) WriteUnreadTo(w io.Writer) (n int64, werr, rerr error) {
 		return 0, nil, os.ErrDeadlineExceeded
 	}
 	if st.in.len() == 0 {
-		switch {
-		case st.closed:
-			rerr = net.ErrClosed
-		case st.err != nil:
-			rerr = st.err
-		case st.finRecv:
-			rerr = io.EOF
-		}
+		rerr = st.endLocked()
 		st.mu.Unlock()
 		if rerr != nil {
 			wake(st.readWake)
