@@ -173,6 +173,11 @@ func Dial(ctx context.Context, rawURL, token string, opts DialOptions) (*websock
 	return ws, nil
 }
 
-// readBufferSize is the WebSocket's read buffer: several frames, so that
-// one read system call brings in many DATA frames when data flows.
-const readBufferSize = 256 << 10
+// readBufferSize is the WebSocket's read buffer. It is small on purpose:
+// reading a message larger than the buffer, bufio reads from the socket
+// straight into the message buffer, so a DATA payload (up to 32 KiB) is
+// not copied out of a big read buffer first; headers and small frames
+// still come a few KiB per system call. Measured against 256 KiB, in
+// alternating rounds of 4 GiB downloads: 6 % less CPU per GiB on the
+// client, the same rate; 64 streams 3 % faster.
+const readBufferSize = 4 << 10
