@@ -22,10 +22,12 @@ import (
 
 // onlySetup (-only setup) measures only the loopback table's connection
 // figures (and, with -profile, the tunnel's connection-rate profile);
-// onlyIdle (-only idle) only its idle-memory figures.
+// onlyIdle (-only idle) only its idle-memory figures; onlyHOL (-only hol)
+// only its head-of-line figures.
 const (
 	onlySetup = "setup"
 	onlyIdle  = "idle"
+	onlyHOL   = "hol"
 )
 
 const (
@@ -105,7 +107,7 @@ func main() {
 	flag.BoolVar(&o.quick, "quick", false, "1 run per figure and smaller transfers")
 	flag.IntVar(&o.runs, "runs", 0, "runs per figure (default 3, or 1 with -quick)")
 	flag.DurationVar(&o.rtt, "rtt", 50*time.Millisecond, "round trip of the emulated long link")
-	flag.StringVar(&o.only, "only", "", "measure only this table: loopback, rules, rtt or attribution (default all); setup, idle: the loopback table's connection or idle-memory figures alone; exits: exits-report.md")
+	flag.StringVar(&o.only, "only", "", "measure only this table: loopback, rules, rtt or attribution (default all); setup, idle, hol: the loopback table's connection, idle-memory or head-of-line figures alone; exits: exits-report.md")
 	flag.StringVar(&o.lookup, "lookup", "", "file with the output of `go test -bench BenchmarkLookup ./core/procinfo/`, for the lookup table")
 	flag.StringVar(&o.profile, "profile", "", "directory for CPU and memory profiles of porthole and porthole-exit (and profile.md)")
 	flag.DurationVar(&o.profileFor, "profile-for", 10*time.Second, "length of each CPU profile")
@@ -126,9 +128,9 @@ func main() {
 		os.Exit(2)
 	}
 	switch o.only {
-	case "", "loopback", "rules", "rtt", "attribution", onlySetup, onlyIdle, "exits":
+	case "", "loopback", "rules", "rtt", "attribution", onlySetup, onlyIdle, onlyHOL, "exits":
 	default:
-		fmt.Fprintln(os.Stderr, "bench: -only takes loopback, rules, rtt, attribution, setup, idle or exits")
+		fmt.Fprintln(os.Stderr, "bench: -only takes loopback, rules, rtt, attribution, setup, idle, hol or exits")
 		os.Exit(2)
 	}
 	if o.only == "exits" {
@@ -164,7 +166,7 @@ func run(o options) error {
 			return err
 		}
 	}
-	if o.only == "" || o.only == "loopback" || o.only == onlySetup || o.only == onlyIdle {
+	if o.only == "" || o.only == "loopback" || o.only == onlySetup || o.only == onlyIdle || o.only == onlyHOL {
 		if err := runMain(o, rep, extra, prof); err != nil {
 			return err
 		}
@@ -286,13 +288,13 @@ func runMain(o options, rep *report, extra *extraProxy, prof *profiler) error {
 		paths = append(paths, path{t.Paths[6], connectDialer(extra.addr, orig.addr()), nil})
 	}
 	for _, e := range mainExperiments(t, rep, o, prof) {
-		if (o.only == onlySetup && !strings.HasSuffix(e.name, " connections")) || (o.only == onlyIdle && e.name != "idle rss") {
+		if (o.only == onlySetup && !strings.HasSuffix(e.name, " connections")) || (o.only == onlyIdle && e.name != "idle rss") || (o.only == onlyHOL && e.name != "head-of-line") {
 			continue
 		}
 		runExperiment(e, paths, o.runs)
 	}
 	if prof != nil {
-		if o.only != onlySetup && o.only != onlyIdle {
+		if o.only != onlySetup && o.only != onlyIdle && o.only != onlyHOL {
 			prof.busy("tunnel-download", paths[3].procs, func() error {
 				_, err := download(paths[3].dial, o.size)
 				return err
