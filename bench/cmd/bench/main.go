@@ -30,6 +30,25 @@ const (
 	onlyHOL   = "hol"
 )
 
+// onlyPart says whether only names a part of the loopback table.
+func onlyPart(only string) bool {
+	return only == onlySetup || only == onlyIdle || only == onlyHOL
+}
+
+// skipExperiment says whether -only leaves the loopback table's experiment
+// name out.
+func skipExperiment(only, name string) bool {
+	switch only {
+	case onlySetup:
+		return !strings.HasSuffix(name, " connections")
+	case onlyIdle:
+		return name != "idle rss"
+	case onlyHOL:
+		return name != "head-of-line"
+	}
+	return false
+}
+
 const (
 	parallelStreams = 8
 	manyStreams     = 64
@@ -166,7 +185,7 @@ func run(o options) error {
 			return err
 		}
 	}
-	if o.only == "" || o.only == "loopback" || o.only == onlySetup || o.only == onlyIdle || o.only == onlyHOL {
+	if o.only == "" || o.only == "loopback" || onlyPart(o.only) {
 		if err := runMain(o, rep, extra, prof); err != nil {
 			return err
 		}
@@ -288,13 +307,13 @@ func runMain(o options, rep *report, extra *extraProxy, prof *profiler) error {
 		paths = append(paths, path{t.Paths[6], connectDialer(extra.addr, orig.addr()), nil})
 	}
 	for _, e := range mainExperiments(t, rep, o, prof) {
-		if (o.only == onlySetup && !strings.HasSuffix(e.name, " connections")) || (o.only == onlyIdle && e.name != "idle rss") || (o.only == onlyHOL && e.name != "head-of-line") {
+		if skipExperiment(o.only, e.name) {
 			continue
 		}
 		runExperiment(e, paths, o.runs)
 	}
 	if prof != nil {
-		if o.only != onlySetup && o.only != onlyIdle && o.only != onlyHOL {
+		if !skipExperiment(o.only, "download") {
 			prof.busy("tunnel-download", paths[3].procs, func() error {
 				_, err := download(paths[3].dial, o.size)
 				return err
