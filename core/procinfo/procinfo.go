@@ -39,6 +39,10 @@ type Stats struct {
 	// SharedExecChecks: of CacheHits, those whose exec check a lookup
 	// begun after the connection's accept had made (Resolver.Mark).
 	SharedExecChecks uint64
+	// Errors counts the OS queries that failed for another reason than
+	// "no such socket" (LastError says the latest); a lookup retries one
+	// once before it answers ReasonFailed.
+	Errors uint64
 }
 
 // HitRate is CacheHits / Found, 0 when nothing was found.
@@ -73,6 +77,24 @@ type Resolver struct {
 	// marks orders the events that exec checks are shared by: an
 	// accepted connection (Mark) and the start of a check.
 	marks atomic.Uint64
+
+	errs    atomic.Uint64
+	lastErr atomic.Pointer[error]
+}
+
+// failed records an OS query's failure (Stats.Errors, LastError).
+func (r *Resolver) failed(err error) {
+	r.errs.Add(1)
+	r.lastErr.Store(&err)
+}
+
+// LastError returns the latest OS query failure that Stats.Errors counts,
+// nil if none: what a "lookup failed" answer does not say.
+func (r *Resolver) LastError() error {
+	if p := r.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Mark returns a number greater than every Mark before it: a caller takes
@@ -174,6 +196,7 @@ func (r *Resolver) Stats() Stats {
 		FullScans: r.scans.Load(),
 
 		SharedExecChecks: r.sharedChecks.Load(),
+		Errors:           r.errs.Load(),
 	}
 }
 

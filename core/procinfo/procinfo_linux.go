@@ -46,10 +46,17 @@ func (l *linuxResolver) lookup(local, remote netip.AddrPort) *registry.Process {
 	// The client's socket: its local end is our remote, its peer our local.
 	q := diagQuery{src: remote, dst: local}
 	ans, err := l.diag(q)
+	if err != nil && !errors.Is(err, errNoSocket) {
+		// diag closed the socket that failed: ask once more on another,
+		// so that one socket in a bad state costs no attribution.
+		l.r.failed(err)
+		ans, err = l.diag(q)
+	}
 	switch {
 	case errors.Is(err, errNoSocket):
 		return unknown(ReasonExited, -1) // gone before we asked
 	case err != nil:
+		l.r.failed(err)
 		return unknown(ReasonFailed, -1)
 	case ans.inode == 0:
 		// No file refers to the socket: its last holder closed it or exited.
@@ -91,7 +98,8 @@ func (l *linuxResolver) quick(local, remote netip.AddrPort, since uint64) (*regi
 	case errors.Is(err, errNoSocket):
 		return unknown(ReasonExited, -1), true
 	case err != nil:
-		return nil, false
+		l.r.failed(err)
+		return nil, false // the full lookup asks again
 	case ans.inode == 0:
 		return unknown(ReasonExited, int(ans.uid)), true
 	}

@@ -2,6 +2,7 @@ package procinfo
 
 import (
 	"encoding/json"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -81,6 +82,36 @@ func TestLookupV4Mapped(t *testing.T) {
 	checkIs(t, r.Lookup(mapped(la), mapped(ra)), cmd.Process.Pid, bin)
 }
 
+// A netlink socket in a bad state costs no attribution: the lookup that
+// meets it says why (Stats.Errors, LastError), drops it and asks again on
+// another. The bad socket here is /dev/null, which reads nothing.
+func TestLookupRetriesBadSocket(t *testing.T) {
+	ln := listen(t, "tcp4", "127.0.0.1:0")
+	bin := self(t)
+	r := New()
+	defer r.Close()
+	cmd, _, local := startChild(t, bin, "hold", []string{ln.Addr().String()})
+	conn := acceptFrom(t, ln, local)
+	fd, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr := r.os.(*linuxResolver)
+	bad := &diagSock{fd: fd, buf: make([]byte, 64)}
+	lr.put(bad)
+	checkIs(t, r.Lookup(conn.LocalAddr(), conn.RemoteAddr()), cmd.Process.Pid, bin)
+	if st := r.Stats(); st.Errors != 1 || !errors.Is(r.LastError(), errForged) {
+		t.Fatalf("stats %+v, last error %v: want one error, errForged", st, r.LastError())
+	}
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	for _, s := range lr.idle {
+		if s == bad {
+			t.Fatal("the bad socket went back to the pool")
+		}
+	}
+}
+
 // A client that exits right after connecting is "exited" (or, if the
 // lookup was quicker, itself): never anyone else.
 func TestLookupExited(t *testing.T) {
@@ -101,7 +132,7 @@ func TestLookupExited(t *testing.T) {
 		}
 		// After the exit:
 		if p := r.Lookup(conn.LocalAddr(), conn.RemoteAddr()); p.Known() || p.Unknown != ReasonExited {
-			t.Fatalf("exited child: %+v, want unknown %q", p, ReasonExited)
+			t.Fatalf("exited child: %+v, want unknown %q (last OS error: %v)", p, ReasonExited, r.LastError())
 		}
 	}
 }
