@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -391,8 +392,13 @@ func (s *Session) writeLoop() {
 		} else {
 			b.add(frame)
 		}
-		if b.full() && !flush() {
-			return
+		if b.full() {
+			if !flush() {
+				return
+			}
+			// A full batch went out: the streams drained into it run
+			// now, beside the writer (yield.go).
+			runtime.Gosched()
 		}
 	}
 }

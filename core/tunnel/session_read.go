@@ -18,6 +18,7 @@ func (s *Session) readLoop() {
 	defer s.wg.Done()
 	fb := framePool.Get().(*[]byte)
 	defer func() { framePool.Put(fb) }()
+	read := 0 // bytes since the last yield (yield.go)
 	for {
 		kind, r, err := s.ws.NextReader()
 		if err != nil {
@@ -42,6 +43,7 @@ func (s *Session) readLoop() {
 		if s.handle(f, fb) {
 			fb = framePool.Get().(*[]byte) // the stream has the last one
 		}
+		yieldAfter(&read, n, readYield)
 	}
 }
 
