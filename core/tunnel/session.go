@@ -327,6 +327,23 @@ func (s *Session) shutdown(cause error) {
 // own control frames, then DATA round-robin. Frames are gathered in a batch
 // and written out when the batch is full or nothing else is queued, so a
 // lone frame is never held back waiting for company.
+//
+// Yields: the session's reader and writer are the busiest goroutines of a
+// bulk transfer, and each readies other goroutines as it goes: the writer,
+// a stream's Write whose bytes it has taken (sendData); the reader, a
+// stream's Read or WriteUnreadTo whose bytes have come (handle). Go runs a
+// goroutine readied this way next on the same P, but only once the one
+// that readied it blocks, and neither blocks while there is work: the
+// writer always has bytes to send, the reader a socket that is never
+// empty. The stream then waited, holding its source's next bytes or its
+// window's credit, and the two worked in turns instead of side by side. So
+// the writer yields after each full batch and the reader after each
+// message, and what they readied runs at once while they go on. Measured
+// on 2 cores (client and exit on loopback, paired runs, against the code
+// without them): one-stream download and upload about 10 % faster with
+// less CPU per byte on both ends, and an echo's p99 under 4 bulk downloads
+// about 13 ms before, 9-10 after; connection setup and 64 streams did not
+// change.
 func (s *Session) writeLoop() {
 	defer s.wg.Done()
 	b := newBatch(s.ws.UnderlyingConn(), s.client)
@@ -397,7 +414,7 @@ func (s *Session) writeLoop() {
 				return
 			}
 			// A full batch went out: the streams drained into it run
-			// now, beside the writer (yield.go).
+			// now, beside the writer (see Yields above).
 			runtime.Gosched()
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -18,7 +19,6 @@ func (s *Session) readLoop() {
 	defer s.wg.Done()
 	fb := framePool.Get().(*[]byte)
 	defer func() { framePool.Put(fb) }()
-	read := 0 // bytes since the last yield (yield.go)
 	for {
 		kind, r, err := s.ws.NextReader()
 		if err != nil {
@@ -43,7 +43,9 @@ func (s *Session) readLoop() {
 		if s.handle(f, fb) {
 			fb = framePool.Get().(*[]byte) // the stream has the last one
 		}
-		yieldAfter(&read, n, readYield)
+		// The stream this message readied (its Read or WriteUnreadTo)
+		// runs now, beside the reader (see Yields at writeLoop).
+		runtime.Gosched()
 	}
 }
 
