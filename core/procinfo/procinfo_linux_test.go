@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -82,16 +83,24 @@ func TestLookupV4Mapped(t *testing.T) {
 	checkIs(t, r.Lookup(mapped(la), mapped(ra)), cmd.Process.Pid, bin)
 }
 
+// heldByChild starts a child of this test binary that connects to a new
+// listener and holds the connection; it returns the listener, the binary,
+// a Resolver (closed at the test's end), the child and our end.
+func heldByChild(t *testing.T) (net.Listener, string, *Resolver, *exec.Cmd, net.Conn) {
+	t.Helper()
+	ln := listen(t, "tcp4", "127.0.0.1:0")
+	bin := self(t)
+	r := New()
+	t.Cleanup(func() { _ = r.Close() })
+	cmd, _, local := startChild(t, bin, "hold", []string{ln.Addr().String()})
+	return ln, bin, r, cmd, acceptFrom(t, ln, local)
+}
+
 // A netlink socket in a bad state costs no attribution: the lookup that
 // meets it says why (Stats.Errors, LastError), drops it and asks again on
 // another. The bad socket here is /dev/null, which reads nothing.
 func TestLookupRetriesBadSocket(t *testing.T) {
-	ln := listen(t, "tcp4", "127.0.0.1:0")
-	bin := self(t)
-	r := New()
-	defer r.Close()
-	cmd, _, local := startChild(t, bin, "hold", []string{ln.Addr().String()})
-	conn := acceptFrom(t, ln, local)
+	_, bin, r, cmd, conn := heldByChild(t)
 	fd, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -142,12 +151,7 @@ func TestLookupExited(t *testing.T) {
 // process it was read about, which fails once that one exited, so the
 // lookup reads the new holder of the pid again.
 func TestLookupPIDReused(t *testing.T) {
-	ln := listen(t, "tcp4", "127.0.0.1:0")
-	bin := self(t)
-	r := New()
-	defer r.Close()
-	cmd, _, local := startChild(t, bin, "hold", []string{ln.Addr().String()})
-	conn := acceptFrom(t, ln, local)
+	ln, bin, r, cmd, conn := heldByChild(t)
 	checkIs(t, r.Lookup(conn.LocalAddr(), conn.RemoteAddr()), cmd.Process.Pid, bin)
 	// An "impostor" that exits: its /proc directory, opened while it ran,
 	// is what a cache entry holds after its process exited and the pid was
