@@ -340,10 +340,10 @@ func (s *Session) shutdown(cause error) {
 // the writer yields after each full batch and the reader after each
 // message, and what they readied runs at once while they go on. Measured
 // on 2 cores (client and exit on loopback, paired runs, against the code
-// without them): one-stream download and upload about 10 % faster with
-// less CPU per byte on both ends, and an echo's p99 under 4 bulk downloads
-// about 13 ms before, 9-10 after; connection setup and 64 streams did not
-// change.
+// without them): one-stream download and upload 10-20 % faster with less
+// CPU per byte on both ends, and an echo's p99 under 4 bulk downloads
+// about 12 ms before, 9.5-10.5 after; connection setup and 64 streams did
+// not change.
 func (s *Session) writeLoop() {
 	defer s.wg.Done()
 	b := newBatch(s.ws.UnderlyingConn(), s.client)
