@@ -49,14 +49,12 @@ func (l *linuxResolver) lookup(local, remote netip.AddrPort) *registry.Process {
 	if err != nil && !errors.Is(err, errNoSocket) {
 		// diag closed the socket that failed: ask once more on another,
 		// so that one socket in a bad state costs no attribution.
-		l.r.failed(err)
 		ans, err = l.diag(q)
 	}
 	switch {
 	case errors.Is(err, errNoSocket):
 		return unknown(ReasonExited, -1) // gone before we asked
 	case err != nil:
-		l.r.failed(err)
 		return unknown(ReasonFailed, -1)
 	case ans.inode == 0:
 		// No file refers to the socket: its last holder closed it or exited.
@@ -98,7 +96,6 @@ func (l *linuxResolver) quick(local, remote netip.AddrPort, since uint64) (*regi
 	case errors.Is(err, errNoSocket):
 		return unknown(ReasonExited, -1), true
 	case err != nil:
-		l.r.failed(err)
 		return nil, false // the full lookup asks again
 	case ans.inode == 0:
 		return unknown(ReasonExited, int(ans.uid)), true
@@ -114,16 +111,20 @@ func (l *linuxResolver) ended(local, remote netip.AddrPort) {
 	l.procs.ended(connKey{local, remote})
 }
 
-// diag asks the kernel about q's socket and checks the answer.
+// diag asks the kernel about q's socket and checks the answer. Every
+// query goes through it, so it is where a failure is counted
+// (Stats.Errors, LastError).
 func (l *linuxResolver) diag(q diagQuery) (diagAnswer, error) {
 	s, err := l.get()
 	if err != nil {
+		l.r.failed(err)
 		return diagAnswer{}, err
 	}
 	q.seq = l.seq.Add(1)
 	ans, err := s.ask(q)
 	if err != nil && !errors.Is(err, errNoSocket) {
 		s.close() // in an unknown state: do not reuse it
+		l.r.failed(err)
 		return ans, err
 	}
 	l.put(s)
