@@ -332,10 +332,10 @@ func (s *Session) shutdown(cause error) {
 // bulk transfer, and each readies other goroutines as it goes: the writer,
 // a stream's Write whose bytes it has taken (sendData); the reader, a
 // stream's Read or WriteUnreadTo whose bytes have come (handle). Go runs a
-// goroutine readied this way next on the same P, but only once the one
-// that readied it blocks, and neither blocks while there is work: the
-// writer always has bytes to send, the reader a socket that is never
-// empty. The stream then waited, holding its source's next bytes or its
+// goroutine readied this way next on the same P, and, unless another P
+// steals it, only once the one that readied it blocks; neither blocks
+// while there is work: the writer always has bytes to send, the reader a
+// socket that is never empty. The stream then waited, holding its source's next bytes or its
 // window's credit, and the two worked in turns instead of side by side. So
 // the writer yields after each full batch and the reader after each
 // message, and what they readied runs at once while they go on. Measured

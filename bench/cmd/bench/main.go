@@ -313,7 +313,7 @@ func runMain(o options, rep *report, extra *extraProxy, prof *profiler) error {
 		runExperiment(e, paths, o.runs)
 	}
 	if prof != nil {
-		if !skipExperiment(o.only, "download") {
+		if !onlyPart(o.only) {
 			prof.busy("tunnel-download", paths[3].procs, func() error {
 				_, err := download(paths[3].dial, o.size)
 				return err
