@@ -98,6 +98,14 @@ func mainExperiments(t *table, rep *report, o options, prof *profiler) []experim
 			run: func(p path) ([]float64, error) { return two(headOfLine(p.dial, o.holFor)) },
 		},
 		{
+			name: "stalled stream",
+			figures: []*figure{
+				t.fig("stall_download_mbps", "Single-stream download beside a stalled stream", "MB/s", "%.0f", true),
+				t.fig("stall_download_ratio", "Download beside a stalled stream ÷ alone", "×", "%.2f", true),
+			},
+			run: func(p path) ([]float64, error) { return two(besideStalled(p.dial, o.size)) },
+		},
+		{
 			name: "idle rss",
 			figures: []*figure{
 				t.fig("idle2k_rss_client_kib_per_conn", "RSS per idle connection, 2,000 idle: client", "KiB", "%.1f", false, proxies...),
@@ -212,8 +220,9 @@ func mainNotes(o options) string {
 - 8 and 64 parallel streams: the connections are opened first, then the transfer size split evenly over them at once; aggregate throughput.
 - Connection figures: connect (+ CONNECT for the proxies), send one byte through an echo, read it back, close; %s one after another, and %s by %d concurrent workers. Latency covers the whole exchange. Every connection goes to the same echo origin, as a browser's go to the same few hosts: the exit has opened it before, so Porthole's tunnel answers the CONNECT at once and the byte follows the stream's OPEN (the first connection to a target waits for the exit's answer).
 - Echo under bulk streams (head-of-line): 4 endless downloads on the same path (for the tunnels: the same session and WebSocket), and after %v of warm-up a 1-byte ping through an echo connection every 10 ms; p50 and p99 of the ping's round trip.
+- Download beside a stalled stream (isolation): one download alone, then the same beside a stream on the same path (for the tunnels: the same session) that asks for endless bytes and never reads them, given %v to fill what it can first, then alone again; the ratio divides the rate beside it by the mean of the two alone. A download beside it is cut off after %v and counts what arrived by then.
 - RSS per idle connection: fresh processes (and an origin in a process of its own), VmRSS before and after opening 2,000, then 10,000 idle proxied connections, growth ÷ count; client and exit (or reference server) each. Porthole runs with "max_conns": %d and porthole-exit with --max-streams %d. Porthole direct mode at 10,000 needs 20,000 descriptors in one process: n/a when the open-file limit (here %d) is lower.
 - CPU per GiB: user + system time of each process (/proc/PID/stat) during the single-stream transfer, ÷ GiB moved. The bench process (origin and load generator) is not counted.
 - Extra proxy (optional): set BENCH_EXTRA_NAME (column name), BENCH_EXTRA_CMD (a shell command that starts the proxy's client and server and keeps running; its process group is killed at the end) and BENCH_EXTRA_PROXY (http://host:port, an HTTP CONNECT proxy that reaches 127.0.0.1). It is measured as a black box: throughput, connections and echo; no memory or CPU figures.
-`, thousands(o.seqConns), thousands(o.concConns), concWorkers, holWarmup, idleMaxStream, idleMaxStream, nofileLimit)
+`, thousands(o.seqConns), thousands(o.concConns), concWorkers, holWarmup, stallFill, stallLimit, idleMaxStream, idleMaxStream, nofileLimit)
 }

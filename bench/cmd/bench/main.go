@@ -23,7 +23,8 @@ import (
 // onlySetup (-only setup) measures only the loopback table's connection
 // figures (and, with -profile, the tunnel's connection-rate profile);
 // onlyIdle (-only idle) only its idle-memory figures; onlyHOL (-only hol)
-// only its head-of-line figures.
+// only its head-of-line and stalled-stream figures (one stream hurting
+// another on the same path).
 const (
 	onlySetup = "setup"
 	onlyIdle  = "idle"
@@ -44,7 +45,7 @@ func skipExperiment(only, name string) bool {
 	case onlyIdle:
 		return name != "idle rss"
 	case onlyHOL:
-		return name != "head-of-line"
+		return name != "head-of-line" && name != "stalled stream"
 	}
 	return false
 }
@@ -126,7 +127,7 @@ func main() {
 	flag.BoolVar(&o.quick, "quick", false, "1 run per figure and smaller transfers")
 	flag.IntVar(&o.runs, "runs", 0, "runs per figure (default 3, or 1 with -quick)")
 	flag.DurationVar(&o.rtt, "rtt", 50*time.Millisecond, "round trip of the emulated long link")
-	flag.StringVar(&o.only, "only", "", "measure only this table: loopback, rules, rtt or attribution (default all); setup, idle, hol: the loopback table's connection, idle-memory or head-of-line figures alone; exits: exits-report.md")
+	flag.StringVar(&o.only, "only", "", "measure only this table: loopback, rules, rtt or attribution (default all); setup, idle, hol: the loopback table's connection, idle-memory or head-of-line and stalled-stream figures alone; exits: exits-report.md")
 	flag.StringVar(&o.lookup, "lookup", "", "file with the output of `go test -bench BenchmarkLookup ./core/procinfo/`, for the lookup table")
 	flag.StringVar(&o.profile, "profile", "", "directory for CPU and memory profiles of porthole and porthole-exit (and profile.md)")
 	flag.DurationVar(&o.profileFor, "profile-for", 10*time.Second, "length of each CPU profile")

@@ -64,7 +64,7 @@ func TestParseStatCPU(t *testing.T) {
 // the judgement, including a target without figures.
 func TestTargetsJudgeMedians(t *testing.T) {
 	r := &report{}
-	lb := newTable(r, "loopback", "", []pathInfo{{pathPorthole, ""}, {pathTunnel, ""}, {pathSmux, ""}}, nil)
+	lb := newTable(r, "loopback", "", []pathInfo{{pathDirect, ""}, {pathPorthole, ""}, {pathTunnel, ""}, {pathSmux, ""}}, nil)
 	set := func(tb *table, fig, unit string, vals map[string][]float64) {
 		f := tb.fig(fig, fig, unit, "%.0f", true)
 		for k, v := range vals {
@@ -72,7 +72,8 @@ func TestTargetsJudgeMedians(t *testing.T) {
 		}
 	}
 	set(lb, "download_mbps", "MB/s", map[string][]float64{pathPorthole: {800, 900, 1000}, pathTunnel: {600, 500, 700}, pathSmux: {300}})
-	set(lb, "hol_echo_p99_ms", "ms", map[string][]float64{pathTunnel: {9, 2, 3}})
+	set(lb, "hol_echo_p99_ms", "ms", map[string][]float64{pathTunnel: {9, 2, 3}, pathDirect: {8, 2, 2.5}})
+	set(lb, "stall_download_ratio", "×", map[string][]float64{pathTunnel: {0.4, 0.95, 0.5}})
 	r.finish()
 	byGoal := map[string]target{}
 	for _, tg := range r.Targets {
@@ -83,6 +84,10 @@ func TestTargetsJudgeMedians(t *testing.T) {
 		"Tunnel single-stream download ≥ 50% of porthole direct":    targetMet, // 600 ÷ 900
 		"Head-of-line: tunnel echo p99 under 4 bulk streams ≤ 5 ms": targetMet, // median 3
 		"Tunnel 64-stream aggregate ≥ 1.5× smux-ws":                 targetUnknown,
+		// median 3 against 2.5
+		"Head-of-line: tunnel echo p99 under 4 bulk streams ≤ direct TCP's": targetMissed,
+		// median 0.5
+		"A stalled stream in the tunnel costs the download beside it ≤ 10 % (≥ 0.9× alone)": targetMissed,
 	}
 	for goal, st := range want {
 		if got := byGoal[goal]; got.Status != st {

@@ -117,13 +117,16 @@ func (r *report) evalTargets(rtt float64) {
 		add(goal, ok, ok && v <= limit, fmt.Sprintf("%.2f %s", v, unit))
 	}
 	upper("Head-of-line: tunnel echo p99 under 4 bulk streams ≤ 5 ms", "hol_echo_p99_ms", pathTunnel, 5, "ms")
+	atMost("Head-of-line: tunnel echo p99 under 4 bulk streams ≤ direct TCP's", "hol_echo_p99_ms", pathTunnel, pathDirect, 1, "ms")
+	v, ok := r.median("loopback", "stall_download_ratio", pathTunnel)
+	add("A stalled stream in the tunnel costs the download beside it ≤ 10 % (≥ 0.9× alone)", ok, ok && v >= 0.9, fmt.Sprintf("%.2f×", v))
 	upper("Idle tunneled connection ≤ 10 KiB RSS on the client (10,000 idle)", "idle10k_rss_client_kib_per_conn", pathTunnel, 10, "KiB")
 	upper("Idle tunneled connection ≤ 10 KiB RSS on the exit (10,000 idle)", "idle10k_rss_exit_kib_per_conn", pathTunnel, 10, "KiB")
 
 	compare("rules", "New connections/s in rules mode with 100,000 rules ≥ 0.95× direct mode",
 		"seq_conn_per_sec", pathRules100k, pathRulesDirect, 0.95, "conn/s", "%.0f", false)
 
-	v, ok := r.median("loopback", "conc_conn_per_sec", pathTunnel)
+	v, ok = r.median("loopback", "conc_conn_per_sec", pathTunnel)
 	add("New tunneled connections ≥ 5,000/s (32 workers)", ok, ok && v >= 5000, fmt.Sprintf("%.0f conn/s", v))
 
 	for _, c := range []struct{ fig, what string }{{"attr_seq_conn_per_sec", "sequential"}, {"attr_conc_conn_per_sec", "32 workers"}} {
