@@ -19,6 +19,7 @@ import (
 	"porthole/core/outbound"
 	"porthole/core/relay"
 	"porthole/core/tunnel"
+	"porthole/core/warm"
 )
 
 var (
@@ -68,7 +69,19 @@ type Server struct {
 	// held from New to Close so that streams opened one at a time do not
 	// make and close one each.
 	releaseParker func()
+
+	// dials runs each stream's dial (dialApart) on a warm goroutine;
+	// closed after the handlers, whose streams wait for their dials.
+	dials *warm.Pool
 }
+
+// The warm dial goroutines: enough idle ones for a client's burst of new
+// streams, kept for a few seconds of quiet (each holds the stack a dial
+// grew, some kilobytes).
+const (
+	dialWorkers    = 8
+	dialWorkerIdle = 5 * time.Second
+)
 
 // New checks cfg and returns a server.
 func New(cfg Config) (*Server, error) {
@@ -91,6 +104,7 @@ func New(cfg Config) (*Server, error) {
 	return &Server{
 		cfg: cfg, acc: acc, log: cfg.Logger, sessions: make(map[*tunnel.Session]struct{}),
 		releaseParker: relay.Hold(),
+		dials:         warm.New(dialWorkers, dialWorkerIdle),
 	}, nil
 }
 
@@ -187,6 +201,7 @@ func (s *Server) Close() error {
 		_ = sess.Close() // always nil
 	}
 	s.wg.Wait()
+	s.dials.Close()   // idempotent; after the streams: no dial starts
 	s.releaseParker() // idempotent
 	return nil
 }
@@ -241,19 +256,20 @@ func (s *Server) dial(ctx context.Context, target string) (net.Conn, error) {
 // dialApart is dial in a goroutine of its own, waited for. Dialling needs
 // a deep stack (resolver, dialer, policy checks), and a goroutine keeps the
 // largest stack it ever grew: dialled in place, every idle stream's
-// goroutine would hold kilobytes it needed only for the dial. The dialling
-// goroutine always ends before dialApart returns, handing over the
-// connection it made.
+// goroutine would hold kilobytes it needed only for the dial. The dial
+// runs on a warm goroutine (s.dials), whose stack the last dial grew, and
+// it is done before dialApart returns, handing over the connection it
+// made.
 func (s *Server) dialApart(ctx context.Context, target string) (net.Conn, error) {
 	type result struct {
 		conn net.Conn
 		err  error
 	}
 	done := make(chan result, 1)
-	go func() {
+	s.dials.Go(func() {
 		conn, err := s.dial(ctx, target)
 		done <- result{conn, err}
-	}()
+	})
 	r := <-done
 	return r.conn, r.err
 }

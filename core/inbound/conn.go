@@ -132,7 +132,9 @@ func (c *clientConn) abort(cause error) {
 
 // setUp runs serve on a goroutine of its own: the deep work of setting a
 // connection up grows a stack that the long wait of the relay after it
-// does not need, and a goroutine keeps the largest stack it grew. The
+// does not need, and a goroutine keeps the largest stack it grew. That
+// goroutine is a warm one of the server's (s.setups), which kept the stack
+// the last setup grew, so the stack is not grown again each time. The
 // returned channel gives serve's error; handle waits for it, and for the
 // goroutine's end (c.setup) before its own, so the goroutine never outlives
 // the connection's handler. Nothing holds the channel once it is read.
@@ -144,7 +146,9 @@ func (c *clientConn) abort(cause error) {
 // waits for the exit's answer and marks the record established with it.
 func (c *clientConn) setUp() <-chan error {
 	done := make(chan error, 1)
-	c.setup.Go(func() {
+	c.setup.Add(1)
+	c.s.setups.Go(func() {
+		defer c.setup.Done()
 		err := c.serve()
 		// Read before the send: after it, c belongs to handle again.
 		u := c.relayNext

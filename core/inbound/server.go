@@ -17,6 +17,7 @@ import (
 	"porthole/core/procinfo"
 	"porthole/core/registry"
 	"porthole/core/relay"
+	"porthole/core/warm"
 )
 
 // Defaults for Config's zero values.
@@ -25,6 +26,14 @@ const (
 	DefaultKeepAliveIdle  = 2 * time.Minute
 	DefaultMaxHeaderBytes = 64 << 10
 	DefaultMaxConns       = 8192
+)
+
+// The warm setup goroutines: enough idle ones for a browser's burst of
+// connections, kept for a few seconds of quiet (each holds the stack a
+// setup grew, some kilobytes).
+const (
+	setupWorkers    = 8
+	setupWorkerIdle = 5 * time.Second
 )
 
 // Config is what a Server needs.
@@ -72,6 +81,10 @@ type Server struct {
 	// not make and close one each.
 	releaseParker func()
 
+	// setups runs each connection's setup (clientConn.setUp) on a warm
+	// goroutine; closed after the handlers, which wait for their setups.
+	setups *warm.Pool
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*clientConn]struct{} // being handled: Close closes their sockets
@@ -105,6 +118,7 @@ func New(cfg Config) *Server {
 		conns:     make(map[*clientConn]struct{}),
 
 		releaseParker: relay.Hold(),
+		setups:        warm.New(setupWorkers, setupWorkerIdle),
 	}
 	if !cfg.NoProcessLookup {
 		s.resolver = procinfo.New()
@@ -210,6 +224,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.setups.Close()  // after the handlers: no setup starts any more
 	s.releaseParker() // after the handlers: no relay parks any more
 	// After the handlers: none starts a lookup any more.
 	if s.procs != nil {
