@@ -51,7 +51,8 @@ type Config struct {
 //
 // Concurrency: each session is served in the handler goroutine of its
 // upgrade request, which creates it and alone closes it; Close asks every
-// session to end and waits until all handlers returned. Close is
+// session to end and waits until all handlers returned, then for the warm
+// dial goroutines (dialApart) to end. Close is
 // idempotent, and due once New has succeeded: New holds the relays' shared
 // epoll set (relay.Hold), which Close gives back.
 type Server struct {
@@ -253,7 +254,7 @@ func (s *Server) dial(ctx context.Context, target string) (net.Conn, error) {
 	return s.cfg.Dialer.DialContext(ctx, "tcp", target)
 }
 
-// dialApart is dial in a goroutine of its own, waited for. Dialling needs
+// dialApart is dial on another goroutine, waited for. Dialling needs
 // a deep stack (resolver, dialer, policy checks), and a goroutine keeps the
 // largest stack it ever grew: dialled in place, every idle stream's
 // goroutine would hold kilobytes it needed only for the dial. The dial

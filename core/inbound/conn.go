@@ -45,8 +45,8 @@ type clientConn struct {
 	// every record of this connection gets its result. nil when off.
 	proc *procinfo.Future
 
-	// setup counts the setup goroutine (setUp): handle waits for it
-	// before its end.
+	// setup counts the setup (setUp), run on a warm goroutine of the
+	// server's: handle waits for it before its end.
 	setup sync.WaitGroup
 
 	// HTTP forwarding state (absolute-URI requests).
@@ -101,8 +101,9 @@ func (s *Server) handle(raw net.Conn, overloaded bool) {
 	}
 	// A CONNECT or SOCKS connection is relayed here, on this goroutine,
 	// whose stack stayed small: parsing, authentication and the dial grew
-	// the other one's, which ends with them. An idle proxied connection
-	// so keeps two small stacks instead of one grown to 8 KiB.
+	// the warm setup goroutine's, which goes back to the server's pool for
+	// the next connection. An idle proxied connection so keeps two small
+	// stacks instead of one grown to 8 KiB.
 	if u := c.relayNext; u != nil {
 		c.relayNext = nil
 		err := c.relay(u)
@@ -130,16 +131,17 @@ func (c *clientConn) abort(cause error) {
 	c.socks.close()
 }
 
-// setUp runs serve on a goroutine of its own: the deep work of setting a
+// setUp runs serve on another goroutine: the deep work of setting a
 // connection up grows a stack that the long wait of the relay after it
 // does not need, and a goroutine keeps the largest stack it grew. That
 // goroutine is a warm one of the server's (s.setups), which kept the stack
 // the last setup grew, so the stack is not grown again each time. The
 // returned channel gives serve's error; handle waits for it, and for the
-// goroutine's end (c.setup) before its own, so the goroutine never outlives
-// the connection's handler. Nothing holds the channel once it is read.
+// setup's end (c.setup) before its own, so no setup outlives the
+// connection's handler (the warm goroutine does, idle, until the server's
+// Close). Nothing holds the channel once it is read.
 //
-// When serve left a connection to relay (relayAfterSetup), that goroutine
+// When serve left a connection to relay (relayAfterSetup), the setup
 // goes on to start the program lookup while handle already relays: the
 // client has its answer, and its first bytes need not wait for the lookup.
 // If the client was answered before the exit (an early dial), it then

@@ -61,7 +61,8 @@ type Config struct {
 //
 // Concurrency: Serve may be called for several listeners; Close may be
 // called from any goroutine, is idempotent, and returns when every goroutine
-// the server started (accept loops and connection handlers) has ended.
+// the server started (accept loops, connection handlers and the warm setup
+// goroutines) has ended.
 type Server struct {
 	cfg Config
 	log *slog.Logger

@@ -8,12 +8,15 @@
 // connection, those copies were about 5 % of a proxy's CPU under a
 // connection storm. The long-lived goroutine that relays the connection
 // afterwards must not do this work itself: it would keep the grown stack
-// while the connection idles.
+// while the connection idles. (The runtime halves a parked goroutine's
+// stack at a GC when it uses under a quarter of it, so a worker idle
+// across GCs regrows some of it; one copy instead of several.)
 //
-// Concurrency: Go may be called from any goroutine, also during and after
-// Close. A piece is never queued: it runs at once on an idle worker or on
-// a new goroutine. Close stops the idle workers and waits for every
-// goroutine the pool started, including those still running a piece.
+// Concurrency: Go may be called from any goroutine until Close is called;
+// a Go after that is a bug of the caller's, and panics. A piece is never
+// queued: it runs at once on an idle worker or on a new goroutine. Close
+// stops the idle workers and waits for every goroutine the pool started,
+// including those still running a piece; it is idempotent.
 package warm
 
 import (
@@ -31,11 +34,12 @@ type Pool struct {
 	quit chan struct{}
 
 	mu     sync.Mutex
-	idle   int  // workers waiting on work
-	closed bool // Close was called: no worker waits any more
+	idle   int  // workers counted idle (between park and unpark)
+	closed bool // Close was called: Go panics, and no worker parks again
 
-	wg      sync.WaitGroup
-	started atomic.Int64 // goroutines started, for the tests
+	wg      sync.WaitGroup // the workers; Add only under mu while !closed
+	started atomic.Int64   // workers started, for the tests
+	live    atomic.Int64   // workers not yet ended, for the tests
 }
 
 // New returns a pool that keeps at most maxIdle idle workers, each for at
@@ -51,23 +55,36 @@ func New(maxIdle int, idleFor time.Duration) *Pool {
 
 // Go runs f on an idle worker, or on a new goroutine if none is idle.
 func (p *Pool) Go(f func()) {
+	if f == nil {
+		panic("warm: Go(nil)") // a nil piece would read as "end" to a worker
+	}
 	select {
 	case p.work <- f:
 		return
 	default:
 	}
-	p.wg.Add(1)
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		panic("warm: Go after Close")
+	}
+	p.wg.Add(1) // under mu, before closed: never concurrent with Close's Wait at 0
+	p.mu.Unlock()
 	p.started.Add(1)
+	p.live.Add(1)
 	go p.worker(f)
 }
 
 func (p *Pool) worker(f func()) {
 	defer p.wg.Done()
+	defer p.live.Add(-1)
 	var timer *time.Timer
 	for {
 		f()
-		f = nil // nothing the piece held stays reachable while idle
 		if !p.park() {
+			if timer != nil {
+				timer.Stop()
+			}
 			return
 		}
 		if timer == nil {
@@ -75,6 +92,9 @@ func (p *Pool) worker(f func()) {
 		} else {
 			timer.Reset(p.idleFor)
 		}
+		// Nothing the piece referenced stays reachable while idle: without
+		// this, f would be live across the select (read after it).
+		f = nil
 		select {
 		case f = <-p.work:
 		case <-timer.C:
@@ -106,9 +126,8 @@ func (p *Pool) unpark() {
 	p.mu.Unlock()
 }
 
-// Close stops the idle workers and waits for all the pool's goroutines.
-// Pieces given to Go after Close still run, each on a goroutine of its
-// own that Close (if still waiting) waits for too. Idempotent.
+// Close stops the idle workers and waits for all the pool's goroutines,
+// those still running a piece too. Idempotent.
 func (p *Pool) Close() {
 	p.mu.Lock()
 	if !p.closed {

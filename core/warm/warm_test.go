@@ -1,6 +1,7 @@
 package warm
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,26 +32,27 @@ func (p *Pool) idleCount() int {
 	return p.idle
 }
 
-// Pieces one after another run on the one goroutine the first started:
-// that is the point of the pool.
+// Pieces one after another run on the goroutines already started: that
+// is the point of the pool. (Not exactly one: a worker counted idle may
+// not have reached its receive yet when the next Go looks, and then a
+// second one starts, rightly.)
 func TestIdleWorkerRunsTheNextPiece(t *testing.T) {
 	p := New(4, time.Minute)
 	defer p.Close()
-	for i := range 100 {
+	const pieces = 100
+	for range pieces {
 		done := make(chan struct{})
 		p.Go(func() { close(done) })
 		<-done
-		// The worker parks after the piece returns; wait for that, or the
-		// next Go would (rightly) start a second goroutine.
-		waitFor(t, "the worker to park", func() bool { return p.idleCount() == 1 })
-		if got := p.started.Load(); got != 1 {
-			t.Fatalf("piece %d: %d goroutines started, want 1", i, got)
-		}
+		waitFor(t, "a worker to park", func() bool { return p.idleCount() >= 1 })
+	}
+	if got := p.started.Load(); got > pieces/10 {
+		t.Fatalf("%d goroutines started for %d pieces one after another: idle workers were not reused", got, pieces)
 	}
 }
 
 // Pieces that overlap each get a goroutine at once: none waits for
-// another to finish.
+// another to finish. Afterwards only maxIdle workers stay.
 func TestOverlappingPiecesRunAtOnce(t *testing.T) {
 	p := New(2, time.Minute)
 	defer p.Close()
@@ -65,11 +67,13 @@ func TestOverlappingPiecesRunAtOnce(t *testing.T) {
 		})
 	}
 	running.Wait() // all n run together, or this blocks and the test times out
-	close(release)
-	// Only maxIdle stay; the others end.
-	waitFor(t, "2 idle workers", func() bool { return p.idleCount() == 2 })
 	if got := p.started.Load(); got != n {
 		t.Errorf("%d goroutines started, want %d", got, n)
+	}
+	close(release)
+	waitFor(t, "all but 2 workers to end", func() bool { return p.live.Load() == 2 })
+	if got := p.idleCount(); got != 2 {
+		t.Errorf("%d workers idle, want 2", got)
 	}
 }
 
@@ -80,8 +84,7 @@ func TestIdleWorkerEnds(t *testing.T) {
 	done := make(chan struct{})
 	p.Go(func() { close(done) })
 	<-done
-	waitFor(t, "the worker to park", func() bool { return p.idleCount() == 1 })
-	waitFor(t, "the idle worker to end", func() bool { return p.idleCount() == 0 })
+	waitFor(t, "the idle worker to end", func() bool { return p.live.Load() == 0 })
 	done2 := make(chan struct{})
 	p.Go(func() { close(done2) })
 	<-done2
@@ -90,9 +93,40 @@ func TestIdleWorkerEnds(t *testing.T) {
 	}
 }
 
+// A worker idle holds nothing of the piece it ran: what the piece's
+// closure referenced can be collected.
+func TestIdleWorkerHoldsNoPiece(t *testing.T) {
+	p := New(4, time.Minute)
+	defer p.Close()
+	collected := make(chan struct{})
+	func() {
+		big := new([1 << 16]byte)
+		runtime.AddCleanup(big, func(ch chan struct{}) { close(ch) }, collected)
+		done := make(chan struct{})
+		p.Go(func() {
+			big[0] = 1
+			close(done)
+		})
+		<-done
+	}()
+	waitFor(t, "a worker to park", func() bool { return p.idleCount() == 1 })
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		runtime.GC()
+		select {
+		case <-collected:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the piece's closure is still reachable from the idle worker")
+		}
+	}
+}
+
 // Close waits for a piece still running, ends the idle workers, and is
-// idempotent; a piece given after Close still runs, and a second Close
-// waits for it.
+// idempotent; Go after Close panics instead of starting a goroutine no
+// one waits for.
 func TestCloseWaitsForEveryPiece(t *testing.T) {
 	p := New(4, time.Minute)
 	idleDone := make(chan struct{})
@@ -112,17 +146,17 @@ func TestCloseWaitsForEveryPiece(t *testing.T) {
 	if !finished.Load() {
 		t.Fatal("Close returned while a piece was running")
 	}
-	if n := p.idleCount(); n != 0 {
-		t.Fatalf("%d workers idle after Close", n)
+	if n := p.live.Load(); n != 0 {
+		t.Fatalf("%d workers alive after Close", n)
 	}
 	p.Close()
 
-	var late atomic.Bool
-	p.Go(func() { late.Store(true) })
-	p.Close()
-	if !late.Load() {
-		t.Error("a piece given after Close did not run before the next Close returned")
-	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Go after Close did not panic")
+		}
+	}()
+	p.Go(func() {})
 }
 
 // Many pieces from many goroutines at once, under -race: each runs
