@@ -95,6 +95,7 @@ type spliceState struct {
 	queued int
 	serr   error
 	block  bool
+	peek   [1]byte // poll's peeked byte, here so a poll allocates nothing
 }
 
 // wait waits until src has bytes queued, or has ended, without holding a
@@ -124,8 +125,7 @@ func (q *spliceState) poll(fd uintptr) bool {
 		}
 		// Nothing queued: empty, at EOF, or failed. A one-byte peek
 		// tells which without consuming anything but a pending error.
-		var b [1]byte
-		m, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		m, err := peekByte(int(fd), &q.peek)
 		switch {
 		case errors.Is(err, unix.EINTR):
 			continue
