@@ -43,10 +43,13 @@ func mainExperiments(t *table, rep *report, o options, prof *profiler) []experim
 		}
 	}
 	// 10,000 idle connections in porthole direct mode are 20,000
-	// descriptors in one process.
+	// descriptors in one process: under a lower open-file limit its last
+	// step is the most the limit allows (idleMostOneProcess). The plain
+	// proxy's io.Copy holds a splice pipe per direction besides (6
+	// descriptors per idle connection): it stops at 2,000.
 	idleClient10k := tunnels
-	if nofileLimit >= uint64(2*idleSteps[1]+200) {
-		idleClient10k = proxies
+	if idleMostOneProcess() >= idleSteps[0] {
+		idleClient10k = append([]string{pathPorthole}, tunnels...)
 	}
 	return []experiment{
 		{
@@ -124,7 +127,9 @@ func mainExperiments(t *table, rep *report, o options, prof *profiler) []experim
 
 // idleRSSOf measures RSS per idle connection in fresh processes of the
 // path and a fresh origin process: client and exit at 2,000, then at
-// 10,000 (only 2,000 unless all10k). With prof, the tunnel's heap and
+// 10,000 (only 2,000 unless all10k). Porthole direct mode, which holds
+// both sockets of a connection in one process, stops at
+// idleMostOneProcess instead of 10,000. With prof, the tunnel's heap and
 // allocation profiles are taken with all connections open.
 func idleRSSOf(pathKey string, o options, prof *profiler, all10k bool) (kib []float64, exits []string, err error) {
 	orig, err := startOriginProc()
@@ -135,6 +140,8 @@ func idleRSSOf(pathKey string, o options, prof *profiler, all10k bool) (kib []fl
 	steps := idleSteps
 	if !all10k {
 		steps = idleSteps[:1]
+	} else if pathKey == pathPorthole {
+		steps = []int{idleSteps[0], idleMostOneProcess()}
 	}
 	var st stack
 	defer func() {
@@ -221,8 +228,8 @@ func mainNotes(o options) string {
 - Connection figures: connect (+ CONNECT for the proxies), send one byte through an echo, read it back, close; %s one after another, and %s by %d concurrent workers. Latency covers the whole exchange. Every connection goes to the same echo origin, as a browser's go to the same few hosts: the exit has opened it before, so Porthole's tunnel answers the CONNECT at once and the byte follows the stream's OPEN (the first connection to a target waits for the exit's answer).
 - Echo under bulk streams (head-of-line): 4 endless downloads on the same path (for the tunnels: the same session and WebSocket), and after %v of warm-up a 1-byte ping through an echo connection every 10 ms; p50 and p99 of the ping's round trip.
 - Download beside a stalled stream (isolation): one download alone, then the same beside a stream on the same path (for the tunnels: the same session) that asks for endless bytes and never reads them, given %v to fill what it can first, then alone again; the ratio divides the rate beside it by the mean of the two alone. A download beside it is cut off after %v and counts what arrived by then.
-- RSS per idle connection: fresh processes (and an origin in a process of its own), VmRSS before and after opening 2,000, then 10,000 idle proxied connections, growth ÷ count; client and exit (or reference server) each. Porthole runs with "max_conns": %d and porthole-exit with --max-streams %d. Porthole direct mode at 10,000 needs 20,000 descriptors in one process: n/a when the open-file limit (here %d) is lower.
+- RSS per idle connection: fresh processes (and an origin in a process of its own), VmRSS before and after opening 2,000, then 10,000 idle proxied connections, growth ÷ count; client and exit (or reference server) each. Porthole runs with "max_conns": %d and porthole-exit with --max-streams %d. Porthole direct mode at 10,000 needs 20,000 descriptors in one process: where the open-file limit (here %d) is lower, its 10,000 row is measured at the most the limit allows, here %s idle connections (n/a below 2,000). The plain CONNECT proxy is measured at 2,000 only: its io.Copy holds a splice pipe per direction (6 descriptors per idle connection).
 - CPU per GiB: user + system time of each process (/proc/PID/stat) during the single-stream transfer, ÷ GiB moved. The bench process (origin and load generator) is not counted.
 - Extra proxy (optional): set BENCH_EXTRA_NAME (column name), BENCH_EXTRA_CMD (a shell command that starts the proxy's client and server and keeps running; its process group is killed at the end) and BENCH_EXTRA_PROXY (http://host:port, an HTTP CONNECT proxy that reaches 127.0.0.1). It is measured as a black box: throughput, connections and echo; no memory or CPU figures.
-`, thousands(o.seqConns), thousands(o.concConns), concWorkers, holWarmup, stallFill, stallLimit, idleMaxStream, idleMaxStream, nofileLimit)
+`, thousands(o.seqConns), thousands(o.concConns), concWorkers, holWarmup, stallFill, stallLimit, idleMaxStream, idleMaxStream, nofileLimit, thousands(idleMostOneProcess()))
 }

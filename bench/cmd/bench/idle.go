@@ -58,6 +58,19 @@ func originCommand(args []string) int {
 	return 0
 }
 
+// idleFdSlack is what a proxy process holds besides its connections'
+// descriptors (listeners, epoll, the control API, log and pprof), with
+// room to spare.
+const idleFdSlack = 300
+
+// idleMostOneProcess is the most idle connections a proxy that holds both
+// sockets of each in one process can take under the open-file limit,
+// rounded down to hundreds, and at most the last of idleSteps.
+func idleMostOneProcess() int {
+	most := (int(nofileLimit) - idleFdSlack) / 2 / 100 * 100
+	return max(0, min(idleSteps[len(idleSteps)-1], most))
+}
+
 // startOriginProc starts the origin process.
 func startOriginProc() (*proc, error) { return startSelf("origin", originReady, "origin") }
 

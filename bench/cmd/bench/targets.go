@@ -122,6 +122,8 @@ func (r *report) evalTargets(rtt float64) {
 	add("A stalled stream in the tunnel costs the download beside it ≤ 10 % (≥ 0.9× alone)", ok, ok && v >= 0.9, fmt.Sprintf("%.2f×", v))
 	upper("Idle tunneled connection ≤ 10 KiB RSS on the client (10,000 idle)", "idle10k_rss_client_kib_per_conn", pathTunnel, 10, "KiB")
 	upper("Idle tunneled connection ≤ 10 KiB RSS on the exit (10,000 idle)", "idle10k_rss_exit_kib_per_conn", pathTunnel, 10, "KiB")
+	upper(fmt.Sprintf("Idle direct-mode connection ≤ 10 KiB RSS (%s idle: 10,000 or what the open-file limit allows)", thousands(idleMostOneProcess())),
+		"idle10k_rss_client_kib_per_conn", pathPorthole, 10, "KiB")
 
 	compare("rules", "New connections/s in rules mode with 100,000 rules ≥ 0.95× direct mode",
 		"seq_conn_per_sec", pathRules100k, pathRulesDirect, 0.95, "conn/s", "%.0f", false)
