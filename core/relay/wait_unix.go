@@ -20,7 +20,6 @@ type peeker struct {
 	rc   syscall.RawConn
 	fn   func(fd uintptr) bool // p.peek, bound once
 	err  error                 // the socket error the last peek consumed
-	b    [1]byte               // the peeked byte, here so a peek allocates nothing
 	try  bool                  // poll(false): do not wait
 	none bool                  // the last try found nothing to read
 }
@@ -42,8 +41,9 @@ func newPeeker(c net.Conn) *peeker {
 }
 
 func (p *peeker) peek(fd uintptr) bool {
+	var b [1]byte
 	for {
-		_, err := peekByte(int(fd), &p.b)
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
 		case errors.Is(err, syscall.EINTR):
 			continue
