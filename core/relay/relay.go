@@ -55,7 +55,11 @@ type readWaiter interface {
 // One direction runs on the caller's goroutine; the other (a side) has a
 // goroutine only while bytes flow when its source is a socket (see side):
 // an idle connection costs one goroutine. That direction is client→target
-// when the client is a socket, else target→client. Relay sets and clears
+// when the client is a socket, else target→client. The caller's direction
+// waits for its first byte before anything else (waitIdle), with nothing
+// but Relay's frame above the poller's: a caller that keeps its own
+// frames small keeps the smallest stack for a connection that carries
+// nothing that way. Relay sets and clears
 // that socket's read deadline itself: the connections' deadlines are not
 // the caller's to use while it runs. To end a relay early, close both
 // connections (or reset a tunnel stream): closing a parked socket alone
@@ -76,6 +80,7 @@ func Relay(client, target net.Conn, c Counter) error {
 		ownDst, ownSrc, ownCount = target, client, c.AddUp
 	}
 	s.start()
+	waitIdle(ownSrc)
 	if err := copyHalf(ownDst, ownSrc, ownCount, nil, &r.own); err != nil {
 		r.abort(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // peeker waits until a socket has something to read (bytes, EOF or an
@@ -87,4 +89,39 @@ func (p *peeker) readErr() error {
 		return &net.OpError{Op: "read", Net: "tcp", Source: p.conn.LocalAddr(), Addr: p.conn.RemoteAddr(), Err: os.NewSyscallError("recvfrom", p.err)}
 	}
 	return nil
+}
+
+// waitIdle waits, reading nothing, until src has something for a read
+// (bytes, its end, an error) or cannot be waited on any more (closed, a
+// deadline). It is the first wait of Relay's own direction, made before
+// copyHalf: a connection that never carries a byte that way waits here,
+// with only Relay's frame above the poller's, so its goroutine keeps the
+// smallest stack (2 KiB) instead of growing to 4 KiB for frames it never
+// runs. Everything it could see is still there for copyHalf, which reports
+// it: a wait that ends early costs nothing but the saving.
+func waitIdle(src net.Conn) {
+	switch c := src.(type) {
+	case readWaiter:
+		_ = c.WaitRead() // its error is the stream's state: Read meets it again
+	case syscall.Conn:
+		rc, err := c.SyscallConn()
+		if err == nil {
+			_ = rc.Read(readable) // closed or past a deadline: so is copyHalf's wait
+		}
+	}
+}
+
+// readable reports whether fd would not block a read, without reading:
+// poll(2) with no timeout, which also sees an end and an error, and
+// consumes neither (a peek would consume a pending error).
+func readable(fd uintptr) bool {
+	fds := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds[:], 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		// An error of poll itself (ENOMEM): let copyHalf's wait deal.
+		return err != nil || n > 0
+	}
 }
