@@ -233,9 +233,17 @@ func (st *Stream) WaitRead() error {
 			}
 			return nil
 		}
+		dl := st.rd.wait()
+		if dl == nil {
+			// No deadline: a plain receive, whose frames are half a
+			// select's on the stack of an idle relay's wait (a deadline
+			// set meanwhile wakes readWake, and the loop fetches it).
+			<-st.readWake
+			continue
+		}
 		select {
 		case <-st.readWake:
-		case <-st.rd.wait():
+		case <-dl:
 			wake(st.readWake) // the token this wait took may have been the deadline's news
 			return os.ErrDeadlineExceeded
 		}
