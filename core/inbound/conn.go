@@ -39,6 +39,7 @@ type clientConn struct {
 	cancel   context.CancelCauseFunc
 	socks    sockets
 	rejected bool // over the connection limit: answer with an error, proxy nothing
+	tracked  bool // Server.track took it: end untracks it
 	// relayNext is a CONNECT or SOCKS upstream to relay after serve.
 	relayNext *upstream
 	// proc is the lookup of the client's program, started on accept;
@@ -55,57 +56,24 @@ type clientConn struct {
 	idUsed bool            // id went to a record already; the next one gets its own
 }
 
+// handle serves one accepted connection on its own goroutine, which
+// lives as long as the connection: for a proxied one, it is the relay's.
+// handle itself is kept small, with the setting up (begin, setUpAndWait)
+// and the tearing down (end) in functions of their own: an idle relay
+// waits with handle's frame above it, and a goroutine that stays within
+// 2 KiB of stack keeps the smallest one (see relay.Relay).
 func (s *Server) handle(raw net.Conn, overloaded bool) {
-	if overloaded && s.active.Load() > 2*int64(s.cfg.MaxConns) {
-		// Far past the limit even the error reply would cost too much.
-		_ = raw.Close() // nothing to tell a client we cannot afford to read
+	c := s.begin(raw, overloaded)
+	if c == nil {
 		return
 	}
-	id := xid.New()
-	c := &clientConn{
-		s:        s,
-		raw:      raw,
-		id:       id,
-		limiter:  headerLimiter{r: raw},
-		rejected: overloaded,
-	}
-	if !overloaded {
-		// Started once the client has its answer (setUp, exchange), beside
-		// the relay: it never delays the dial, the answer nor the first
-		// bytes, and a connection that never gets a record costs none.
-		c.proc = s.procs.Prepare(raw.LocalAddr(), raw.RemoteAddr())
-		// Last, once the sockets are closed: the program's fd is free, and
-		// the cache tries it first for the program's next connection.
-		defer c.proc.End()
-	}
-	c.ctx, c.cancel = context.WithCancelCause(s.ctx)
-	defer c.cancel(nil)
-	c.socks.add(raw)
-	if s.track(c) {
-		defer s.untrack(c)
-	} else {
-		c.socks.close() // the server stopped: ctx says so already
-	}
-	defer c.socks.close()
-
-	c.br = readerPool.Get().(*bufio.Reader)
-	c.br.Reset(&c.limiter)
-	defer c.releaseReader()
-
-	err := <-c.setUp()
-	// First of the deferred: the setup goroutine may still be looking the
-	// program up, and the lookup wants the client's socket still open.
-	defer c.setup.Wait()
-	if err != nil {
-		c.logEnd(err)
-	}
+	defer c.end()
 	// A CONNECT or SOCKS connection is relayed here, on this goroutine,
 	// whose stack stayed small: parsing, authentication and the dial grew
 	// the warm setup goroutine's, which goes back to the server's pool for
-	// the next connection. An idle proxied connection so keeps two small
-	// stacks instead of one grown to 8 KiB.
-	if u := c.relayNext; u != nil {
-		c.relayNext = nil
+	// the next connection. An idle proxied connection so keeps a small
+	// stack instead of one grown to 8 KiB.
+	if u := c.setUpAndWait(); u != nil {
 		err := c.relay(u)
 		if u.early {
 			// The setup goroutine settles the record (setUp); the relay
@@ -118,6 +86,66 @@ func (s *Server) handle(raw net.Conn, overloaded bool) {
 	if c.up != nil {
 		c.closeUpstream(c.up.upstream, nil)
 	}
+}
+
+// begin makes raw's clientConn and what it owns; nil when the server is
+// so far past its limit that raw is only closed. What begin took, end
+// gives back.
+func (s *Server) begin(raw net.Conn, overloaded bool) *clientConn {
+	if overloaded && s.active.Load() > 2*int64(s.cfg.MaxConns) {
+		// Far past the limit even the error reply would cost too much.
+		_ = raw.Close() // nothing to tell a client we cannot afford to read
+		return nil
+	}
+	c := &clientConn{
+		s:        s,
+		raw:      raw,
+		id:       xid.New(),
+		limiter:  headerLimiter{r: raw},
+		rejected: overloaded,
+	}
+	if !overloaded {
+		// Started once the client has its answer (setUp, exchange), beside
+		// the relay: it never delays the dial, the answer nor the first
+		// bytes, and a connection that never gets a record costs none.
+		c.proc = s.procs.Prepare(raw.LocalAddr(), raw.RemoteAddr())
+	}
+	c.ctx, c.cancel = context.WithCancelCause(s.ctx)
+	c.socks.add(raw)
+	if c.tracked = s.track(c); !c.tracked {
+		c.socks.close() // the server stopped: ctx says so already
+	}
+	c.br = readerPool.Get().(*bufio.Reader)
+	c.br.Reset(&c.limiter)
+	return c
+}
+
+// setUpAndWait runs the setup (setUp) and waits for its answer: the
+// upstream to relay, if it left one. A connection that was not proxied
+// is logged here.
+func (c *clientConn) setUpAndWait() *upstream {
+	if err := <-c.setUp(); err != nil {
+		c.logEnd(err)
+	}
+	u := c.relayNext
+	c.relayNext = nil
+	return u
+}
+
+// end gives back what begin took, in this order: the setup goroutine may
+// still be looking the program up, and the lookup wants the client's
+// socket still open, so it is waited for first; the program's lookup is
+// told the end last, once the sockets are closed: the program's fd is
+// free, and the cache tries it first for the program's next connection.
+func (c *clientConn) end() {
+	c.setup.Wait()
+	c.releaseReader()
+	c.socks.close()
+	if c.tracked {
+		c.s.untrack(c)
+	}
+	c.cancel(nil)
+	c.proc.End() // nil (attribution off, over the limit): nothing
 }
 
 // abort ends the connection from outside its handler (the registry's hook:
