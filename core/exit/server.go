@@ -209,13 +209,52 @@ func (s *Server) Close() error {
 
 // serveStream dials the stream's target, answers the OPEN and relays until
 // both directions end. The stream id is the client's registry id: the
-// client's inspector and this log show the same one.
+// client's inspector and this log show the same one. Its goroutine waits
+// in the relay for as long as the stream is idle, so everything deep
+// before the relay (the dial, the answer, their log lines) runs on a
+// warm goroutine (openApart) and the closing line in a function of its
+// own (logClosed): the goroutine never needs more than the smallest
+// stack while the stream is idle (see relay.Relay).
 func (s *Server) serveStream(ctx context.Context, log *slog.Logger, st *tunnel.Stream, target string) {
+	conn := s.openApart(ctx, log, st, target)
+	if conn == nil {
+		return
+	}
+	// A reset stream or an ending session must end the relay even when the
+	// target neither reads nor writes: closing the socket unblocks it.
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	var n counter
+	err := relay.Relay(st, conn, &n)
+	stop()
+	// Both ended cleanly or one failed (and Relay closed both): close
+	// either way, so neither is left half open.
+	_ = conn.Close() // its error says nothing the relay did not
+	_ = st.Close()   // idempotent; always nil
+	logClosed(ctx, log, st, target, n, err)
+}
+
+// openApart is open on another goroutine, waited for. Dialling needs a
+// deep stack (resolver, dialer, policy checks), and so does answering
+// the OPEN, and a goroutine keeps the largest stack it ever grew: done in
+// place, every idle stream's goroutine would hold kilobytes it needed
+// only then. It runs on a warm goroutine (s.dials), whose stack the last
+// one grew, and it is done before openApart returns, handing over the
+// connection it made; the answer leaves from there, before the stream's
+// goroutine is even woken.
+func (s *Server) openApart(ctx context.Context, log *slog.Logger, st *tunnel.Stream, target string) net.Conn {
+	done := make(chan net.Conn, 1)
+	s.dials.Go(func() { done <- s.open(ctx, log, st, target) })
+	return <-done
+}
+
+// open dials st's target and answers the OPEN: accepted, with the
+// connection, or refused (nil, st closed).
+func (s *Server) open(ctx context.Context, log *slog.Logger, st *tunnel.Stream, target string) net.Conn {
 	// The stream's id goes with each record rather than through log.With,
 	// which would build a handler per stream even when nothing is logged.
 	id := slog.String("stream", st.ID().String())
 	log.Debug("dialing", id, "target", target)
-	conn, err := s.dialApart(ctx, target)
+	conn, err := s.dial(ctx, target)
 	if err != nil {
 		abandoned := ctx.Err() != nil // the client reset the stream or left
 		code := CodeFor(err)
@@ -226,24 +265,20 @@ func (s *Server) serveStream(ctx context.Context, log *slog.Logger, st *tunnel.S
 		} else {
 			log.Debug("open refused", id, "target", target, "code", code, "err", err)
 		}
-		return
+		return nil
 	}
 	st.AcceptFrom(conn.RemoteAddr().String())
-	// A reset stream or an ending session must end the relay even when the
-	// target neither reads nor writes: closing the socket unblocks it.
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
-	var n counter
-	err = relay.Relay(st, conn, &n)
-	stop()
-	// Both ended cleanly or one failed (and Relay closed both): close
-	// either way, so neither is left half open.
-	_ = conn.Close() // its error says nothing the relay did not
-	_ = st.Close()   // idempotent; always nil
+	return conn
+}
+
+// logClosed logs a relayed stream's end: at DEBUG when it ended as
+// connections do, else at INFO.
+func logClosed(ctx context.Context, log *slog.Logger, st *tunnel.Stream, target string, n counter, err error) {
 	lvl := slog.LevelDebug
 	if !relay.Expected(err) {
 		lvl = slog.LevelInfo
 	}
-	log.Log(ctx, lvl, "stream closed", id, "target", target, "up", n.up, "down", n.down, "err", err)
+	log.Log(ctx, lvl, "stream closed", slog.String("stream", st.ID().String()), "target", target, "up", n.up, "down", n.down, "err", err)
 }
 
 // dial checks target's form and dials it.
@@ -252,27 +287,6 @@ func (s *Server) dial(ctx context.Context, target string) (net.Conn, error) {
 		return nil, fmt.Errorf("%w: %w", errBadTarget, err)
 	}
 	return s.cfg.Dialer.DialContext(ctx, "tcp", target)
-}
-
-// dialApart is dial on another goroutine, waited for. Dialling needs
-// a deep stack (resolver, dialer, policy checks), and a goroutine keeps the
-// largest stack it ever grew: dialled in place, every idle stream's
-// goroutine would hold kilobytes it needed only for the dial. The dial
-// runs on a warm goroutine (s.dials), whose stack the last dial grew, and
-// it is done before dialApart returns, handing over the connection it
-// made.
-func (s *Server) dialApart(ctx context.Context, target string) (net.Conn, error) {
-	type result struct {
-		conn net.Conn
-		err  error
-	}
-	done := make(chan result, 1)
-	s.dials.Go(func() {
-		conn, err := s.dial(ctx, target)
-		done <- result{conn, err}
-	})
-	r := <-done
-	return r.conn, r.err
 }
 
 // refusalReason is what the client is told about a failed dial: the error,
