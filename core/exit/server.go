@@ -52,7 +52,7 @@ type Config struct {
 // Concurrency: each session is served in the handler goroutine of its
 // upgrade request, which creates it and alone closes it; Close asks every
 // session to end and waits until all handlers returned, then for the warm
-// dial goroutines (dialApart) to end. Close is
+// dial goroutines (openApart) to end. Close is
 // idempotent, and due once New has succeeded: New holds the relays' shared
 // epoll set (relay.Hold), which Close gives back.
 type Server struct {
@@ -71,7 +71,7 @@ type Server struct {
 	// make and close one each.
 	releaseParker func()
 
-	// dials runs each stream's dial (dialApart) on a warm goroutine;
+	// dials runs each stream's dial and answer (openApart) on a warm goroutine;
 	// closed after the handlers, whose streams wait for their dials.
 	dials *warm.Pool
 }
