@@ -161,12 +161,15 @@ func idleRSSOf(pathKey string, o options, prof *profiler, all10k bool) (kib []fl
 		st.addProc(p)
 		procs, dial = []*proc{p}, connectDialer(p.addr, orig.addr)
 	case pathPorthole:
-		p, err := startPorthole(o.bin, false)
+		p, err := startPorthole(o.bin, prof != nil)
 		if err != nil {
 			return nil, nil, err
 		}
 		st.addProc(p)
 		procs, dial = []*proc{p}, connectDialer(p.addr, orig.addr)
+		if prof != nil {
+			atFull = func() { prof.memory("direct-idle", procs) }
+		}
 	case pathTunnel:
 		tun, err := startTunnel(o.exitBin, 0, prof != nil)
 		if err != nil {

@@ -64,19 +64,27 @@ func (pr *profiler) busy(label string, procs []*proc, work func() error) {
 }
 
 // memory takes the heap (in use), allocation and goroutine profiles of
-// each process: an idle connection's RSS is mostly its goroutines' stacks
-// and its heap objects.
+// each process, and its runtime.MemStats: an idle connection's RSS is
+// mostly its goroutines' stacks (MemStats' Stack) and its heap objects.
 func (pr *profiler) memory(label string, procs []*proc) {
 	for _, p := range procs {
 		for _, kind := range []string{"heap", "allocs", "goroutine"} {
 			url := fmt.Sprintf("http://%s/debug/pprof/%s", p.pprof, kind)
 			pr.fetch(url, label, p.name, kind, kind+" at "+label)
 		}
+		pr.fetch(fmt.Sprintf("http://%s/debug/pprof/heap?debug=1", p.pprof), label, p.name, memstatsKind, "runtime.MemStats at "+label)
 	}
 }
 
+// memstatsKind is the text heap profile, kept for its runtime.MemStats.
+const memstatsKind = "memstats"
+
 func (pr *profiler) fetch(url, label, procName, kind, what string) {
-	file := filepath.Join(pr.dir, fmt.Sprintf("%s-%s-%s.pb.gz", label, procName, kind))
+	ext := ".pb.gz"
+	if kind == memstatsKind {
+		ext = ".txt"
+	}
+	file := filepath.Join(pr.dir, fmt.Sprintf("%s-%s-%s%s", label, procName, kind, ext))
 	client := http.Client{Timeout: pr.length + 30*time.Second}
 	err := func() error {
 		resp, err := client.Get(url)
@@ -114,6 +122,12 @@ func (pr *profiler) writeSummary() error {
 	var b strings.Builder
 	b.WriteString("# Profiles\n\nHeads of `go tool pprof -top` for each profile in this directory; open one with `go tool pprof -http=: FILE`.\n")
 	for _, f := range pr.files {
+		if f.kind == memstatsKind {
+			if err := memstatsSummary(&b, f); err != nil {
+				return err
+			}
+			continue
+		}
 		args := []string{"tool", "pprof", "-top", "-nodecount=" + fmt.Sprint(profileTopLines)}
 		switch f.kind {
 		case "heap":
@@ -134,5 +148,22 @@ func (pr *profiler) writeSummary() error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "bench: wrote %s\n", path)
+	return nil
+}
+
+// memstatsSummary writes the runtime.MemStats lines of a text heap
+// profile (those starting with "# ") to b.
+func memstatsSummary(b *strings.Builder, f profileFile) error {
+	text, err := os.ReadFile(f.path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(b, "\n## %s\n\n`%s`\n\n```\n", f.what, filepath.Base(f.path))
+	for line := range strings.Lines(string(text)) {
+		if strings.HasPrefix(line, "# ") && !strings.HasPrefix(line, "# runtime.MemStats") {
+			b.WriteString(strings.TrimPrefix(line, "# "))
+		}
+	}
+	b.WriteString("```\n")
 	return nil
 }
