@@ -177,6 +177,12 @@ func (c *clientConn) abort(cause error) {
 func (c *clientConn) setUp() <-chan error {
 	done := make(chan error, 1)
 	c.setup.Add(1)
+	started := false
+	defer func() {
+		if !started {
+			c.setup.Done() // Go panicked: end's Wait must not hang on it
+		}
+	}()
 	c.s.setups.Go(func() {
 		defer c.setup.Done()
 		err := c.serve()
@@ -191,6 +197,7 @@ func (c *clientConn) setUp() <-chan error {
 			u.settle(c.ctx) // u's record and dialed conn never change
 		}
 	})
+	started = true
 	return done
 }
 
