@@ -2,7 +2,10 @@
 
 package relay
 
-import "net"
+import (
+	"net"
+	"syscall"
+)
 
 // peeker is a no-op where we cannot peek at a socket: Read waits, holding
 // its buffer.
@@ -14,5 +17,6 @@ func (p *peeker) wait() error { return nil }
 
 func (p *peeker) poll(bool) (bool, error) { return true, nil }
 
-// waitIdle is Unix's; elsewhere copyHalf's first wait is the first.
-func waitIdle(net.Conn) {}
+// waitIdleSocket is Unix's; elsewhere a socket's first wait is
+// copyHalf's.
+func waitIdleSocket(syscall.Conn) {}

@@ -91,28 +91,17 @@ func (p *peeker) readErr() error {
 	return nil
 }
 
-// waitIdle waits, reading nothing, until src has something for a read
-// (bytes, its end, an error) or cannot be waited on any more (closed, a
-// deadline). It is the first wait of Relay's own direction, made before
-// copyHalf: a connection that never carries a byte that way waits here,
-// with only Relay's frame above the poller's, so its goroutine keeps the
-// smallest stack (2 KiB) instead of growing to 4 KiB for frames it never
-// runs. Everything it could see is still there for copyHalf, which reports
-// it: a wait that ends early costs nothing but the saving.
-func waitIdle(src net.Conn) {
-	switch c := src.(type) {
-	case readWaiter:
-		_ = c.WaitRead() // its error is the stream's state: Read meets it again
-	case syscall.Conn:
-		rc, err := c.SyscallConn()
-		if err == nil {
-			_ = rc.Read(readable) // closed or past a deadline: so is copyHalf's wait
-		}
+// waitIdleSocket is waitIdle for a socket: it waits in the runtime
+// poller until readable says so.
+func waitIdleSocket(c syscall.Conn) {
+	rc, err := c.SyscallConn()
+	if err == nil {
+		_ = rc.Read(readable) // closed or past a deadline: so is copyHalf's wait
 	}
 }
 
 // readable reports whether fd would not block a read, without reading:
-// poll(2) with no timeout, which also sees an end and an error, and
+// poll(2) with a zero timeout, which also sees an end and an error, and
 // consumes neither (a peek would consume a pending error).
 func readable(fd uintptr) bool {
 	fds := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
