@@ -287,13 +287,16 @@ func TestAPIConnections(t *testing.T) {
 		t.Fatalf("empty /connections: %d %s", status, body)
 	}
 	c := tunnelTo(t, e.proxy(), e.echo)
-	// The echo is back, but the relay counts the upload once its write to
-	// the target returned: on a loaded machine the snapshot can come
-	// between the two. Counts are live, not instant: look again (bounded).
+	// The echo is back, but the relay counts each direction once its write
+	// returned, and the client can read the echo before the download's
+	// write has returned: on a loaded machine the snapshot can come between
+	// (up 0 down 4 and up 4 down 0 were both seen). Counts are live, not
+	// instant: look again (bounded) until both are in.
 	var snap, conn map[string]any
 	for range 50 {
 		snap = e.getJSON("/connections")
-		if conn = findConn(t, snap, localPort(c)); conn != nil && conn["upload"].(float64) == 4 {
+		if conn = findConn(t, snap, localPort(c)); conn != nil &&
+			conn["upload"].(float64) == 4 && conn["download"].(float64) == 4 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
