@@ -24,9 +24,9 @@ import "time"
 // it cut one stream's loopback download by a third (two paired runs: 763
 // and 790 MB/s before, 451 and 533 after; tunnel ÷ smux 1.49 and 1.53
 // before, 0.89 and 1.29 after): under load, the credit's real round trip
-// is the busy processes' turnaround, not the idle PING's. The echo's p99 under
-// bulk moved only from a median of 18 to 14.5 ms over six paired runs,
-// about as much as bare TCP's own varied; most of it is the CPU's
+// is the busy processes' turnaround, not the idle PING's. The echo's p99
+// under bulk moved only from a median of 18 to 14.5 ms over six paired
+// runs, about as much as bare TCP's own varied; most of it is the CPU's
 // scheduling, not the queue.
 
 // updateFraction: a WINDOW is sent once the application has read this
